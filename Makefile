@@ -1,0 +1,35 @@
+# The two set-up commands: `make run` and `make test`. Both install what is missing.
+VENV := .venv
+BIN := $(VENV)/bin
+
+.PHONY: setup run test lint typecheck contracts pytest bench screenshot clean
+
+setup:
+	@bash packaging/bootstrap.sh
+
+run: setup
+	$(BIN)/emodesk $(ARGS)
+
+test: setup lint contracts typecheck pytest
+
+lint:
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+contracts:
+	$(BIN)/lint-imports
+
+typecheck:
+	$(BIN)/mypy emodesk/core emodesk/dsp
+
+pytest:
+	$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+bench: setup
+	$(BIN)/python -m bench $(ARGS)
+
+screenshot: setup
+	xvfb-run -a -s "-screen 0 1280x800x24" $(BIN)/python -m bench.screenshot
+
+clean:
+	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache

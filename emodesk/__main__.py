@@ -1,0 +1,3 @@
+from emodesk.cli import main
+
+raise SystemExit(main())

@@ -1,0 +1,1 @@
+"""PyAudio streams on a QThread: capture, playout, devices, echo cancellation."""

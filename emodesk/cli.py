@@ -1,0 +1,103 @@
+"""`emodesk` command line: parses arguments and hands each subcommand to its module.
+
+Subcommand modules are imported only when chosen, so `emodesk --version` and the
+GUI's start-up do not pay for google-genai, numpy or PyAudio they do not use.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import importlib.util
+import sys
+from collections.abc import Sequence
+
+from emodesk import __version__
+
+VOICES = (
+    "Puck", "Charon", "Kore", "Fenrir", "Aoede", "Leda", "Orus", "Zephyr",
+)  # fmt: skip
+
+
+def _add_endpoint_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--endpoint",
+        metavar="URL",
+        help="a Live endpoint that speaks Google's protocol (env EMODESK_ENDPOINT); "
+        "default: Google's, or the local emulator when no API key is set",
+    )
+    parser.add_argument(
+        "--ca-file",
+        metavar="PEM",
+        help="CA certificate to trust for --endpoint (env EMODESK_CA_FILE)",
+    )
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="emodesk",
+        description="Spoken conversations with Gemini Live that notice how you sound.",
+    )
+    parser.add_argument("--version", action="version", version=f"emodesk {__version__}")
+    _add_endpoint_options(parser)
+    parser.add_argument("--offline", action="store_true", help="use the local Live emulator")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+
+    converse = sub.add_parser(
+        "converse", help="one headless conversation from a WAV file, through the same controller"
+    )
+    converse.add_argument("--audio-in", required=True, metavar="FILE.wav")
+    converse.add_argument("--audio-out", metavar="FILE.wav")
+    converse.add_argument(
+        "--turns", choices=("split-by-silence", "one"), default="split-by-silence"
+    )
+    converse.add_argument("--voice", default="Puck")
+    converse.add_argument("--profile", default="general")
+    converse.add_argument("--consent", choices=("yes", "no"), default="no")
+    converse.add_argument("--csv", metavar="OUT.csv")
+    converse.add_argument("--device", action="store_true", help="use the real audio engine")
+    converse.add_argument("--db", metavar="PATH", help="session history database")
+    _add_endpoint_options(converse)
+
+    analyze = sub.add_parser("analyze", help="local acoustic emotion per utterance of a WAV file")
+    analyze.add_argument("file", metavar="FILE.wav")
+    analyze.add_argument("--csv", metavar="OUT.csv")
+    analyze.add_argument("--json", metavar="OUT.json")
+
+    emulator = sub.add_parser("emulator", help="the local Live emulator (TLS WebSocket server)")
+    emulator.add_argument("--port", type=int, default=0, help="0 picks a free port")
+    emulator.add_argument(
+        "--faults",
+        default="",
+        metavar="LIST",
+        help="comma-separated fault switches, e.g. drop@2,goaway@3,close1011@4,malformed@1",
+    )
+
+    sub.add_parser("devices", help="audio devices with default rate and latency")
+    return parser
+
+
+# subcommand -> (module, the layer it needs, for the message when it is missing)
+_COMMANDS = {
+    "converse": ("emodesk.commands.converse", "conversation"),
+    "analyze": ("emodesk.commands.analyze", "dsp"),
+    "emulator": ("emodesk.commands.emulator", "live"),
+    "devices": ("emodesk.commands.devices", "audio"),
+    None: ("emodesk.app", "ui"),
+}
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    module_name, layer = _COMMANDS[args.command]
+    if importlib.util.find_spec(module_name) is None:
+        what = f"`emodesk {args.command}`" if args.command else "the desktop app"
+        print(f"emodesk: {what} is not built yet (the {layer} layer is missing)", file=sys.stderr)
+        return 2
+    module = importlib.import_module(module_name)
+    result: int = module.run(args)
+    return result
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,1 @@
+"""Implementations of the `emodesk` subcommands, one module each."""

@@ -1,0 +1,1 @@
+"""The conversation controller: an asyncio state machine joining audio, Live, emotion, store."""

@@ -1,0 +1,128 @@
+"""What the controller shows the outside (the GUI, `emodesk converse`): its states and
+the events it emits. The UI depends on this module, never on `live` or `audio`."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from enum import StrEnum
+
+
+class ConversationState(StrEnum):
+    OFFLINE = "offline"
+    CONNECTING = "connecting"
+    READY = "ready"
+    LISTENING = "listening"  # push-to-talk held (or speech detected hands-free)
+    WAITING = "waiting"  # turn sent, no reply audio yet
+    REPLYING = "replying"
+    RECONNECTING = "reconnecting"
+    ERROR = "error"
+
+
+class NoticeKind(StrEnum):
+    RECONNECTING = "reconnecting"
+    RECONNECTED = "reconnected"
+    INVALID_KEY = "invalid_key"
+    MIC_LOST = "mic_lost"
+    AUDIO_DROPPED = "audio_dropped"
+    ESCALATION = "escalation"
+    CONNECTION_FAILED = "connection_failed"
+    STORAGE = "storage"  # the history could not be written (disk full, damaged file)
+
+
+@dataclass(frozen=True, slots=True)
+class StateChanged:
+    state: ConversationState
+    previous: ConversationState
+    detail: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class SessionStarted:
+    session_id: str
+    voice: str
+    model: str
+    profile: str
+    synthetic: bool  # on the local emulator: replies are synthetic
+
+
+@dataclass(frozen=True, slots=True)
+class SessionEnded:
+    session_id: str
+
+
+@dataclass(frozen=True, slots=True)
+class TranscriptLine:
+    """A transcript piece; `final` marks the end of that side's turn text."""
+
+    role: str  # "user" | "model"
+    text: str
+    turn: int
+    final: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class ReadingAdded:
+    """A reading placed on the timeline with the tracker's verdict after it."""
+
+    turn: int
+    source: str
+    emotion: str
+    confidence: float
+    energy_level: str
+    t_start_s: float
+    t_end_s: float
+    arousal: float | None
+    valence: float | None
+    trend: str
+    escalate: bool
+
+
+@dataclass(frozen=True, slots=True)
+class TrendChanged:
+    trend: str
+    escalate: bool
+    advice: str  # the profile's meaning of the trend, e.g. "Offer a human agent"
+
+
+@dataclass(frozen=True, slots=True)
+class TurnLatency:
+    turn: int
+    to_first_audio_s: float | None  # push-to-talk released -> first reply audio received
+    to_first_played_s: float | None  # ... -> first reply audio at the device
+
+
+@dataclass(frozen=True, slots=True)
+class Notice:
+    """Something the user should see, with the action that fixes it, if any."""
+
+    kind: NoticeKind
+    message: str
+    action: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class IntentRefused:
+    intent: str
+    reason: str
+
+
+@dataclass(frozen=True, slots=True)
+class SettingsChanged:
+    voice: str
+    profile: str
+    consent: bool
+    hands_free: bool
+
+
+ControllerEvent = (
+    StateChanged
+    | SessionStarted
+    | SessionEnded
+    | TranscriptLine
+    | ReadingAdded
+    | TrendChanged
+    | TurnLatency
+    | Notice
+    | IntentRefused
+    | SettingsChanged
+)

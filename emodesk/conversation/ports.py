@@ -1,0 +1,58 @@
+"""The small interfaces the controller drives. The audio engine, the file-based audio of
+`emodesk converse` and test doubles implement `AudioPort`; `LiveSession` implements
+`LivePort`. The controller imports neither implementation (import-linter checks it)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Protocol
+
+from emodesk.live.events import LiveEvent
+from emodesk.live.settings import LiveSettings
+
+
+class AudioPort(Protocol):
+    def start_capture(self, on_frame: Callable[[bytes], None]) -> None:
+        """Open the microphone. `on_frame` is called on the asyncio loop's thread with
+        16 kHz mono PCM16 frames until `stop_capture`."""
+
+    def stop_capture(self) -> None: ...
+
+    def play(self, pcm: bytes, rate: int) -> None:
+        """Queue reply audio (mono PCM16 at `rate`) for playback; never blocks."""
+
+    def flush(self) -> None:
+        """Silence playback at once: drop what is queued and what the device holds."""
+
+    def set_listeners(
+        self,
+        on_playback_started: Callable[[float], None] | None = None,
+        on_error: Callable[[str], None] | None = None,
+    ) -> None:
+        """`on_playback_started(t_monotonic)`: reply audio reached the device after
+        silence. `on_error(message)`: a device failed (unplugged, cannot open).
+        Both are called on the asyncio loop's thread."""
+
+
+class LivePort(Protocol):
+    def set_listener(self, on_event: Callable[[LiveEvent], None]) -> None:
+        """Every event from the session is passed here, on the loop's thread."""
+
+    async def start(self, settings: LiveSettings) -> None:
+        """Connect (reconnecting by itself afterwards as the events report)."""
+
+    async def reconfigure(self, settings: LiveSettings) -> None:
+        """Apply a change fixed at setup (voice, consent, profile): reconnect with the
+        resumption handle, or start fresh seeded with `settings.transcript_seed`."""
+
+    async def close(self) -> None: ...
+
+    def send_audio(self, pcm: bytes) -> None:
+        """Queue 16 kHz mono PCM16 for the socket; never blocks. Audio queued while
+        reconnecting is sent after the reconnect or reported as `AudioDropped`."""
+
+    def activity_start(self) -> None: ...
+
+    def activity_end(self) -> None: ...
+
+    async def send_text(self, text: str) -> None: ...

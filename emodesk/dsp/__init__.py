@@ -1,0 +1,1 @@
+"""numpy signal code: levels, gating, resampling, ring buffers, prosody, the acoustic estimator."""

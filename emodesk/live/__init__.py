@@ -1,0 +1,1 @@
+"""The Gemini Live session on google-genai, and the local Live emulator. No Qt, no PyAudio."""

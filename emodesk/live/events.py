@@ -1,0 +1,169 @@
+"""Typed events that the Live session emits, one per fact the server (or the link) tells us.
+
+The conversation controller consumes these; nothing outside `emodesk.live` sees
+google-genai's own message types.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from enum import StrEnum
+from typing import Any
+
+from emodesk.core.emotion import EmotionReading
+
+
+@dataclass(frozen=True, slots=True)
+class AudioChunk:
+    """Reply audio: 16-bit little-endian mono PCM at `rate` Hz (24000 from Gemini)."""
+
+    data: bytes
+    rate: int
+
+
+@dataclass(frozen=True, slots=True)
+class InputTranscript:
+    """A piece of the transcription of the user's speech."""
+
+    text: str
+    finished: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class OutputTranscript:
+    """A piece of the transcription of the model's spoken reply."""
+
+    text: str
+    finished: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class TextReply:
+    """Text from the model (text-output models); emotion JSON already split off."""
+
+    text: str
+
+
+@dataclass(frozen=True, slots=True)
+class ToolCall:
+    """A function call the session did not answer itself (not `report_user_emotion`)."""
+
+    call_id: str
+    name: str
+    args: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True)
+class EmotionReported:
+    """The model's `report_user_emotion` call, answered already, parsed into a reading."""
+
+    reading: EmotionReading
+    call_id: str
+
+
+@dataclass(frozen=True, slots=True)
+class EmotionReportRejected:
+    """A `report_user_emotion` call whose arguments could not be read (answered with an error)."""
+
+    call_id: str
+    reason: str
+
+
+@dataclass(frozen=True, slots=True)
+class ToolCallCancelled:
+    ids: tuple[str, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class Interrupted:
+    """The server stopped its reply (barge-in): drop queued reply audio."""
+
+
+@dataclass(frozen=True, slots=True)
+class GenerationComplete:
+    pass
+
+
+@dataclass(frozen=True, slots=True)
+class TurnComplete:
+    pass
+
+
+@dataclass(frozen=True, slots=True)
+class GoAway:
+    """The server will close this connection soon; `time_left_s` may be None."""
+
+    time_left_s: float | None
+
+
+@dataclass(frozen=True, slots=True)
+class ResumptionHandle:
+    handle: str
+    resumable: bool
+
+
+@dataclass(frozen=True, slots=True)
+class Usage:
+    prompt_tokens: int | None
+    response_tokens: int | None
+    total_tokens: int | None
+
+
+class LinkState(StrEnum):
+    CONNECTING = "connecting"
+    CONNECTED = "connected"
+    RECONNECTING = "reconnecting"
+    CLOSED = "closed"  # closed on purpose by us
+    FAILED = "failed"  # gave up: bad key, too many tries, protocol error
+
+
+@dataclass(frozen=True, slots=True)
+class LinkStateChanged:
+    """Connection state. While RECONNECTING, `attempt` counts tries and `delay_s`
+    is the wait before the next one; `resumed` says a resumption handle was used."""
+
+    state: LinkState
+    attempt: int = 0
+    delay_s: float = 0.0
+    reason: str = ""
+    resumed: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class SessionError:
+    """An error the user should see. `code` is the WebSocket close code or HTTP status
+    when there is one; `auth` marks a rejected key (never retried)."""
+
+    message: str
+    code: int | None = None
+    retryable: bool = False
+    auth: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class AudioDropped:
+    """User audio that could not be sent (link down past the buffer) — reported, not hidden."""
+
+    seconds: float
+    reason: str
+
+
+LiveEvent = (
+    AudioChunk
+    | InputTranscript
+    | OutputTranscript
+    | TextReply
+    | ToolCall
+    | EmotionReported
+    | EmotionReportRejected
+    | ToolCallCancelled
+    | Interrupted
+    | GenerationComplete
+    | TurnComplete
+    | GoAway
+    | ResumptionHandle
+    | Usage
+    | LinkStateChanged
+    | SessionError
+    | AudioDropped
+)

@@ -1,0 +1,32 @@
+"""What a Live connection is made from. Plain data; `config.py` turns it into the SDK's config."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+DEFAULT_MODEL = "gemini-3.1-flash-live-preview"
+DEFAULT_VOICE = "Puck"
+
+
+@dataclass(frozen=True, slots=True)
+class LiveSettings:
+    model: str = DEFAULT_MODEL
+    voice: str = DEFAULT_VOICE
+    # Full system instruction: profile + language line + (only with consent) emotion rules.
+    system_instruction: str = ""
+    # Declare `report_user_emotion`; only ever True with the user's consent.
+    emotion_tool: bool = False
+    # Push-to-talk: automatic activity detection off, explicit activity start/end.
+    push_to_talk: bool = True
+    # Hands-free voice activity detection tuning (used when push_to_talk is False).
+    vad_start_sensitivity: str = "high"  # "high" | "low"
+    vad_end_sensitivity: str = "high"
+    vad_silence_ms: int = 500
+    language_code: str | None = None
+    api_version: str | None = None  # None: the SDK's default (v1)
+    endpoint: str | None = None  # None: Google's endpoint
+    ca_file: str | None = None
+    api_key: str = field(default="", repr=False)  # never in a repr, a log or a file
+    # Seeds a fresh session with the conversation so far when resumption cannot
+    # carry a change: (role, text) pairs with role "user" or "model".
+    transcript_seed: tuple[tuple[str, str], ...] = ()

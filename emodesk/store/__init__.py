@@ -1,0 +1,1 @@
+"""sqlite3 session history: sessions, readings, transcripts."""

@@ -1,0 +1,1 @@
+"""PySide6 widgets and pyqtgraph plots. Shows state, sends intents."""
