@@ -3,8 +3,10 @@ the events it emits. The UI depends on this module, never on `live` or `audio`."
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from enum import StrEnum
+from typing import Protocol
 
 
 class ConversationState(StrEnum):
@@ -126,3 +128,40 @@ ControllerEvent = (
     | IntentRefused
     | SettingsChanged
 )
+
+
+class ControllerProtocol(Protocol):
+    """The controller as the UI sees it. Intents that do not fit the current state are
+    refused: the method returns False and an `IntentRefused` event says why."""
+
+    @property
+    def state(self) -> ConversationState: ...
+
+    @property
+    def session_id(self) -> str | None: ...
+
+    def subscribe(self, on_event: Callable[[ControllerEvent], None]) -> Callable[[], None]:
+        """Events are delivered on the loop's thread; the returned callable unsubscribes."""
+
+    async def connect(self) -> bool: ...
+
+    async def disconnect(self) -> bool: ...
+
+    def push_to_talk_down(self) -> bool: ...
+
+    def push_to_talk_up(self) -> bool: ...
+
+    def set_hands_free(self, enabled: bool) -> bool: ...
+
+    async def send_text(self, text: str) -> bool: ...
+
+    async def change_voice(self, voice: str) -> bool: ...
+
+    async def change_profile(self, profile: str) -> bool: ...
+
+    async def set_consent(self, granted: bool) -> bool: ...
+
+    async def export(self, path: str, fmt: str = "csv", session_id: str | None = None) -> bool:
+        """Write the timeline of this (or a past) session as "csv" or "json"."""
+
+    async def end_session(self) -> bool: ...
