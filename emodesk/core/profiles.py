@@ -1,0 +1,170 @@
+"""Use-case profiles: the assistant's role, its emotion rules, and what each trend means.
+
+The system instruction carries emotion rules and the `report_user_emotion` request only
+with consent; without it the instruction says nothing about emotions at all.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from types import MappingProxyType
+
+from emodesk.core.emotion_tool import REPORT_EMOTION_TOOL_NAME
+from emodesk.core.tracker import TrackerVerdict, Trend
+
+DEFAULT_LANGUAGE = "English"
+_MAX_LANGUAGE_CHARS = 40
+
+
+@dataclass(frozen=True, slots=True)
+class Profile:
+    key: str
+    title: str
+    instruction: str  # the role; never mentions emotions (sent without consent too)
+    emotion_rules: str  # sent only with consent
+    trend_advice: Mapping[Trend, str]
+    escalation_action: str
+    offers_session_report: bool = field(default=False)
+
+    def __post_init__(self) -> None:
+        missing = [trend.value for trend in Trend if trend not in self.trend_advice]
+        if missing:
+            raise ValueError(f"profile {self.key!r} has no advice for {missing}")
+        object.__setattr__(self, "trend_advice", MappingProxyType(dict(self.trend_advice)))
+
+    def advice_for(self, verdict: TrackerVerdict) -> str:
+        """What the UI suggests for this verdict: the escalation action while escalated."""
+        return self.escalation_action if verdict.escalate else self.trend_advice[verdict.trend]
+
+
+_REPORT_RULE = (
+    f"At the start of every reply, before you answer, call the {REPORT_EMOTION_TOOL_NAME} "
+    "function once with your estimate of the emotional expression in the user's latest "
+    "turn: emotion (happy, sad, angry, anxious or neutral), confidence from 0 to 1, and "
+    "energy_level (high, medium or low). Judge from how the user sounds (tone, pitch, "
+    "pace, loudness) as well as from what they say. The estimate is not a diagnosis: do "
+    "not tell the user what they feel, and do not mention the function unless asked."
+)
+
+_COMMON_ADVICE = {
+    Trend.INSUFFICIENT_DATA: "Not enough turns yet",
+    Trend.STABLE: "Carry on",
+    Trend.IMPROVING: "The conversation is going better",
+}
+
+GENERAL = Profile(
+    key="general",
+    title="General assistant",
+    instruction=(
+        "You are EmoDesk, a helpful voice assistant. Keep replies short and conversational, "
+        "since they are spoken aloud. Ask a short question when a request is unclear."
+    ),
+    emotion_rules=(
+        "If the user sounds frustrated or upset, acknowledge it briefly and slow down; "
+        "otherwise simply help."
+    ),
+    trend_advice={
+        **_COMMON_ADVICE,
+        Trend.WORSENING: "Slow down and check in",
+        Trend.PERSISTENT_NEGATIVE: "Acknowledge how it is going and check in",
+    },
+    escalation_action="Check in with the user",
+)
+
+SUPPORT = Profile(
+    key="support",
+    title="Customer support",
+    instruction=(
+        "You are a customer support agent. Find out what the customer needs, solve it step "
+        "by step, and confirm each step worked. Keep replies short; they are spoken aloud. "
+        "If you cannot solve the problem, offer to hand over to a human agent."
+    ),
+    emotion_rules=(
+        "If the customer sounds angry or anxious for several turns, acknowledge it, "
+        "apologise for the trouble, and offer a human agent."
+    ),
+    trend_advice={
+        **_COMMON_ADVICE,
+        Trend.WORSENING: "Acknowledge the trouble and simplify",
+        Trend.PERSISTENT_NEGATIVE: "Offer a human agent",
+    },
+    escalation_action="Offer a human agent",
+)
+
+TUTOR = Profile(
+    key="tutor",
+    title="Tutor",
+    instruction=(
+        "You are a patient tutor. Explain one idea at a time, check understanding with a "
+        "short question, and build on what the learner already knows. Keep replies short; "
+        "they are spoken aloud."
+    ),
+    emotion_rules=(
+        "Report confusion as anxious and boredom as sad with low energy. When the learner "
+        "sounds confused or bored, try another approach: an example, a simpler step, or a "
+        "different angle."
+    ),
+    trend_advice={
+        **_COMMON_ADVICE,
+        Trend.WORSENING: "Try another approach",
+        Trend.PERSISTENT_NEGATIVE: "Try another approach",
+    },
+    escalation_action="Try another approach",
+)
+
+WELLNESS = Profile(
+    key="wellness",
+    title="Wellness check-in",
+    instruction=(
+        "You are a supportive companion for a short daily check-in. Listen, reflect back "
+        "briefly, and ask open questions. You are not a therapist and you do not diagnose. "
+        "If the user mentions danger to themselves or others, urge them to contact local "
+        "emergency services. Keep replies short; they are spoken aloud."
+    ),
+    emotion_rules=(
+        "If the user sounds sad, anxious or angry for many turns, gently suggest talking "
+        "to a professional or someone they trust."
+    ),
+    trend_advice={
+        **_COMMON_ADVICE,
+        Trend.WORSENING: "Slow down and listen",
+        Trend.PERSISTENT_NEGATIVE: "Suggest professional help",
+    },
+    escalation_action="Suggest professional help",
+    offers_session_report=True,
+)
+
+PROFILES: Mapping[str, Profile] = MappingProxyType(
+    {profile.key: profile for profile in (GENERAL, SUPPORT, TUTOR, WELLNESS)}
+)
+
+
+def get_profile(key: str) -> Profile:
+    """The profile for `key`; KeyError naming the valid keys otherwise."""
+    try:
+        return PROFILES[key]
+    except (KeyError, TypeError):
+        raise KeyError(
+            f"unknown profile {key!r}; choose one of: {', '.join(sorted(PROFILES))}"
+        ) from None
+
+
+def clean_language(language: object) -> str:
+    """A language name safe to put in the instruction: one line, short, not empty."""
+    if not isinstance(language, str):
+        return DEFAULT_LANGUAGE
+    words = " ".join("".join(ch if ch.isprintable() else " " for ch in language).split())
+    words = words.rstrip(".").strip()
+    if not words or len(words) > _MAX_LANGUAGE_CHARS:
+        return DEFAULT_LANGUAGE
+    return words
+
+
+def system_instruction(profile: Profile, language: str, consent: bool) -> str:
+    """The full system instruction: the role, the language, and (only with consent) the
+    request to report emotions plus the profile's emotion rules."""
+    parts = [profile.instruction, f"Respond in {clean_language(language)}."]
+    if consent is True:
+        parts += [_REPORT_RULE, profile.emotion_rules]
+    return "\n\n".join(parts)
