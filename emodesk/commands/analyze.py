@@ -1,0 +1,138 @@
+"""`emodesk analyze FILE.wav`: local acoustic emotion per utterance, as a table, CSV or JSON."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from datetime import UTC, datetime
+from typing import Any, TextIO
+
+import numpy as np
+
+from emodesk.core.emotion import EmotionReading
+from emodesk.core.export import (
+    ExportError,
+    SessionMetadata,
+    new_session_id,
+    timeline_csv,
+    timeline_json,
+    write_text_atomic,
+)
+from emodesk.core.timeline import TimelineEntry
+from emodesk.core.tracker import EmotionTracker
+from emodesk.dsp.estimator import AcousticEstimator, to_reading
+from emodesk.dsp.levels import peak_dbfs
+from emodesk.dsp.prosody import ProsodyStream
+from emodesk.dsp.vad import segment_utterances
+from emodesk.dsp.wav import TARGET_RATE, WavError, read_wav
+
+SILENT_PEAK_DBFS = -60.0
+PROGRESS_MIN_S = 30.0
+_CHUNK = TARGET_RATE  # feed one second at a time: steady progress, bounded work per step
+
+
+class _Progress:
+    """A one-line text progress bar on stderr, drawn only where it helps."""
+
+    def __init__(self, total: int, stream: TextIO, enabled: bool) -> None:
+        self.total = max(total, 1)
+        self.stream = stream
+        self.enabled = enabled
+        self._shown = -1
+
+    def update(self, done: int) -> None:
+        if not self.enabled:
+            return
+        percent = min(100, done * 100 // self.total)
+        if percent == self._shown:
+            return
+        self._shown = percent
+        filled = percent * 30 // 100
+        self.stream.write(f"\ranalysing [{'#' * filled}{'.' * (30 - filled)}] {percent:3d}%")
+        self.stream.flush()
+
+    def close(self) -> None:
+        if self.enabled and self._shown >= 0:
+            self.stream.write("\n")
+            self.stream.flush()
+
+
+def analyse(
+    pcm: np.ndarray[Any, Any], progress: _Progress | None = None
+) -> list[tuple[EmotionReading, dict[str, float]]]:
+    """Readings (with their features) for each utterance of 16 kHz int16 audio."""
+    estimator = AcousticEstimator()
+    results: list[tuple[EmotionReading, dict[str, float]]] = []
+    for start, end in segment_utterances(pcm, TARGET_RATE):
+        stream = ProsodyStream(TARGET_RATE)
+        for pos in range(start, end, _CHUNK):
+            stream.feed(pcm[pos : min(pos + _CHUNK, end)])
+            if progress is not None:
+                progress.update(min(pos + _CHUNK, end))
+        est = estimator.assess(stream.finish())
+        if est is None:
+            continue
+        turn = len(results) + 1
+        reading = to_reading(est, turn, start / TARGET_RATE, end / TARGET_RATE)
+        results.append((reading, est.features.as_dict()))
+    return results
+
+
+def _table(entries: list[TimelineEntry], out: TextIO) -> None:
+    header = f"{'turn':>4}  {'start':>8}  {'end':>8}  {'emotion':<8} {'conf':>5}  "
+    header += f"{'energy':<6} {'arousal':>7} {'valence':>7}  trend"
+    out.write(header + "\n")
+    for e in entries:
+        r = e.reading
+        out.write(
+            f"{r.turn:>4}  {r.t_start_s:>8.2f}  {r.t_end_s:>8.2f}  {r.emotion.value:<8} "
+            f"{r.confidence:>5.2f}  {r.energy_level.value:<6} {r.arousal or 0.0:>7.2f} "
+            f"{r.valence or 0.0:>7.2f}  {e.trend.value}\n"
+        )
+
+
+def run(args: argparse.Namespace) -> int:
+    try:
+        pcm, duration_s = read_wav(args.file)
+    except WavError as exc:
+        print(f"emodesk analyze: {exc}", file=sys.stderr)
+        return 2
+    if pcm.size == 0 or peak_dbfs(pcm) < SILENT_PEAK_DBFS:
+        print(f"emodesk analyze: {args.file}: the recording is silent", file=sys.stderr)
+        return 2
+    progress = _Progress(
+        pcm.size, sys.stderr, enabled=sys.stderr.isatty() or duration_s > PROGRESS_MIN_S
+    )
+    results = analyse(pcm, progress)
+    progress.update(pcm.size)
+    progress.close()
+
+    tracker = EmotionTracker()
+    entries = []
+    for reading, _features in results:
+        verdict = tracker.add(reading)
+        entries.append(TimelineEntry(reading, verdict.trend, verdict.escalate))
+    if entries:
+        _table(entries, sys.stdout)
+    else:
+        print(f"no speech found in {args.file} ({duration_s:.1f} s)")
+
+    session_id = new_session_id()
+    try:
+        if args.csv:
+            write_text_atomic(args.csv, timeline_csv(session_id, entries))
+        if args.json:
+            meta = SessionMetadata(
+                session_id=session_id,
+                started_utc=datetime.now(UTC),
+                voice="",
+                model="acoustic",
+                profile="analyze",
+                consent_version=None,
+                language="",
+            )
+            write_text_atomic(args.json, timeline_json(meta, entries))
+    except ExportError as exc:
+        print(f"emodesk analyze: {exc}", file=sys.stderr)
+        return 1
+    return 0
