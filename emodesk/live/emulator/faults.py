@@ -1,0 +1,73 @@
+"""Fault switches for the emulator: "drop@2,goaway@3,close1011@4,close1007@1,slow@2,
+burst@2,malformed@1". The number is the (1-based) user turn at which the fault fires,
+counted per connection unless the schedule is shared (`every` spelled `drop@*` fires on
+every turn).
+
+- drop: the TCP connection is cut without a close frame, when the turn's input ends.
+- goaway: `goAway` when the turn starts, then the connection closes shortly after.
+- close1011 / close1007: a close frame with that code when the turn's input ends.
+- slow: the reply starts late (`slow_delay_s`).
+- burst: the reply's audio comes all at once instead of paced.
+- malformed: one frame that is not valid JSON before the reply.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from enum import StrEnum
+
+
+class FaultKind(StrEnum):
+    DROP = "drop"
+    GOAWAY = "goaway"
+    CLOSE_1011 = "close1011"
+    CLOSE_1007 = "close1007"
+    SLOW = "slow"
+    BURST = "burst"
+    MALFORMED = "malformed"
+
+
+class FaultSpecError(ValueError):
+    """A fault list that cannot be parsed; the message names the bad item."""
+
+
+@dataclass(frozen=True, slots=True)
+class Fault:
+    kind: FaultKind
+    turn: int | None  # None: every turn
+
+
+@dataclass(frozen=True, slots=True)
+class FaultPlan:
+    """Faults by turn. The plan fires each fault once (per server), so a client that
+    resumes is not hit by the same fault again on the retried turn."""
+
+    faults: tuple[Fault, ...] = ()
+
+    def at(self, turn: int) -> frozenset[FaultKind]:
+        return frozenset(f.kind for f in self.faults if f.turn is None or f.turn == turn)
+
+    def __bool__(self) -> bool:
+        return bool(self.faults)
+
+
+def parse_faults(spec: str) -> FaultPlan:
+    items = [item.strip() for item in spec.split(",") if item.strip()]
+    faults: list[Fault] = []
+    for item in items:
+        name, sep, when = item.partition("@")
+        try:
+            kind = FaultKind(name.strip().lower())
+        except ValueError:
+            known = ", ".join(k.value for k in FaultKind)
+            raise FaultSpecError(f"unknown fault {name!r} in {item!r} (known: {known})") from None
+        if not sep:
+            raise FaultSpecError(f"{item!r}: give the turn as {name}@N (or {name}@*)")
+        when = when.strip()
+        if when == "*":
+            faults.append(Fault(kind, None))
+            continue
+        if not when.isdigit() or int(when) < 1:
+            raise FaultSpecError(f"{item!r}: the turn must be a whole number >= 1 or *")
+        faults.append(Fault(kind, int(when)))
+    return FaultPlan(tuple(faults))

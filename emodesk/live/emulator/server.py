@@ -1,0 +1,721 @@
+"""The Live emulator: a TLS WebSocket server on loopback serving BidiGenerateContent.
+
+It enforces the protocol as Google's server does (setup first, activity signals only
+with automatic detection off, audio mime and rate checked; a wrong message closes with
+1007 and a reason), answers every user turn (input transcription, a
+`report_user_emotion` call when the tool is declared, then synthetic speech at 24 kHz
+with its transcription), honours barge-in, hands out resumption handles and resumes
+from them, and injects faults by schedule (`faults`) or on demand (`arm`).
+
+Every client message is kept, as parsed JSON, in `received` (all connections) and in
+`connections[i].received`, so tests can check what went over the wire.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import copy
+import http
+import json
+import logging
+import re
+import secrets
+import shutil
+import time
+from collections.abc import Callable, Collection
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from websockets.asyncio.server import Server, ServerConnection, serve
+from websockets.exceptions import ConnectionClosed
+from websockets.http11 import Request, Response
+
+from emodesk.core.emotion_tool import REPORT_EMOTION_TOOL_NAME
+from emodesk.live.emulator.faults import FaultKind, FaultPlan, parse_faults
+from emodesk.live.emulator.synth import OUTPUT_RATE, synthesize
+from emodesk.live.emulator.tls import Certificate, make_certificate
+from emodesk.live.emulator.wire import (
+    WireError,
+    decode_b64,
+    duration_string,
+    encode_b64,
+    normalize_keys,
+    pcm_rate,
+)
+
+log = logging.getLogger(__name__)
+
+EMOTION_TOOL_NAME = REPORT_EMOTION_TOOL_NAME
+_PATH = re.compile(
+    r"^/ws/google\.ai\.generativelanguage\.(v1|v1alpha|v1beta)\.GenerativeService\."
+    r"(BidiGenerateContent|BidiGenerateContentConstrained)$"
+)
+_CLIENT_KEYS = frozenset(
+    {"setup", "client_content", "realtime_input", "tool_response", "context_update"}
+)
+_REALTIME_KEYS = frozenset(
+    {"audio", "video", "media_chunks", "text", "activity_start", "activity_end",
+     "audio_stream_end"}
+)  # fmt: skip
+BAD_KEY_REASON = "API key not valid. Please pass a valid API key."
+CHUNK_MS = 40  # reply audio per frame, as the real service sends it (1,920 bytes)
+GOAWAY_TIME_LEFT_S = 1.0
+# Hands-free: a frame louder than this (RMS of int16) is speech.
+VAD_RMS_THRESHOLD = 300.0
+
+
+class _Close(Exception):
+    """Ends a connection with a close frame (or an abrupt drop when code is None)."""
+
+    def __init__(self, code: int | None, reason: str = "") -> None:
+        super().__init__(f"{code} {reason}")
+        self.code = code
+        self.reason = reason
+
+
+@dataclass
+class TurnRecord:
+    """One user turn as the emulator saw it."""
+
+    number: int
+    audio: bytearray = field(default_factory=bytearray)
+    rate: int = 16_000
+    text: str = ""
+    tool_call_id: str | None = None
+    tool_args: dict[str, Any] | None = None
+    tool_response: dict[str, Any] | None = None
+    reply_text: str = ""
+    reply_bytes: int = 0
+    interrupted: bool = False
+    completed: bool = False
+
+    @property
+    def audio_seconds(self) -> float:
+        return len(self.audio) / 2 / self.rate
+
+
+@dataclass
+class SessionState:
+    """What a resumption handle restores."""
+
+    session_id: str
+    voice: str
+    tools: tuple[str, ...]
+    system_instruction: str
+    turns: int = 0
+    history: list[tuple[str, str]] = field(default_factory=list)
+
+
+@dataclass
+class ConnectionRecord:
+    index: int
+    path: str
+    api_key: str | None
+    received: list[dict[str, Any]] = field(default_factory=list)
+    setup: dict[str, Any] | None = None
+    resumed_from: str | None = None
+    turns: list[TurnRecord] = field(default_factory=list)
+    close_code: int | None = None
+    close_reason: str = ""
+    dropped: bool = False
+
+
+def _system_text(setup: dict[str, Any]) -> str:
+    content = setup.get("system_instruction") or {}
+    if isinstance(content, str):
+        return content
+    parts = content.get("parts") or []
+    return "".join(str(p.get("text", "")) for p in parts if isinstance(p, dict))
+
+
+def _tool_names(setup: dict[str, Any]) -> tuple[str, ...]:
+    names: list[str] = []
+    for tool in setup.get("tools") or []:
+        for declaration in tool.get("function_declarations") or []:
+            names.append(str(declaration.get("name", "")))
+    return tuple(names)
+
+
+def _voice(setup: dict[str, Any]) -> str:
+    speech = (setup.get("generation_config") or {}).get("speech_config") or {}
+    voice = (speech.get("voice_config") or {}).get("prebuilt_voice_config") or {}
+    return str(voice.get("voice_name") or "Puck")
+
+
+def _loudness_rule(pcm: np.ndarray) -> dict[str, Any]:
+    """Emotion arguments from loudness alone (used when the acoustic estimator is absent)."""
+    if pcm.size == 0:
+        return {"emotion": "neutral", "confidence": 0.3, "energy_level": "low"}
+    rms = float(np.sqrt(np.mean(pcm.astype(np.float64) ** 2)))
+    dbfs = 20 * np.log10(max(rms, 1.0) / 32768.0)
+    if dbfs > -14:
+        return {"emotion": "angry", "confidence": 0.55, "energy_level": "high"}
+    if dbfs > -30:
+        return {"emotion": "neutral", "confidence": 0.6, "energy_level": "medium"}
+    return {"emotion": "sad", "confidence": 0.5, "energy_level": "low"}
+
+
+def _make_estimator() -> Callable[[np.ndarray, int], dict[str, Any]]:
+    try:
+        from emodesk.dsp.estimator import AcousticEstimator
+    except ImportError:
+        return lambda pcm, rate: _loudness_rule(pcm)
+    estimator = AcousticEstimator()
+
+    def estimate(pcm: np.ndarray, rate: int) -> dict[str, Any]:
+        try:
+            return dict(estimator.report_args(pcm, rate))
+        except Exception:  # a failing estimator must not take the emulator down
+            log.exception("acoustic estimator failed; using the loudness rule")
+            return _loudness_rule(pcm)
+
+    return estimate
+
+
+class EmulatorServer:
+    """`await start()`, then point a client at `url` trusting `ca_file`; `await stop()`.
+
+    `speed` divides the reply pacing (1.0: real time; tests use a large value).
+    `api_keys`: the keys accepted (None: any non-empty key). `resume_accepts_changes`:
+    False makes a resumed setup with a different voice or tools fail with 1007, as a
+    server that cannot carry the change would.
+    """
+
+    def __init__(
+        self,
+        host: str = "127.0.0.1",
+        port: int = 0,
+        faults: FaultPlan | str = "",
+        *,
+        speed: float = 1.0,
+        api_keys: Collection[str] | None = None,
+        resume_accepts_changes: bool = True,
+        tool_response_timeout_s: float = 10.0,
+        slow_delay_s: float = 2.0,
+        cert_dir: Path | None = None,
+    ) -> None:
+        self.host = host
+        self.port = port
+        self.faults = parse_faults(faults) if isinstance(faults, str) else faults
+        self.speed = max(speed, 1e-3)
+        self.api_keys = None if api_keys is None else frozenset(api_keys)
+        self.resume_accepts_changes = resume_accepts_changes
+        self.tool_response_timeout_s = tool_response_timeout_s
+        self.slow_delay_s = slow_delay_s
+        self._cert_dir = cert_dir
+        self.certificate: Certificate | None = None
+        self.received: list[dict[str, Any]] = []
+        self.connections: list[ConnectionRecord] = []
+        self.sessions: dict[str, SessionState] = {}  # handle -> snapshot
+        self._fired: set[tuple[FaultKind, int]] = set()
+        self._armed: list[FaultKind] = []
+        self._server: Server | None = None
+        self._changed = asyncio.Condition()
+        self._estimate = _make_estimator()
+
+    # -- lifecycle -------------------------------------------------------------------
+
+    async def start(self) -> None:
+        self.certificate = make_certificate(self._cert_dir)
+        self._server = await serve(
+            self._handle,
+            self.host,
+            self.port,
+            ssl=self.certificate.server_context(),
+            process_request=self._check_request,
+            max_size=16 * 1024 * 1024,
+            compression=None,
+        )
+        sock = next(iter(self._server.sockets))
+        self.port = sock.getsockname()[1]
+
+    async def stop(self) -> None:
+        if self._server is not None:
+            self._server.close()
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._server.wait_closed(), 5.0)
+            self._server = None
+        if self.certificate is not None and self._cert_dir is None:
+            # The temporary certificate dir was ours; nothing may trust it any more.
+            shutil.rmtree(self.certificate.cert_file.parent, ignore_errors=True)
+
+    async def __aenter__(self) -> EmulatorServer:
+        await self.start()
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.stop()
+
+    @property
+    def url(self) -> str:
+        return f"https://{self.host}:{self.port}"
+
+    @property
+    def ca_file(self) -> str:
+        if self.certificate is None:
+            raise RuntimeError("the emulator is not started")
+        return str(self.certificate.cert_file)
+
+    # -- test hooks ------------------------------------------------------------------
+
+    def arm(self, kind: FaultKind | str) -> None:
+        """Fire `kind` at the next turn (of whichever connection has it first)."""
+        self._armed.append(FaultKind(kind))
+
+    async def wait_until(self, predicate: Callable[[], bool], within_s: float = 5.0) -> None:
+        """Waits until `predicate()` holds after some server activity; TimeoutError if not."""
+        async with asyncio.timeout(within_s), self._changed:
+            await self._changed.wait_for(predicate)
+
+    async def _notify(self) -> None:
+        async with self._changed:
+            self._changed.notify_all()
+
+    def all_turns(self) -> list[TurnRecord]:
+        return [turn for conn in self.connections for turn in conn.turns]
+
+    # -- handshake -------------------------------------------------------------------
+
+    def _check_request(self, connection: ServerConnection, request: Request) -> Response | None:
+        path = re.sub(r"/{2,}", "/", request.path.split("?", 1)[0])
+        if not _PATH.match(path):
+            return connection.respond(http.HTTPStatus.NOT_FOUND, f"no such service: {path}\n")
+        key = request.headers.get("x-goog-api-key")
+        token = request.headers.get("Authorization")
+        if not key and not token:
+            return connection.respond(http.HTTPStatus.UNAUTHORIZED, "missing API key\n")
+        return None
+
+    # -- one connection --------------------------------------------------------------
+
+    async def _handle(self, ws: ServerConnection) -> None:
+        assert ws.request is not None
+        record = ConnectionRecord(
+            index=len(self.connections),
+            path=ws.request.path,
+            api_key=ws.request.headers.get("x-goog-api-key"),
+        )
+        self.connections.append(record)
+        await self._notify()
+        link = _Connection(self, ws, record)
+        try:
+            await link.run()
+        except _Close as close:
+            if close.code is None:
+                record.dropped = True
+                ws.transport.abort()
+            else:
+                record.close_code = close.code
+                record.close_reason = close.reason
+                await ws.close(close.code, close.reason)
+        except ConnectionClosed:
+            pass
+        finally:
+            await link.shutdown()
+            await self._notify()
+
+    def _take_faults(self, turn: int) -> set[FaultKind]:
+        kinds: set[FaultKind] = set()
+        for fault in self.faults.faults:
+            if fault.turn is None:
+                kinds.add(fault.kind)
+            elif fault.turn == turn and (fault.kind, turn) not in self._fired:
+                self._fired.add((fault.kind, turn))
+                kinds.add(fault.kind)
+        kinds.update(self._armed)
+        self._armed.clear()
+        return kinds
+
+
+class _Connection:
+    """The protocol state of one WebSocket connection."""
+
+    def __init__(self, server: EmulatorServer, ws: ServerConnection, record: ConnectionRecord):
+        self.server = server
+        self.ws = ws
+        self.record = record
+        self.state: SessionState | None = None
+        self.manual_activity = False
+        self.resumption = False
+        self.vad_silence_s = 0.5
+        self.turn: TurnRecord | None = None  # collecting input
+        self.turn_faults: set[FaultKind] = set()
+        self.silence_s = 0.0
+        self.reply: asyncio.Task[None] | None = None
+        self.pending_calls: dict[str, asyncio.Future[dict[str, Any]]] = {}
+        self.closing: _Close | None = None
+        self.tasks: set[asyncio.Task[None]] = set()
+
+    async def send(self, message: dict[str, Any]) -> None:
+        # Google sends JSON in binary frames.
+        await self.ws.send(json.dumps(message).encode("utf-8"))
+
+    async def shutdown(self) -> None:
+        for task in [self.reply, *self.tasks]:
+            if task is not None and not task.done():
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError, Exception):
+                    await task
+
+    def fail(self, code: int | None, reason: str = "") -> None:
+        """Ask the read loop to close the connection (from a reply task)."""
+        self.closing = _Close(code, reason)
+        if code is None:
+            self.record.dropped = True
+            self.ws.transport.abort()
+        else:
+            self.record.close_code = code
+            self.record.close_reason = reason
+            task = asyncio.create_task(self.ws.close(code, reason))
+            self.tasks.add(task)  # type: ignore[arg-type]
+            task.add_done_callback(self.tasks.discard)  # type: ignore[arg-type]
+
+    async def run(self) -> None:
+        async for raw in self.ws:
+            if self.closing is not None:
+                return
+            try:
+                message = json.loads(raw)
+            except (json.JSONDecodeError, UnicodeDecodeError):
+                raise _Close(1007, "Invalid JSON payload received.") from None
+            if not isinstance(message, dict):
+                raise _Close(1007, "Invalid JSON payload received: not an object.")
+            self.record.received.append(message)
+            self.server.received.append(message)
+            await self.server._notify()
+            try:
+                await self.dispatch(normalize_keys(message))
+            except WireError as exc:
+                raise _Close(1007, str(exc)[:120]) from None
+
+    async def dispatch(self, message: dict[str, Any]) -> None:
+        keys = set(message)
+        unknown = keys - _CLIENT_KEYS
+        if unknown or len(keys) != 1:
+            raise WireError(
+                f"Invalid JSON payload received. Unknown name {sorted(unknown or keys)[0]!r}"
+                if unknown
+                else "Exactly one of setup, client_content, realtime_input, tool_response"
+            )
+        (kind,) = keys
+        body = message[kind]
+        if kind == "setup":
+            await self.on_setup(body)
+            return
+        if self.state is None:
+            raise WireError("The first message must be setup.")
+        if not isinstance(body, dict):
+            raise WireError(f"{kind} must be an object")
+        if kind == "realtime_input":
+            await self.on_realtime_input(body)
+        elif kind == "tool_response":
+            self.on_tool_response(body)
+        elif kind == "client_content":
+            await self.on_client_content(body)
+        # context_update: accepted, nothing to do for synthetic replies.
+
+    # -- setup -----------------------------------------------------------------------
+
+    async def on_setup(self, setup: Any) -> None:
+        if self.state is not None:
+            raise WireError("setup may only be sent once, as the first message.")
+        if not isinstance(setup, dict):
+            raise WireError("setup must be an object")
+        self.record.setup = setup
+        keys = self.server.api_keys
+        if keys is not None and self.record.api_key not in keys:
+            raise _Close(1008, BAD_KEY_REASON)
+        model = setup.get("model")
+        if not isinstance(model, str) or not model.startswith("models/"):
+            raise WireError("setup.model is required, as models/{model}")
+        modalities = (setup.get("generation_config") or {}).get("response_modalities") or []
+        if any(str(m).upper() != "AUDIO" for m in modalities):
+            raise WireError("Cannot extract voices from a non-audio request: AUDIO only.")
+        detection = (setup.get("realtime_input_config") or {}).get(
+            "automatic_activity_detection"
+        ) or {}
+        self.manual_activity = bool(detection.get("disabled"))
+        self.vad_silence_s = float(detection.get("silence_duration_ms") or 500) / 1000
+        resumption = setup.get("session_resumption")
+        self.resumption = resumption is not None
+        handle = (resumption or {}).get("handle")
+        voice, tools, system = _voice(setup), _tool_names(setup), _system_text(setup)
+        if handle:
+            snapshot = self.server.sessions.get(handle)
+            if snapshot is None:
+                raise _Close(1007, "Session resumption handle is invalid or expired.")
+            if not self.server.resume_accepts_changes and (
+                snapshot.voice != voice or snapshot.tools != tools
+            ):
+                raise _Close(1007, "A resumed session cannot change the voice or tools.")
+            self.state = copy.deepcopy(snapshot)
+            self.state.voice, self.state.tools, self.state.system_instruction = (
+                voice,
+                tools,
+                system,
+            )
+            self.record.resumed_from = handle
+        else:
+            self.state = SessionState(
+                session_id=secrets.token_hex(8),
+                voice=voice,
+                tools=tools,
+                system_instruction=system,
+            )
+        await self.send({"setupComplete": {"sessionId": self.state.session_id}})
+        await self.send_handle()
+
+    async def send_handle(self) -> None:
+        if not self.resumption or self.state is None:
+            return
+        handle = f"h-{secrets.token_urlsafe(12)}"
+        self.server.sessions[handle] = copy.deepcopy(self.state)
+        await self.send({"sessionResumptionUpdate": {"newHandle": handle, "resumable": True}})
+
+    # -- input -----------------------------------------------------------------------
+
+    async def on_realtime_input(self, body: dict[str, Any]) -> None:
+        fields = set(body) & _REALTIME_KEYS
+        if set(body) - _REALTIME_KEYS:
+            raise WireError(f"Unknown name {sorted(set(body) - _REALTIME_KEYS)[0]!r}")
+        if len(fields) != 1:
+            raise WireError("realtime_input takes exactly one field.")
+        (name,) = fields
+        if name in ("activity_start", "activity_end") and not self.manual_activity:
+            raise WireError(
+                "Explicit activity control is not supported when automatic activity "
+                "detection is enabled."
+            )
+        if name == "audio_stream_end" and self.manual_activity:
+            raise WireError("audio_stream_end is only for automatic activity detection.")
+        if name == "activity_start":
+            await self.begin_turn()
+        elif name == "activity_end":
+            if self.turn is None:
+                raise WireError("activity_end without activity_start.")
+            await self.end_turn()
+        elif name in ("audio", "media_chunks"):
+            blobs = body[name] if name == "media_chunks" else [body[name]]
+            for blob in blobs:
+                if not isinstance(blob, dict):
+                    raise WireError("audio must be a Blob object")
+                rate = pcm_rate(blob.get("mime_type"))
+                pcm = decode_b64(blob.get("data", ""))
+                if len(pcm) % 2:
+                    raise WireError("audio/pcm data must be whole 16-bit samples.")
+                await self.on_audio(pcm, rate)
+        elif name == "audio_stream_end":
+            if self.turn is not None:
+                await self.end_turn()
+        elif name == "text":
+            await self.interrupt_reply()
+            self.turn = self.new_turn()
+            self.turn.text = str(body["text"])
+            await self.end_turn()
+        # video: accepted and ignored.
+
+    def new_turn(self) -> TurnRecord:
+        assert self.state is not None
+        turn = TurnRecord(number=self.state.turns + 1)
+        self.record.turns.append(turn)
+        return turn
+
+    async def begin_turn(self) -> None:
+        await self.interrupt_reply()
+        self.turn = self.new_turn()
+        self.silence_s = 0.0
+        self.turn_faults = self.server._take_faults(self.turn.number)
+        if FaultKind.GOAWAY in self.turn_faults:
+            await self.send({"goAway": {"timeLeft": duration_string(GOAWAY_TIME_LEFT_S)}})
+            task = asyncio.create_task(self._close_after(GOAWAY_TIME_LEFT_S))
+            self.tasks.add(task)
+            task.add_done_callback(self.tasks.discard)
+
+    async def _close_after(self, seconds: float) -> None:
+        await asyncio.sleep(seconds)
+        self.fail(1000, "Going away: connection time limit reached.")
+
+    async def on_audio(self, pcm: bytes, rate: int) -> None:
+        if self.manual_activity:
+            if self.turn is not None:
+                self.turn.audio += pcm
+                self.turn.rate = rate
+            return
+        # Automatic activity detection: a plain energy detector.
+        samples = np.frombuffer(pcm, dtype="<i2")
+        loud = samples.size > 0 and float(np.sqrt(np.mean(samples.astype(np.float64) ** 2))) > (
+            VAD_RMS_THRESHOLD
+        )
+        seconds = len(pcm) / 2 / rate
+        if self.turn is None:
+            if not loud:
+                return
+            await self.begin_turn()
+        assert self.turn is not None
+        self.turn.audio += pcm
+        self.turn.rate = rate
+        self.silence_s = 0.0 if loud else self.silence_s + seconds
+        if self.silence_s >= self.vad_silence_s:
+            await self.end_turn()
+
+    async def end_turn(self) -> None:
+        turn, self.turn = self.turn, None
+        assert turn is not None
+        faults = self.turn_faults | self.server._take_faults(turn.number)
+        self.turn_faults = set()
+        if FaultKind.DROP in faults:
+            raise _Close(None)
+        if FaultKind.CLOSE_1011 in faults:
+            raise _Close(1011, "Internal error encountered.")
+        if FaultKind.CLOSE_1007 in faults:
+            raise _Close(1007, "Request contains an invalid argument.")
+        self.reply = asyncio.create_task(self.answer(turn, faults))
+
+    async def on_client_content(self, body: dict[str, Any]) -> None:
+        assert self.state is not None
+        for content in body.get("turns") or []:
+            role = str(content.get("role") or "user")
+            text = "".join(str(p.get("text", "")) for p in content.get("parts") or [])
+            self.state.history.append((role, text))
+        if body.get("turn_complete"):
+            await self.interrupt_reply()
+            turn = self.new_turn()
+            turn.text = self.state.history[-1][1] if self.state.history else ""
+            self.turn = turn
+            await self.end_turn()
+
+    def on_tool_response(self, body: dict[str, Any]) -> None:
+        for response in body.get("function_responses") or []:
+            call_id = response.get("id")
+            if not call_id:
+                raise WireError("FunctionResponse must have an id from the tool call.")
+            future = self.pending_calls.pop(str(call_id), None)
+            if future is not None and not future.done():
+                future.set_result(response)
+
+    # -- replies ---------------------------------------------------------------------
+
+    async def interrupt_reply(self) -> None:
+        reply, self.reply = self.reply, None
+        if reply is None or reply.done():
+            return
+        reply.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await reply
+
+    async def answer(self, turn: TurnRecord, faults: set[FaultKind]) -> None:
+        assert self.state is not None
+        state = self.state
+        calls: list[str] = []
+        started = False
+        try:
+            if FaultKind.MALFORMED in faults:
+                await self.ws.send(b'{"serverContent": {"modelTurn": ')
+            if FaultKind.SLOW in faults:
+                await asyncio.sleep(self.server.slow_delay_s)
+            heard = turn.text or f"[{turn.audio_seconds:.2f} s of speech]"
+            await self.send(
+                {"serverContent": {"inputTranscription": {"text": heard, "finished": True}}}
+            )
+            if EMOTION_TOOL_NAME in state.tools:
+                await self.ask_emotion(turn, calls)
+            reply_text = (
+                f"Synthetic reply {turn.number}, in the voice {state.voice}, "
+                f"to {heard.strip('[]')}."
+            )
+            turn.reply_text = reply_text
+            started = True
+            await self.stream_reply(turn, reply_text, burst=FaultKind.BURST in faults)
+            await self.send({"serverContent": {"generationComplete": True}})
+            await self.send({"serverContent": {"turnComplete": True}})
+            await self.send(
+                {
+                    "usageMetadata": {
+                        "promptTokenCount": 25 * turn.number,
+                        "responseTokenCount": len(reply_text) // 4,
+                        "totalTokenCount": 25 * turn.number + len(reply_text) // 4,
+                    }
+                }
+            )
+            turn.completed = True
+            state.turns = turn.number
+            state.history += [("user", heard), ("model", reply_text)]
+            await self.send_handle()
+        except asyncio.CancelledError:
+            turn.interrupted = True
+            state.turns = turn.number
+            if calls and any(c in self.pending_calls for c in calls):
+                with contextlib.suppress(ConnectionClosed):
+                    await self.send({"toolCallCancellation": {"ids": calls}})
+            if started or calls:
+                with contextlib.suppress(ConnectionClosed):
+                    await self.send({"serverContent": {"interrupted": True}})
+            raise
+        except ConnectionClosed:
+            pass
+        finally:
+            for call_id in calls:
+                self.pending_calls.pop(call_id, None)
+            await self.server._notify()
+
+    async def ask_emotion(self, turn: TurnRecord, calls: list[str]) -> None:
+        pcm = np.frombuffer(bytes(turn.audio), dtype="<i2")
+        args = await asyncio.to_thread(self.server._estimate, pcm, turn.rate)
+        call_id = f"function-call-{secrets.token_hex(6)}"
+        turn.tool_call_id, turn.tool_args = call_id, args
+        future: asyncio.Future[dict[str, Any]] = asyncio.get_running_loop().create_future()
+        self.pending_calls[call_id] = future
+        calls.append(call_id)
+        await self.send(
+            {"toolCall": {"functionCalls": [{"id": call_id, "name": EMOTION_TOOL_NAME,
+                                             "args": args}]}}
+        )  # fmt: skip
+        # 3.1 Flash Live calls are blocking: nothing more until the response arrives.
+        try:
+            turn.tool_response = await asyncio.wait_for(future, self.server.tool_response_timeout_s)
+        except TimeoutError:
+            log.warning("no tool response for %s; replying without it", call_id)
+
+    async def stream_reply(self, turn: TurnRecord, text: str, *, burst: bool) -> None:
+        assert self.state is not None
+        audio = synthesize(text, self.state.voice)
+        chunk_bytes = OUTPUT_RATE * CHUNK_MS // 1000 * 2
+        chunks = [audio[i : i + chunk_bytes] for i in range(0, len(audio), chunk_bytes)]
+        words = text.split(" ")
+        # Word w goes out with chunk w * len(chunks) // len(words): spread over the audio.
+        word_at: dict[int, list[str]] = {}
+        for w, word in enumerate(words):
+            word_at.setdefault(w * len(chunks) // len(words), []).append(word)
+        interval = CHUNK_MS / 1000 / self.server.speed
+        start = time.monotonic()
+        for i, chunk in enumerate(chunks):
+            await self.send(
+                {
+                    "serverContent": {
+                        "modelTurn": {
+                            "parts": [
+                                {
+                                    "inlineData": {
+                                        "mimeType": f"audio/pcm;rate={OUTPUT_RATE}",
+                                        "data": encode_b64(chunk),
+                                    }
+                                }
+                            ]
+                        }
+                    }
+                }
+            )
+            turn.reply_bytes += len(chunk)
+            if i in word_at:
+                piece = " ".join(word_at[i])
+                piece = piece if i == 0 else f" {piece}"
+                await self.send({"serverContent": {"outputTranscription": {"text": piece}}})
+            if burst:
+                await asyncio.sleep(0)
+            else:
+                # Paced against the clock, so slow sends do not add up.
+                delay = start + (i + 1) * interval - time.monotonic()
+                await asyncio.sleep(max(0.0, delay))

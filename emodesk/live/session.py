@@ -1,0 +1,726 @@
+"""`LiveSession`: one Gemini Live conversation over google-genai, kept alive across
+connections.
+
+- Outgoing audio, activity signals and text go into an outbox that a sender task
+  drains; `send_audio` never blocks.
+- A receive loop runs across turns and turns every server message into the typed
+  events of `emodesk.live.events`.
+- `report_user_emotion` calls are answered at once (on 3.1 Flash Live the call blocks
+  the reply until answered) and emitted as a parsed reading.
+- The newest resumption handle is kept. On go-away, a dropped connection or a 1011
+  close the session reconnects with it (exponential backoff with jitter, bounded
+  tries, every state an event). The user turn in progress is replayed on the new
+  connection; audio that cannot be kept is reported as `AudioDropped`.
+- A rejected key (close 1007/1008 naming the key, HTTP 401/403) fails at once.
+- `reconfigure` reconnects with the handle and the new setup; when the resumed session
+  refuses the change it starts fresh, seeded with the transcript so far.
+
+google-genai is imported lazily (it costs about half a second at start-up).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import random
+import re
+import ssl
+import time
+from collections import deque
+from collections.abc import Callable
+from dataclasses import dataclass
+from enum import Enum, auto
+from typing import Any
+
+from emodesk.live.events import (
+    AudioChunk,
+    AudioDropped,
+    EmotionReported,
+    EmotionReportRejected,
+    GenerationComplete,
+    GoAway,
+    InputTranscript,
+    Interrupted,
+    LinkState,
+    LinkStateChanged,
+    LiveEvent,
+    OutputTranscript,
+    ResumptionHandle,
+    SessionError,
+    TextReply,
+    ToolCall,
+    ToolCallCancelled,
+    TurnComplete,
+    Usage,
+)
+from emodesk.live.settings import LiveSettings
+
+log = logging.getLogger(__name__)
+
+INPUT_RATE = 16_000
+INPUT_MIME = f"audio/pcm;rate={INPUT_RATE}"
+_BYTES_PER_SECOND = INPUT_RATE * 2
+_AUTH_WORDS = re.compile(r"api key|api_key|permission|unauthenticated|credential", re.I)
+_RATE_IN_MIME = re.compile(r"rate=(\d+)")
+
+ClientFactory = Callable[[LiveSettings], Any]
+
+
+@dataclass(frozen=True, slots=True)
+class RetryPolicy:
+    """Exponential backoff with full jitter in [delay/2, delay], `max_attempts` tries."""
+
+    max_attempts: int = 6
+    base_delay_s: float = 0.5
+    max_delay_s: float = 10.0
+
+    def delay(self, attempt: int, rng: random.Random) -> float:
+        ceiling = min(self.max_delay_s, self.base_delay_s * 2 ** max(0, attempt - 1))
+        return ceiling * rng.uniform(0.5, 1.0)
+
+
+class _Op(Enum):
+    AUDIO = auto()
+    START = auto()
+    END = auto()
+    TEXT = auto()
+
+
+@dataclass(slots=True)
+class _Outgoing:
+    op: _Op
+    payload: Any = None
+    queued_at: float = 0.0
+
+
+class _Failure(Exception):
+    """Why a connection ended, sorted into what the supervisor should do."""
+
+    def __init__(
+        self,
+        reason: str,
+        *,
+        code: int | None = None,
+        retryable: bool = True,
+        auth: bool = False,
+        refused_resume: bool = False,
+        go_away: bool = False,
+        reconfigure: bool = False,
+    ) -> None:
+        super().__init__(reason)
+        self.reason = reason
+        self.code = code
+        self.retryable = retryable
+        self.auth = auth
+        self.refused_resume = refused_resume
+        self.go_away = go_away
+        self.reconfigure = reconfigure
+
+
+def _time_left(value: str | None) -> float | None:
+    if not value:
+        return None
+    try:
+        return float(value.rstrip("s"))
+    except ValueError:
+        return None
+
+
+def classify(exc: BaseException, *, during_setup: bool, resuming: bool) -> _Failure:
+    """Sorts a connection error: auth (never retried), refused resumption, retryable..."""
+    from google.genai import errors
+    from websockets.exceptions import ConnectionClosed, InvalidStatus, InvalidURI
+
+    if isinstance(exc, errors.APIError):
+        code = int(exc.code) if exc.code is not None else None
+        detail = exc.details if isinstance(exc.details, str) else str(exc.message or exc.details)
+        reason = f"closed with {code}: {detail}" if detail else f"closed with {code}"
+        if code in (1007, 1008) and _AUTH_WORDS.search(detail or ""):
+            return _Failure(reason, code=code, retryable=False, auth=True)
+        if code in (401, 403):
+            return _Failure(reason, code=code, retryable=False, auth=True)
+        if code in (1007, 1008) and during_setup and resuming:
+            return _Failure(reason, code=code, refused_resume=True)
+        if code == 1008 or (code is not None and 400 <= code < 500 and code != 429):
+            return _Failure(reason, code=code, retryable=False)
+        return _Failure(reason, code=code)
+    if isinstance(exc, InvalidStatus):
+        status = exc.response.status_code
+        auth = status in (401, 403)
+        retryable = status >= 500 or status == 429
+        return _Failure(
+            f"the server refused the connection (HTTP {status})",
+            code=status,
+            retryable=retryable,
+            auth=auth,
+        )
+    if isinstance(exc, ssl.SSLCertVerificationError):
+        return _Failure(
+            f"the server's certificate is not trusted ({exc.verify_message}); "
+            "check --ca-file / EMODESK_CA_FILE",
+            retryable=False,
+        )
+    if isinstance(exc, InvalidURI):
+        return _Failure(f"bad endpoint: {exc}", retryable=False)
+    if isinstance(exc, ConnectionClosed):
+        code = exc.rcvd.code if exc.rcvd else 1006
+        return _Failure(f"connection closed ({code})", code=code)
+    if isinstance(exc, TimeoutError):
+        return _Failure("the server did not answer in time")
+    if isinstance(exc, OSError):
+        return _Failure(f"cannot reach the server: {exc.strerror or exc}")
+    return _Failure(f"{type(exc).__name__}: {exc}")
+
+
+class LiveSession:
+    """Implements `emodesk.conversation.ports.LivePort` over `client.aio.live.connect`.
+
+    `client_factory(settings)` makes the genai client (default: `endpoint.make_client`);
+    `rng` makes the backoff jitter reproducible; `buffer_limit_s` bounds the user audio
+    kept while the link is down.
+    """
+
+    def __init__(
+        self,
+        client_factory: ClientFactory | None = None,
+        *,
+        retry: RetryPolicy | None = None,
+        buffer_limit_s: float = 30.0,
+        connect_timeout_s: float = 15.0,
+        rng: random.Random | None = None,
+    ) -> None:
+        self._client_factory = client_factory
+        self._retry = retry or RetryPolicy()
+        self._buffer_limit_bytes = int(buffer_limit_s * _BYTES_PER_SECOND)
+        self._connect_timeout_s = connect_timeout_s
+        self._rng = rng or random.Random()
+        self._listener: Callable[[LiveEvent], None] | None = None
+        self._settings: LiveSettings | None = None
+        self._client: Any = None
+        self._client_key: tuple[Any, ...] | None = None
+        self._state = LinkState.CLOSED
+        self._handle: str | None = None
+        self._supervisor: asyncio.Task[None] | None = None
+        self._link: Any = None  # the SDK's AsyncSession while connected
+        self._link_ready = asyncio.Event()
+        self._settled = asyncio.Event()  # connected or failed, after start/reconfigure
+        self._restart: _Failure | None = None
+        self._kick = asyncio.Event()  # wakes the connection runner for a reconfigure
+        # Outgoing.
+        self._outbox: deque[_Outgoing] = deque()
+        self._outbox_bytes = 0
+        self._wake = asyncio.Event()
+        # The user turn in progress, as sent so far on the current link (for replay).
+        self._turn_started_on_link = False
+        self._turn_ended_on_link = False
+        self._turn_sent: list[bytes] = []
+        self._turn_sent_bytes = 0
+        self._dropped_s = 0.0
+        # Conversation bookkeeping.
+        self._t0 = time.monotonic()
+        self._turn = 0
+        self._turn_t_start = 0.0
+        self._turn_t_end: float | None = None
+        self._user_text: list[str] = []
+        self._model_text: list[str] = []
+        self._transcript: list[tuple[str, str]] = []
+        self._seed_next: tuple[tuple[str, str], ...] = ()
+        self._failed_attempts = 0
+        # Benchmark probe: called with ("audio" | "tool_response", seconds) per send.
+        self.latency_probe: Callable[[str, float], None] | None = None
+
+    # -- public API (LivePort) ---------------------------------------------------------
+
+    @property
+    def state(self) -> LinkState:
+        return self._state
+
+    @property
+    def resume_handle(self) -> str | None:
+        return self._handle
+
+    @property
+    def transcript(self) -> tuple[tuple[str, str], ...]:
+        """Finished (role, text) pairs so far, role "user" or "model"."""
+        return tuple(self._transcript)
+
+    @property
+    def turn(self) -> int:
+        return self._turn
+
+    def set_listener(self, on_event: Callable[[LiveEvent], None]) -> None:
+        self._listener = on_event
+
+    async def start(self, settings: LiveSettings) -> None:
+        """Connects; returns once connected or failed (the events say which)."""
+        if self._supervisor is not None and not self._supervisor.done():
+            raise RuntimeError("the session is already started; use reconfigure()")
+        self._settings = settings
+        self._handle = None
+        self._t0 = time.monotonic()
+        self._seed_next = settings.transcript_seed
+        self._settled.clear()
+        self._supervisor = asyncio.create_task(self._supervise(), name="live-session")
+        await self._wait_settled()
+
+    async def reconfigure(self, settings: LiveSettings) -> None:
+        """Reconnects with the handle and `settings`; fresh and seeded if refused."""
+        if self._supervisor is None or self._supervisor.done():
+            await self.start(settings)
+            return
+        self._settings = settings
+        self._settled.clear()
+        self._restart = _Failure("settings changed", reconfigure=True)
+        self._kick.set()
+        await self._wait_settled()
+
+    async def close(self) -> None:
+        supervisor, self._supervisor = self._supervisor, None
+        if supervisor is not None and not supervisor.done():
+            supervisor.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await supervisor
+        self._report_unsent("the session was closed")
+        if self._state is not LinkState.CLOSED:
+            self._set_state(LinkState.CLOSED, reason="closed")
+
+    def send_audio(self, pcm: bytes) -> None:
+        if not pcm:
+            return
+        self._enqueue(_Outgoing(_Op.AUDIO, bytes(pcm), time.perf_counter()))
+
+    def activity_start(self) -> None:
+        self._turn += 1
+        self._turn_t_start = time.monotonic() - self._t0
+        self._turn_t_end = None
+        self._enqueue(_Outgoing(_Op.START, None, time.perf_counter()))
+
+    def activity_end(self) -> None:
+        self._turn_t_end = time.monotonic() - self._t0
+        self._enqueue(_Outgoing(_Op.END, None, time.perf_counter()))
+
+    async def send_text(self, text: str) -> None:
+        if not text.strip():
+            return
+        self._turn += 1
+        self._turn_t_start = self._turn_t_end = time.monotonic() - self._t0
+        self._enqueue(_Outgoing(_Op.TEXT, text, time.perf_counter()))
+
+    # -- events ----------------------------------------------------------------------
+
+    def _emit(self, event: LiveEvent) -> None:
+        if self._listener is None:
+            return
+        try:
+            self._listener(event)
+        except Exception:  # a faulty listener must not stop the session
+            log.exception("live event listener failed on %s", type(event).__name__)
+
+    def _set_state(self, state: LinkState, **details: Any) -> None:
+        self._state = state
+        self._emit(LinkStateChanged(state, **details))
+        if state in (LinkState.CONNECTED, LinkState.FAILED, LinkState.CLOSED):
+            self._settled.set()
+
+    async def _wait_settled(self) -> None:
+        supervisor = self._supervisor
+        assert supervisor is not None
+        settled = asyncio.create_task(self._settled.wait())
+        try:
+            await asyncio.wait({settled, supervisor}, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            settled.cancel()
+
+    # -- outbox ----------------------------------------------------------------------
+
+    def _enqueue(self, item: _Outgoing) -> None:
+        self._outbox.append(item)
+        if item.op is _Op.AUDIO:
+            self._outbox_bytes += len(item.payload)
+            self._trim_buffer()
+        self._wake.set()
+
+    def _trim_buffer(self) -> None:
+        """Keeps queued plus replayable audio under the limit by dropping the oldest
+        queued frames; the loss is reported, never silent."""
+        if self._link is not None:
+            return
+        excess = self._outbox_bytes + self._turn_sent_bytes - self._buffer_limit_bytes
+        if excess <= 0:
+            return
+        dropped = 0
+        kept: deque[_Outgoing] = deque()
+        for item in self._outbox:
+            if dropped < excess and item.op is _Op.AUDIO:
+                dropped += len(item.payload)
+                continue
+            kept.append(item)
+        self._outbox = kept
+        self._outbox_bytes -= dropped
+        seconds = dropped / _BYTES_PER_SECOND
+        self._dropped_s += seconds
+        self._emit(AudioDropped(seconds, "the link is down and the audio buffer is full"))
+
+    def _report_unsent(self, reason: str) -> None:
+        unsent = self._outbox_bytes
+        self._outbox.clear()
+        self._outbox_bytes = 0
+        if self._turn_started_on_link and not self._turn_ended_on_link:
+            unsent += self._turn_sent_bytes
+        self._clear_turn_replay()
+        if unsent:
+            self._emit(AudioDropped(unsent / _BYTES_PER_SECOND, reason))
+
+    def _clear_turn_replay(self) -> None:
+        self._turn_started_on_link = False
+        self._turn_ended_on_link = False
+        self._turn_sent = []
+        self._turn_sent_bytes = 0
+
+    async def _send_item(self, link: Any, item: _Outgoing) -> None:
+        from google.genai import types
+
+        if item.op is _Op.AUDIO:
+            await link.send_realtime_input(
+                audio=types.Blob(data=item.payload, mime_type=INPUT_MIME)
+            )
+        elif item.op is _Op.START:
+            await link.send_realtime_input(activity_start=types.ActivityStart())
+        elif item.op is _Op.END:
+            await link.send_realtime_input(activity_end=types.ActivityEnd())
+        else:
+            await link.send_realtime_input(text=item.payload)
+
+    def _mark_sent(self, item: _Outgoing) -> None:
+        if item.op is _Op.START:
+            self._clear_turn_replay()
+            self._turn_started_on_link = True
+        elif item.op is _Op.END:
+            self._turn_ended_on_link = True
+        elif item.op is _Op.AUDIO:
+            self._outbox_bytes -= len(item.payload)
+            if self._turn_started_on_link or not self._push_to_talk:
+                self._turn_sent.append(item.payload)
+                self._turn_sent_bytes += len(item.payload)
+                if self._turn_sent_bytes > self._buffer_limit_bytes:
+                    oldest = self._turn_sent.pop(0)
+                    self._turn_sent_bytes -= len(oldest)
+            if self.latency_probe is not None:
+                self.latency_probe("audio", time.perf_counter() - item.queued_at)
+
+    @property
+    def _push_to_talk(self) -> bool:
+        return self._settings is None or self._settings.push_to_talk
+
+    async def _replay_turn(self, link: Any) -> None:
+        """The user turn the old link did not see answered, sent again from its start."""
+        if self._push_to_talk and not self._turn_started_on_link:
+            return
+        from google.genai import types
+
+        if self._push_to_talk:
+            await link.send_realtime_input(activity_start=types.ActivityStart())
+        for pcm in self._turn_sent:
+            await link.send_realtime_input(audio=types.Blob(data=pcm, mime_type=INPUT_MIME))
+        if self._push_to_talk and self._turn_ended_on_link:
+            await link.send_realtime_input(activity_end=types.ActivityEnd())
+
+    async def _send_loop(self, link: Any) -> None:
+        await self._replay_turn(link)
+        while True:
+            if not self._outbox:
+                self._wake.clear()
+                await self._wake.wait()
+                continue
+            item = self._outbox[0]
+            await self._send_item(link, item)
+            # Popped only once sent: a frame in flight when the link dies goes on the next.
+            self._outbox.popleft()
+            self._mark_sent(item)
+
+    def _reply_started(self) -> None:
+        """The server answers the user's turn: it has it, so there is nothing to replay."""
+        if not self._push_to_talk or self._turn_ended_on_link:
+            self._clear_turn_replay()
+
+    # -- receiving -------------------------------------------------------------------
+
+    async def _receive_loop(self, link: Any) -> None:
+        while True:
+            try:
+                async for message in link.receive():
+                    await self._handle_message(link, message)
+            except (ValueError, TypeError) as exc:
+                # The SDK raises these for a frame it cannot parse; the link is still up.
+                log.warning("malformed message from the server: %s", exc)
+                self._emit(
+                    SessionError("a malformed message from the server was ignored", retryable=True)
+                )
+
+    async def _handle_message(self, link: Any, message: Any) -> None:
+        if message.tool_call is not None:
+            await self._answer_tool_calls(link, message.tool_call.function_calls or [])
+        content = message.server_content
+        if content is not None:
+            self._handle_content(content)
+        if message.tool_call_cancellation is not None:
+            ids = tuple(message.tool_call_cancellation.ids or ())
+            self._emit(ToolCallCancelled(ids))
+        update = message.session_resumption_update
+        if update is not None and update.resumable and update.new_handle:
+            self._handle = update.new_handle
+            self._emit(ResumptionHandle(update.new_handle, True))
+        usage = message.usage_metadata
+        if usage is not None:
+            self._emit(
+                Usage(usage.prompt_token_count, usage.response_token_count, usage.total_token_count)
+            )
+        if message.go_away is not None:
+            left = _time_left(message.go_away.time_left)
+            self._emit(GoAway(left))
+            raise _Failure("the server is going away", go_away=True)
+
+    def _handle_content(self, content: Any) -> None:
+        if content.input_transcription is not None and content.input_transcription.text:
+            piece = content.input_transcription
+            self._user_text.append(piece.text)
+            self._emit(InputTranscript(piece.text, bool(piece.finished)))
+        if content.model_turn is not None:
+            self._reply_started()
+            for part in content.model_turn.parts or []:
+                blob = part.inline_data
+                if blob is not None and blob.data:
+                    match = _RATE_IN_MIME.search(blob.mime_type or "")
+                    rate = int(match.group(1)) if match else 24_000
+                    self._emit(AudioChunk(blob.data, rate))
+                elif part.text and not part.thought:
+                    self._handle_text(part.text)
+        if content.output_transcription is not None and content.output_transcription.text:
+            piece = content.output_transcription
+            self._reply_started()
+            self._model_text.append(piece.text)
+            self._emit(OutputTranscript(piece.text, bool(piece.finished)))
+        if content.interrupted:
+            self._emit(Interrupted())
+        if content.generation_complete:
+            self._emit(GenerationComplete())
+        if content.turn_complete:
+            self._reply_started()
+            self._commit_transcript()
+            self._failed_attempts = 0  # a full turn: the link works again
+            self._emit(TurnComplete())
+
+    def _handle_text(self, text: str) -> None:
+        from emodesk.core.emotion import Source
+        from emodesk.core.parsing import split_emotion_header
+
+        parsed, rest = split_emotion_header(text)
+        if parsed is not None and self._settings is not None and self._settings.emotion_tool:
+            reading = parsed.to_reading(turn=self._turn, source=Source.MODEL, **self._turn_times())
+            self._emit(EmotionReported(reading, ""))
+        if rest:
+            self._model_text.append(rest)
+            self._emit(TextReply(rest))
+
+    def _commit_transcript(self) -> None:
+        user, model = "".join(self._user_text).strip(), "".join(self._model_text).strip()
+        if user:
+            self._transcript.append(("user", user))
+        if model:
+            self._transcript.append(("model", model))
+        self._user_text, self._model_text = [], []
+
+    def _turn_times(self) -> dict[str, float]:
+        now = time.monotonic() - self._t0
+        start = min(self._turn_t_start, now)
+        end = self._turn_t_end if self._turn_t_end is not None else now
+        return {"t_start_s": start, "t_end_s": max(start, end)}
+
+    async def _answer_tool_calls(self, link: Any, calls: list[Any]) -> None:
+        from google.genai import types
+
+        from emodesk.core.emotion import Source
+        from emodesk.core.emotion_tool import REPORT_EMOTION_RESPONSE, REPORT_EMOTION_TOOL_NAME
+        from emodesk.core.parsing import EmotionParseError, parse_emotion_args
+
+        t_in = time.perf_counter()
+        self._reply_started()
+        responses: list[types.FunctionResponse] = []
+        events: list[LiveEvent] = []
+        for call in calls:
+            call_id, name, args = call.id or "", call.name or "", dict(call.args or {})
+            if name != REPORT_EMOTION_TOOL_NAME:
+                responses.append(
+                    types.FunctionResponse(
+                        id=call_id, name=name, response={"error": f"unknown function {name}"}
+                    )
+                )
+                events.append(ToolCall(call_id, name, args))
+                continue
+            try:
+                parsed = parse_emotion_args(args)
+                reading = parsed.to_reading(
+                    turn=self._turn, source=Source.MODEL, **self._turn_times()
+                )
+            except (EmotionParseError, ValueError) as exc:
+                responses.append(
+                    types.FunctionResponse(id=call_id, name=name, response={"error": str(exc)})
+                )
+                events.append(EmotionReportRejected(call_id, str(exc)))
+                continue
+            responses.append(
+                types.FunctionResponse(
+                    id=call_id, name=name, response=dict(REPORT_EMOTION_RESPONSE)
+                )
+            )
+            events.append(EmotionReported(reading, call_id))
+        if responses:
+            # Answer first: the model's reply waits for this.
+            await link.send_tool_response(function_responses=responses)
+            if self.latency_probe is not None:
+                self.latency_probe("tool_response", time.perf_counter() - t_in)
+        for event in events:
+            self._emit(event)
+
+    # -- connection supervision ------------------------------------------------------
+
+    def _make_client(self, settings: LiveSettings) -> Any:
+        key = (settings.endpoint, settings.ca_file, settings.api_key, settings.api_version)
+        if self._client is None or key != self._client_key:
+            if self._client_factory is not None:
+                self._client = self._client_factory(settings)
+            else:
+                from emodesk.live.endpoint import make_client
+
+                self._client = make_client(settings)
+            self._client_key = key
+        return self._client
+
+    async def _supervise(self) -> None:
+        attempt = 0
+        first = True
+        reason = ""
+        while True:
+            settings = self._settings
+            assert settings is not None
+            resuming = self._handle is not None
+            if first:
+                self._set_state(LinkState.CONNECTING)
+            try:
+                await self._run_link(settings, resume=self._handle)
+                return  # not reached: _run_link ends by raising
+            except _Failure as failure:
+                outcome = failure
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:
+                outcome = classify(exc, during_setup=self._link is None, resuming=resuming)
+                if outcome.retryable and not outcome.refused_resume:
+                    log.info("live link lost: %s", outcome.reason)
+            finally:
+                self._link = None
+            reason = outcome.reason
+            if outcome.auth:
+                self._emit(
+                    SessionError(
+                        f"The API key was rejected ({reason}).", code=outcome.code, auth=True
+                    )
+                )
+                self._report_unsent("the API key was rejected")
+                self._set_state(LinkState.FAILED, reason=reason)
+                return
+            if not outcome.retryable:
+                self._emit(SessionError(reason, code=outcome.code))
+                self._report_unsent("the connection failed")
+                self._set_state(LinkState.FAILED, reason=reason)
+                return
+            if outcome.refused_resume:
+                # The old session cannot take this setup: start fresh, seeded.
+                self._handle = None
+                self._seed_next = settings.transcript_seed or self.transcript
+                self._set_state(
+                    LinkState.RECONNECTING,
+                    attempt=0,
+                    delay_s=0.0,
+                    reason=f"fresh session: {reason}",
+                )
+                first = False
+                continue
+            if outcome.go_away or outcome.reconfigure:
+                attempt = 0
+                delay = 0.0
+            else:
+                attempt = self._failed_attempts + 1
+                if attempt > self._retry.max_attempts:
+                    self._emit(
+                        SessionError(
+                            f"Gave up after {attempt - 1} tries: {reason}", code=outcome.code
+                        )
+                    )
+                    self._report_unsent("the connection could not be restored")
+                    self._set_state(LinkState.FAILED, reason=reason)
+                    return
+                delay = self._retry.delay(attempt, self._rng)
+                if outcome.code is not None:
+                    self._emit(SessionError(reason, code=outcome.code, retryable=True))
+            self._failed_attempts = attempt
+            self._set_state(LinkState.RECONNECTING, attempt=attempt, delay_s=delay, reason=reason)
+            first = False
+            if delay:
+                await asyncio.sleep(delay)
+
+    async def _run_link(self, settings: LiveSettings, resume: str | None) -> None:
+        from emodesk.live.config import build_connect_config, model_name
+
+        client = self._make_client(settings)
+        config = build_connect_config(settings, resume)
+        async with contextlib.AsyncExitStack() as stack:
+            async with asyncio.timeout(self._connect_timeout_s):
+                link = await stack.enter_async_context(
+                    client.aio.live.connect(model=model_name(settings), config=config)
+                )
+            self._link = link
+            seed, self._seed_next = self._seed_next, ()
+            if seed and resume is None:
+                await self._seed(link, seed)
+            self._kick.clear()
+            self._restart = None
+            if self._settings is not settings:  # reconfigured while connecting
+                raise _Failure("settings changed", reconfigure=True)
+            self._set_state(LinkState.CONNECTED, resumed=resume is not None)
+            self._trim_buffer()
+            await self._serve_link(link)
+
+    async def _seed(self, link: Any, seed: tuple[tuple[str, str], ...]) -> None:
+        from google.genai import types
+
+        turns = [
+            types.Content(role="model" if role == "model" else "user", parts=[types.Part(text=t)])
+            for role, t in seed
+            if t.strip()
+        ]
+        if turns:
+            await link.send_client_content(turns=turns, turn_complete=False)
+
+    async def _serve_link(self, link: Any) -> None:
+        sender = asyncio.create_task(self._send_loop(link), name="live-send")
+        receiver = asyncio.create_task(self._receive_loop(link), name="live-receive")
+        kick = asyncio.create_task(self._kick.wait(), name="live-kick")
+        tasks = {sender, receiver, kick}
+        try:
+            done, _ = await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            for task in tasks:
+                task.cancel()
+            await asyncio.gather(*tasks, return_exceptions=True)
+        if kick in done:
+            raise self._restart or _Failure("settings changed", reconfigure=True)
+        for task in (receiver, sender):
+            if task in done and not task.cancelled() and task.exception() is not None:
+                exc = task.exception()
+                assert exc is not None
+                if isinstance(exc, _Failure):
+                    raise exc
+                raise classify(exc, during_setup=False, resuming=False) from exc
+        raise _Failure("the connection ended")

@@ -1,0 +1,118 @@
+"""Test helpers for the Live layer: an in-process emulator and an event recorder that
+waits on conditions (bounded), never on sleeps."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
+from typing import Any, TypeVar
+
+import numpy as np
+
+from emodesk.live.emulator.server import EmulatorServer
+from emodesk.live.events import LiveEvent
+from emodesk.live.session import LiveSession, RetryPolicy
+from emodesk.live.settings import LiveSettings
+
+E = TypeVar("E")
+TEST_KEY = "test-key-not-secret"
+FRAME_BYTES = 640  # 20 ms at 16 kHz
+
+
+class EventLog:
+    """Collects a session's events; `wait_for` returns once a matching one has arrived."""
+
+    def __init__(self) -> None:
+        self.events: list[LiveEvent] = []
+        self._changed = asyncio.Condition()
+
+    def __call__(self, event: LiveEvent) -> None:
+        self.events.append(event)
+        asyncio.get_running_loop().create_task(self._notify())
+
+    async def _notify(self) -> None:
+        async with self._changed:
+            self._changed.notify_all()
+
+    def of(self, kind: type[E]) -> list[E]:
+        return [e for e in self.events if isinstance(e, kind)]
+
+    async def wait_for(
+        self,
+        kind: type[E],
+        where: Callable[[E], bool] = lambda e: True,
+        *,
+        count: int = 1,
+        within_s: float = 5.0,
+    ) -> E:
+        def found() -> bool:
+            return len([e for e in self.of(kind) if where(e)]) >= count
+
+        async with asyncio.timeout(within_s), self._changed:
+            await self._changed.wait_for(found)
+        return [e for e in self.of(kind) if where(e)][count - 1]
+
+    def mark(self) -> int:
+        return len(self.events)
+
+    def since(self, mark: int) -> list[LiveEvent]:
+        return self.events[mark:]
+
+
+def tone(seconds: float, amplitude: float = 0.3, hz: float = 220.0, rate: int = 16_000) -> bytes:
+    """A plain sine as stand-in speech (PCM16 mono)."""
+    t = np.arange(int(seconds * rate)) / rate
+    return (np.sin(2 * np.pi * hz * t) * amplitude * 32767).astype("<i2").tobytes()
+
+
+def frames(pcm: bytes, size: int = FRAME_BYTES) -> list[bytes]:
+    return [pcm[i : i + size] for i in range(0, len(pcm), size)]
+
+
+def settings_for(server: EmulatorServer, **changes: Any) -> LiveSettings:
+    base: dict[str, Any] = {
+        "endpoint": server.url,
+        "ca_file": server.ca_file,
+        "api_key": TEST_KEY,
+        "system_instruction": "You are a helpful test assistant.",
+    }
+    base.update(changes)
+    return LiveSettings(**base)
+
+
+FAST_RETRY = RetryPolicy(max_attempts=3, base_delay_s=0.02, max_delay_s=0.1)
+
+
+@asynccontextmanager
+async def running_emulator(**options: Any) -> AsyncIterator[EmulatorServer]:
+    options.setdefault("speed", 50.0)  # replies stream 50x faster than real time
+    server = EmulatorServer(**options)
+    await server.start()
+    try:
+        yield server
+    finally:
+        await server.stop()
+
+
+@asynccontextmanager
+async def live_session(
+    server: EmulatorServer, **settings_changes: Any
+) -> AsyncIterator[tuple[LiveSession, EventLog]]:
+    session = LiveSession(retry=FAST_RETRY, connect_timeout_s=5.0)
+    log = EventLog()
+    session.set_listener(log)
+    async with asyncio.timeout(10):
+        await session.start(settings_for(server, **settings_changes))
+    try:
+        yield session, log
+    finally:
+        async with asyncio.timeout(10):
+            await session.close()
+
+
+def push_to_talk_turn(session: LiveSession, pcm: bytes) -> None:
+    session.activity_start()
+    for frame in frames(pcm):
+        session.send_audio(frame)
+    session.activity_end()
