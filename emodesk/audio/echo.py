@@ -1,0 +1,58 @@
+"""Acoustic echo cancellation (WebRTC AEC3) fed with what the speaker actually played.
+
+The output callback records every block it hands the device; the engine thread pushes
+those samples here (at 16 kHz) and takes one far-end block per captured frame. Both
+sides run on the same clock in real time, so the FIFO stays short; AEC3's own delay
+estimator absorbs the remaining offset.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+from pywebrtc_audio import AudioProcessor
+
+from emodesk.audio.settings import CAPTURE_RATE
+
+Int16Array = np.ndarray[Any, np.dtype[np.int16]]
+
+# Far-end audio older than this is dropped (capture paused while playback went on).
+_MAX_FAR_S = 0.5
+
+
+class EchoCanceller:
+    def __init__(self, stream_delay_ms: int = 0, rate: int = CAPTURE_RATE) -> None:
+        self.rate = rate
+        self._aec = AudioProcessor(
+            sample_rate=rate, echo_cancellation=True, stream_delay_ms=stream_delay_ms
+        )
+        self._far = np.zeros(0, dtype=np.int16)
+        self._max_far = int(rate * _MAX_FAR_S)
+
+    @property
+    def far_backlog(self) -> int:
+        return int(self._far.size)
+
+    def push_far(self, samples: Int16Array) -> None:
+        """Samples the speaker played, at `rate`, in order."""
+        if samples.size == 0:
+            return
+        far = np.concatenate((self._far, samples.astype(np.int16, copy=False)))
+        if far.size > self._max_far:
+            far = far[-self._max_far :]
+        self._far = far
+
+    def process(self, near: Int16Array) -> Int16Array:
+        """The captured frame with the speaker's echo removed."""
+        n = near.size
+        far = np.zeros(n, dtype=np.int16)
+        take = min(n, self._far.size)
+        far[:take] = self._far[:take]
+        self._far = self._far[take:]
+        out: Int16Array = self._aec.process(np.ascontiguousarray(near, dtype=np.int16), far)
+        return out
+
+    def reset(self) -> None:
+        self._aec.reset()
+        self._far = np.zeros(0, dtype=np.int16)

@@ -1,0 +1,587 @@
+"""The audio engine: microphone frames to the asyncio loop, reply audio to the speaker.
+
+Threads:
+- PortAudio's callback threads only copy: input blocks into `_capture_ring`, output
+  blocks out of the playout buffer (and into `reply_ring` / the AEC far-end ring).
+- One QThread (the engine thread) does the work: it resamples, frames and processes
+  captured audio and posts each frame to the loop with `call_soon_threadsafe`; it
+  resamples reply audio into the playout buffer; it opens, closes and recovers devices.
+- The loop's thread calls the `AudioPort` methods, which never block: they queue work
+  for the engine thread and wake it.
+
+Implements `emodesk.conversation.ports.AudioPort`. Needs no Qt event loop anywhere
+(the QThread's `run` is a plain loop), so it works under a bare asyncio loop too.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import threading
+import time
+from collections import deque
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import pyaudio
+from PySide6.QtCore import QThread
+
+from emodesk.audio.devices import AudioDeviceError, DeviceInfo, choose_device, open_portaudio
+from emodesk.audio.echo import EchoCanceller
+from emodesk.audio.playout import PlayoutBuffer
+from emodesk.audio.processing import CaptureProcessor
+from emodesk.audio.settings import CAPTURE_RATE, REPLY_RATE, AudioSettings
+from emodesk.dsp.levels import peak_dbfs, rms_dbfs
+from emodesk.dsp.resample import StreamResampler
+from emodesk.dsp.ringbuffer import RingBuffer
+
+log = logging.getLogger(__name__)
+
+Int16Array = np.ndarray[Any, np.dtype[np.int16]]
+
+_IDLE_WAIT_S = 0.05  # engine thread wakes at least this often (watchdog)
+# A stream with no callback for this long has failed. Generous, because sound servers
+# legitimately pause a fresh stream (PulseAudio null sinks: up to ~2 s at start).
+_STALL_S = 3.0
+_OUTPUT_BLOCK_MS = 10  # output callback size: small, so a flush has little to drain
+_RING_SECONDS = 10
+
+
+@dataclass(frozen=True, slots=True)
+class AudioCounters:
+    overflows: int  # captured audio lost (PortAudio input overflow or capture ring lapped)
+    underruns: int  # reply audio ran dry mid-reply (played as faded silence)
+    frames_delivered: int
+    frames_suppressed: int  # captured while the reply played (half duplex)
+    device_errors: int
+    playout_dropped_samples: int
+
+
+@dataclass(frozen=True, slots=True)
+class AudioLevels:
+    input_rms_dbfs: float
+    input_peak_dbfs: float
+    output_rms_dbfs: float
+    output_peak_dbfs: float
+
+
+class _EngineThread(QThread):
+    def __init__(self, body: Callable[[], None]) -> None:
+        super().__init__()
+        self._body = body
+        self.setObjectName("emodesk-audio")
+
+    def run(self) -> None:
+        self._body()
+
+
+class AudioEngine:
+    """PyAudio capture and playback behind the `AudioPort` protocol."""
+
+    def __init__(
+        self, loop: asyncio.AbstractEventLoop, settings: AudioSettings | None = None
+    ) -> None:
+        self._loop = loop
+        self.settings = settings or AudioSettings()
+        s = self.settings
+        self.frame_samples = s.frame_samples
+
+        # For the UI plots: processed capture at 16 kHz, played reply at `reply_rate`.
+        self.mic_ring = RingBuffer(CAPTURE_RATE * _RING_SECONDS, np.int16)
+        self.reply_ring = RingBuffer(REPLY_RATE * _RING_SECONDS, np.int16)
+        self.reply_rate = REPLY_RATE
+
+        self._on_frame: Callable[[bytes], None] | None = None
+        self._on_playback_started: Callable[[float], None] | None = None
+        self._on_error: Callable[[str], None] | None = None
+
+        # Work handed to the engine thread.
+        self._wake = threading.Event()
+        self._commands: deque[Callable[[], None]] = deque()
+        self._play_queue: deque[tuple[bytes, int, float]] = deque()
+        self._play_lock = threading.Lock()  # orders playout writes against flush()
+        self._flush_generation = 0
+        self._capture_generation = 0  # frames from an older capture are not delivered
+        self._stopping = False
+        self._thread: _EngineThread | None = None
+
+        # Owned by the engine thread.
+        self._pa: pyaudio.PyAudio | None = None
+        self._in_stream: Any = None
+        self._out_stream: Any = None
+        self._in_device: DeviceInfo | None = None
+        self._out_device: DeviceInfo | None = None
+        self._in_rate = CAPTURE_RATE
+        self._out_rate = REPLY_RATE
+        self._capture_ring = RingBuffer(CAPTURE_RATE * 2, np.int16)
+        self._far_ring = RingBuffer(REPLY_RATE, np.int16)
+        self._in_resampler: StreamResampler | None = None
+        self._far_resampler: StreamResampler | None = None
+        self._out_resamplers: dict[int, StreamResampler] = {}
+        self._pending = np.zeros(0, dtype=np.int16)
+        self._processor = CaptureProcessor(s)
+        self._echo = EchoCanceller(s.aec_stream_delay_ms) if self._aec_on else None
+        self._playout = PlayoutBuffer(REPLY_RATE, s.playout_buffer_ms)
+        self._reported_start: float | None = None
+        self._capture_wanted = False
+        self._failed = False
+
+        # Written by callbacks (plain int/float stores).
+        self._input_overflow_flags = 0
+        self._last_in_callback = 0.0
+        self._last_out_callback = 0.0
+        self._last_reply_audio = -1e9  # when the output callback last played reply audio
+
+        self._frames_delivered = 0
+        self._frames_suppressed = 0
+        self._device_errors = 0
+
+        # Optional timing traces for the benchmark (None: off).
+        self.trace_capture: deque[float] | None = None  # callback time per frame posted
+        self.trace_playout: deque[tuple[float, float]] | None = None  # (play(), in buffer)
+
+    # ---- AudioPort ------------------------------------------------------------------
+
+    def start_capture(self, on_frame: Callable[[bytes], None]) -> None:
+        self._on_frame = on_frame
+        self._capture_generation += 1
+        self._post(self._open_capture)
+
+    def stop_capture(self) -> None:
+        self._on_frame = None
+        self._capture_generation += 1
+        self._post(self._close_capture)
+
+    def play(self, pcm: bytes, rate: int = REPLY_RATE) -> None:
+        if rate <= 0:
+            raise ValueError(f"rate must be positive, got {rate}")
+        if len(pcm) % 2:
+            raise ValueError("PCM16 audio must have an even number of bytes")
+        if not pcm:
+            return
+        self._play_queue.append((pcm, rate, time.monotonic()))
+        self._ensure_thread()
+        self._wake.set()
+
+    def flush(self) -> None:
+        with self._play_lock:
+            self._flush_generation += 1
+            self._play_queue.clear()
+            self._playout.clear()
+        # What the device already holds is dropped by reopening the output stream.
+        self._post(self._restart_output)
+
+    def set_listeners(
+        self,
+        on_playback_started: Callable[[float], None] | None = None,
+        on_error: Callable[[str], None] | None = None,
+    ) -> None:
+        self._on_playback_started = on_playback_started
+        self._on_error = on_error
+
+    # ---- lifecycle and state for the UI ---------------------------------------------
+
+    def start(self) -> None:
+        """Start the engine thread and open the output device (play() does it lazily)."""
+        self._ensure_thread()
+
+    def close(self, timeout_s: float = 3.0) -> None:
+        """Close the devices and stop the engine thread (waits at most `timeout_s`)."""
+        self._on_frame = None
+        self._stopping = True
+        self._wake.set()
+        thread = self._thread
+        if thread is not None and not thread.wait(int(timeout_s * 1000)):
+            log.error("audio engine thread did not stop within %.1f s", timeout_s)
+
+    @property
+    def counters(self) -> AudioCounters:
+        return AudioCounters(
+            overflows=self._input_overflow_flags + self._capture_ring.dropped,
+            underruns=self._playout.underruns,
+            frames_delivered=self._frames_delivered,
+            frames_suppressed=self._frames_suppressed,
+            device_errors=self._device_errors,
+            playout_dropped_samples=self._playout.dropped_samples,
+        )
+
+    def levels(self) -> AudioLevels:
+        """Input and output level over the newest frame, for the meters."""
+        mic = self.mic_ring.latest(self.frame_samples)
+        reply = self.reply_ring.latest(self.reply_rate * self.settings.frame_ms // 1000)
+        return AudioLevels(rms_dbfs(mic), peak_dbfs(mic), rms_dbfs(reply), peak_dbfs(reply))
+
+    @property
+    def input_silent(self) -> bool:
+        return self._processor.silent
+
+    @property
+    def reply_active(self) -> bool:
+        """Reply audio is queued or playing, or stopped less than the tail ago."""
+        tail = self.settings.half_duplex_tail_ms / 1000 + self._output_latency()
+        return (
+            self._playout.depth > 0
+            or bool(self._play_queue)
+            or time.monotonic() - self._last_reply_audio < tail
+        )
+
+    @property
+    def input_device(self) -> DeviceInfo | None:
+        return self._in_device
+
+    @property
+    def output_device(self) -> DeviceInfo | None:
+        return self._out_device
+
+    @property
+    def input_rate(self) -> int:
+        """The rate the input device was opened at (frames are always 16 kHz)."""
+        return self._in_rate
+
+    @property
+    def output_rate(self) -> int:
+        return self._out_rate
+
+    @property
+    def _aec_on(self) -> bool:
+        return self.settings.echo_mode == "full_duplex_aec"
+
+    # ---- loop-thread helpers ----------------------------------------------------------
+
+    def _post(self, command: Callable[[], None]) -> None:
+        self._commands.append(command)
+        self._ensure_thread()
+        self._wake.set()
+
+    def _ensure_thread(self) -> None:
+        if self._thread is None and not self._stopping:
+            self._thread = _EngineThread(self._run)
+            self._thread.start()
+
+    def _to_loop(self, fn: Callable[..., None], *args: Any) -> None:
+        # A closed loop raises RuntimeError: nobody is listening any more.
+        with contextlib.suppress(RuntimeError):
+            self._loop.call_soon_threadsafe(fn, *args)
+
+    def _report_error(self, message: str) -> None:
+        log.warning("audio: %s", message)
+        if self._on_error is not None:
+            self._to_loop(self._on_error, message)
+
+    def _deliver(self, generation: int, frame: bytes) -> None:
+        on_frame = self._on_frame
+        if on_frame is None or generation != self._capture_generation:
+            return
+        on_frame(frame)
+
+    # ---- PortAudio callbacks: copy only --------------------------------------------
+
+    def _input_callback(self, in_data: bytes | None, frames: int, _t: Any, status: int) -> Any:
+        if status & pyaudio.paInputOverflow:
+            self._input_overflow_flags += 1
+        if in_data:
+            self._capture_ring.write(np.frombuffer(in_data, dtype=np.int16))
+        self._last_in_callback = time.monotonic()
+        self._wake.set()
+        return (None, pyaudio.paContinue)
+
+    def _output_callback(self, _in: bytes | None, frames: int, _t: Any, status: int) -> Any:
+        out = np.empty(frames, dtype=np.int16)
+        got = self._playout.read_into(out)
+        now = time.monotonic()
+        self._last_out_callback = now
+        if got:
+            self._last_reply_audio = now
+            self.reply_ring.write(out)
+            if self._echo is not None:
+                self._far_ring.write(out)
+            if self._playout.started_at != self._reported_start:
+                self._wake.set()
+        elif self._echo is not None:
+            self._far_ring.write(out)  # the far end is silent: AEC must see that too
+        return (out.tobytes(), pyaudio.paContinue)
+
+    # ---- engine thread ----------------------------------------------------------------
+
+    def _run(self) -> None:
+        try:
+            self._safely(self._open_output)
+            while not self._stopping:
+                self._wake.wait(_IDLE_WAIT_S)
+                self._wake.clear()
+                while self._commands:
+                    self._safely(self._commands.popleft())
+                self._safely(self._feed_playout)
+                self._drain_capture()
+                self._report_playback_start()
+                self._watchdog()
+        except Exception as exc:  # never let the thread die silently
+            log.exception("audio engine failed")
+            self._report_error(f"audio engine stopped: {exc}")
+        finally:
+            self._close_streams()
+            self._terminate_portaudio()
+
+    def _safely(self, step: Callable[[], None]) -> None:
+        """Run a device step; a device that cannot open is reported, not fatal."""
+        try:
+            step()
+        except (AudioDeviceError, OSError) as exc:
+            self._device_errors += 1
+            self._failed = True
+            self._report_error(str(exc))
+
+    def _portaudio(self) -> pyaudio.PyAudio:
+        if self._pa is None:
+            self._pa = open_portaudio()
+        return self._pa
+
+    def _terminate_portaudio(self) -> None:
+        if self._pa is not None:
+            self._pa.terminate()
+            self._pa = None
+
+    def _open_output(self) -> None:
+        pa = self._portaudio()
+        device = choose_device(pa, self.settings.output_device, "output")
+        if self.settings.output_device and device.name != self.settings.output_device:
+            self._report_error(
+                f"output device {self.settings.output_device!r} not found; using {device.name!r}"
+            )
+        wanted = self.settings.output_device_rate
+        rates = [wanted] if wanted else [REPLY_RATE, round(device.default_rate)]
+        last_error: Exception | None = None
+        for rate in dict.fromkeys(rates):
+            try:
+                stream = pa.open(
+                    format=pyaudio.paInt16,
+                    channels=1,
+                    rate=rate,
+                    output=True,
+                    output_device_index=device.index,
+                    frames_per_buffer=rate * _OUTPUT_BLOCK_MS // 1000,
+                    stream_callback=self._output_callback,
+                    start=False,
+                )
+            except (OSError, ValueError) as exc:
+                last_error = exc
+                continue
+            if rate != self._out_rate:
+                self._set_output_rate(rate)
+            self._out_device = device
+            self._out_stream = stream
+            self._last_out_callback = time.monotonic()
+            stream.start_stream()
+            return
+        raise AudioDeviceError(f"cannot open output device {device.name!r}: {last_error}")
+
+    def _set_output_rate(self, rate: int) -> None:
+        self._out_rate = rate
+        self.reply_rate = rate
+        self.reply_ring = RingBuffer(rate * _RING_SECONDS, np.int16)
+        self._far_ring = RingBuffer(rate, np.int16)
+        self._far_resampler = None
+        self._out_resamplers.clear()
+        with self._play_lock:
+            self._playout.clear()
+            self._playout = PlayoutBuffer(rate, self.settings.playout_buffer_ms)
+
+    def _open_capture(self) -> None:
+        self._capture_wanted = True
+        self._failed = False  # an explicit start tries the devices again
+        if self._in_stream is not None:
+            return
+        pa = self._portaudio()
+        device = choose_device(pa, self.settings.input_device, "input")
+        if self.settings.input_device and device.name != self.settings.input_device:
+            self._report_error(
+                f"input device {self.settings.input_device!r} not found; using {device.name!r}"
+            )
+        wanted = self.settings.input_device_rate
+        rates = [wanted] if wanted else [CAPTURE_RATE, round(device.default_rate)]
+        last_error: Exception | None = None
+        for rate in dict.fromkeys(rates):
+            block = rate * self.settings.frame_ms // 1000
+            try:
+                stream = pa.open(
+                    format=pyaudio.paInt16,
+                    channels=1,
+                    rate=rate,
+                    input=True,
+                    input_device_index=device.index,
+                    frames_per_buffer=block,
+                    stream_callback=self._input_callback,
+                    start=False,
+                )
+            except (OSError, ValueError) as exc:
+                last_error = exc
+                continue
+            self._in_rate = rate
+            self._in_resampler = (
+                StreamResampler(rate, CAPTURE_RATE) if rate != CAPTURE_RATE else None
+            )
+            self._capture_ring = RingBuffer(rate * 2, np.int16)
+            self._pending = np.zeros(0, dtype=np.int16)
+            self._in_device = device
+            self._in_stream = stream
+            self._last_in_callback = time.monotonic()
+            stream.start_stream()
+            return
+        raise AudioDeviceError(f"cannot open input device {device.name!r}: {last_error}")
+
+    def _close_capture(self) -> None:
+        self._capture_wanted = False
+        stream, self._in_stream = self._in_stream, None
+        if stream is not None:
+            _close_quietly(stream)
+        self._pending = np.zeros(0, dtype=np.int16)
+        self._capture_ring.read_new()  # discard what was not yet framed
+        if self._echo is not None:
+            self._echo.reset()
+
+    def _restart_output(self) -> None:
+        stream, self._out_stream = self._out_stream, None
+        if stream is not None:
+            _close_quietly(stream)  # Pa_CloseStream discards what the device holds
+        for r in self._out_resamplers.values():
+            r.flush()
+        self._open_output()
+
+    def _close_streams(self) -> None:
+        for name in ("_in_stream", "_out_stream"):
+            stream = getattr(self, name)
+            setattr(self, name, None)
+            if stream is not None:
+                _close_quietly(stream)
+
+    def _feed_playout(self) -> None:
+        while self._play_queue:
+            try:
+                pcm, rate, t_play = self._play_queue.popleft()
+            except IndexError:  # flushed meanwhile
+                return
+            generation = self._flush_generation
+            samples = np.frombuffer(pcm, dtype=np.int16)
+            if rate != self._out_rate:
+                resampler = self._out_resamplers.get(rate)
+                if resampler is None:
+                    resampler = StreamResampler(rate, self._out_rate)
+                    self._out_resamplers[rate] = resampler
+                samples = resampler.process(samples)
+            with self._play_lock:
+                if generation != self._flush_generation:
+                    continue  # a flush came while this chunk was being resampled
+                self._playout.write(samples)
+            if self.trace_playout is not None:
+                self.trace_playout.append((t_play, time.monotonic()))
+        if self._out_stream is None and not self._failed:
+            self._open_output()
+
+    def _drain_capture(self) -> None:
+        if self._echo is not None:
+            far = self._far_ring.read_new()
+            if far.size:
+                if self._out_rate != CAPTURE_RATE:
+                    if self._far_resampler is None:
+                        self._far_resampler = StreamResampler(self._out_rate, CAPTURE_RATE)
+                    far = self._far_resampler.process(far)
+                self._echo.push_far(far)
+        if self._in_stream is None:
+            return
+        new = self._capture_ring.read_new()
+        if new.size == 0:
+            return
+        t_callback = self._last_in_callback
+        if self._in_resampler is not None:
+            new = self._in_resampler.process(new)
+        pending = np.concatenate((self._pending, new)) if self._pending.size else new
+        n = self.frame_samples
+        whole = pending.size // n
+        for i in range(whole):
+            self._process_frame(pending[i * n : (i + 1) * n], t_callback)
+        self._pending = pending[whole * n :].copy()
+
+    def _process_frame(self, frame: Int16Array, t_callback: float) -> None:
+        if self._echo is not None:
+            frame = self._echo.process(frame)
+        frame = self._processor.process(frame)
+        self.mic_ring.write(frame)
+        if self.settings.echo_mode == "half_duplex" and self.reply_active:
+            self._frames_suppressed += 1
+            return
+        if self._on_frame is None:
+            return
+        self._frames_delivered += 1
+        if self.trace_capture is not None:
+            self.trace_capture.append(t_callback)
+        self._to_loop(self._deliver, self._capture_generation, frame.tobytes())
+
+    def _report_playback_start(self) -> None:
+        started = self._playout.started_at
+        if started is not None and started != self._reported_start:
+            self._reported_start = started
+            if self._on_playback_started is not None:
+                self._to_loop(self._on_playback_started, started)
+
+    def _output_latency(self) -> float:
+        stream = self._out_stream
+        try:
+            return float(stream.get_output_latency()) if stream is not None else 0.0
+        except OSError:
+            return 0.0
+
+    # ---- failure and recovery ---------------------------------------------------------
+
+    def _watchdog(self) -> None:
+        now = time.monotonic()
+        problems = []
+        if self._in_stream is not None and (
+            now - self._last_in_callback > _STALL_S or not self._in_stream.is_active()
+        ):
+            problems.append(f"input device {self._device_name(self._in_device)} stopped")
+        if self._out_stream is not None and (
+            now - self._last_out_callback > _STALL_S or not self._out_stream.is_active()
+        ):
+            problems.append(f"output device {self._device_name(self._out_device)} stopped")
+        if problems:
+            self._recover("; ".join(problems))
+
+    @staticmethod
+    def _device_name(device: DeviceInfo | None) -> str:
+        return repr(device.name) if device is not None else "(none)"
+
+    def _recover(self, reason: str) -> None:
+        """Reopen the devices (by name, else the default) with a fresh device list."""
+        self._device_errors += 1
+        capture = self._capture_wanted
+        self._close_streams()
+        self._terminate_portaudio()
+        attempts = self.settings.recovery_attempts
+        for attempt in range(attempts):
+            if self._stopping:
+                return
+            try:
+                self._open_output()
+                if capture:
+                    self._open_capture()
+            except (AudioDeviceError, OSError) as exc:
+                log.info("audio recovery attempt %d failed: %s", attempt + 1, exc)
+                self._close_streams()
+                self._terminate_portaudio()
+                self._wake.wait(0.2 * 2**attempt)  # back off; a command may wake us early
+                continue
+            self._report_error(f"{reason}; recovered")
+            return
+        self._failed = True
+        self._capture_wanted = False
+        self._report_error(f"{reason}; audio stopped after {attempts} attempts to reopen")
+
+
+def _close_quietly(stream: Any) -> None:
+    try:
+        stream.close()
+    except OSError as exc:  # a device that vanished may refuse even to close
+        log.debug("closing an audio stream failed: %s", exc)

@@ -1,0 +1,71 @@
+"""What the audio engine is configured with. Plain data, saved with the app's settings."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Literal
+
+CAPTURE_RATE = 16000  # what the Live API takes: 16 kHz mono PCM16
+REPLY_RATE = 24000  # what the Live API sends
+
+EchoMode = Literal["half_duplex", "full_duplex_aec"]
+
+
+class AudioSettingsError(ValueError):
+    """An audio setting is out of range."""
+
+
+@dataclass(frozen=True, slots=True)
+class AudioSettings:
+    # Device names as `emodesk devices` lists them; None (or a name no longer present)
+    # means the system default.
+    input_device: str | None = None
+    output_device: str | None = None
+    # Length of one captured frame handed to the loop.
+    frame_ms: int = 20
+    # Reply audio buffered before playback starts, to absorb network jitter.
+    playout_buffer_ms: int = 60
+    # "half_duplex": captured frames are not delivered while the reply plays (plus a
+    # tail); "full_duplex_aec": always delivered, with WebRTC AEC3 removing the reply.
+    echo_mode: EchoMode = "half_duplex"
+    half_duplex_tail_ms: int = 200
+    # AEC3's hint for the speaker-to-mic delay; 0 lets its estimator find it.
+    aec_stream_delay_ms: int = 0
+    noise_gate: bool = False
+    noise_gate_threshold_dbfs: float = -50.0
+    normalize: bool = False
+    normalize_target_dbfs: float = -20.0
+    normalize_max_gain_db: float = 20.0
+    silence_detection: bool = True
+    silence_threshold_dbfs: float = -45.0
+    silence_hangover_ms: int = 500
+    # Open the input device at this rate instead of 16 kHz (and resample); None tries
+    # 16 kHz first and falls back to the device's default rate.
+    input_device_rate: int | None = None
+    # Output device rate; None uses the reply rate when the device takes it, else the
+    # device's default rate.
+    output_device_rate: int | None = None
+    # A device that fails is reopened this many times before the engine gives up.
+    recovery_attempts: int = 3
+
+    def __post_init__(self) -> None:
+        if not 10 <= self.frame_ms <= 100 or (CAPTURE_RATE * self.frame_ms) % 1000:
+            raise AudioSettingsError(f"frame_ms must be 10..100 ms, got {self.frame_ms}")
+        if not 0 <= self.playout_buffer_ms <= 500:
+            raise AudioSettingsError(
+                f"playout_buffer_ms must be 0..500, got {self.playout_buffer_ms}"
+            )
+        if self.echo_mode not in ("half_duplex", "full_duplex_aec"):
+            raise AudioSettingsError(f"unknown echo_mode {self.echo_mode!r}")
+        if self.half_duplex_tail_ms < 0 or self.aec_stream_delay_ms < 0:
+            raise AudioSettingsError("half_duplex_tail_ms and aec_stream_delay_ms must be >= 0")
+        for name in ("input_device_rate", "output_device_rate"):
+            rate = getattr(self, name)
+            if rate is not None and not 8000 <= rate <= 192000:
+                raise AudioSettingsError(f"{name} must be 8000..192000 Hz, got {rate}")
+        if self.recovery_attempts < 0:
+            raise AudioSettingsError("recovery_attempts must be >= 0")
+
+    @property
+    def frame_samples(self) -> int:
+        return CAPTURE_RATE * self.frame_ms // 1000

@@ -1,0 +1,54 @@
+"""`emodesk devices`: the audio devices PortAudio sees, with default rate and latency."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from typing import TextIO
+
+from emodesk.audio.devices import AudioDeviceError, DeviceInfo, list_devices, open_portaudio
+
+
+def format_table(devices: list[DeviceInfo]) -> str:
+    header = ("#", "in", "out", "name", "host API", "rate Hz", "low latency ms", "default")
+    rows = [header]
+    for d in devices:
+        latency = [
+            f"in {d.default_low_input_latency_s * 1000:.1f}" if d.max_input_channels else "",
+            f"out {d.default_low_output_latency_s * 1000:.1f}" if d.max_output_channels else "",
+        ]
+        default = [
+            m for m, on in (("input", d.is_default_input), ("output", d.is_default_output)) if on
+        ]
+        rows.append(
+            (
+                str(d.index),
+                str(d.max_input_channels),
+                str(d.max_output_channels),
+                d.name,
+                d.host_api,
+                f"{d.default_rate:.0f}",
+                " / ".join(x for x in latency if x),
+                "*" + ",".join(default) if default else "",
+            )
+        )
+    widths = [max(len(r[i]) for r in rows) for i in range(len(header))]
+    lines = ["  ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)).rstrip() for r in rows]
+    return "\n".join(lines)
+
+
+def run(args: argparse.Namespace, out: TextIO = sys.stdout) -> int:
+    try:
+        pa = open_portaudio()
+    except AudioDeviceError as exc:
+        print(f"emodesk: {exc}", file=sys.stderr)
+        return 1
+    try:
+        devices = list_devices(pa)
+    finally:
+        pa.terminate()
+    if not devices:
+        print("no audio devices found", file=out)
+        return 1
+    print(format_table(devices), file=out)
+    return 0
