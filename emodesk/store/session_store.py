@@ -31,6 +31,7 @@ from emodesk.core.export import (
 )
 from emodesk.core.timeline import TimelineEntry
 from emodesk.core.tracker import Trend
+from emodesk.store.checkpoint import SAFETY_NET_PAGES, Checkpointer
 from emodesk.store.errors import OpenReport, SessionNotFound, StoreError, store_error
 from emodesk.store.opening import connect, kept_copies, open_history
 
@@ -80,8 +81,12 @@ class SessionStore:
         self.path = Path(path) if path is not None else default_history_path()
         self._lock = threading.Lock()
         self._conn, self.open_report = open_history(self.path)
+        self._conn.execute(f"PRAGMA wal_autocheckpoint = {SAFETY_NET_PAGES}")
+        # Regular WAL checkpoints run here, off the loop (public for tests and the bench).
+        self.checkpointer = Checkpointer(self.path)
         self._open_sessions: set[str] = set()
         self._closed = False
+        self._changes_seen = self._conn.total_changes
 
     # -- plumbing ---------------------------------------------------------------
 
@@ -94,6 +99,9 @@ class SessionStore:
                 yield self._conn
             except sqlite3.Error as exc:
                 raise store_error(exc, action, self.path) from exc
+            if self._conn.total_changes != self._changes_seen:
+                self._changes_seen = self._conn.total_changes
+                self.checkpointer.wrote()
 
     @contextlib.contextmanager
     def _bulk(self, action: str) -> Iterator[sqlite3.Connection]:
@@ -363,6 +371,7 @@ class SessionStore:
             if self._closed:
                 return
             self._closed = True
+            self.checkpointer.stop()
             with contextlib.suppress(sqlite3.Error):
                 self._conn.close()
 
