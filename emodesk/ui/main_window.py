@@ -1,0 +1,750 @@
+"""The main window: toolbar (voices, profile, connect, consent, export), banners, the
+scope and the emotion timeline, the push-to-talk row, the transcript and the status bar.
+
+It shows what the controller's events say and sends intents through `ControllerProtocol`;
+it never holds conversation state of its own beyond what is on screen. A window can exist
+before its controller does (`attach_controller`), so it appears before the heavy parts of
+the app are imported.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import re
+import time
+from collections.abc import Callable, Coroutine, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from PySide6.QtCore import QByteArray, Qt, Signal
+from PySide6.QtGui import QAction, QActionGroup, QCloseEvent, QKeySequence
+from PySide6.QtWidgets import (
+    QComboBox,
+    QFileDialog,
+    QHBoxLayout,
+    QLabel,
+    QMainWindow,
+    QMenu,
+    QMessageBox,
+    QPushButton,
+    QSplitter,
+    QStatusBar,
+    QToolBar,
+    QToolButton,
+    QVBoxLayout,
+    QWidget,
+)
+
+from emodesk.conversation.api import (
+    ControllerEvent,
+    ControllerProtocol,
+    ConversationState,
+    IntentRefused,
+    Notice,
+    NoticeKind,
+    ReadingAdded,
+    SessionEnded,
+    SessionStarted,
+    SettingsChanged,
+    StateChanged,
+    TranscriptLine,
+    TrendChanged,
+    TurnLatency,
+)
+from emodesk.ui import theme
+from emodesk.ui.banners import BannerArea
+from emodesk.ui.consent import ConsentDialog
+from emodesk.ui.frameclock import FrameClock
+from emodesk.ui.ptt import DEFAULT_PTT_KEY, PushToTalkKey
+from emodesk.ui.scope import SampleSource, ScopeView
+from emodesk.ui.services import Services
+from emodesk.ui.settings_dialog import SettingsDialog
+from emodesk.ui.settings_store import SettingsStore
+from emodesk.ui.timeline import TimelineView
+from emodesk.ui.transcript import TranscriptPanel
+
+log = logging.getLogger(__name__)
+
+S = ConversationState
+CONNECTED = frozenset({S.READY, S.LISTENING, S.WAITING, S.REPLYING})
+STATE_TEXT = {
+    S.OFFLINE: ("Disconnected", "#6b7280"),
+    S.CONNECTING: ("Connecting…", "#e0a100"),
+    S.READY: ("Connected", "#2f9e44"),
+    S.LISTENING: ("Listening", "#38bdb0"),
+    S.WAITING: ("Waiting for the reply", "#4f8fe6"),
+    S.REPLYING: ("Replying", "#f59e42"),
+    S.RECONNECTING: ("Reconnecting", "#e0a100"),
+    S.ERROR: ("Connection failed", "#e5533d"),
+}
+_NEXT_IN = re.compile(r"next in (\d+(?:\.\d+)?) s")
+SYNTHETIC_TEXT = "Offline demo: replies are synthetic"
+
+
+@dataclass(frozen=True)
+class ConsentInfo:
+    title: str
+    text: str
+    version: str
+
+
+@dataclass(frozen=True)
+class WindowOptions:
+    voices: Sequence[str]
+    featured_voices: Sequence[str]
+    profiles: Sequence[tuple[str, str]]  # (key, title)
+    consent: ConsentInfo
+    voice: str
+    profile: str
+    model: str
+    hands_free: bool = False
+
+
+class MainWindow(QMainWindow):
+    # The dialog's values; the composition root maps them onto the app's settings.
+    settings_applied = Signal(dict)
+    closing = Signal()
+
+    def __init__(
+        self,
+        options: WindowOptions,
+        store: SettingsStore,
+        services: Services | None = None,
+        settings_values: Callable[[], dict[str, Any]] | None = None,
+    ) -> None:
+        super().__init__()
+        self.options = options
+        self.store = store
+        self.services = services or Services()
+        self._settings_values = settings_values or (lambda: {})
+        self.controller: ControllerProtocol | None = None
+        self._unsubscribe: Callable[[], None] | None = None
+        self._tasks: set[asyncio.Task[Any]] = set()
+        self.state = S.OFFLINE
+        self.voice = options.voice
+        self.profile = options.profile
+        self.consent = self._saved_consent()
+        self.hands_free = options.hands_free
+        self.synthetic = False
+        self.session_id: str | None = None
+        self._reconnect_deadline: float | None = None
+        self.consent_dialog: ConsentDialog | None = None
+        self.settings_dialog: SettingsDialog | None = None
+        self.export_dialog: QFileDialog | None = None
+        self.message_box: QMessageBox | None = None
+        self.last_refusal: IntentRefused | None = None
+
+        self.setWindowTitle("EmoDesk")
+        self.setMinimumSize(960, 600)
+        self.setStyleSheet(theme.STYLE_SHEET)
+        self.clock = FrameClock(self)
+        self._build_toolbar()
+        self._build_central()
+        self._build_status_bar()
+        self.ptt_key = PushToTalkKey(self, store.value("ui/ptt_key", DEFAULT_PTT_KEY))
+        self.ptt_key.pressed.connect(self._ptt_down)
+        self.ptt_key.released.connect(self._ptt_up)
+        self._update_ptt_label()
+        self.clock.add(self.scope.tick)
+        self.clock.add(self.timeline.tick)
+        self.clock.add(self._tick_status)
+        self.timeline.set_emotion_enabled(self.consent)
+        self._show_state()
+        geometry = store.geometry()
+        if geometry is None or not self.restoreGeometry(geometry):
+            self.resize(1280, 800)
+
+    # ================================================================== construction
+    def _build_toolbar(self) -> None:
+        bar = QToolBar("Main")
+        bar.setMovable(False)
+        bar.setToolButtonStyle(Qt.ToolButtonStyle.ToolButtonTextOnly)
+        self.addToolBar(bar)
+        self.toolbar = bar
+
+        self.connect_action = QAction("Connect", self)
+        self.connect_action.setShortcut(QKeySequence("Ctrl+K"))
+        self.connect_action.setToolTip("Connect to the Live service (Ctrl+K)")
+        self.connect_action.triggered.connect(self._toggle_connection)
+        self.connect_action.setEnabled(False)
+        bar.addAction(self.connect_action)
+        bar.addSeparator()
+
+        bar.addWidget(QLabel(" Voice "))
+        self.voice_group = QActionGroup(self)
+        self.voice_group.setExclusive(True)
+        self.voice_actions: dict[str, QAction] = {}
+        for voice in self.options.voices:
+            action = QAction(voice, self, checkable=True)
+            action.setToolTip(f"Reply with the voice {voice}")
+            action.triggered.connect(lambda _=False, v=voice: self.request_voice(v))
+            self.voice_group.addAction(action)
+            self.voice_actions[voice] = action
+        for voice in self.options.featured_voices:
+            if voice in self.voice_actions:
+                bar.addAction(self.voice_actions[voice])
+                button = bar.widgetForAction(self.voice_actions[voice])
+                if button is not None:
+                    button.setObjectName("voiceButton")
+        self.more_voices = QToolButton()
+        self.more_voices.setText("More voices")
+        self.more_voices.setPopupMode(QToolButton.ToolButtonPopupMode.InstantPopup)
+        self.more_voices_menu = QMenu(self.more_voices)
+        for voice in self.options.voices:
+            if voice not in self.options.featured_voices:
+                self.more_voices_menu.addAction(self.voice_actions[voice])
+        self.more_voices.setMenu(self.more_voices_menu)
+        bar.addWidget(self.more_voices)
+        self._check_voice(self.voice)
+        bar.addSeparator()
+
+        bar.addWidget(QLabel(" Profile "))
+        self.profile_box = QComboBox()
+        for key, title in self.options.profiles:
+            self.profile_box.addItem(title, key)
+        self.profile_box.setCurrentIndex(max(0, self.profile_box.findData(self.profile)))
+        self.profile_box.activated.connect(self._profile_chosen)
+        self.profile_box.setFocusPolicy(Qt.FocusPolicy.NoFocus)
+        bar.addWidget(self.profile_box)
+        bar.addSeparator()
+
+        self.consent_action = QAction("Emotion: off", self)
+        self.consent_action.triggered.connect(self.open_consent_dialog)
+        bar.addAction(self.consent_action)
+
+        self.export_button = QToolButton()
+        self.export_button.setText("Export")
+        self.export_button.setPopupMode(QToolButton.ToolButtonPopupMode.InstantPopup)
+        self.export_menu = QMenu(self.export_button)
+        self.export_csv_action = self.export_menu.addAction("Export timeline as CSV…")
+        self.export_csv_action.triggered.connect(lambda: self.open_export_dialog("csv"))
+        self.export_json_action = self.export_menu.addAction("Export timeline as JSON…")
+        self.export_json_action.triggered.connect(lambda: self.open_export_dialog("json"))
+        self.past_sessions_menu = self.export_menu.addMenu("Export a past session")
+        self.past_sessions_menu.aboutToShow.connect(self._fill_past_sessions)
+        self.export_button.setMenu(self.export_menu)
+        bar.addWidget(self.export_button)
+
+        spacer = QWidget()
+        spacer.setSizePolicy(
+            spacer.sizePolicy().Policy.Expanding, spacer.sizePolicy().Policy.Preferred
+        )
+        bar.addWidget(spacer)
+        self.settings_action = QAction("Settings", self)
+        self.settings_action.setShortcut(QKeySequence.StandardKey.Preferences)
+        self.settings_action.triggered.connect(lambda: self.open_settings())
+        bar.addAction(self.settings_action)
+
+    def _build_central(self) -> None:
+        self.banners = BannerArea()
+        self.scope = ScopeView()
+        self.timeline = TimelineView()
+        self.transcript = TranscriptPanel()
+        self.transcript.text_submitted.connect(self.send_text)
+
+        self.ptt_button = QPushButton("Hold to talk")
+        self.ptt_button.setObjectName("pushToTalk")
+        self.ptt_button.setFocusPolicy(Qt.FocusPolicy.NoFocus)
+        self.ptt_button.pressed.connect(self._ptt_down)
+        self.ptt_button.released.connect(self._ptt_up)
+        self.hands_free_button = QPushButton("Hands-free")
+        self.hands_free_button.setCheckable(True)
+        self.hands_free_button.setChecked(self.hands_free)
+        self.hands_free_button.setMinimumHeight(54)
+        self.hands_free_button.setFocusPolicy(Qt.FocusPolicy.NoFocus)
+        self.hands_free_button.setToolTip("Talk without holding a key: the model detects speech")
+        self.hands_free_button.toggled.connect(self.request_hands_free)
+        ptt_row = QHBoxLayout()
+        ptt_row.addWidget(self.ptt_button, 1)
+        ptt_row.addWidget(self.hands_free_button)
+
+        left = QWidget()
+        left_layout = QVBoxLayout(left)
+        left_layout.setContentsMargins(0, 0, 0, 0)
+        left_layout.addWidget(self.scope, 4)
+        left_layout.addWidget(self.timeline, 5)
+        left_layout.addLayout(ptt_row)
+
+        self.splitter = QSplitter(Qt.Orientation.Horizontal)
+        self.splitter.addWidget(left)
+        self.splitter.addWidget(self.transcript)
+        self.splitter.setStretchFactor(0, 3)
+        self.splitter.setStretchFactor(1, 2)
+        self.splitter.setChildrenCollapsible(False)
+        left.setMinimumWidth(520)
+        self.transcript.setMinimumWidth(280)
+
+        central = QWidget()
+        layout = QVBoxLayout(central)
+        layout.setContentsMargins(8, 6, 8, 4)
+        layout.addWidget(self.banners)
+        layout.addWidget(self.splitter, 1)
+        self.setCentralWidget(central)
+
+    def _build_status_bar(self) -> None:
+        bar = QStatusBar()
+        self.setStatusBar(bar)
+        self.state_label = QLabel()
+        self.model_label = QLabel(self.options.model)
+        self.model_label.setToolTip("Model")
+        self.latency_label = QLabel("")
+        self.latency_label.setToolTip("Last turn: push-to-talk released → first reply audio")
+        self.synthetic_label = QLabel(SYNTHETIC_TEXT)
+        self.synthetic_label.setStyleSheet("color: #b35900; font-weight: 600;")
+        self.synthetic_label.hide()
+        self.add_key_button = QPushButton("Add API key…")
+        self.add_key_button.setFlat(True)
+        self.add_key_button.clicked.connect(lambda: self.open_settings("API key"))
+        self.add_key_button.hide()
+        bar.addWidget(self.state_label)
+        bar.addWidget(self.synthetic_label)
+        bar.addWidget(self.add_key_button)
+        bar.addPermanentWidget(self.latency_label)
+        bar.addPermanentWidget(self.model_label)
+
+    # ================================================================== controller wiring
+    def attach_controller(
+        self,
+        controller: ControllerProtocol,
+        mic: SampleSource | None = None,
+        reply: SampleSource | None = None,
+    ) -> None:
+        if self._unsubscribe is not None:
+            self._unsubscribe()
+        self.controller = controller
+        self._unsubscribe = controller.subscribe(self.on_event)
+        self.scope.attach(mic, reply)
+        self.state = controller.state
+        self.connect_action.setEnabled(True)
+        self._show_state()
+
+    def detach_controller(self) -> None:
+        if self._unsubscribe is not None:
+            self._unsubscribe()
+        self._unsubscribe = None
+        self.controller = None
+        self.scope.attach(None, None)
+        self.connect_action.setEnabled(False)
+
+    def on_event(self, event: ControllerEvent) -> None:
+        match event:
+            case StateChanged():
+                self._on_state(event)
+            case SessionStarted():
+                self.session_id = event.session_id
+                self.synthetic = event.synthetic
+                self.model_label.setText(event.model)
+                self._check_voice(event.voice)
+                self.timeline.reset()
+                self.transcript.model.clear()
+                self._show_synthetic()
+            case SessionEnded():
+                pass
+            case TranscriptLine():
+                self.transcript.add_line(event.role, event.text, event.turn, event.final)
+            case ReadingAdded():
+                if self.consent:
+                    self.timeline.add_reading(event)
+            case TrendChanged():
+                if self.consent:
+                    self.timeline.set_trend(event.trend, event.escalate, event.advice)
+            case TurnLatency():
+                if event.to_first_audio_s is not None:
+                    self.latency_label.setText(f"Last turn: {event.to_first_audio_s * 1000:.0f} ms")
+            case Notice():
+                self._on_notice(event)
+            case IntentRefused():
+                self._on_refused(event)
+            case SettingsChanged():
+                self._on_settings_changed(event)
+
+    def _on_state(self, event: StateChanged) -> None:
+        self.state = event.state
+        if event.state is S.RECONNECTING:
+            match = _NEXT_IN.search(event.detail)
+            self._reconnect_deadline = time.monotonic() + float(match.group(1)) if match else None
+        else:
+            self._reconnect_deadline = None
+            if event.state in CONNECTED:
+                self.banners.dismiss(NoticeKind.RECONNECTING)
+                self.banners.dismiss(NoticeKind.CONNECTION_FAILED)
+        if event.state not in CONNECTED and self.ptt_key.held:
+            self.ptt_key.held = False
+        self._state_detail = event.detail
+        self._show_state()
+
+    def _show_state(self) -> None:
+        text, colour = STATE_TEXT.get(self.state, (str(self.state), "#6b7280"))
+        if self.state is S.RECONNECTING and self._reconnect_deadline is not None:
+            left = max(0, round(self._reconnect_deadline - time.monotonic()))
+            text = f"Reconnecting in {left} s"
+        self.state_label.setText(f'<span style="color:{colour}">●</span> {text}')
+        connected = self.state in CONNECTED
+        busy = self.state in (S.CONNECTING, S.RECONNECTING)
+        self.connect_action.setText("Disconnect" if connected or busy else "Connect")
+        self.ptt_button.setEnabled(connected and not self.hands_free)
+        self.ptt_button.setProperty("held", self.state is S.LISTENING and not self.hands_free)
+        self.ptt_button.style().unpolish(self.ptt_button)
+        self.ptt_button.style().polish(self.ptt_button)
+        self.transcript.send_button.setEnabled(
+            connected and bool(self.transcript.input.text().strip())
+        )
+        self._update_ptt_label()
+
+    def _tick_status(self) -> None:
+        if self.state is S.RECONNECTING and self._reconnect_deadline is not None:
+            before = self.state_label.text()
+            self._show_state()
+            if before == self.state_label.text():
+                return
+
+    def _update_ptt_label(self) -> None:
+        key = getattr(self, "ptt_key", None)
+        key_name = key.key_text if key is not None else DEFAULT_PTT_KEY
+        if self.hands_free:
+            self.ptt_button.setText("Hands-free: just speak")
+        elif self.state is S.LISTENING:
+            self.ptt_button.setText("Listening… release to send")
+        elif self.state in CONNECTED:
+            self.ptt_button.setText(f"Hold to talk  ({key_name})")
+        else:
+            self.ptt_button.setText("Connect to talk")
+
+    def _show_synthetic(self) -> None:
+        self.synthetic_label.setVisible(self.synthetic)
+        self.add_key_button.setVisible(self.synthetic and not self.services.has_api_key())
+
+    def set_offline_demo(self, offline: bool, reason: str = "") -> None:
+        """The composition root says the app runs on the emulator (no key, or --offline)."""
+        self.synthetic = offline
+        self._show_synthetic()
+        if offline:
+            self.banners.show_banner(
+                "offline",
+                "info",
+                reason or "No API key: this is the offline demo, with synthetic replies.",
+                "Add API key…",
+                lambda: self.open_settings("API key"),
+            )
+        else:
+            self.banners.dismiss("offline")
+
+    def _on_notice(self, notice: Notice) -> None:
+        kind = notice.kind
+        if kind is NoticeKind.ESCALATION:
+            if not self.consent:
+                return
+            self.banners.show_banner(
+                kind, "error", f"Escalation: {notice.message}", notice.action or "Got it",
+                lambda: None,
+            )  # fmt: skip
+        elif kind is NoticeKind.MIC_LOST:
+            self.banners.show_banner(
+                kind, "error", f"Microphone lost: {notice.message}",
+                notice.action or "Choose a microphone…", lambda: self.open_settings("Audio"),
+            )  # fmt: skip
+        elif kind is NoticeKind.INVALID_KEY:
+            self.banners.show_banner(
+                kind, "error", f"The API key was rejected: {notice.message}",
+                notice.action or "Enter a valid key…", lambda: self.open_settings("API key"),
+            )  # fmt: skip
+        elif kind is NoticeKind.RECONNECTING:
+            self.banners.show_banner(
+                kind, "warning", f"Connection lost, reconnecting ({notice.message})",
+                notice.action or "Reconnect now", self.reconnect_now,
+            )  # fmt: skip
+        elif kind is NoticeKind.RECONNECTED:
+            self.banners.dismiss(NoticeKind.RECONNECTING)
+            self.statusBar().showMessage("Connection restored", 4000)
+        elif kind is NoticeKind.CONNECTION_FAILED:
+            self.banners.dismiss(NoticeKind.RECONNECTING)
+            self.banners.show_banner(
+                kind, "error", f"Could not connect: {notice.message}",
+                notice.action or "Try again", lambda: self._run(self._connect()),
+            )  # fmt: skip
+        elif kind is NoticeKind.STORAGE:
+            self.banners.show_banner(
+                kind, "warning", notice.message, notice.action or "Open settings…",
+                lambda: self.open_settings("Privacy"),
+            )  # fmt: skip
+        else:
+            self.banners.show_banner(str(kind), "warning", notice.message)
+
+    def _on_refused(self, event: IntentRefused) -> None:
+        self.last_refusal = event
+        log.info("refused %s: %s", event.intent, event.reason)
+        if event.intent == "export":
+            self._show_message("Export failed", event.reason, QMessageBox.Icon.Warning)
+        elif event.intent in ("change_voice", "change_profile"):
+            self._check_voice(self.voice)
+            self.profile_box.setCurrentIndex(max(0, self.profile_box.findData(self.profile)))
+            self.statusBar().showMessage(f"Not changed: {event.reason}", 5000)
+        elif event.intent not in ("push_to_talk_up",):
+            self.statusBar().showMessage(event.reason, 5000)
+
+    def _on_settings_changed(self, event: SettingsChanged) -> None:
+        self.voice = event.voice
+        self._check_voice(event.voice)
+        self.profile = event.profile
+        self.profile_box.setCurrentIndex(max(0, self.profile_box.findData(event.profile)))
+        self.hands_free = event.hands_free
+        self.hands_free_button.blockSignals(True)
+        self.hands_free_button.setChecked(event.hands_free)
+        self.hands_free_button.blockSignals(False)
+        self._set_consent_shown(event.consent)
+        self._show_state()
+
+    def _set_consent_shown(self, granted: bool) -> None:
+        self.consent = granted
+        self.consent_action.setText("Emotion: on" if granted else "Emotion: off")
+        self.consent_action.setToolTip(
+            "Emotion estimates are on — click to review or revoke consent" if granted
+            else "Emotion estimates are off — click to read what they do and allow them"
+        )  # fmt: skip
+        if self.timeline.enabled_for_emotion != granted:
+            self.timeline.set_emotion_enabled(granted)
+        if not granted:
+            self.banners.dismiss(NoticeKind.ESCALATION)
+
+    # ================================================================== intents
+    def _run(self, coro: Coroutine[Any, Any, Any]) -> asyncio.Task[Any]:
+        task = asyncio.ensure_future(coro)
+        self._tasks.add(task)
+        task.add_done_callback(self._task_done)
+        return task
+
+    def _task_done(self, task: asyncio.Task[Any]) -> None:
+        self._tasks.discard(task)
+        if not task.cancelled() and task.exception() is not None:
+            error = task.exception()
+            assert error is not None
+            log.error("intent failed", exc_info=error)
+            self.statusBar().showMessage(f"Error: {error}", 8000)
+
+    def _toggle_connection(self) -> None:
+        if self.controller is None:
+            return
+        if self.state in CONNECTED or self.state in (S.CONNECTING, S.RECONNECTING):
+            self._run(self.controller.disconnect())
+        else:
+            self._run(self._connect())
+
+    async def _connect(self) -> None:
+        if self.controller is not None:
+            await self.controller.connect()
+
+    def reconnect_now(self) -> None:
+        async def cycle() -> None:
+            if self.controller is not None:
+                await self.controller.disconnect()
+                await self.controller.connect()
+
+        self._run(cycle())
+
+    def request_voice(self, voice: str) -> None:
+        if self.controller is None or voice == self.voice:
+            self._check_voice(self.voice if self.controller is None else voice)
+            return
+        if self.state in CONNECTED or self.state is S.RECONNECTING:
+            self.statusBar().showMessage(f"Switching the voice to {voice}: reconnecting…", 6000)
+        self._run(self.controller.change_voice(voice))
+
+    def _profile_chosen(self, index: int) -> None:
+        key = self.profile_box.itemData(index)
+        if self.controller is None or key == self.profile:
+            return
+        if self.state in CONNECTED:
+            self.statusBar().showMessage("Switching the profile: reconnecting…", 6000)
+        self._run(self.controller.change_profile(key))
+
+    def request_hands_free(self, enabled: bool) -> None:
+        if self.controller is None:
+            return
+        if self.ptt_key.held:
+            self.ptt_key.release()
+        if not self.controller.set_hands_free(enabled):
+            self.hands_free_button.blockSignals(True)
+            self.hands_free_button.setChecked(self.hands_free)
+            self.hands_free_button.blockSignals(False)
+
+    def send_text(self, text: str) -> None:
+        if self.controller is not None:
+            self._run(self.controller.send_text(text))
+
+    def _ptt_down(self) -> None:
+        if self.controller is not None and not self.hands_free:
+            self.controller.push_to_talk_down()
+
+    def _ptt_up(self) -> None:
+        # Always sent, even if the press was refused: the controller ignores a stray up.
+        if self.controller is not None and not self.hands_free:
+            self.controller.push_to_talk_up()
+
+    def _check_voice(self, voice: str) -> None:
+        action = self.voice_actions.get(voice)
+        if action is not None:
+            action.setChecked(True)
+        featured = voice in self.options.featured_voices
+        self.more_voices.setText("More voices" if featured else f"{voice} ▾")
+
+    # ================================================================== consent
+    def _saved_consent(self) -> bool:
+        saved = self.store.consent()
+        return saved is not None and saved[0] and saved[1] == self.options.consent.version
+
+    def consent_needed(self) -> bool:
+        """Never answered, or answered for an older text: ask at launch."""
+        saved = self.store.consent()
+        return saved is None or saved[1] != self.options.consent.version
+
+    def open_consent_dialog(self) -> ConsentDialog:
+        if self.consent_dialog is not None and self.consent_dialog.isVisible():
+            return self.consent_dialog
+        info = self.options.consent
+        dialog = ConsentDialog(info.title, info.text, self.consent, self)
+        dialog.decided.connect(self._consent_decided)
+        dialog.setAttribute(Qt.WidgetAttribute.WA_DeleteOnClose)
+        self.consent_dialog = dialog
+        dialog.open()
+        return dialog
+
+    def _consent_decided(self, granted: bool) -> None:
+        self.store.set_consent(granted, self.options.consent.version)
+        self._set_consent_shown(granted)
+        if self.controller is not None:
+            self._run(self.controller.set_consent(granted))
+
+    # ================================================================== settings
+    def open_settings(self, tab: str = "") -> SettingsDialog:
+        if self.settings_dialog is not None and self.settings_dialog.isVisible():
+            self.settings_dialog.raise_()
+            return self.settings_dialog
+        values = {**self._settings_values(), "ptt_key": self.ptt_key.key_text}
+        values.setdefault("profile", self.profile)
+        dialog = SettingsDialog(values, self.options.profiles, self.services, self)
+        for index in range(dialog.tabs.count()):
+            if dialog.tabs.tabText(index) == tab:
+                dialog.tabs.setCurrentIndex(index)
+        dialog.applied.connect(self._settings_applied)
+        dialog.setAttribute(Qt.WidgetAttribute.WA_DeleteOnClose)
+        self.clock.add(dialog.tick)
+        dialog.finished.connect(lambda _: self._forget_dialog(dialog))
+        self.settings_dialog = dialog
+        dialog.open()
+        return dialog
+
+    def _forget_dialog(self, dialog: SettingsDialog) -> None:
+        self.clock.remove(dialog.tick)
+        if self.settings_dialog is dialog:
+            self.settings_dialog = None
+
+    def _settings_applied(self, values: dict[str, Any]) -> None:
+        key = str(values.get("ptt_key") or DEFAULT_PTT_KEY)
+        try:
+            self.ptt_key.set_key(key)
+            self.store.set_value("ui/ptt_key", key)
+        except ValueError:
+            self.statusBar().showMessage(f"Not a usable key: {key}", 5000)
+        self._update_ptt_label()
+        profile = values.get("profile")
+        if profile and profile != self.profile and self.controller is not None:
+            self._run(self.controller.change_profile(profile))
+        self.settings_applied.emit(values)
+
+    # ================================================================== export
+    def open_export_dialog(self, fmt: str = "csv", session_id: str | None = None) -> QFileDialog:
+        target = session_id or self.session_id or "session"
+        dialog = QFileDialog(self, f"Export timeline as {fmt.upper()}")
+        dialog.setAcceptMode(QFileDialog.AcceptMode.AcceptSave)
+        dialog.setFileMode(QFileDialog.FileMode.AnyFile)
+        dialog.setOption(QFileDialog.Option.DontUseNativeDialog, _use_qt_dialogs())
+        dialog.setNameFilter("CSV files (*.csv)" if fmt == "csv" else "JSON files (*.json)")
+        dialog.setDefaultSuffix(fmt)
+        dialog.setDirectory(str(Path.home()))
+        dialog.selectFile(f"emodesk-{target[:12]}.{fmt}")
+        dialog.fileSelected.connect(lambda path: self.export_to(path, fmt, session_id))
+        dialog.setAttribute(Qt.WidgetAttribute.WA_DeleteOnClose)
+        self.export_dialog = dialog
+        dialog.open()
+        return dialog
+
+    def export_to(self, path: str, fmt: str, session_id: str | None = None) -> asyncio.Task[Any]:
+        return self._run(self._export(path, fmt, session_id))
+
+    async def _export(self, path: str, fmt: str, session_id: str | None) -> bool:
+        problem = unwritable_reason(path)
+        if problem:
+            self._show_message("Cannot export", f"Cannot write {path}: {problem}.")
+            return False
+        if self.controller is None:
+            return False
+        ok = await self.controller.export(path, fmt, session_id)
+        if ok:
+            self.statusBar().showMessage(f"Timeline exported to {path}", 6000)
+        return ok
+
+    def _fill_past_sessions(self) -> None:
+        menu = self.past_sessions_menu
+        menu.clear()
+        sessions = list(self.services.list_sessions())
+        if not sessions:
+            menu.addAction("No past sessions").setEnabled(False)
+        for session_id, label in sessions[:20]:
+            sub = menu.addMenu(label)
+            for fmt in ("csv", "json"):
+                action = sub.addAction(f"as {fmt.upper()}…")
+                action.triggered.connect(
+                    lambda _=False, s=session_id, f=fmt: self.open_export_dialog(f, s)
+                )
+
+    def _show_message(
+        self, title: str, text: str, icon: QMessageBox.Icon = QMessageBox.Icon.Warning
+    ) -> None:
+        box = QMessageBox(icon, title, text, QMessageBox.StandardButton.Ok, self)
+        box.setAttribute(Qt.WidgetAttribute.WA_DeleteOnClose)
+        self.message_box = box
+        box.open()
+
+    # ================================================================== lifecycle
+    def showEvent(self, event: Any) -> None:
+        super().showEvent(event)
+        self.clock.start()
+
+    def hideEvent(self, event: Any) -> None:
+        self.ptt_key.release()
+        self.clock.stop()
+        super().hideEvent(event)
+
+    def closeEvent(self, event: QCloseEvent) -> None:
+        self.ptt_key.release()
+        self.store.set_geometry(self.saveGeometry())
+        self.closing.emit()
+        super().closeEvent(event)
+
+    def restore_geometry_bytes(self, geometry: QByteArray) -> bool:
+        return bool(self.restoreGeometry(geometry))
+
+
+def _use_qt_dialogs() -> bool:
+    # A native dialog cannot be driven offscreen (tests); elsewhere the platform's is nicer.
+    return os.environ.get("QT_QPA_PLATFORM", "") == "offscreen"
+
+
+def unwritable_reason(path: str) -> str:
+    """Why `path` cannot be written, or "" if it can (checked before the export runs)."""
+    if not path:
+        return "no file name"
+    target = Path(path)
+    if target.is_dir():
+        return "it is a folder"
+    parent = target.parent
+    if not parent.exists():
+        return f"the folder {parent} does not exist"
+    if target.exists() and not os.access(target, os.W_OK):
+        return "the file is read-only"
+    if not os.access(parent, os.W_OK | os.X_OK):
+        return "permission denied"
+    return ""

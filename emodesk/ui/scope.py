@@ -1,0 +1,187 @@
+"""The live audio view: a scrolling waveform of the microphone and of the reply in two
+colours, and an input and an output level meter.
+
+Everything here is drawn from `tick()`, called by the window's single FrameClock. The
+plot items are made once; each tick reads the newest window of each ring buffer, reduces
+it to a min/max envelope of a fixed number of bins (peak decimation, so a loud click is
+never lost between pixels) and hands numpy arrays to `setData`. Ranges are fixed and
+antialiasing is off. A source whose `total_written` has not moved is not redrawn, so an
+idle window costs next to nothing.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Protocol
+
+import numpy as np
+import pyqtgraph as pg
+from PySide6.QtCore import QRectF, QSize, Qt
+from PySide6.QtGui import QColor, QLinearGradient, QPainter
+from PySide6.QtWidgets import QHBoxLayout, QSizePolicy, QVBoxLayout, QWidget
+
+from emodesk.dsp.levels import peak_dbfs, rms_dbfs
+from emodesk.ui import theme
+
+WINDOW_S = 6.0
+BINS = 480
+METER_WINDOW_S = 0.05
+METER_FLOOR_DB = -60.0
+
+
+class SampleSource(Protocol):
+    """What the scope reads: the audio engine's ring buffers satisfy it."""
+
+    @property
+    def total_written(self) -> int: ...
+
+    def latest(self, n: int) -> np.ndarray[Any, Any]: ...
+
+
+def peak_envelope(samples: np.ndarray[Any, Any], bins: int) -> np.ndarray[Any, Any]:
+    """Min and max of each of `bins` equal slices, interleaved (2*bins values, -1..1)."""
+    data = np.asarray(samples, dtype=np.float32).reshape(-1)
+    per_bin = max(1, data.size // bins)
+    usable = per_bin * bins
+    if data.size < usable:
+        data = np.concatenate([np.zeros(usable - data.size, dtype=np.float32), data])
+    blocks = data[data.size - usable :].reshape(bins, per_bin)
+    out = np.empty(2 * bins, dtype=np.float32)
+    out[0::2] = blocks.min(axis=1)
+    out[1::2] = blocks.max(axis=1)
+    out *= 1.0 / 32768.0
+    return out
+
+
+def dbfs(samples: np.ndarray[Any, Any]) -> tuple[float, float]:
+    """(rms, peak) of PCM16 samples in dBFS, floored at the meter's bottom."""
+    return max(METER_FLOOR_DB, rms_dbfs(samples)), max(METER_FLOOR_DB, peak_dbfs(samples))
+
+
+class LevelMeter(QWidget):
+    """A horizontal dBFS bar with a peak mark; painted by hand (cheaper than a plot)."""
+
+    def __init__(self, label: str, colour: str, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self._label = label
+        self._colour = QColor(colour)
+        self.rms_db = METER_FLOOR_DB
+        self.peak_db = METER_FLOOR_DB
+        self.setSizePolicy(QSizePolicy.Policy.Expanding, QSizePolicy.Policy.Fixed)
+        self.setToolTip(f"{label} level (dBFS)")
+
+    def sizeHint(self) -> QSize:
+        return QSize(160, 16)
+
+    def set_level(self, rms_db: float, peak_db: float) -> None:
+        if (round(rms_db, 1), round(peak_db, 1)) == (round(self.rms_db, 1), round(self.peak_db, 1)):
+            return
+        self.rms_db, self.peak_db = rms_db, peak_db
+        self.update()
+
+    def _x(self, db: float, width: float) -> float:
+        return width * (min(0.0, max(METER_FLOOR_DB, db)) - METER_FLOOR_DB) / -METER_FLOOR_DB
+
+    def paintEvent(self, event: object) -> None:
+        painter = QPainter(self)
+        rect = QRectF(self.rect()).adjusted(0.5, 0.5, -0.5, -0.5)
+        painter.setPen(QColor("#3a3f47"))
+        painter.setBrush(QColor("#2a2e35"))
+        painter.drawRoundedRect(rect, 3, 3)
+        fill = QRectF(rect.left(), rect.top(), self._x(self.rms_db, rect.width()), rect.height())
+        gradient = QLinearGradient(rect.topLeft(), rect.topRight())
+        gradient.setColorAt(0.0, self._colour.darker(130))
+        gradient.setColorAt(0.85, self._colour)
+        gradient.setColorAt(1.0, QColor(theme.ESCALATION_COLOUR))
+        painter.setPen(Qt.PenStyle.NoPen)
+        painter.setBrush(gradient)
+        painter.drawRoundedRect(fill, 3, 3)
+        peak_x = rect.left() + self._x(self.peak_db, rect.width())
+        painter.setPen(QColor("#f4f5f7"))
+        painter.drawLine(int(peak_x), int(rect.top()) + 2, int(peak_x), int(rect.bottom()) - 2)
+        painter.setPen(QColor("#e6e8eb"))
+        painter.drawText(rect.adjusted(6, 0, -6, 0), Qt.AlignmentFlag.AlignVCenter, self._label)
+        painter.end()
+
+
+class _Trace:
+    """One source drawn as one curve; remembers what it drew last to skip idle frames."""
+
+    def __init__(self, plot: pg.PlotItem, colour: str, rate: int, meter: LevelMeter) -> None:
+        self.rate = rate
+        self.meter = meter
+        self.source: SampleSource | None = None
+        self.curve = plot.plot(pen=pg.mkPen(colour, width=1))
+        self.curve.setDownsampling(auto=False)
+        self.curve.setClipToView(False)
+        self._drawn_at = -1
+        self.window_samples = int(WINDOW_S * rate)
+        self.meter_samples = int(METER_WINDOW_S * rate)
+
+    def attach(self, source: SampleSource | None) -> None:
+        self.source = source
+        self._drawn_at = -1
+
+    def tick(self, x: np.ndarray[Any, Any]) -> bool:
+        source = self.source
+        if source is None:
+            if self._drawn_at != -2:
+                self.curve.setData(x, np.zeros_like(x))
+                self.meter.set_level(METER_FLOOR_DB, METER_FLOOR_DB)
+                self._drawn_at = -2
+            return False
+        written = source.total_written
+        if written == self._drawn_at:
+            return False
+        self._drawn_at = written
+        window = source.latest(self.window_samples)
+        self.curve.setData(x, peak_envelope(window, BINS))
+        self.meter.set_level(*dbfs(window[-self.meter_samples :]))
+        return True
+
+
+class ScopeView(QWidget):
+    """Waveforms of mic and reply over the last WINDOW_S seconds, with level meters."""
+
+    def __init__(self, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.setObjectName("plotPanel")
+        self.plot_widget = pg.PlotWidget(background=theme.PLOT_BACKGROUND)
+        self.plot_widget.setAntialiasing(False)
+        self.plot_widget.setMinimumHeight(90)
+        plot = self.plot_widget.getPlotItem()
+        plot.setMenuEnabled(False)
+        plot.setMouseEnabled(x=False, y=False)
+        plot.hideButtons()
+        plot.disableAutoRange()
+        plot.setXRange(-WINDOW_S, 0.0, padding=0)
+        plot.setYRange(-1.0, 1.0, padding=0.02)
+        plot.showGrid(x=True, y=False, alpha=theme.GRID_ALPHA)
+        plot.hideAxis("left")
+        plot.getAxis("bottom").setTextPen(theme.PLOT_FOREGROUND)
+        plot.getAxis("bottom").setLabel("seconds")
+        self.mic_meter = LevelMeter("Microphone", theme.MIC_COLOUR)
+        self.reply_meter = LevelMeter("Reply", theme.REPLY_COLOUR)
+        self.mic = _Trace(plot, theme.MIC_COLOUR, 16000, self.mic_meter)
+        self.reply = _Trace(plot, theme.REPLY_COLOUR, 24000, self.reply_meter)
+        self._x = np.repeat(np.linspace(-WINDOW_S, 0.0, BINS, dtype=np.float32), 2)
+
+        meters = QHBoxLayout()
+        meters.setContentsMargins(6, 0, 6, 4)
+        meters.addWidget(self.mic_meter)
+        meters.addWidget(self.reply_meter)
+        layout = QVBoxLayout(self)
+        layout.setContentsMargins(0, 0, 0, 0)
+        layout.setSpacing(2)
+        layout.addWidget(self.plot_widget, 1)
+        layout.addLayout(meters)
+        self.frames_drawn = 0
+
+    def attach(self, mic: SampleSource | None, reply: SampleSource | None) -> None:
+        self.mic.attach(mic)
+        self.reply.attach(reply)
+
+    def tick(self) -> None:
+        drew = self.mic.tick(self._x)
+        drew = self.reply.tick(self._x) or drew
+        if drew:
+            self.frames_drawn += 1

@@ -1,0 +1,31 @@
+"""What the window needs from the world outside the ui layer, as plain callables the
+composition root (`emodesk.app`) fills in: the keyring, device lists, a level preview,
+the session history. Tests pass their own. Defaults do nothing, so a window can be built
+before anything else is ready (the first window appears before google-genai loads)."""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass, field
+
+from emodesk.ui.scope import SampleSource
+
+MODELS = ("gemini-3.1-flash-live-preview", "gemini-2.5-flash-native-audio-preview-12-2025")
+
+
+@dataclass
+class Services:
+    has_api_key: Callable[[], bool] = lambda: False
+    store_api_key: Callable[[str], None] | None = None
+    # (ok, message); runs on the loop and may take a second or two.
+    test_api_key: Callable[[str], Awaitable[tuple[bool, str]]] | None = None
+    input_devices: Callable[[], Sequence[str]] = lambda: ()
+    output_devices: Callable[[], Sequence[str]] = lambda: ()
+    # Start a level preview of an input device ("" = default) and return its samples;
+    # called with None to stop it.
+    level_preview: Callable[[str | None], SampleSource | None] | None = None
+    # Deletes history and saved answers; returns a message for the user.
+    delete_all_data: Callable[[], Awaitable[str]] | None = None
+    # Past sessions as (session_id, label), newest first.
+    list_sessions: Callable[[], Sequence[tuple[str, str]]] = lambda: ()
+    models: Sequence[str] = field(default_factory=lambda: MODELS)

@@ -1,0 +1,287 @@
+"""The settings dialog. It edits a plain dict of values (the window maps it onto the app's
+settings dataclass) and reaches the outside only through `SettingsServices`: plain
+callables the composition root fills in (keyring, device lists, a level preview), so the
+ui never imports the audio or live layers."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Sequence
+from typing import Any
+
+from PySide6.QtCore import Qt, Signal
+from PySide6.QtGui import QKeySequence
+from PySide6.QtWidgets import (
+    QComboBox,
+    QDialog,
+    QDialogButtonBox,
+    QFormLayout,
+    QHBoxLayout,
+    QKeySequenceEdit,
+    QLabel,
+    QLineEdit,
+    QMessageBox,
+    QPushButton,
+    QSpinBox,
+    QTabWidget,
+    QVBoxLayout,
+    QWidget,
+)
+
+from emodesk.ui import theme
+from emodesk.ui.scope import LevelMeter, SampleSource, dbfs
+from emodesk.ui.services import Services
+
+log = logging.getLogger(__name__)
+
+SYSTEM_DEFAULT = "System default"
+SENSITIVITIES = (("high", "High — reacts to quiet speech"), ("low", "Low — ignores background"))
+ECHO_MODES = (
+    ("auto", "Automatic"),
+    ("aec", "Echo cancellation"),
+    ("half_duplex", "Mute microphone while the reply plays"),
+    ("off", "Off (headphones)"),
+)
+
+
+def _combo(items: Sequence[tuple[str, str]], current: str) -> QComboBox:
+    box = QComboBox()
+    for value, title in items:
+        box.addItem(title, value)
+    index = box.findData(current)
+    if index < 0 and current:
+        box.addItem(current, current)
+        index = box.count() - 1
+    box.setCurrentIndex(max(0, index))
+    return box
+
+
+class SettingsDialog(QDialog):
+    applied = Signal(dict)
+
+    def __init__(
+        self,
+        values: dict[str, Any],
+        profiles: Sequence[tuple[str, str]],
+        services: Services,
+        parent: QWidget | None = None,
+    ) -> None:
+        super().__init__(parent)
+        self.setWindowTitle("Settings")
+        self.setWindowModality(Qt.WindowModality.WindowModal)
+        self.setMinimumWidth(480)
+        self.services = services
+        self._tasks: set[asyncio.Task[Any]] = set()
+        self._preview: SampleSource | None = None
+        self.tabs = QTabWidget()
+
+        # -- conversation
+        self.model = _combo([(m, m) for m in services.models], values.get("model", ""))
+        self.model.setEditable(True)
+        self.language = QLineEdit(str(values.get("language", "English")))
+        self.profile = _combo(profiles, values.get("profile", "general"))
+        self.ptt_key = QKeySequenceEdit(QKeySequence(str(values.get("ptt_key", "Space"))))
+        self.ptt_key.setMaximumSequenceLength(1)
+        self.sensitivity = _combo(SENSITIVITIES, str(values.get("vad_sensitivity", "high")))
+        form = QFormLayout()
+        form.addRow("Model", self.model)
+        form.addRow("Reply language", self.language)
+        form.addRow("Profile", self.profile)
+        form.addRow("Push-to-talk key", self.ptt_key)
+        form.addRow("Hands-free sensitivity", self.sensitivity)
+        self.tabs.addTab(self._page(form), "Conversation")
+
+        # -- audio
+        self.input_device = self._device_combo(services.input_devices(), values, "input_device")
+        self.output_device = self._device_combo(services.output_devices(), values, "output_device")
+        self.input_meter = LevelMeter("Input level", theme.MIC_COLOUR)
+        self.playout_ms = QSpinBox()
+        self.playout_ms.setRange(20, 500)
+        self.playout_ms.setSingleStep(10)
+        self.playout_ms.setSuffix(" ms")
+        self.playout_ms.setValue(int(values.get("playout_buffer_ms", 60)))
+        self.echo_mode = _combo(ECHO_MODES, str(values.get("echo_mode", "auto")))
+        audio = QFormLayout()
+        audio.addRow("Microphone", self.input_device)
+        audio.addRow("", self.input_meter)
+        audio.addRow("Speaker", self.output_device)
+        audio.addRow("Playout buffer", self.playout_ms)
+        audio.addRow("Echo handling", self.echo_mode)
+        self.tabs.addTab(self._page(audio), "Audio")
+        self.input_device.currentIndexChanged.connect(lambda _: self._start_preview())
+
+        # -- API key
+        self.api_key = QLineEdit()
+        self.api_key.setEchoMode(QLineEdit.EchoMode.Password)
+        self.api_key.setPlaceholderText(
+            "A key is stored in your system keyring" if services.has_api_key()
+            else "Paste your Gemini API key"
+        )  # fmt: skip
+        self.save_key_button = QPushButton("Save key")
+        self.test_key_button = QPushButton("Test key")
+        self.key_status = QLabel(
+            "A key is saved." if services.has_api_key()
+            else "No key: the app runs the offline demo with synthetic replies."
+        )  # fmt: skip
+        self.key_status.setWordWrap(True)
+        self.save_key_button.clicked.connect(self._save_key)
+        self.test_key_button.clicked.connect(self._test_key)
+        self.save_key_button.setEnabled(services.store_api_key is not None)
+        self.test_key_button.setEnabled(services.test_api_key is not None)
+        key_row = QHBoxLayout()
+        key_row.addWidget(self.api_key, 1)
+        key_row.addWidget(self.save_key_button)
+        key_row.addWidget(self.test_key_button)
+        key_form = QFormLayout()
+        key_form.addRow("Gemini API key", key_row)
+        key_form.addRow("", self.key_status)
+        self.tabs.addTab(self._page(key_form), "API key")
+
+        # -- privacy
+        self.retention_days = QSpinBox()
+        self.retention_days.setRange(0, 3650)
+        self.retention_days.setSpecialValueText("Keep forever")
+        self.retention_days.setSuffix(" days")
+        self.retention_days.setValue(int(values.get("retention_days", 30)))
+        self.delete_button = QPushButton("Delete all data…")
+        self.delete_button.setEnabled(services.delete_all_data is not None)
+        self.delete_button.clicked.connect(self._confirm_delete)
+        self.delete_status = QLabel("")
+        privacy = QFormLayout()
+        privacy.addRow("Keep session history for", self.retention_days)
+        privacy.addRow("", self.delete_button)
+        privacy.addRow("", self.delete_status)
+        self.tabs.addTab(self._page(privacy), "Privacy")
+
+        buttons = QDialogButtonBox(
+            QDialogButtonBox.StandardButton.Ok | QDialogButtonBox.StandardButton.Cancel
+        )
+        buttons.accepted.connect(self._apply)
+        buttons.rejected.connect(self.reject)
+        layout = QVBoxLayout(self)
+        layout.addWidget(self.tabs)
+        layout.addWidget(buttons)
+        self.finished.connect(lambda _: self._stop_preview())
+        self.confirm: QMessageBox | None = None
+
+    @staticmethod
+    def _page(form: QFormLayout) -> QWidget:
+        page = QWidget()
+        form.setFieldGrowthPolicy(QFormLayout.FieldGrowthPolicy.AllNonFixedFieldsGrow)
+        page.setLayout(form)
+        return page
+
+    @staticmethod
+    def _device_combo(names: Sequence[str], values: dict[str, Any], key: str) -> QComboBox:
+        items = [("", SYSTEM_DEFAULT), *((n, n) for n in names)]
+        return _combo(items, str(values.get(key) or ""))
+
+    def values(self) -> dict[str, Any]:
+        key_text = self.ptt_key.keySequence().toString() or "Space"
+        return {
+            "model": self.model.currentText().strip(),
+            "language": self.language.text().strip() or "English",
+            "profile": self.profile.currentData(),
+            "ptt_key": key_text,
+            "vad_sensitivity": self.sensitivity.currentData(),
+            "input_device": self.input_device.currentData() or "",
+            "output_device": self.output_device.currentData() or "",
+            "playout_buffer_ms": self.playout_ms.value(),
+            "echo_mode": self.echo_mode.currentData(),
+            "retention_days": self.retention_days.value(),
+        }
+
+    def _apply(self) -> None:
+        self.applied.emit(self.values())
+        self.accept()
+
+    # -- live input level ---------------------------------------------------------------
+    def showEvent(self, event: Any) -> None:
+        super().showEvent(event)
+        self._start_preview()
+
+    def _start_preview(self) -> None:
+        if self.services.level_preview is None:
+            return
+        try:
+            self._preview = self.services.level_preview(self.input_device.currentData() or "")
+        except Exception as exc:  # a device that cannot open: say so beside the meter
+            log.warning("level preview failed: %s", exc)
+            self._preview = None
+            self.input_meter.setToolTip(f"Cannot open this microphone: {exc}")
+
+    def _stop_preview(self) -> None:
+        if self.services.level_preview is not None and self._preview is not None:
+            self.services.level_preview(None)
+        self._preview = None
+
+    def tick(self) -> None:
+        """Called by the window's frame clock while the dialog is open."""
+        if self._preview is not None and self.isVisible():
+            self.input_meter.set_level(*dbfs(self._preview.latest(800)))
+
+    # -- API key --------------------------------------------------------------------------
+    def _save_key(self) -> None:
+        key = self.api_key.text().strip()
+        if not key or self.services.store_api_key is None:
+            self.key_status.setText("Paste a key first.")
+            return
+        try:
+            self.services.store_api_key(key)
+        except Exception as exc:
+            self.key_status.setText(f"Could not save the key: {exc}")
+            return
+        self.api_key.clear()
+        self.key_status.setText("Key saved in the system keyring. Reconnect to use it.")
+
+    def _test_key(self) -> None:
+        tester = self.services.test_api_key
+        key = self.api_key.text().strip()
+        if tester is None:
+            return
+        self.test_key_button.setEnabled(False)
+        self.key_status.setText("Testing…")
+
+        async def run() -> None:
+            try:
+                ok, message = await asyncio.wait_for(tester(key), timeout=15)
+            except Exception as exc:
+                ok, message = False, f"test failed: {exc}"
+            self.key_status.setText(("✓ " if ok else "✗ ") + message)
+            self.test_key_button.setEnabled(True)
+
+        self._spawn(run())
+
+    # -- delete all data --------------------------------------------------------------------
+    def _confirm_delete(self) -> None:
+        self.confirm = QMessageBox(
+            QMessageBox.Icon.Warning,
+            "Delete all data?",
+            "This deletes every stored session, reading and transcript, and your saved "
+            "consent answer. It cannot be undone.",
+            QMessageBox.StandardButton.Cancel,
+            self,
+        )
+        delete = self.confirm.addButton("Delete everything", QMessageBox.ButtonRole.DestructiveRole)
+        delete.clicked.connect(self._delete)
+        self.confirm.open()
+
+    def _delete(self) -> None:
+        deleter = self.services.delete_all_data
+        if deleter is None:
+            return
+
+        async def run() -> None:
+            try:
+                message = await deleter()
+            except Exception as exc:
+                message = f"Could not delete: {exc}"
+            self.delete_status.setText(message)
+
+        self._spawn(run())
+
+    def _spawn(self, coro: Any) -> None:
+        task = asyncio.ensure_future(coro)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
