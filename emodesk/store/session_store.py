@@ -81,7 +81,11 @@ class SessionStore:
         self.path = Path(path) if path is not None else default_history_path()
         self._lock = threading.Lock()
         self._conn, self.open_report = open_history(self.path)
-        self._conn.execute(f"PRAGMA wal_autocheckpoint = {SAFETY_NET_PAGES}")
+        try:
+            self._conn.execute(f"PRAGMA wal_autocheckpoint = {SAFETY_NET_PAGES}")
+        except sqlite3.Error as exc:
+            self._conn.close()
+            raise store_error(exc, "opening it", self.path) from exc
         # Regular WAL checkpoints run here, off the loop (public for tests and the bench).
         self.checkpointer = Checkpointer(self.path)
         self._open_sessions: set[str] = set()

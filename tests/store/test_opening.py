@@ -88,8 +88,9 @@ def test_a_newer_schema_is_kept_untouched(history_path: Path) -> None:
     # The newer app's data is intact in the kept copy (its WAL moved along with it).
     with sqlite3.connect(kept) as conn:
         assert conn.execute("PRAGMA user_version").fetchone() == (SCHEMA_VERSION + 5,)
-        assert conn.execute("SELECT count(*) FROM readings WHERE session_id = ?", (session_id,))
-        assert conn.execute("SELECT count(*) FROM readings").fetchone() == (3,)
+        assert conn.execute(
+            "SELECT count(*) FROM readings WHERE session_id = ?", (session_id,)
+        ).fetchone() == (3,)
     conn.close()
 
 
