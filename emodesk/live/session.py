@@ -281,7 +281,7 @@ class LiveSession:
             supervisor.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await supervisor
-        self._report_unsent("the session was closed")
+        self._report_unsent("the session was closed", unanswered=False)
         if self._state is not LinkState.CLOSED:
             self._set_state(LinkState.CLOSED, reason="closed")
 
@@ -362,11 +362,12 @@ class LiveSession:
         self._dropped_s += seconds
         self._emit(AudioDropped(seconds, "the link is down and the audio buffer is full"))
 
-    def _report_unsent(self, reason: str) -> None:
+    def _report_unsent(self, reason: str, *, unanswered: bool = True) -> None:
         unsent = self._outbox_bytes
         self._outbox.clear()
         self._outbox_bytes = 0
-        if self._turn_started_on_link and not self._turn_ended_on_link:
+        if unanswered:
+            # Sent on a lost link but never answered: the server does not have it either.
             unsent += self._turn_sent_bytes
         self._clear_turn_replay()
         if unsent:

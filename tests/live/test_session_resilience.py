@@ -1,0 +1,188 @@
+"""Reconnects, resumption and refusals, with the real SDK against the emulator's faults."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import replace
+
+from emodesk.live.emulator.wire import normalize_keys
+from emodesk.live.events import (
+    AudioDropped,
+    GoAway,
+    LinkState,
+    LinkStateChanged,
+    SessionError,
+    TurnComplete,
+)
+from tests.support.emulator import (
+    frames,
+    live_session,
+    push_to_talk_turn,
+    running_emulator,
+    settings_for,
+    tone,
+)
+
+
+def _states(log, state):
+    return [e for e in log.of(LinkStateChanged) if e.state is state]
+
+
+async def test_go_away_mid_turn_resumes_with_all_audio_and_the_transcript() -> None:
+    first, second = tone(0.3, hz=200), tone(0.5, hz=300)
+    async with running_emulator(faults="goaway@2") as server, live_session(server) as (s, log):
+        push_to_talk_turn(s, first)
+        await log.wait_for(TurnComplete)
+        s.activity_start()  # the emulator says goAway when turn 2 starts
+        half = len(frames(second)) // 2
+        for frame in frames(second)[:half]:
+            s.send_audio(frame)
+        await log.wait_for(GoAway)
+        for frame in frames(second)[half:]:  # the user keeps talking through the reconnect
+            s.send_audio(frame)
+        s.activity_end()
+        await log.wait_for(TurnComplete, count=2)
+
+        assert len(server.connections) == 2
+        resumed = server.connections[1]
+        assert resumed.resumed_from is not None
+        assert resumed.setup["session_resumption"]["handle"] == resumed.resumed_from
+        (turn,) = resumed.turns
+        assert turn.number == 2 and bytes(turn.audio) == second  # nothing lost, nothing twice
+        assert _states(log, LinkState.CONNECTED)[-1].resumed
+        assert not log.of(AudioDropped)
+        assert [role for role, _ in s.transcript] == ["user", "model", "user", "model"]
+        assert s.transcript[2] == ("user", "[0.50 s of speech]")
+        assert s.transcript[3][1].startswith("Synthetic reply 2,")
+
+
+async def test_dropped_connection_resumes_and_replays_the_unanswered_turn() -> None:
+    pcm = tone(0.4)
+    async with running_emulator(faults="drop@2") as server, live_session(server) as (s, log):
+        push_to_talk_turn(s, pcm)
+        await log.wait_for(TurnComplete)
+        push_to_talk_turn(s, pcm)  # the emulator cuts TCP when this turn ends
+        await log.wait_for(TurnComplete, count=2)
+        assert server.connections[0].dropped
+        resumed = server.connections[1]
+        assert resumed.resumed_from is not None
+        assert bytes(resumed.turns[0].audio) == pcm and resumed.turns[0].number == 2
+        reconnecting = _states(log, LinkState.RECONNECTING)
+        assert reconnecting[0].attempt == 1 and reconnecting[0].delay_s > 0
+        assert not log.of(AudioDropped)
+        assert s.transcript[-1][1].startswith("Synthetic reply 2,")
+
+
+async def test_close_1011_is_retried_and_reported() -> None:
+    async with running_emulator(faults="close1011@1") as server, live_session(server) as (s, log):
+        push_to_talk_turn(s, tone(0.2))
+        await log.wait_for(TurnComplete)
+        (error,) = log.of(SessionError)
+        assert error.code == 1011 and error.retryable and not error.auth
+        assert server.connections[0].close_code == 1011
+        # Closed before any handle beyond the first: resumed from the setup handle.
+        assert server.connections[1].resumed_from is not None
+
+
+async def test_retries_are_bounded() -> None:
+    async with running_emulator(faults="drop@*") as server, live_session(server) as (s, log):
+        push_to_talk_turn(s, tone(0.2))
+        failed = await log.wait_for(
+            LinkStateChanged, lambda e: e.state is LinkState.FAILED, within_s=10
+        )
+        assert [e.attempt for e in _states(log, LinkState.RECONNECTING)] == [1, 2, 3]
+        assert len(server.connections) == 4
+        assert failed.reason
+        # The turn never got through: its audio is reported, not silently lost.
+        assert abs(sum(d.seconds for d in log.of(AudioDropped)) - 0.2) < 1e-9
+
+
+async def test_invalid_key_is_reported_and_not_retried() -> None:
+    async with (
+        running_emulator(api_keys={"the-right-key"}) as server,
+        live_session(server, api_key="a-wrong-key") as (s, log),
+    ):
+        assert s.state is LinkState.FAILED
+        (error,) = log.of(SessionError)
+        assert error.auth and not error.retryable and error.code == 1008
+        assert not _states(log, LinkState.RECONNECTING)
+        assert len(server.connections) == 1
+        assert "a-wrong-key" not in error.message
+
+
+async def test_malformed_server_message_is_reported_and_skipped() -> None:
+    async with running_emulator(faults="malformed@1") as server, live_session(server) as (s, log):
+        push_to_talk_turn(s, tone(0.2))
+        await log.wait_for(TurnComplete)
+        (error,) = log.of(SessionError)
+        assert error.retryable and "malformed" in error.message
+        assert len(server.connections) == 1
+
+
+async def test_voice_change_applies_to_the_next_reply() -> None:
+    async with running_emulator() as server, live_session(server, voice="Puck") as (s, log):
+        push_to_talk_turn(s, tone(0.2))
+        await log.wait_for(TurnComplete)
+        assert "voice Puck" in s.transcript[-1][1]
+        await s.reconfigure(replace(settings_for(server), voice="Kore"))
+        assert s.state is LinkState.CONNECTED
+        push_to_talk_turn(s, tone(0.2))
+        await log.wait_for(TurnComplete, count=2)
+        assert "voice Kore" in s.transcript[-1][1]
+        assert s.transcript[-1][1].startswith("Synthetic reply 2,")  # same conversation
+        setup = server.connections[1].setup
+        voice = setup["generation_config"]["speech_config"]["voice_config"]
+        assert voice["prebuilt_voice_config"]["voice_name"] == "Kore"
+        assert server.connections[1].resumed_from is not None
+
+
+async def test_voice_change_refused_on_resume_starts_fresh_seeded_with_the_transcript() -> None:
+    async with (
+        running_emulator(resume_accepts_changes=False) as server,
+        live_session(server, voice="Puck") as (s, log),
+    ):
+        push_to_talk_turn(s, tone(0.2))
+        await log.wait_for(TurnComplete)
+        said_before = s.transcript
+        await s.reconfigure(replace(settings_for(server), voice="Kore"))
+        assert s.state is LinkState.CONNECTED
+        refused, fresh = server.connections[1], server.connections[2]
+        assert refused.close_code == 1007
+        assert fresh.resumed_from is None
+        seed = [
+            normalize_keys(m)["client_content"] for m in fresh.received if "client_content" in m
+        ]
+        assert seed and seed[0].get("turn_complete") in (False, None)
+        assert [(t["role"], t["parts"][0]["text"]) for t in seed[0]["turns"]] == list(said_before)
+        assert not _states(log, LinkState.CONNECTED)[-1].resumed
+        push_to_talk_turn(s, tone(0.2))
+        await log.wait_for(TurnComplete, count=2)
+        assert "voice Kore" in s.transcript[-1][1]
+
+
+async def test_without_consent_no_emotion_tool_or_rules_go_on_the_wire() -> None:
+    rules = "Call report_user_emotion at the start of every reply."
+    consented = {"emotion_tool": True, "system_instruction": f"Be kind. {rules}"}
+    async with running_emulator() as server, live_session(server, **consented) as (s, log):
+        push_to_talk_turn(s, tone(0.2))
+        await log.wait_for(TurnComplete)
+        assert server.connections[0].turns[0].tool_call_id is not None
+        mark = len(server.received)
+        # Consent withdrawn: the controller rebuilds the instruction without the rules.
+        revoked = settings_for(server, emotion_tool=False, system_instruction="Be kind.")
+        await s.reconfigure(revoked)
+        push_to_talk_turn(s, tone(0.2))
+        await log.wait_for(TurnComplete, count=2)
+        after = json.dumps(server.received[mark:])
+        assert "report_user_emotion" not in after and "tools" not in after
+        assert "functionDeclarations" not in after and rules not in after
+        assert server.connections[1].turns[0].tool_call_id is None
+        assert "tool_response" not in after
+
+
+async def test_no_consent_from_the_start() -> None:
+    async with running_emulator() as server, live_session(server) as (s, log):
+        push_to_talk_turn(s, tone(0.2))
+        await log.wait_for(TurnComplete)
+        wire = json.dumps(server.received)
+        assert "report_user_emotion" not in wire and "tools" not in wire
