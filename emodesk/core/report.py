@@ -66,7 +66,8 @@ def session_report(
     lines.append("")
     if escalation_turns:
         turns_text = ", ".join(str(turn) for turn in escalation_turns)
-        lines.append(f"Escalations: {len(escalation_turns)} (from turn {turns_text})")
+        plural = "s" if len(escalation_turns) > 1 else ""
+        lines.append(f"Escalations: {len(escalation_turns)} (at turn{plural} {turns_text})")
     else:
         lines.append("Escalations: none")
 

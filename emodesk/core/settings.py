@@ -117,10 +117,10 @@ def _voice(value: object) -> str | None:
 
 
 def _language(value: object) -> str | None:
-    if not isinstance(value, str):
+    if not isinstance(value, str) or not value.isprintable():
         return None
     cleaned = clean_language(value)
-    return cleaned if cleaned == " ".join(value.split()).rstrip(".") else None
+    return cleaned if cleaned == " ".join(value.split()).rstrip(".").strip() else None
 
 
 def _consent(values: Mapping[str, object]) -> tuple[ConsentRecord | None, bool]:

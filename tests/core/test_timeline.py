@@ -21,7 +21,9 @@ def entry(turn: int, source: Source = Source.MODEL, start: float | None = None) 
 
 def test_appends_in_order_and_reports_latest() -> None:
     timeline = Timeline()
-    assert len(timeline) == 0 and timeline.latest is None
+    assert len(timeline) == 0
+    assert timeline.entries() == []
+    assert Timeline().latest is None
     first, second = entry(0), entry(1)
     timeline.append(first)
     timeline.append(second)
@@ -86,14 +88,12 @@ def test_a_failing_subscriber_does_not_silence_the_others() -> None:
 def test_a_subscriber_may_unsubscribe_while_being_called() -> None:
     timeline = Timeline()
     calls: list[int] = []
-    unsubscribers: list[object] = []
 
     def once(e: TimelineEntry) -> None:
         calls.append(e.reading.turn)
         unsubscribe()
 
     unsubscribe = timeline.subscribe(once)
-    unsubscribers.append(unsubscribe)
     timeline.subscribe(lambda e: calls.append(-e.reading.turn - 100))
     timeline.append(entry(1))
     timeline.append(entry(2))
