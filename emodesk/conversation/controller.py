@@ -1,0 +1,863 @@
+"""The conversation controller: one asyncio state machine that joins push-to-talk, the
+audio port, the Live port, both emotion sources, the tracker, consent and the store.
+
+It has no widgets: the GUI and `emodesk converse` drive the same object through the
+intents of `ControllerProtocol` and show what its events say. Everything runs on the
+loop's thread; feature extraction and sqlite writes go to one worker thread, in order,
+so the loop never waits on them and readings reach the store in the order they happened.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import logging
+import time
+from collections.abc import Awaitable, Callable
+from concurrent.futures import Executor, ThreadPoolExecutor
+from datetime import UTC, datetime
+from typing import Any, Protocol
+
+from emodesk.conversation.api import (
+    ControllerEvent,
+    ConversationState,
+    IntentRefused,
+    Notice,
+    NoticeKind,
+    ReadingAdded,
+    SessionEnded,
+    SessionStarted,
+    SettingsChanged,
+    StateChanged,
+    TranscriptLine,
+    TrendChanged,
+    TurnLatency,
+)
+from emodesk.conversation.ports import AudioPort, LivePort
+from emodesk.core.consent import CONSENT_VERSION, ConsentRecord
+from emodesk.core.emotion import EmotionReading
+from emodesk.core.export import SessionMetadata, new_session_id
+from emodesk.core.profiles import get_profile, system_instruction
+from emodesk.core.settings import AppSettings
+from emodesk.core.timeline import Timeline, TimelineEntry
+from emodesk.core.tracker import EmotionTracker
+from emodesk.live.events import (
+    AudioChunk,
+    AudioDropped,
+    EmotionReported,
+    InputTranscript,
+    Interrupted,
+    LinkState,
+    LinkStateChanged,
+    LiveEvent,
+    OutputTranscript,
+    SessionError,
+    TextReply,
+    TurnComplete,
+)
+from emodesk.live.settings import LiveSettings
+
+log = logging.getLogger(__name__)
+
+INPUT_RATE = 16000
+
+S = ConversationState
+_CONNECTED_STATES = frozenset({S.READY, S.LISTENING, S.WAITING, S.REPLYING})
+_IN_TURN_STATES = frozenset({S.LISTENING, S.WAITING, S.REPLYING})
+
+
+class Estimator(Protocol):
+    """The acoustic estimator as the controller uses it (emodesk.dsp.estimator)."""
+
+    def estimate(
+        self, pcm16: Any, rate: int, *, turn: int, t_start_s: float, t_end_s: float
+    ) -> EmotionReading | None: ...
+
+
+class SessionStorePort(Protocol):
+    """The slice of `emodesk.store.SessionStore` the controller writes and reads."""
+
+    def start_session(self, meta: SessionMetadata) -> None: ...
+
+    def end_session(self, session_id: str) -> None: ...
+
+    def record_consent(self, record: ConsentRecord) -> None: ...
+
+    def add_reading(self, session_id: str, entry: TimelineEntry) -> None: ...
+
+    def add_transcript(self, session_id: str, turn: int, role: str, text: str) -> None: ...
+
+    def export_session(self, session_id: str, path: str, fmt: str = "csv") -> None: ...
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class Connection:
+    """Where the Live session goes; not part of the user's settings file."""
+
+    endpoint: str | None = None
+    ca_file: str | None = None
+    api_key: str = dataclasses.field(default="", repr=False)
+    synthetic: bool = False  # the local emulator: replies are synthetic
+
+
+@dataclasses.dataclass(slots=True)
+class _Turn:
+    number: int
+    started: float  # clock time of push-to-talk down (or text sent)
+    consent: bool  # consent as it stood when the turn began
+    frames: list[bytes] = dataclasses.field(default_factory=list)
+    released: float | None = None
+    first_audio: float | None = None
+    first_played: float | None = None
+    latency_sent: bool = False
+    closed: bool = False
+    user_text: list[str] = dataclasses.field(default_factory=list)
+    model_text: list[str] = dataclasses.field(default_factory=list)
+    user_saved: bool = False
+    model_saved: bool = False
+
+
+class Controller:
+    """Implements `ControllerProtocol`. Construct on the loop's thread; `close()` at exit."""
+
+    def __init__(
+        self,
+        *,
+        live: LivePort,
+        audio: AudioPort,
+        store: SessionStorePort,
+        estimator_factory: Callable[[], Estimator] | None,
+        settings: AppSettings,
+        connection: Connection | None = None,
+        clock: Callable[[], float] = time.monotonic,
+        executor: Executor | None = None,
+    ) -> None:
+        self._live = live
+        self._audio = audio
+        self._store = store
+        self._estimator_factory = estimator_factory
+        self._settings = settings
+        self._connection = connection or Connection()
+        self._clock = clock
+        self._own_executor = executor is None
+        self._executor: Executor = executor or ThreadPoolExecutor(
+            max_workers=1, thread_name_prefix="emodesk-work"
+        )
+        self._subscribers: list[Callable[[ControllerEvent], None]] = []
+        self._state = S.OFFLINE
+        self._session_id: str | None = None
+        self._session_t0 = 0.0
+        self._last_session_id: str | None = None
+        self._turn_count = 0
+        self._turn: _Turn | None = None  # the turn being spoken or answered
+        self._ptt_held = False
+        self._hands_free_capture = False
+        self._discard_reply = False  # an interrupted reply's tail is still arriving
+        self._reconfiguring = False
+        self._pending_reconfigure = ""  # why a reconfigure waits for the turn to end
+        self._tracker = EmotionTracker()
+        self._timeline = Timeline()
+        self._trend: tuple[str, bool] | None = None
+        self._estimator: Estimator | None = None
+        self._transcript: list[tuple[str, str]] = []
+        self._pending: set[asyncio.Future[Any]] = set()
+        self._tasks: set[asyncio.Task[Any]] = set()
+        live.set_listener(self._on_live_event)
+        audio.set_listeners(
+            on_playback_started=self._on_playback_started, on_error=self._on_audio_error
+        )
+
+    # ------------------------------------------------------------------ public view
+
+    @property
+    def state(self) -> ConversationState:
+        return self._state
+
+    @property
+    def session_id(self) -> str | None:
+        return self._session_id
+
+    @property
+    def consent(self) -> bool:
+        """Emotion estimation may run: `settings.consent` is a current, granted record."""
+        return self._settings.consent_given
+
+    @property
+    def _consent(self) -> bool:
+        return self._settings.consent_given
+
+    @property
+    def settings(self) -> AppSettings:
+        return self._settings
+
+    @property
+    def timeline(self) -> Timeline:
+        """This session's readings with the tracker's verdicts (a new one per session)."""
+        return self._timeline
+
+    def subscribe(self, on_event: Callable[[ControllerEvent], None]) -> Callable[[], None]:
+        self._subscribers.append(on_event)
+
+        def unsubscribe() -> None:
+            if on_event in self._subscribers:
+                self._subscribers.remove(on_event)
+
+        return unsubscribe
+
+    async def wait_for_state(self, *states: ConversationState, limit_s: float) -> bool:
+        """Wait until the state is one of `states`; False on timeout."""
+        if self._state in states:
+            return True
+        reached = asyncio.get_running_loop().create_future()
+
+        def on_event(event: ControllerEvent) -> None:
+            if isinstance(event, StateChanged) and event.state in states and not reached.done():
+                reached.set_result(None)
+
+        unsubscribe = self.subscribe(on_event)
+        try:
+            await asyncio.wait_for(reached, limit_s)
+            return True
+        except TimeoutError:
+            return False
+        finally:
+            unsubscribe()
+
+    async def drain(self) -> None:
+        """Wait for readings and store writes queued so far (before an export or exit)."""
+        while self._pending:
+            await asyncio.gather(*list(self._pending), return_exceptions=True)
+
+    # ------------------------------------------------------------------ connection intents
+
+    async def connect(self) -> bool:
+        if self._state not in (S.OFFLINE, S.ERROR):
+            return self._refuse("connect", f"already {self._state.value}")
+        if self._session_id is None:
+            self._begin_session()
+        self._set_state(S.CONNECTING, "connecting to the Live service")
+        if self._settings.hands_free:
+            self._start_hands_free_capture()
+        try:
+            await self._live.start(self._live_settings())
+        except Exception as exc:  # the session reports details as events too
+            log.warning("connect failed: %s", exc)
+            self._emit(Notice(NoticeKind.CONNECTION_FAILED, str(exc) or type(exc).__name__))
+            self._set_state(S.ERROR, str(exc) or type(exc).__name__)
+            return False
+        # The session may have reported the link up already; if not, it is up now.
+        if self._current() is S.CONNECTING:
+            self._set_state(S.READY)
+        return self._current() is S.READY
+
+    async def disconnect(self) -> bool:
+        if self._state is S.OFFLINE:
+            return self._refuse("disconnect", "not connected")
+        self._release_capture()
+        self._stop_hands_free_capture()
+        self._audio.flush()
+        self._close_turn()
+        self._set_state(S.OFFLINE, "disconnected")
+        await self._live.close()
+        return True
+
+    async def end_session(self) -> bool:
+        if self._session_id is None:
+            return self._refuse("end_session", "no session is open")
+        if self._state is not S.OFFLINE:
+            await self.disconnect()
+        session_id = self._session_id
+        self._submit(self._store.end_session, session_id)
+        await self.drain()
+        self._session_id = None
+        self._emit(SessionEnded(session_id))
+        return True
+
+    async def close(self) -> None:
+        """End the session if one is open and release the worker thread."""
+        if self._session_id is not None:
+            await self.end_session()
+        for task in list(self._tasks):
+            task.cancel()
+        await self.drain()
+        if self._own_executor and isinstance(self._executor, ThreadPoolExecutor):
+            self._executor.shutdown(wait=True)
+
+    # ------------------------------------------------------------------ turn intents
+
+    def push_to_talk_down(self) -> bool:
+        if self._settings.hands_free:
+            return self._refuse("push_to_talk_down", "hands-free mode is on")
+        if self._ptt_held:
+            return self._refuse("push_to_talk_down", "push-to-talk is already held")
+        if self._state not in (S.READY, S.WAITING, S.REPLYING):
+            return self._refuse("push_to_talk_down", self._not_ready_reason())
+        if self._state in (S.WAITING, S.REPLYING):
+            # Barge-in: silence at once; the reply's tail may still arrive and is dropped.
+            self._audio.flush()
+            self._discard_reply = True
+            self._close_turn()
+        self._ptt_held = True
+        now = self._clock()
+        self._turn_count += 1
+        self._turn = _Turn(self._turn_count, now, self._consent)
+        self._live.activity_start()
+        self._audio.start_capture(self._on_frame)
+        self._set_state(S.LISTENING, f"turn {self._turn_count}")
+        return True
+
+    def push_to_talk_up(self) -> bool:
+        if not self._ptt_held:
+            return self._refuse("push_to_talk_up", "push-to-talk is not held")
+        self._ptt_held = False
+        self._audio.stop_capture()
+        # Always, even after a very short press: the server must see the turn end.
+        self._live.activity_end()
+        turn = self._turn
+        if turn is not None:
+            turn.released = self._clock()
+            self._estimate_turn(turn)
+        if self._state is S.LISTENING:
+            self._set_state(S.WAITING, f"turn {turn.number if turn else '?'} sent")
+        return True
+
+    def set_hands_free(self, enabled: bool) -> bool:
+        if enabled == self._settings.hands_free:
+            return self._refuse("set_hands_free", f"hands-free is already {_on_off(enabled)}")
+        if self._ptt_held:
+            return self._refuse("set_hands_free", "release push-to-talk first")
+        self._settings = dataclasses.replace(self._settings, hands_free=enabled)
+        self._settings_changed()
+        if not enabled:
+            self._stop_hands_free_capture()
+        elif self._state not in (S.OFFLINE, S.ERROR):
+            self._start_hands_free_capture()
+        self._spawn(self._reconfigure_when_idle("hands-free " + _on_off(enabled)))
+        return True
+
+    async def send_text(self, text: str) -> bool:
+        text = text.strip()
+        if not text:
+            return self._refuse("send_text", "the text is empty")
+        if self._ptt_held:
+            return self._refuse("send_text", "release push-to-talk first")
+        if self._state not in (S.READY, S.WAITING, S.REPLYING):
+            return self._refuse("send_text", self._not_ready_reason())
+        if self._state in (S.WAITING, S.REPLYING):
+            self._audio.flush()
+            self._discard_reply = True
+            self._close_turn()
+        now = self._clock()
+        self._turn_count += 1
+        turn = _Turn(self._turn_count, now, self._consent, released=now)
+        turn.user_text.append(text)
+        self._turn = turn
+        self._save_transcript(turn, "user")
+        self._set_state(S.WAITING, f"turn {turn.number} sent as text")
+        await self._live.send_text(text)
+        return True
+
+    # ------------------------------------------------------------------ settings intents
+
+    async def change_voice(self, voice: str) -> bool:
+        voice = voice.strip()
+        if not voice:
+            return self._refuse("change_voice", "no voice given")
+        if voice == self._settings.voice:
+            return self._refuse("change_voice", f"the voice is already {voice}")
+        if self._state in (S.CONNECTING, S.RECONNECTING):
+            return self._refuse("change_voice", self._not_ready_reason())
+        self._settings = dataclasses.replace(self._settings, voice=voice)
+        self._settings_changed()
+        await self._reconfigure_when_idle(f"voice {voice}")
+        return True
+
+    async def change_profile(self, profile: str) -> bool:
+        try:
+            get_profile(profile)
+        except (KeyError, ValueError) as exc:
+            return self._refuse("change_profile", f"unknown profile {profile!r}: {exc}")
+        if profile == self._settings.profile:
+            return self._refuse("change_profile", f"the profile is already {profile}")
+        if self._state in (S.CONNECTING, S.RECONNECTING):
+            return self._refuse("change_profile", self._not_ready_reason())
+        self._settings = dataclasses.replace(self._settings, profile=profile)
+        self._settings_changed()
+        await self._reconfigure_when_idle(f"profile {profile}")
+        return True
+
+    async def set_consent(self, granted: bool) -> bool:
+        if granted == self._consent:
+            return self._refuse("set_consent", f"consent is already {_given(granted)}")
+        # Revoking takes effect at once for anything recorded; granting from the next turn.
+        record = ConsentRecord.grant() if granted else ConsentRecord.decline()
+        self._settings = dataclasses.replace(self._settings, consent=record)
+        self._submit(self._store.record_consent, record)
+        self._settings_changed()
+        await self._reconfigure_when_idle("consent " + _given(granted))
+        return True
+
+    async def export(self, path: str, fmt: str = "csv", session_id: str | None = None) -> bool:
+        if fmt not in ("csv", "json"):
+            return self._refuse("export", f"unknown format {fmt!r} (csv or json)")
+        target = session_id or self._session_id or self._last_session_id
+        if target is None:
+            return self._refuse("export", "no session to export")
+        await self.drain()
+        loop = asyncio.get_running_loop()
+        try:
+            await loop.run_in_executor(
+                self._executor, self._store.export_session, target, path, fmt
+            )
+        except Exception as exc:
+            self._emit(Notice(NoticeKind.STORAGE, f"export failed: {exc}"))
+            return self._refuse("export", f"export failed: {exc}")
+        return True
+
+    # ------------------------------------------------------------------ internals: session
+
+    def _begin_session(self) -> None:
+        session_id = new_session_id()
+        self._session_id = session_id
+        self._last_session_id = session_id
+        self._session_t0 = self._clock()
+        self._turn_count = 0
+        self._tracker = EmotionTracker()
+        self._timeline = Timeline()
+        self._trend = None
+        self._transcript = []
+        self._estimator = None
+        meta = SessionMetadata(
+            session_id=session_id,
+            started_utc=datetime.now(UTC),
+            voice=self._settings.voice,
+            model=self._settings.model,
+            profile=self._settings.profile,
+            consent_version=CONSENT_VERSION if self._consent else None,
+            language=self._settings.language,
+        )
+        self._submit(self._store.start_session, meta)
+        self._emit(
+            SessionStarted(
+                session_id,
+                self._settings.voice,
+                self._settings.model,
+                self._settings.profile,
+                self._connection.synthetic,
+            )
+        )
+
+    def _live_settings(self, seed: bool = False) -> LiveSettings:
+        profile = get_profile(self._settings.profile)
+        conn = self._connection
+        return LiveSettings(
+            model=self._settings.model,
+            voice=self._settings.voice,
+            system_instruction=system_instruction(profile, self._settings.language, self._consent),
+            emotion_tool=self._consent,
+            push_to_talk=not self._settings.hands_free,
+            vad_start_sensitivity=_sensitivity(self._settings.vad_sensitivity),
+            vad_end_sensitivity=_sensitivity(self._settings.vad_sensitivity),
+            endpoint=conn.endpoint,
+            ca_file=conn.ca_file,
+            api_key=conn.api_key,
+            transcript_seed=tuple(self._transcript) if seed else (),
+        )
+
+    async def _reconfigure_when_idle(self, why: str) -> None:
+        """Setup-time changes need a new connection; between turns only, so a reply in
+        progress is not cut off. Offline, the next connect picks them up."""
+        if self._state in (S.OFFLINE, S.ERROR):
+            return
+        if self._state in _IN_TURN_STATES or self._reconfiguring:
+            self._pending_reconfigure = why
+            return
+        await self._reconfigure(why)
+
+    async def _reconfigure(self, why: str) -> None:
+        self._pending_reconfigure = ""
+        self._reconfiguring = True
+        self._set_state(S.CONNECTING, f"applying {why}")
+        try:
+            await self._live.reconfigure(self._live_settings(seed=True))
+        except Exception as exc:
+            self._emit(Notice(NoticeKind.CONNECTION_FAILED, f"could not apply {why}: {exc}"))
+            self._set_state(S.ERROR, f"could not apply {why}: {exc}")
+            return
+        finally:
+            self._reconfiguring = False
+        if self._state is S.CONNECTING:
+            self._set_state(S.READY, f"{why} applied")
+        if self._pending_reconfigure and self._state is S.READY:
+            await self._reconfigure(self._pending_reconfigure)
+
+    # ------------------------------------------------------------------ internals: events
+
+    def _emit(self, event: ControllerEvent) -> None:
+        for subscriber in list(self._subscribers):
+            try:
+                subscriber(event)
+            except Exception:  # one broken view must not stop the conversation
+                log.exception("event subscriber failed on %r", event)
+
+    def _set_state(self, state: ConversationState, detail: str = "") -> None:
+        if state is self._state:
+            return
+        previous, self._state = self._state, state
+        self._emit(StateChanged(state, previous, detail))
+        if state is S.READY and self._pending_reconfigure and not self._reconfiguring:
+            self._spawn(self._reconfigure(self._pending_reconfigure))
+
+    def _current(self) -> ConversationState:
+        """The state now, for re-checks after an await (listeners may have changed it)."""
+        return self._state
+
+    def _refuse(self, intent: str, reason: str) -> bool:
+        self._emit(IntentRefused(intent, reason))
+        return False
+
+    def _not_ready_reason(self) -> str:
+        return {
+            S.OFFLINE: "not connected",
+            S.CONNECTING: "still connecting",
+            S.RECONNECTING: "the connection is being restored",
+            S.ERROR: "the connection failed; connect again",
+            S.LISTENING: "a turn is being recorded",
+        }.get(self._state, f"not possible while {self._state.value}")
+
+    def _settings_changed(self) -> None:
+        s = self._settings
+        self._emit(SettingsChanged(s.voice, s.profile, self._consent, s.hands_free))
+
+    def _spawn(self, coro: Awaitable[Any]) -> None:
+        task = asyncio.ensure_future(coro)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    def _submit(self, fn: Callable[..., Any], *args: Any) -> asyncio.Future[Any]:
+        """Run blocking work (sqlite, feature extraction) on the worker thread, in order."""
+        loop = asyncio.get_running_loop()
+        future = loop.run_in_executor(self._executor, fn, *args)
+        self._pending.add(future)
+        future.add_done_callback(self._on_work_done)
+        return future
+
+    def _on_work_done(self, future: asyncio.Future[Any]) -> None:
+        self._pending.discard(future)
+        if future.cancelled():
+            return
+        exc = future.exception()
+        if exc is not None:
+            log.warning("background work failed: %s", exc)
+            self._emit(Notice(NoticeKind.STORAGE, f"the history could not be written: {exc}"))
+
+    # ------------------------------------------------------------------ internals: audio
+
+    def _start_hands_free_capture(self) -> None:
+        if not self._hands_free_capture:
+            self._hands_free_capture = True
+            self._audio.start_capture(self._on_frame)
+
+    def _stop_hands_free_capture(self) -> None:
+        if self._hands_free_capture:
+            self._hands_free_capture = False
+            self._audio.stop_capture()
+
+    def _on_frame(self, pcm: bytes) -> None:
+        if self._hands_free_capture:
+            self._on_hands_free_frame(pcm)
+            return
+        turn = self._turn
+        if not self._ptt_held:
+            return
+        self._live.send_audio(pcm)
+        if turn is not None and turn.consent and self._consent:
+            turn.frames.append(pcm)
+
+    def _on_hands_free_frame(self, pcm: bytes) -> None:
+        # The server's voice activity detection decides where turns end; a turn here is
+        # the audio from the end of one reply to the first audio of the next.
+        if self._state in (S.OFFLINE, S.ERROR):
+            return
+        turn = self._turn
+        if turn is None or turn.closed:
+            self._turn_count += 1
+            turn = self._turn = _Turn(self._turn_count, self._clock(), self._consent)
+        self._live.send_audio(pcm)
+        if turn.released is None and turn.consent and self._consent:
+            turn.frames.append(pcm)
+
+    def _release_capture(self) -> None:
+        if self._ptt_held:
+            self.push_to_talk_up()
+
+    def _on_playback_started(self, t_monotonic: float) -> None:
+        turn = self._turn
+        if turn is None or turn.released is None or turn.first_played is not None:
+            return
+        if turn.first_audio is None:
+            return
+        turn.first_played = t_monotonic
+        self._send_latency(turn)
+
+    def _on_audio_error(self, message: str) -> None:
+        self._emit(Notice(NoticeKind.MIC_LOST, message, action="Choose another device"))
+        self._release_capture()
+
+    def _send_latency(self, turn: _Turn) -> None:
+        if turn.latency_sent or turn.released is None:
+            return
+        turn.latency_sent = True
+        to_audio = None if turn.first_audio is None else turn.first_audio - turn.released
+        to_played = None if turn.first_played is None else turn.first_played - turn.released
+        self._emit(TurnLatency(turn.number, to_audio, to_played))
+
+    # ------------------------------------------------------------------ internals: emotion
+
+    def _estimate_turn(self, turn: _Turn) -> None:
+        if not (turn.consent and self._consent) or self._estimator_factory is None:
+            turn.frames.clear()
+            return
+        if not turn.frames or turn.released is None:
+            return
+        pcm = b"".join(turn.frames)
+        turn.frames.clear()
+        if self._estimator is None:
+            self._estimator = self._estimator_factory()
+        estimator = self._estimator
+        t_start = max(0.0, turn.started - self._session_t0)
+        t_end = max(t_start, turn.released - self._session_t0)
+        number = turn.number
+
+        def work() -> EmotionReading | None:
+            import numpy as np  # the controller's only numeric step, on the worker thread
+
+            samples = np.frombuffer(pcm, dtype=np.int16)
+            return estimator.estimate(
+                samples, INPUT_RATE, turn=number, t_start_s=t_start, t_end_s=t_end
+            )
+
+        future = self._submit(work)
+        future.add_done_callback(self._on_acoustic_done)
+
+    def _on_acoustic_done(self, future: asyncio.Future[Any]) -> None:
+        if future.cancelled() or future.exception() is not None:
+            return
+        reading = future.result()
+        if reading is not None:
+            self._add_reading(reading)
+
+    def _add_reading(self, reading: EmotionReading) -> None:
+        if not self._consent or self._session_id is None:
+            return  # revoked (or no session): nothing emotional is kept
+        verdict = self._tracker.add(reading)
+        trend = str(verdict.trend)
+        entry = TimelineEntry(reading=reading, trend=verdict.trend, escalate=verdict.escalate)
+        self._timeline.append(entry)
+        self._submit(self._store.add_reading, self._session_id, entry)
+        self._emit(
+            ReadingAdded(
+                turn=reading.turn,
+                source=str(reading.source),
+                emotion=str(reading.emotion),
+                confidence=reading.confidence,
+                energy_level=str(reading.energy_level),
+                t_start_s=reading.t_start_s,
+                t_end_s=reading.t_end_s,
+                arousal=reading.arousal,
+                valence=reading.valence,
+                trend=trend,
+                escalate=verdict.escalate,
+            )
+        )
+        if self._trend != (trend, verdict.escalate):
+            escalated_now = verdict.escalate and (self._trend is None or not self._trend[1])
+            self._trend = (trend, verdict.escalate)
+            advice = get_profile(self._settings.profile).advice_for(verdict)
+            self._emit(TrendChanged(trend, verdict.escalate, advice))
+            if escalated_now:
+                self._emit(Notice(NoticeKind.ESCALATION, advice, action=advice))
+
+    def _on_model_reading(self, reading: EmotionReading) -> None:
+        turn = self._turn
+        if turn is None or not turn.consent or not self._consent:
+            return
+        t_start = max(0.0, turn.started - self._session_t0)
+        end = turn.released if turn.released is not None else self._clock()
+        t_end = max(t_start, end - self._session_t0)
+        self._add_reading(
+            dataclasses.replace(reading, turn=turn.number, t_start_s=t_start, t_end_s=t_end)
+        )
+
+    # ------------------------------------------------------------------ internals: live
+
+    def _on_live_event(self, event: LiveEvent) -> None:
+        match event:
+            case AudioChunk():
+                self._on_audio_chunk(event)
+            case Interrupted():
+                self._audio.flush()
+                self._discard_reply = False
+                if self._state in (S.WAITING, S.REPLYING):
+                    self._close_turn()
+                    self._set_state(S.READY, "reply interrupted")
+            case TurnComplete():
+                self._on_turn_complete()
+            case InputTranscript():
+                if self._hands_free_capture and self._state is S.READY:
+                    self._set_state(S.LISTENING, "speech heard")
+                self._on_transcript("user", event.text, event.finished)
+            case OutputTranscript():
+                self._on_transcript("model", event.text, event.finished)
+            case TextReply():
+                self._on_transcript("model", event.text, False)
+            case EmotionReported():
+                self._on_model_reading(event.reading)
+            case LinkStateChanged():
+                self._on_link_state(event)
+            case SessionError():
+                if event.auth:
+                    self._emit(
+                        Notice(NoticeKind.INVALID_KEY, event.message, action="Enter an API key")
+                    )
+                    self._set_state(S.ERROR, event.message)
+            case AudioDropped():
+                self._emit(
+                    Notice(
+                        NoticeKind.AUDIO_DROPPED,
+                        f"{event.seconds:.1f} s of your speech could not be sent: {event.reason}",
+                    )
+                )
+            case _:
+                pass
+
+    def _on_audio_chunk(self, chunk: AudioChunk) -> None:
+        turn = self._turn
+        if (
+            self._hands_free_capture
+            and self._state in (S.READY, S.LISTENING)
+            and turn is not None
+            and turn.released is None
+        ):
+            turn.released = self._clock()  # the server heard the end of the user's turn
+            self._estimate_turn(turn)
+            self._set_state(S.WAITING, f"turn {turn.number} heard")
+        if self._discard_reply or self._state not in (S.WAITING, S.REPLYING):
+            return
+        turn = self._turn
+        if turn is not None and turn.first_audio is None and turn.released is not None:
+            turn.first_audio = self._clock()
+        self._audio.play(chunk.data, chunk.rate)
+        if self._state is S.WAITING:
+            self._set_state(S.REPLYING)
+
+    def _on_turn_complete(self) -> None:
+        if self._discard_reply:
+            self._discard_reply = False
+            return
+        if self._state not in (S.WAITING, S.REPLYING):
+            return
+        self._close_turn()
+        self._set_state(S.READY, "reply complete")
+
+    def _close_turn(self) -> None:
+        turn = self._turn
+        if turn is None or turn.closed:
+            return
+        turn.closed = True
+        self._finish_turn_text()
+        if turn.first_audio is None or turn.first_played is None:
+            # No audio, or not yet at the device: report what is known now.
+            if turn.first_audio is None:
+                self._send_latency(turn)
+            else:
+                self._spawn(self._latency_later(turn))
+
+    async def _latency_later(self, turn: _Turn) -> None:
+        # Playback may start just after the turn's last message; give it a moment.
+        for _ in range(20):
+            if turn.latency_sent:
+                return
+            await asyncio.sleep(0.05)
+        self._send_latency(turn)
+
+    def _on_transcript(self, role: str, text: str, finished: bool) -> None:
+        turn = self._turn
+        if turn is None:
+            return
+        parts = turn.user_text if role == "user" else turn.model_text
+        if text:
+            parts.append(text)
+            self._emit(TranscriptLine(role, text, turn.number, final=False))
+        if finished:
+            self._save_transcript(turn, role)
+
+    def _save_transcript(self, turn: _Turn, role: str) -> None:
+        saved = turn.user_saved if role == "user" else turn.model_saved
+        parts = turn.user_text if role == "user" else turn.model_text
+        text = "".join(parts).strip()
+        if saved or not text or self._session_id is None:
+            return
+        if role == "user":
+            turn.user_saved = True
+        else:
+            turn.model_saved = True
+        self._emit(TranscriptLine(role, text, turn.number, final=True))
+        self._transcript.append((role, text))
+        self._submit(self._store.add_transcript, self._session_id, turn.number, role, text)
+
+    def _finish_turn_text(self) -> None:
+        turn = self._turn
+        if turn is None:
+            return
+        self._save_transcript(turn, "user")
+        self._save_transcript(turn, "model")
+
+    def _on_link_state(self, event: LinkStateChanged) -> None:
+        if event.state is LinkState.CONNECTING:
+            if self._state in (S.OFFLINE, S.CONNECTING):
+                self._set_state(S.CONNECTING, "connecting to the Live service")
+        elif event.state is LinkState.CONNECTED:
+            was = self._state
+            if was in (S.CONNECTING, S.RECONNECTING) and not self._reconfiguring:
+                self._set_state(S.LISTENING if self._ptt_held else S.READY, "connected")
+            if was is S.RECONNECTING:
+                self._emit(Notice(NoticeKind.RECONNECTED, "connection restored"))
+        elif event.state is LinkState.RECONNECTING:
+            if self._reconfiguring:
+                return
+            detail = f"attempt {event.attempt}, next in {event.delay_s:.1f} s"
+            if event.reason:
+                detail = f"{event.reason}; {detail}"
+            if self._state is not S.RECONNECTING:
+                # A reply cut by the drop will not come back: end that turn here.
+                if self._state in (S.WAITING, S.REPLYING):
+                    self._audio.flush()
+                    self._close_turn()
+                self._emit(Notice(NoticeKind.RECONNECTING, detail))
+            self._set_state(S.RECONNECTING, detail)
+        elif event.state is LinkState.FAILED:
+            self._release_capture()
+            self._emit(
+                Notice(NoticeKind.CONNECTION_FAILED, event.reason or "the connection failed")
+            )
+            self._set_state(S.ERROR, event.reason or "the connection failed")
+        elif (
+            event.state is LinkState.CLOSED
+            and self._state is not S.OFFLINE
+            and not self._reconfiguring
+        ):
+            self._release_capture()
+            self._set_state(S.OFFLINE, event.reason or "closed")
+
+
+def _sensitivity(value: str) -> str:
+    return "low" if value == "low" else "high"
+
+
+def _on_off(enabled: bool) -> str:
+    return "on" if enabled else "off"
+
+
+def _given(granted: bool) -> str:
+    return "given" if granted else "revoked"

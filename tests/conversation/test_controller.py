@@ -1,0 +1,529 @@
+"""The controller's state machine on fakes of its ports: states, refusals, wire effects,
+interruption, consent gating, voice change, the reading pipeline, latency and failures."""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+from collections.abc import AsyncIterator
+from typing import Any
+
+import pytest
+
+from emodesk.conversation.api import (
+    ControllerEvent,
+    ControllerProtocol,
+    ConversationState,
+    IntentRefused,
+    Notice,
+    NoticeKind,
+    ReadingAdded,
+    SessionEnded,
+    SessionStarted,
+    StateChanged,
+    TranscriptLine,
+    TrendChanged,
+    TurnLatency,
+)
+from emodesk.conversation.controller import Connection, Controller
+from emodesk.core.consent import ConsentRecord
+from emodesk.core.emotion import EmotionReading
+from emodesk.core.emotion_tool import REPORT_EMOTION_TOOL_NAME
+from emodesk.live.events import (
+    AudioChunk,
+    AudioDropped,
+    EmotionReported,
+    InputTranscript,
+    Interrupted,
+    LinkState,
+    LinkStateChanged,
+    OutputTranscript,
+    SessionError,
+    TurnComplete,
+)
+from tests.conversation.fakes import (
+    FakeAudio,
+    FakeEstimator,
+    FakeLive,
+    FakeStore,
+    ManualClock,
+    Settings,
+)
+
+S = ConversationState
+REPLY = AudioChunk(b"\x00\x01" * 480, 24000)
+pytestmark = pytest.mark.timeout(10)
+
+
+@dataclasses.dataclass
+class Rig:
+    controller: Controller
+    live: FakeLive
+    audio: FakeAudio
+    store: FakeStore
+    estimator: FakeEstimator
+    clock: ManualClock
+    events: list[ControllerEvent]
+
+    def of(self, kind: type[Any]) -> list[Any]:
+        return [e for e in self.events if isinstance(e, kind)]
+
+    def states(self) -> list[ConversationState]:
+        return [e.state for e in self.of(StateChanged)]
+
+    def refused(self) -> list[tuple[str, str]]:
+        return [(e.intent, e.reason) for e in self.of(IntentRefused)]
+
+
+def make_rig(
+    *,
+    consent: bool = False,
+    profile: str = "general",
+    live: FakeLive | None = None,
+    store: FakeStore | None = None,
+) -> Rig:
+    live = live or FakeLive()
+    audio = FakeAudio()
+    store = store or FakeStore()
+    estimator = FakeEstimator()
+    clock = ManualClock()
+    controller = Controller(
+        live=live,
+        audio=audio,
+        store=store,
+        estimator_factory=lambda: estimator,
+        settings=Settings(profile=profile, consent=ConsentRecord.grant() if consent else None),
+        connection=Connection(endpoint="wss://127.0.0.1:1", synthetic=True),
+        clock=clock,
+    )
+    events: list[ControllerEvent] = []
+    controller.subscribe(events.append)
+    return Rig(controller, live, audio, store, estimator, clock, events)
+
+
+@pytest.fixture
+async def rig() -> AsyncIterator[Rig]:
+    r = make_rig()
+    yield r
+    await r.controller.close()
+
+
+@pytest.fixture
+async def consenting() -> AsyncIterator[Rig]:
+    r = make_rig(consent=True)
+    yield r
+    await r.controller.close()
+
+
+def model_reading(emotion: str = "sad") -> EmotionReading:
+    # The session's own turn/time guesses; the controller re-stamps them.
+    return EmotionReading(
+        turn=0,
+        source="model",  # type: ignore[arg-type]
+        t_start_s=0.0,
+        t_end_s=0.0,
+        emotion=emotion,  # type: ignore[arg-type]
+        confidence=0.9,
+        energy_level="low",  # type: ignore[arg-type]
+    )
+
+
+def speak_turn(r: Rig, frames: int = 10, seconds: float = 0.2) -> None:
+    assert r.controller.push_to_talk_down()
+    r.audio.feed(frames)
+    r.clock.advance(seconds)
+    assert r.controller.push_to_talk_up()
+
+
+def test_controller_satisfies_the_protocol_the_ui_codes_against() -> None:
+    def takes(c: ControllerProtocol) -> ControllerProtocol:
+        return c
+
+    controller = make_rig().controller
+    assert takes(controller) is controller
+    for name in dir(ControllerProtocol):
+        if not name.startswith("_"):
+            assert hasattr(controller, name), name
+
+
+async def test_connect_goes_offline_connecting_ready_and_starts_a_session(rig: Rig) -> None:
+    assert rig.controller.state is S.OFFLINE
+    assert await rig.controller.connect()
+    assert rig.states() == [S.CONNECTING, S.READY]
+    started = rig.of(SessionStarted)
+    assert len(started) == 1 and started[0].synthetic
+    await rig.controller.drain()
+    assert list(rig.store.sessions) == [rig.controller.session_id]
+    settings = rig.live.settings[0]
+    assert settings.push_to_talk and settings.endpoint == "wss://127.0.0.1:1"
+
+
+async def test_intents_that_do_not_fit_the_state_are_refused_with_a_reason(rig: Rig) -> None:
+    assert not rig.controller.push_to_talk_down()
+    assert not rig.controller.push_to_talk_up()
+    assert not await rig.controller.export("/tmp/never.csv")
+    assert not await rig.controller.end_session()
+    assert not await rig.controller.send_text("hello")
+    assert rig.refused() == [
+        ("push_to_talk_down", "not connected"),
+        ("push_to_talk_up", "push-to-talk is not held"),
+        ("export", "no session to export"),
+        ("end_session", "no session is open"),
+        ("send_text", "not connected"),
+    ]
+    assert rig.live.wire == []
+
+
+async def test_push_to_talk_while_connecting_is_refused() -> None:
+    gate = asyncio.Event()
+
+    class SlowLive(FakeLive):
+        async def start(self, settings: Any) -> None:
+            self.emit(LinkStateChanged(LinkState.CONNECTING))
+            await gate.wait()
+            await super().start(settings)
+
+    r = make_rig(live=SlowLive())
+    connecting = asyncio.ensure_future(r.controller.connect())
+    assert await r.controller.wait_for_state(S.CONNECTING, limit_s=2)
+    assert not r.controller.push_to_talk_down()
+    assert r.refused()[-1] == ("push_to_talk_down", "still connecting")
+    assert not await r.controller.connect()
+    gate.set()
+    assert await asyncio.wait_for(connecting, 2)
+    assert r.controller.state is S.READY
+    await r.controller.close()
+
+
+async def test_push_to_talk_sends_start_audio_end_and_waits_for_the_reply(rig: Rig) -> None:
+    await rig.controller.connect()
+    assert rig.controller.push_to_talk_down()
+    assert rig.controller.state is S.LISTENING
+    assert not rig.controller.push_to_talk_down()  # already held
+    rig.audio.feed(5)
+    assert rig.controller.push_to_talk_up()
+    assert not rig.audio.capturing
+    assert rig.controller.state is S.WAITING
+    assert rig.live.kinds() == ["start", "activity_start", "audio", "activity_end"]
+    assert sum(1 for w in rig.live.wire if w[0] == "audio") == 5
+    rig.live.emit(REPLY)
+    assert rig.controller.state is S.REPLYING
+    assert rig.audio.played == [(len(REPLY.data), 24000)]
+    rig.live.emit(TurnComplete())
+    assert rig.controller.state is S.READY
+    assert rig.states()[-4:] == [S.LISTENING, S.WAITING, S.REPLYING, S.READY]
+
+
+async def test_a_very_short_press_still_ends_the_activity(rig: Rig) -> None:
+    await rig.controller.connect()
+    assert rig.controller.push_to_talk_down()
+    assert rig.controller.push_to_talk_up()
+    assert rig.live.kinds()[-2:] == ["activity_start", "activity_end"]
+
+
+async def test_mic_frames_outside_a_press_never_reach_the_wire(rig: Rig) -> None:
+    await rig.controller.connect()
+    speak_turn(rig, frames=2)
+    late_frame = rig.audio.on_frame
+    assert late_frame is not None
+    late_frame(b"\x00" * 640)  # a frame already in flight when capture stopped
+    assert sum(1 for w in rig.live.wire if w[0] == "audio") == 2
+
+
+async def test_pressing_while_the_model_speaks_flushes_playback_at_once(rig: Rig) -> None:
+    await rig.controller.connect()
+    speak_turn(rig)
+    rig.live.emit(REPLY)
+    flushes = rig.audio.flushes
+    assert rig.controller.push_to_talk_down()
+    assert rig.audio.flushes == flushes + 1
+    assert rig.controller.state is S.LISTENING
+    rig.live.emit(REPLY)  # the interrupted reply's tail, still in flight
+    assert len(rig.audio.played) == 1
+    rig.live.emit(Interrupted())
+    rig.audio.feed(3)
+    assert rig.controller.push_to_talk_up()
+    rig.live.emit(REPLY)  # the answer to the new turn plays
+    assert len(rig.audio.played) == 2 and rig.controller.state is S.REPLYING
+
+
+async def test_server_interruption_flushes_and_returns_to_ready(rig: Rig) -> None:
+    await rig.controller.connect()
+    speak_turn(rig)
+    rig.live.emit(REPLY)
+    rig.live.emit(Interrupted())
+    assert rig.audio.flushes >= 1
+    assert rig.controller.state is S.READY
+
+
+async def test_latency_from_release_to_first_audio_and_to_first_playback(rig: Rig) -> None:
+    await rig.controller.connect()
+    speak_turn(rig)
+    rig.clock.advance(0.4)
+    rig.live.emit(REPLY)
+    rig.clock.advance(0.05)
+    assert rig.audio.on_playback_started is not None
+    rig.audio.on_playback_started(rig.clock())
+    rig.live.emit(TurnComplete())
+    (latency,) = rig.of(TurnLatency)
+    assert latency.turn == 1
+    assert latency.to_first_audio_s == pytest.approx(0.4)
+    assert latency.to_first_played_s == pytest.approx(0.45)
+
+
+async def test_a_turn_with_no_reply_audio_reports_no_latency_figures(rig: Rig) -> None:
+    await rig.controller.connect()
+    speak_turn(rig)
+    rig.live.emit(TurnComplete())
+    assert rig.of(TurnLatency) == [TurnLatency(1, None, None)]
+
+
+async def test_without_consent_no_emotion_anything(rig: Rig) -> None:
+    await rig.controller.connect()
+    settings = rig.live.settings[0]
+    assert not settings.emotion_tool
+    assert REPORT_EMOTION_TOOL_NAME not in settings.system_instruction
+    speak_turn(rig)
+    rig.live.emit(EmotionReported(model_reading(), "call-1"))  # a misbehaving server
+    rig.live.emit(TurnComplete())
+    await rig.controller.drain()
+    assert rig.estimator.calls == []
+    assert rig.store.entries == {}
+    assert rig.of(ReadingAdded) == []
+    assert len(rig.controller.timeline) == 0
+    meta = rig.store.sessions[rig.controller.session_id or ""]
+    assert meta.consent_version is None
+
+
+async def test_with_consent_both_readings_reach_timeline_tracker_and_store(
+    consenting: Rig,
+) -> None:
+    r = consenting
+    await r.controller.connect()
+    assert r.live.settings[0].emotion_tool
+    assert REPORT_EMOTION_TOOL_NAME in r.live.settings[0].system_instruction
+    r.clock.advance(1.0)
+    speak_turn(r, frames=25, seconds=0.5)
+    r.live.emit(EmotionReported(model_reading(), "call-1"))
+    r.live.emit(REPLY)
+    r.live.emit(TurnComplete())
+    await r.controller.drain()
+    assert r.estimator.calls == [(1, 25 * 320, pytest.approx(1.0), pytest.approx(1.5))]
+    stored = r.store.entries[r.controller.session_id or ""]
+    assert sorted(e.reading.source.value for e in stored) == ["acoustic", "model"]
+    model = next(e.reading for e in stored if e.reading.source.value == "model")
+    assert (model.turn, model.t_start_s, model.t_end_s) == (1, 1.0, 1.5)
+    added = r.of(ReadingAdded)
+    assert {a.source for a in added} == {"acoustic", "model"}
+    assert all(a.turn == 1 for a in added)
+    assert len(r.controller.timeline) == 2
+
+
+async def test_escalation_is_an_event_with_the_profiles_action() -> None:
+    r = make_rig(consent=True, profile="support")
+    await r.controller.connect()
+    for _ in range(4):
+        speak_turn(r)
+        r.live.emit(EmotionReported(model_reading("angry"), "c"))
+        r.live.emit(TurnComplete())
+        await r.controller.drain()
+    trends = r.of(TrendChanged)
+    assert trends[0].trend == "insufficient_data"
+    assert trends[-1].escalate and trends[-1].advice == "Offer a human agent"
+    escalations = [n for n in r.of(Notice) if n.kind is NoticeKind.ESCALATION]
+    assert len(escalations) == 1 and escalations[0].message == "Offer a human agent"
+    assert r.of(ReadingAdded)[-1].escalate
+    await r.controller.close()
+
+
+async def test_revoking_consent_stops_readings_and_reconfigures_without_the_tool(
+    consenting: Rig,
+) -> None:
+    r = consenting
+    await r.controller.connect()
+    speak_turn(r)
+    r.live.emit(TurnComplete())
+    await r.controller.drain()
+    assert len(r.store.entries[r.controller.session_id or ""]) == 1
+    assert await r.controller.set_consent(False)
+    assert not r.live.settings[-1].emotion_tool
+    assert REPORT_EMOTION_TOOL_NAME not in r.live.settings[-1].system_instruction
+    speak_turn(r)
+    r.live.emit(EmotionReported(model_reading(), "c2"))
+    r.live.emit(TurnComplete())
+    await r.controller.drain()
+    assert len(r.store.entries[r.controller.session_id or ""]) == 1
+    assert len(r.estimator.calls) == 1
+    assert [c.granted for c in r.store.consents] == [False]
+    assert r.store.consents[0].version
+    assert not await r.controller.set_consent(False)
+
+
+async def test_granting_consent_mid_turn_starts_with_the_next_turn(rig: Rig) -> None:
+    await rig.controller.connect()
+    assert rig.controller.push_to_talk_down()
+    assert await rig.controller.set_consent(True)
+    rig.audio.feed(3)
+    rig.controller.push_to_talk_up()
+    assert rig.live.wire.count(("reconfigure", "Puck")) == 0  # not during the turn
+    rig.live.emit(TurnComplete())
+    await asyncio.sleep(0)  # the deferred reconfigure runs as a task
+    await rig.controller.wait_for_state(S.READY, limit_s=2)
+    await rig.controller.drain()
+    assert rig.estimator.calls == []
+    assert rig.live.settings[-1].emotion_tool
+    speak_turn(rig)
+    await rig.controller.drain()
+    assert len(rig.estimator.calls) == 1
+
+
+async def test_voice_change_reconnects_with_the_transcript_seed(rig: Rig) -> None:
+    await rig.controller.connect()
+    speak_turn(rig)
+    rig.live.emit(InputTranscript("how are you", finished=True))
+    rig.live.emit(OutputTranscript("fine, thanks"))
+    rig.live.emit(REPLY)
+    rig.live.emit(TurnComplete())
+    assert await rig.controller.change_voice("Kore")
+    assert rig.live.wire[-1] == ("reconfigure", "Kore")
+    seed = rig.live.settings[-1].transcript_seed
+    assert seed == (("user", "how are you"), ("model", "fine, thanks"))
+    assert rig.controller.state is S.READY
+    assert rig.states()[-2:] == [S.CONNECTING, S.READY]
+    assert not await rig.controller.change_voice("Kore")
+    await rig.controller.drain()
+    roles = [(t[1], t[2], t[3]) for t in rig.store.transcript]
+    assert roles == [(1, "user", "how are you"), (1, "model", "fine, thanks")]
+    finals = [e for e in rig.of(TranscriptLine) if e.final]
+    assert [(f.role, f.text) for f in finals] == [
+        ("user", "how are you"),
+        ("model", "fine, thanks"),
+    ]
+
+
+async def test_voice_change_during_a_reply_waits_for_the_turn_to_end(rig: Rig) -> None:
+    await rig.controller.connect()
+    speak_turn(rig)
+    rig.live.emit(REPLY)
+    assert await rig.controller.change_voice("Kore")
+    assert ("reconfigure", "Kore") not in rig.live.wire
+    rig.live.emit(TurnComplete())
+    for _ in range(10):
+        await asyncio.sleep(0)
+    assert await rig.controller.wait_for_state(S.READY, limit_s=2)
+    assert ("reconfigure", "Kore") in rig.live.wire
+
+
+async def test_a_dropped_link_shows_reconnecting_and_refuses_turns_until_back(
+    consenting: Rig,
+) -> None:
+    r = consenting
+    await r.controller.connect()
+    speak_turn(r)
+    r.live.emit(LinkStateChanged(LinkState.RECONNECTING, attempt=1, delay_s=0.5, reason="1011"))
+    assert r.controller.state is S.RECONNECTING
+    assert not r.controller.push_to_talk_down()
+    assert r.refused()[-1] == ("push_to_talk_down", "the connection is being restored")
+    r.live.emit(AudioDropped(0.4, "link down"))
+    r.live.emit(LinkStateChanged(LinkState.CONNECTED, resumed=True))
+    assert r.controller.state is S.READY
+    kinds = [n.kind for n in r.of(Notice)]
+    assert kinds == [NoticeKind.RECONNECTING, NoticeKind.AUDIO_DROPPED, NoticeKind.RECONNECTED]
+    await r.controller.drain()
+    assert len(r.store.entries[r.controller.session_id or ""]) == 1  # the reading is kept
+
+
+async def test_release_during_a_reconnect_still_ends_the_activity(rig: Rig) -> None:
+    await rig.controller.connect()
+    assert rig.controller.push_to_talk_down()
+    rig.live.emit(LinkStateChanged(LinkState.RECONNECTING, attempt=1))
+    assert rig.controller.push_to_talk_up()
+    assert rig.live.kinds()[-1] == "activity_end"
+
+
+async def test_a_failed_connection_is_an_error_state_with_a_notice() -> None:
+    r = make_rig(live=FakeLive(connect_error=ConnectionRefusedError("refused")))
+    assert not await r.controller.connect()
+    assert r.controller.state is S.ERROR
+    assert [n.kind for n in r.of(Notice)] == [NoticeKind.CONNECTION_FAILED]
+    await r.controller.close()
+
+
+async def test_a_rejected_key_is_reported_as_such(rig: Rig) -> None:
+    await rig.controller.connect()
+    rig.live.emit(SessionError("API key not valid", code=1008, auth=True))
+    assert rig.controller.state is S.ERROR
+    assert rig.of(Notice)[-1].kind is NoticeKind.INVALID_KEY
+
+
+async def test_a_store_failure_is_a_notice_not_a_crash() -> None:
+    r = make_rig(consent=True, store=FakeStore(fail=True))
+    await r.controller.connect()
+    speak_turn(r)
+    await r.controller.drain()
+    assert [n.kind for n in r.of(Notice)] == [NoticeKind.STORAGE]
+    assert "disk full" in r.of(Notice)[0].message
+    await r.controller.close()
+
+
+async def test_text_input_is_a_turn(rig: Rig) -> None:
+    await rig.controller.connect()
+    assert not await rig.controller.send_text("   ")
+    assert await rig.controller.send_text("hello there")
+    assert rig.live.wire[-1] == ("text", "hello there")
+    assert rig.controller.state is S.WAITING
+    await rig.controller.drain()
+    assert rig.store.transcript[-1][1:] == (1, "user", "hello there")
+
+
+async def test_profile_change_reconfigures_and_unknown_profiles_are_refused(rig: Rig) -> None:
+    await rig.controller.connect()
+    assert not await rig.controller.change_profile("astrology")
+    assert rig.refused()[-1][0] == "change_profile"
+    assert await rig.controller.change_profile("tutor")
+    assert rig.live.wire[-1][0] == "reconfigure"
+
+
+async def test_hands_free_refuses_push_to_talk_and_reconnects_without_it(rig: Rig) -> None:
+    await rig.controller.connect()
+    assert rig.controller.set_hands_free(True)
+    assert await rig.controller.wait_for_state(S.READY, limit_s=2)
+    for _ in range(10):
+        await asyncio.sleep(0)
+    assert not rig.live.settings[-1].push_to_talk
+    assert not rig.controller.push_to_talk_down()
+    assert rig.refused()[-1] == ("push_to_talk_down", "hands-free mode is on")
+
+
+async def test_export_and_end_session(consenting: Rig) -> None:
+    r = consenting
+    await r.controller.connect()
+    session_id = r.controller.session_id
+    assert not await r.controller.export("/tmp/x.txt", fmt="xlsx")
+    assert await r.controller.end_session()
+    assert r.controller.state is S.OFFLINE and r.controller.session_id is None
+    assert r.store.ended == [session_id]
+    assert r.of(SessionEnded) == [SessionEnded(session_id or "")]
+    assert await r.controller.export("/tmp/x.csv")  # the session just ended
+    assert r.store.exports == [(session_id, "/tmp/x.csv", "csv")]
+
+
+async def test_hands_free_streams_the_mic_and_lets_the_server_end_turns(consenting: Rig) -> None:
+    r = consenting
+    await r.controller.connect()
+    assert r.controller.set_hands_free(True)
+    assert r.audio.capturing
+    r.audio.feed(4)
+    r.live.emit(InputTranscript("hi"))
+    assert r.controller.state is S.LISTENING
+    r.live.emit(REPLY)
+    assert r.controller.state is S.REPLYING
+    r.live.emit(TurnComplete())
+    assert r.controller.state is S.READY
+    r.audio.feed(2)  # the next turn starts with the next frames
+    await r.controller.drain()
+    assert "activity_start" not in r.live.kinds()
+    assert sum(1 for w in r.live.wire if w[0] == "audio") == 6
+    assert [c[:2] for c in r.estimator.calls] == [(1, 4 * 320)]
+    assert r.controller.set_hands_free(False)
+    assert not r.audio.capturing
