@@ -8,8 +8,9 @@ How a turn becomes a reading
    Until `warmup_turns` turns with speech have been heard the baseline is the stated
    `DEFAULT_PRIOR` (typical adult conversational speech, wide enough to cover both low and
    high voices); afterwards it is the mean/std of the speaker's own turns (an exponentially
-   weighted average over about the last `BASELINE_MEMORY` turns, std floored at
-   `MIN_STD_FRACTION` of the prior's so a monotone speaker does not get huge z-scores).
+   weighted average over about the last `BASELINE_MEMORY` turns; the std pools the
+   speaker's spread with `WITHIN_SPEAKER_FRACTION` of the prior's, weighted as
+   `PRIOR_STD_TURNS` turns, so a few similar turns do not make every change look huge).
 3. Arousal (activation) = tanh of a weighted sum of z-scores. Raised F0, wider F0
    variation, louder voice, flatter spectral tilt (higher alpha ratio), faster rate and
    fewer pauses all go with higher arousal: the most replicated vocal cues (Scherer 2003,
@@ -103,7 +104,8 @@ PRIOR_RELIABILITY = 0.6
 MIN_VOICED_S = 0.15  # less voiced speech than this is not a turn with speech
 FULL_RELIABILITY_S = 1.5  # shorter turns are trusted proportionally less
 BASELINE_MEMORY = 20
-MIN_STD_FRACTION = 0.35
+WITHIN_SPEAKER_FRACTION = 0.5  # one speaker varies about half as much as a population
+PRIOR_STD_TURNS = 3.0
 
 
 @dataclass
@@ -192,9 +194,16 @@ class AcousticEstimator:
         """The baseline the next turn is judged against."""
         if self._speaker.turns < max(1, self.warmup_turns):
             return self.prior
+        # A few turns say little about spread: pool the speaker's variance with a
+        # within-speaker share of the prior's, weighted as PRIOR_STD_TURNS turns.
+        n = self._speaker.turns
         std = {
-            k: max(math.sqrt(self._var[k]), MIN_STD_FRACTION * self.prior.std[k]) for k in FEATURES
-        }
+            k: math.sqrt(
+                (PRIOR_STD_TURNS * (WITHIN_SPEAKER_FRACTION * self.prior.std[k]) ** 2
+                 + n * self._var[k]) / (PRIOR_STD_TURNS + n)
+            )
+            for k in FEATURES
+        }  # fmt: skip
         return Baseline(dict(self._speaker.mean), std, self._speaker.turns)
 
     def _update(self, features: ProsodyFeatures) -> None:

@@ -1,0 +1,109 @@
+"""Prosody and the acoustic estimator on espeak-ng speech with known, controlled prosody."""
+
+import math
+
+import numpy as np
+import pytest
+
+from emodesk.core.emotion import Emotion, EnergyLevel, Source
+from emodesk.dsp.estimator import AcousticEstimator, label_probabilities
+from emodesk.dsp.prosody import ProsodyStream, extract_features
+from tests.support.speech import (
+    AGITATED,
+    CALM,
+    ESPEAK,
+    NORMAL,
+    SENTENCES,
+    VOICES,
+    speech_16k,
+)
+
+pytestmark = pytest.mark.skipif(ESPEAK is None, reason="espeak-ng (Debian package) is missing")
+RATE = 16000
+
+
+@pytest.mark.parametrize("voice", VOICES)
+@pytest.mark.parametrize("sentence", SENTENCES)
+def test_agitated_rendering_gets_higher_arousal_than_calm(sentence: str, voice: str) -> None:
+    calm = AcousticEstimator().estimate(
+        speech_16k(sentence, CALM, voice), RATE, turn=1, t_start_s=0.0, t_end_s=1.0
+    )
+    agitated = AcousticEstimator().estimate(
+        speech_16k(sentence, AGITATED, voice), RATE, turn=1, t_start_s=0.0, t_end_s=1.0
+    )
+    assert calm is not None and agitated is not None
+    assert agitated.arousal is not None and calm.arousal is not None
+    assert agitated.arousal > calm.arousal + 0.5
+    assert agitated.source is Source.ACOUSTIC
+
+
+def test_baseline_adapts_to_a_speaker_who_is_always_high_and_loud() -> None:
+    """A voice that is always high and loud reads as agitated only against the prior."""
+    estimator = AcousticEstimator(warmup_turns=3)
+    arousals = []
+    for turn, sentence in enumerate(SENTENCES * 2, start=1):
+        reading = estimator.estimate(
+            speech_16k(sentence, AGITATED, "en"), RATE, turn=turn, t_start_s=0.0, t_end_s=1.0
+        )
+        assert reading is not None and reading.arousal is not None
+        arousals.append(reading.arousal)
+    first, later = arousals[:3], arousals[3:]
+    assert min(first) > 0.5  # against the prior: loud and fast reads as activated
+    # Against the speaker's own baseline the same sentences read as ordinary for them.
+    assert abs(sum(later) / len(later)) < 0.3
+    assert all(b < a - 0.2 for a, b in zip(first, later, strict=True))
+    # Now a calm turn from the same speaker is clearly below their baseline.
+    calm = estimator.estimate(
+        speech_16k(SENTENCES[0], CALM, "en"), RATE, turn=9, t_start_s=0.0, t_end_s=1.0
+    )
+    assert calm is not None and calm.arousal is not None and calm.arousal < -0.5
+
+
+def test_features_follow_the_controlled_prosody() -> None:
+    low = extract_features(speech_16k(SENTENCES[1], CALM, "en"))
+    high = extract_features(speech_16k(SENTENCES[1], AGITATED, "en"))
+    assert high.f0_mean_st > low.f0_mean_st + 3.0  # espeak -p 85 vs -p 20
+    assert high.loudness_dbfs > low.loudness_dbfs + 6.0  # -a 190 vs -a 40
+    assert high.loudness_proxy > low.loudness_proxy
+    assert high.duration_s < low.duration_s  # -s 240 vs -s 110
+    assert 0.2 < low.voiced_ratio <= 1.0 and 0.0 <= low.pause_ratio < 1.0
+
+
+def test_streaming_features_equal_batch_features() -> None:
+    pcm = speech_16k(SENTENCES[2], NORMAL, "en-us")
+    stream = ProsodyStream(RATE)
+    for start in range(0, pcm.size, 320):
+        stream.feed(pcm[start : start + 320])
+    assert stream.finish() == extract_features(pcm)
+
+
+def test_silence_and_noise_give_no_reading() -> None:
+    estimator = AcousticEstimator()
+    silence = np.zeros(RATE * 2, np.int16)
+    assert estimator.estimate(silence, RATE, turn=1, t_start_s=0.0, t_end_s=2.0) is None
+    noise = np.random.default_rng(3).normal(0, 3000, RATE * 2).astype(np.int16)
+    assert estimator.estimate(noise, RATE, turn=2, t_start_s=0.0, t_end_s=2.0) is None
+    assert estimator.turns_heard == 0  # neither moved the baseline
+    args = AcousticEstimator.report_args(noise, RATE)
+    assert args["emotion"] == "neutral" and float(args["confidence"]) <= 0.2  # type: ignore[arg-type]
+
+
+def test_valence_is_reported_with_less_confidence_than_arousal() -> None:
+    # The same distance from neutral along valence decides the label far less surely
+    # than along arousal.
+    along_arousal = label_probabilities(-0.5, 0.0)
+    along_valence = label_probabilities(0.0, 0.5)
+    assert max(along_arousal.values()) > max(along_valence.values())
+    # Clearly activated speech: which high-arousal label is right stays uncertain.
+    high = label_probabilities(0.7, 0.0)
+    top = max(high, key=lambda e: high[e])
+    assert top in (Emotion.HAPPY, Emotion.ANGRY, Emotion.ANXIOUS)
+    assert high[top] < 0.6
+
+
+def test_report_args_for_the_emulator() -> None:
+    args = AcousticEstimator.report_args(speech_16k(SENTENCES[0], AGITATED, "en"), RATE)
+    assert set(args) == {"emotion", "confidence", "energy_level"}
+    assert args["energy_level"] == EnergyLevel.HIGH.value
+    assert 0.0 < float(args["confidence"]) <= 1.0  # type: ignore[arg-type]
+    assert not math.isnan(float(args["confidence"]))  # type: ignore[arg-type]

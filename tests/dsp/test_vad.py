@@ -1,0 +1,52 @@
+import numpy as np
+import pytest
+
+from emodesk.dsp.levels import frame_levels_dbfs
+from emodesk.dsp.vad import EnergyVad, segment_utterances
+from tests.support.speech import AGITATED, CALM, ESPEAK, NORMAL, SENTENCES, speech_16k, with_silence
+
+RATE = 16000
+
+
+@pytest.mark.skipif(ESPEAK is None, reason="espeak-ng (Debian package) is missing")
+def test_finds_each_sentence_between_silences() -> None:
+    parts = [speech_16k(s, p) for s, p in zip(SENTENCES, (NORMAL, CALM, AGITATED), strict=True)]
+    pcm = with_silence(*parts, gap_s=1.5)
+    noise = np.random.default_rng(0).normal(0, 60, pcm.size)  # a quiet room, about -55 dBFS
+    ranges = segment_utterances((pcm + noise).astype(np.int16), RATE)
+    assert len(ranges) == 3
+    starts = np.cumsum([int(1.5 * RATE) + (0 if i == 0 else parts[i - 1].size) for i in range(3)])
+    for (start, end), true_start, part in zip(ranges, starts, parts, strict=True):
+        audible = np.flatnonzero(frame_levels_dbfs(part, 160) > -40.0)
+        assert start <= true_start + audible[0] * 160
+        assert end >= true_start + (audible[-1] + 1) * 160  # the word tails are kept
+        assert 0 <= start < end <= pcm.size
+
+
+def test_silence_and_steady_noise_give_no_utterances() -> None:
+    assert segment_utterances(np.zeros(RATE * 3, np.int16), RATE) == []
+    noise = np.random.default_rng(1).normal(0, 3000, RATE * 5).astype(np.int16)  # -21 dBFS
+    assert segment_utterances(noise, RATE) == []
+
+
+def test_a_click_is_not_an_utterance() -> None:
+    pcm = np.zeros(RATE * 2, np.int16)
+    pcm[RATE : RATE + 480] = 20000  # 30 ms
+    assert segment_utterances(pcm, RATE) == []
+
+
+def test_streaming_vad_closes_utterance_after_the_pause() -> None:
+    vad = EnergyVad(RATE, min_pause_ms=300.0)
+    tone = np.round(8000 * np.sin(np.arange(RATE) * 2 * np.pi * 200 / RATE)).astype(np.int16)
+    pcm = np.concatenate([np.zeros(RATE // 2, np.int16), tone, np.zeros(RATE, np.int16)])
+    closed: list[tuple[int, int]] = []
+    opened_at = None
+    for i in range(0, pcm.size, 320):
+        closed += vad.feed(pcm[i : i + 320])
+        if vad.in_speech and opened_at is None:
+            opened_at = i
+    assert opened_at is not None and RATE // 2 <= opened_at <= RATE // 2 + 0.25 * RATE
+    assert len(closed) == 1
+    start, end = closed[0]
+    assert abs(start - RATE // 2) <= 0.12 * RATE and abs(end - 3 * RATE // 2) <= 0.12 * RATE
+    assert vad.flush() == []
