@@ -274,6 +274,16 @@ def _message(exc: OSError, path: Path) -> str:
     return f"Could not write {path}: {exc.strerror or exc}"
 
 
+def _sync_folder(folder: Path) -> None:
+    """Make the rename itself durable; best effort (not every system can open a folder)."""
+    with contextlib.suppress(OSError):
+        fd = os.open(folder, os.O_RDONLY)
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+
+
 def write_text_atomic(path: str | os.PathLike[str], text: str) -> None:
     """Write UTF-8 text (line ends as given) so that `path` holds either its old content
     or all of `text`, never a part: a temporary file in the same folder, flushed and
@@ -297,6 +307,7 @@ def write_text_atomic(path: str | os.PathLike[str], text: str) -> None:
             os.fsync(handle.fileno())
         os.replace(temp_name, target)
         temp_name = None
+        _sync_folder(target.parent)
     except OSError as exc:
         raise ExportError(exc.errno or errno.EIO, _message(exc, target), str(target)) from exc
     finally:

@@ -93,6 +93,21 @@ class ParsedEmotion:
     confidence: float
     energy_level: EnergyLevel
 
+    def __post_init__(self) -> None:
+        try:
+            object.__setattr__(self, "emotion", Emotion(self.emotion))
+            object.__setattr__(self, "energy_level", EnergyLevel(self.energy_level))
+        except ValueError as exc:
+            raise EmotionParseError(str(exc)) from None
+        confidence = self.confidence
+        if (
+            isinstance(confidence, bool)
+            or not isinstance(confidence, int | float)
+            or not 0.0 <= confidence <= 1.0
+        ):
+            raise EmotionParseError(f"confidence must be a number in [0, 1], got {confidence!r}")
+        object.__setattr__(self, "confidence", float(confidence))
+
     def to_reading(
         self,
         *,
@@ -207,9 +222,11 @@ def parse_confidence(value: object) -> float:
 
 
 def _field(args: Mapping[object, object], names: tuple[str, ...]) -> tuple[bool, object]:
-    for key, value in args.items():
-        if isinstance(key, str) and _normalise_key(key) in names:
-            return True, value
+    """The value of the first of `names` (in that order of preference) that is present."""
+    present = {_normalise_key(key): value for key, value in args.items() if isinstance(key, str)}
+    for name in names:
+        if name in present:
+            return True, present[name]
     return False, None
 
 

@@ -273,3 +273,24 @@ def test_any_text_splits_or_raises_a_parse_error(text: str) -> None:
 def test_fractions_pass_through_unchanged(value: float) -> None:
     assert parse_confidence(value) == value
     assert parse_confidence(repr(value)) == value
+
+
+def test_preferred_key_wins_over_an_alias_whatever_the_order() -> None:
+    assert parse_emotion_args({"label": "sad", **GOOD}).emotion is Emotion.ANGRY
+    assert parse_emotion_args({"score": 0.1, **GOOD}).confidence == 0.7
+
+
+@pytest.mark.parametrize(
+    "fields",
+    [
+        {"emotion": "elated", "confidence": 0.5, "energy_level": "low"},
+        {"emotion": "sad", "confidence": 1.5, "energy_level": "low"},
+        {"emotion": "sad", "confidence": math.nan, "energy_level": "low"},
+        {"emotion": "sad", "confidence": True, "energy_level": "low"},
+        {"emotion": "sad", "confidence": 0.5, "energy_level": "loud"},
+    ],
+)
+def test_a_parsed_emotion_cannot_be_built_from_bad_values(fields: dict[str, object]) -> None:
+    with pytest.raises(EmotionParseError):
+        ParsedEmotion(**fields)  # type: ignore[arg-type]
+    assert ParsedEmotion("sad", 1, "low").confidence == 1.0  # type: ignore[arg-type]
