@@ -294,3 +294,22 @@ def test_a_parsed_emotion_cannot_be_built_from_bad_values(fields: dict[str, obje
     with pytest.raises(EmotionParseError):
         ParsedEmotion(**fields)  # type: ignore[arg-type]
     assert ParsedEmotion("sad", 1, "low").confidence == 1.0  # type: ignore[arg-type]
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    st.sampled_from(["happy", "Sad", "FRUSTRATED", "worried", "calm"]),
+    st.one_of(st.floats(0, 1), st.integers(0, 100), st.sampled_from(["80%", "0.5", "100"])),
+    st.sampled_from([None, "high", "Medium", "low"]),
+    st.booleans(),
+    st.text(max_size=60),
+)
+def test_a_readable_header_always_splits_from_any_rest(
+    label: str, confidence: object, energy: str | None, fenced: bool, rest: str
+) -> None:
+    header = json.dumps({"emotion": label, "confidence": confidence, "energy_level": energy})
+    reply = (f"```json\n{header}\n```" if fenced else header) + "\n" + rest
+    parsed, remainder = split_emotion_header(reply)
+    assert parsed is not None
+    assert parsed.emotion is parse_emotion_args({"emotion": label, "confidence": 1}).emotion
+    assert remainder == rest.lstrip()
