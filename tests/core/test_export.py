@@ -239,3 +239,58 @@ def test_atomic_write_rejects_text_that_is_not_utf8(tmp_path: Path) -> None:
     with pytest.raises(ExportError, match="UTF-8"):
         write_text_atomic(tmp_path / "t.csv", "bad \udc80 surrogate")
     assert os.listdir(tmp_path) == []
+
+
+arbitrary_entries = st.lists(
+    st.builds(
+        lambda turn, source, start, length, emotion, conf, energy, arousal, valence, trend, esc: (
+            TimelineEntry(
+                EmotionReading(
+                    turn=turn,
+                    source=source,
+                    t_start_s=start,
+                    t_end_s=start + length,
+                    emotion=emotion,
+                    confidence=conf,
+                    energy_level=energy,
+                    arousal=arousal,
+                    valence=valence,
+                    utc=MOMENT,
+                ),
+                trend,
+                esc,
+            )
+        ),
+        st.integers(0, 10**6),
+        st.sampled_from(list(Source)),
+        st.floats(0, 1e5),
+        st.floats(0, 600),
+        st.sampled_from(list(Emotion)),
+        st.floats(0, 1),
+        st.sampled_from(list(EnergyLevel)),
+        st.none() | st.floats(-1, 1),
+        st.none() | st.floats(-1, 1),
+        st.sampled_from(list(Trend)),
+        st.booleans(),
+    ),
+    max_size=8,
+)
+
+
+@settings(max_examples=100, deadline=None)
+@given(arbitrary_entries)
+def test_any_timeline_round_trips_through_csv_and_json(entries: list[TimelineEntry]) -> None:
+    rows = read_timeline_csv(timeline_csv("sess", entries))
+    meta, back = read_timeline_json(timeline_json(META, entries))
+    assert meta == META and len(rows) == len(back) == len(entries)
+    for row, again, item in zip(rows, back, entries, strict=True):
+        reading = item.reading
+        assert row["emotion"] == again.reading.emotion.value == reading.emotion.value
+        assert (again.trend, again.escalate) == (item.trend, item.escalate)
+        for name in ("t_start_s", "confidence", "arousal", "valence"):
+            value = getattr(reading, name)
+            if value is None:
+                assert row[name] == "" and getattr(again.reading, name) is None
+            else:
+                assert float(row[name]) == pytest.approx(value, abs=5e-4)
+                assert getattr(again.reading, name) == pytest.approx(value, abs=5e-4)
