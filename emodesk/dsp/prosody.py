@@ -275,8 +275,11 @@ class ProsodyStream:
 
     def feed(self, chunk: np.ndarray[Any, Any]) -> None:
         samples = to_float(chunk).reshape(-1)
-        if samples.size == 0:
-            return
+        # Long inputs go in one-second pieces: bounded temporaries, same result.
+        for start in range(0, samples.size, self.rate):
+            self._feed(samples[start : start + self.rate])
+
+    def _feed(self, samples: FloatArray) -> None:
         self._n_samples += samples.size
         f0, voiced = self._yin.feed(samples)
         self._f0.append(f0)
