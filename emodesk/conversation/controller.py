@@ -813,6 +813,14 @@ class Controller:
         self._save_transcript(turn, "user")
         self._save_transcript(turn, "model")
 
+    def _state_after_reconnect(self) -> ConversationState:
+        if self._ptt_held:
+            return S.LISTENING
+        turn = self._turn
+        if turn is not None and not turn.closed and turn.released is not None:
+            return S.WAITING
+        return S.READY
+
     def _on_link_state(self, event: LinkStateChanged) -> None:
         if event.state is LinkState.CONNECTING:
             if self._state in (S.OFFLINE, S.CONNECTING):
@@ -820,7 +828,7 @@ class Controller:
         elif event.state is LinkState.CONNECTED:
             was = self._state
             if was in (S.CONNECTING, S.RECONNECTING) and not self._reconfiguring:
-                self._set_state(S.LISTENING if self._ptt_held else S.READY, "connected")
+                self._set_state(self._state_after_reconnect(), "connected")
             if was is S.RECONNECTING:
                 self._emit(Notice(NoticeKind.RECONNECTED, "connection restored"))
         elif event.state is LinkState.RECONNECTING:
@@ -830,8 +838,9 @@ class Controller:
             if event.reason:
                 detail = f"{event.reason}; {detail}"
             if self._state is not S.RECONNECTING:
-                # A reply cut by the drop will not come back: end that turn here.
-                if self._state in (S.WAITING, S.REPLYING):
+                # A reply cut by the drop will not come back: end that turn here. A turn
+                # not yet answered is sent again by the session and answered after.
+                if self._state is S.REPLYING:
                     self._audio.flush()
                     self._close_turn()
                 self._emit(Notice(NoticeKind.RECONNECTING, detail))

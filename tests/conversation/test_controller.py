@@ -420,6 +420,7 @@ async def test_a_dropped_link_shows_reconnecting_and_refuses_turns_until_back(
     r = consenting
     await r.controller.connect()
     speak_turn(r)
+    r.live.emit(TurnComplete())
     r.live.emit(LinkStateChanged(LinkState.RECONNECTING, attempt=1, delay_s=0.5, reason="1011"))
     assert r.controller.state is S.RECONNECTING
     assert not r.controller.push_to_talk_down()
@@ -527,3 +528,27 @@ async def test_hands_free_streams_the_mic_and_lets_the_server_end_turns(consenti
     assert [c[:2] for c in r.estimator.calls] == [(1, 4 * 320)]
     assert r.controller.set_hands_free(False)
     assert not r.audio.capturing
+
+
+async def test_a_turn_unanswered_when_the_link_drops_is_awaited_after_the_reconnect(
+    rig: Rig,
+) -> None:
+    await rig.controller.connect()
+    speak_turn(rig)
+    rig.live.emit(LinkStateChanged(LinkState.RECONNECTING, attempt=1))
+    rig.live.emit(LinkStateChanged(LinkState.CONNECTED, resumed=True))
+    assert rig.controller.state is S.WAITING  # the session replays the turn
+    rig.live.emit(REPLY)
+    rig.live.emit(TurnComplete())
+    assert rig.controller.state is S.READY
+    assert len(rig.audio.played) == 1
+
+
+async def test_a_reply_cut_by_a_dropped_link_ends_its_turn(rig: Rig) -> None:
+    await rig.controller.connect()
+    speak_turn(rig)
+    rig.live.emit(REPLY)
+    rig.live.emit(LinkStateChanged(LinkState.RECONNECTING, attempt=1))
+    assert rig.audio.flushes == 1
+    rig.live.emit(LinkStateChanged(LinkState.CONNECTED, resumed=True))
+    assert rig.controller.state is S.READY

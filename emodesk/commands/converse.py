@@ -1,0 +1,255 @@
+"""`emodesk converse`: one headless conversation from a WAV file, through the same
+controller as the desktop app.
+
+Each utterance of the file (or the whole file, `--turns one`) becomes one push-to-talk
+turn, streamed in real time; the command waits for the reply to play before the next
+turn, prints the transcript, the readings and the per-turn latency, and exits non-zero
+with the reason when the conversation fails. With `--device` the microphone and speaker
+are the real audio engine: the file then only sets how long each turn is held.
+
+Hidden knob for tests: EMODESK_CONVERSE_PACE=N runs the file clock (and the offline
+demo's replies) N times faster than real time.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import os
+import sys
+from dataclasses import dataclass, field
+from typing import Any, TextIO
+
+ENV_PACE = "EMODESK_CONVERSE_PACE"
+DEMO_KEY = "offline-demo"  # the emulator accepts any key; never a real one
+MIC_RATE = 16000
+REPLY_LIMIT_S = 60.0  # a reply (including a reconnect) that takes longer is a failure
+
+
+class ConverseError(Exception):
+    """The conversation could not go on; the message is the reason shown to the user."""
+
+
+@dataclass
+class _Report:
+    out: TextIO
+    latencies: list[Any] = field(default_factory=list)
+    readings: list[Any] = field(default_factory=list)
+    refusals: list[str] = field(default_factory=list)
+    failure: str = ""
+
+    def on_event(self, event: Any) -> None:
+        from emodesk.conversation import api
+
+        match event:
+            case api.TranscriptLine(final=True):
+                who = "you" if event.role == "user" else "model"
+                self._line(f"[turn {event.turn}] {who}: {event.text}")
+            case api.ReadingAdded():
+                self.readings.append(event)
+                extra = ""
+                if event.arousal is not None and event.valence is not None:
+                    extra = f" arousal {event.arousal:+.2f} valence {event.valence:+.2f}"
+                self._line(
+                    f"[turn {event.turn}] reading ({event.source}): {event.emotion} "
+                    f"{event.confidence:.2f} energy {event.energy_level}{extra}; "
+                    f"trend {event.trend}{' ESCALATE' if event.escalate else ''}"
+                )
+            case api.TrendChanged(escalate=True):
+                self._line(f"advice: {event.advice}")
+            case api.TurnLatency():
+                self.latencies.append(event)
+                self._line(
+                    f"[turn {event.turn}] latency: first reply audio {_ms(event.to_first_audio_s)}"
+                    f", first played {_ms(event.to_first_played_s)}"
+                )
+            case api.Notice():
+                self._line(f"notice ({event.kind.value}): {event.message}", err=True)
+            case api.IntentRefused():
+                self.refusals.append(f"{event.intent}: {event.reason}")
+            case api.StateChanged(state=api.ConversationState.ERROR):
+                self.failure = event.detail or "the connection failed"
+
+    def _line(self, text: str, err: bool = False) -> None:
+        print(text, file=sys.stderr if err else self.out, flush=True)
+
+
+def _ms(seconds: float | None) -> str:
+    return "n/a" if seconds is None else f"{seconds * 1000:.0f} ms"
+
+
+def _pace() -> float:
+    raw = os.environ.get(ENV_PACE, "").strip()
+    if not raw:
+        return 1.0
+    try:
+        pace = float(raw)
+    except ValueError:
+        raise ConverseError(f"{ENV_PACE} must be a number, got {raw!r}") from None
+    if not 0.1 <= pace <= 1000:
+        raise ConverseError(f"{ENV_PACE} must be within 0.1-1000, got {pace}")
+    return pace
+
+
+async def _converse(args: argparse.Namespace, out: TextIO) -> int:
+    from emodesk.conversation.api import ConversationState as S
+    from emodesk.conversation.controller import Connection, Controller
+    from emodesk.conversation.file_audio import FileAudio
+    from emodesk.core.consent import ConsentRecord
+    from emodesk.core.profiles import get_profile
+    from emodesk.core.settings import AppSettings
+    from emodesk.dsp.estimator import AcousticEstimator
+    from emodesk.dsp.vad import segment_utterances
+    from emodesk.dsp.wav import WavError, read_wav, write_wav
+    from emodesk.live.credentials import load_api_key
+    from emodesk.live.endpoint import EndpointError, is_loopback, resolve_endpoint
+    from emodesk.live.session import LiveSession
+    from emodesk.store import SessionStore, StoreError, default_history_path
+
+    pace = _pace()
+    try:
+        pcm, duration = read_wav(args.audio_in)
+    except (WavError, OSError) as exc:
+        raise ConverseError(f"cannot read --audio-in: {exc}") from exc
+    one_turn = [(0, int(pcm.size))]
+    segments = one_turn if args.turns == "one" else segment_utterances(pcm, MIC_RATE)
+    if not segments or pcm.size == 0:
+        raise ConverseError(f"{args.audio_in}: no speech found ({duration:.1f} s of audio)")
+    try:
+        get_profile(args.profile)
+    except KeyError as exc:
+        raise ConverseError(str(exc.args[0])) from None
+
+    try:
+        endpoint = resolve_endpoint(args.endpoint, args.ca_file)
+    except EndpointError as exc:
+        raise ConverseError(str(exc)) from exc
+    api_key = load_api_key()
+    emulator: Any = None
+    if endpoint.is_default and not api_key:
+        from emodesk.live.emulator.server import EmulatorServer
+
+        print("offline demo: replies are synthetic (no API key set)", file=sys.stderr)
+        emulator = EmulatorServer(speed=pace)
+        await emulator.start()
+        endpoint = resolve_endpoint(emulator.url, emulator.ca_file)
+        api_key = DEMO_KEY
+    elif not api_key:
+        host = (endpoint.base_url or "").split("://", 1)[-1].split("/", 1)[0].rsplit(":", 1)[0]
+        if not is_loopback(host):
+            raise ConverseError("no API key: set GEMINI_API_KEY or store one in the app")
+        api_key = DEMO_KEY  # a local endpoint (the emulator) takes any key
+
+    try:
+        store = SessionStore(args.db or default_history_path())
+    except (StoreError, OSError) as exc:
+        raise ConverseError(f"cannot open the session history: {exc}") from exc
+
+    loop = asyncio.get_running_loop()
+    file_audio: FileAudio | None = None
+    engine: Any = None
+    if args.device:
+        from emodesk.audio.engine import AudioEngine
+
+        engine = AudioEngine(loop)
+        engine.start()
+        audio: Any = engine
+    else:
+        file_audio = FileAudio(pcm, pace=pace)
+        audio = file_audio
+
+    consent = ConsentRecord.grant() if args.consent == "yes" else None
+    settings = AppSettings(voice=args.voice, profile=args.profile, consent=consent)
+    controller = Controller(
+        live=LiveSession(),
+        audio=audio,
+        store=store,
+        estimator_factory=AcousticEstimator,
+        settings=settings,
+        connection=Connection(
+            endpoint=endpoint.base_url,
+            ca_file=endpoint.ca_file,
+            api_key=api_key,
+            synthetic=emulator is not None,
+        ),
+    )
+    report = _Report(out)
+    controller.subscribe(report.on_event)
+    try:
+        if consent is not None:
+            store.record_consent(consent)
+        if not await controller.connect():
+            raise ConverseError(f"cannot connect: {report.failure or controller.state.value}")
+        print(f"session {controller.session_id} ({len(segments)} turns)", file=out, flush=True)
+        for start, end in segments:
+            if not await controller.wait_for_state(S.READY, S.ERROR, limit_s=REPLY_LIMIT_S):
+                raise ConverseError(f"the session is still {controller.state.value}")
+            if controller.state is S.ERROR:
+                raise ConverseError(report.failure)
+            hold_s = (end - start) / MIC_RATE / pace
+            if file_audio is not None:
+                file_audio.seek(start)
+            if not controller.push_to_talk_down():
+                raise ConverseError(f"push-to-talk refused: {report.refusals[-1]}")
+            try:
+                if file_audio is not None:
+                    await file_audio.wait_position(end, limit_s=hold_s + 10.0)
+                else:
+                    await asyncio.sleep(hold_s)
+            finally:
+                controller.push_to_talk_up()
+            ended = await controller.wait_for_state(S.READY, S.ERROR, limit_s=REPLY_LIMIT_S)
+            if controller.state is S.ERROR:
+                raise ConverseError(report.failure)
+            if not ended:
+                raise ConverseError(f"no reply within {REPLY_LIMIT_S:.0f} s")
+            if file_audio is not None:
+                await file_audio.wait_played(limit_s=REPLY_LIMIT_S)
+        session_id = controller.session_id
+        await controller.drain()
+        if args.csv and session_id is not None:
+            if not await controller.export(args.csv, "csv", session_id):
+                raise ConverseError(f"export failed: {report.refusals[-1]}")
+            print(f"timeline written to {args.csv}", file=out, flush=True)
+    finally:
+        await controller.close()
+        with contextlib.suppress(Exception):
+            store.close()
+        if engine is not None:
+            engine.close()
+        if emulator is not None:
+            await emulator.stop()
+    if args.audio_out and file_audio is not None:
+        played, rate = file_audio.recorded()
+        try:
+            write_wav(args.audio_out, played, rate)
+        except (WavError, OSError) as exc:
+            raise ConverseError(f"cannot write --audio-out: {exc}") from exc
+        print(f"reply audio written to {args.audio_out}", file=out, flush=True)
+    _summary(report, out)
+    return 0
+
+
+def _summary(report: _Report, out: TextIO) -> None:
+    firsts = [t.to_first_audio_s for t in report.latencies if t.to_first_audio_s is not None]
+    played = [t.to_first_played_s for t in report.latencies if t.to_first_played_s is not None]
+    if firsts:
+        print(
+            f"latency over {len(firsts)} turns: first reply audio median "
+            f"{_ms(sorted(firsts)[len(firsts) // 2])}, max {_ms(max(firsts))}; first played "
+            f"median {_ms(sorted(played)[len(played) // 2] if played else None)}",
+            file=out,
+            flush=True,
+        )
+    print(f"{len(report.readings)} readings", file=out, flush=True)
+
+
+def run(args: argparse.Namespace) -> int:
+    try:
+        return asyncio.run(_converse(args, sys.stdout))
+    except ConverseError as exc:
+        print(f"emodesk converse: {exc}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        return 130

@@ -1,0 +1,133 @@
+"""`emodesk converse` as a user runs it: a real process, the real SDK over TLS to the
+emulator on loopback, the file streamed through push-to-talk turns (paced 10x)."""
+
+from __future__ import annotations
+
+import asyncio
+import csv
+import json
+import os
+import sys
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from emodesk.dsp.wav import read_wav, write_wav
+from emodesk.live.emulator.server import EmulatorServer
+from emodesk.store import SessionStore
+from tests.support.speech import AGITATED, CALM, NORMAL, speech_16k, with_silence
+
+PACE = "10"
+pytestmark = pytest.mark.timeout(90)
+
+
+@pytest.fixture(scope="module")
+def three_turns(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    pcm = with_silence(
+        speech_16k("Hello, I need some help with my order.", CALM),
+        speech_16k("It still has not arrived.", NORMAL),
+        speech_16k("This is the third time, I am really angry now!", AGITATED),
+        gap_s=0.8,
+    )
+    path = tmp_path_factory.mktemp("converse") / "speech.wav"
+    write_wav(path, pcm, 16000)
+    return path
+
+
+@pytest.fixture
+async def emulator(request: pytest.FixtureRequest) -> AsyncIterator[EmulatorServer]:
+    faults = getattr(request, "param", "")
+    server = EmulatorServer(speed=float(PACE), faults=faults)
+    await server.start()
+    yield server
+    await server.stop()
+
+
+async def converse(*args: str) -> tuple[int, str, str]:
+    env = dict(os.environ, EMODESK_CONVERSE_PACE=PACE)
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        "emodesk",
+        "converse",
+        *args,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+        env=env,
+    )
+    out, err = await asyncio.wait_for(proc.communicate(), 80)
+    assert proc.returncode is not None
+    return proc.returncode, out.decode(), err.decode()
+
+
+def csv_rows(path: Path) -> list[dict[str, str]]:
+    with path.open(newline="", encoding="utf-8") as f:
+        return list(csv.DictReader(f))
+
+
+@pytest.mark.parametrize("emulator", ["drop@2"], indirect=True)
+async def test_consented_conversation_survives_a_drop_with_two_readings_per_turn(
+    emulator: EmulatorServer, three_turns: Path, tmp_path: Path
+) -> None:
+    out_csv, out_wav, db = tmp_path / "t.csv", tmp_path / "reply.wav", tmp_path / "h.db"
+    code, out, err = await converse(
+        "--audio-in", str(three_turns), "--audio-out", str(out_wav), "--consent", "yes",
+        "--voice", "Kore", "--csv", str(out_csv), "--db", str(db),
+        "--endpoint", emulator.url, "--ca-file", emulator.ca_file,
+    )  # fmt: skip
+    assert code == 0, err
+    assert "offline demo" not in err
+    assert "notice (reconnecting)" in err  # the drop happened and was shown
+    assert len(emulator.connections) >= 2
+    rows = csv_rows(out_csv)
+    assert sorted((r["turn"], r["source"]) for r in rows) == [
+        (str(t), s) for t in (1, 2, 3) for s in ("acoustic", "model")
+    ]
+    with SessionStore(db) as store:
+        (summary,) = store.sessions()
+        stored = store.readings(summary.session_id)
+    assert len(stored) == 6
+    assert all(r["session_id"] == summary.session_id for r in rows)
+    assert out.count("latency: first reply audio") == 3
+    assert "latency over 3 turns" in out
+    played, rate = read_wav(out_wav)
+    assert rate > 0 and played.size > 16000  # seconds of reply audio, resampled to 16 kHz
+    assert all(
+        c.setup is not None and json.dumps(c.setup).count("Kore") for c in emulator.connections
+    )
+
+
+async def test_declined_consent_leaves_nothing_emotional_anywhere(
+    emulator: EmulatorServer, three_turns: Path, tmp_path: Path
+) -> None:
+    out_csv, db = tmp_path / "t.csv", tmp_path / "h.db"
+    code, out, err = await converse(
+        "--audio-in", str(three_turns), "--consent", "no", "--csv", str(out_csv),
+        "--db", str(db), "--endpoint", emulator.url, "--ca-file", emulator.ca_file,
+    )  # fmt: skip
+    assert code == 0, err
+    assert csv_rows(out_csv) == []
+    assert out_csv.read_text(encoding="utf-8").startswith("session_id,turn,source,")
+    with SessionStore(db) as store:
+        (summary,) = store.sessions()
+        assert store.readings(summary.session_id) == []
+        assert len(store.transcript(summary.session_id)) == 6  # words are kept, feelings not
+    for conn in emulator.connections:
+        setup = json.dumps(conn.setup)
+        assert "report_user_emotion" not in setup
+        assert all(turn.tool_call_id is None for turn in conn.turns)
+    assert "reading (" not in out and "0 readings" in out
+    assert out.count("latency: first reply audio") == 3
+
+
+async def test_failures_exit_non_zero_with_the_reason(three_turns: Path, tmp_path: Path) -> None:
+    code, _, err = await converse("--audio-in", str(tmp_path / "missing.wav"))
+    assert code == 1 and "cannot read --audio-in" in err
+    silent = tmp_path / "silent.wav"
+    write_wav(silent, np.zeros(16000, dtype=np.int16), 16000)
+    code, _, err = await converse("--audio-in", str(silent))
+    assert code == 1 and "no speech found" in err
+    code, _, err = await converse("--audio-in", str(three_turns), "--endpoint", "ws://127.0.0.1:9")
+    assert code == 1 and "plain ws:// is not supported" in err
