@@ -44,13 +44,19 @@ class EchoCanceller:
         self._far = far
 
     def process(self, near: Int16Array) -> Int16Array:
-        """The captured frame with the speaker's echo removed."""
+        """The captured frame with the speaker's echo removed (far end from `push_far`)."""
         n = near.size
         far = np.zeros(n, dtype=np.int16)
         take = min(n, self._far.size)
         far[:take] = self._far[:take]
         self._far = self._far[take:]
-        out: Int16Array = self._aec.process(np.ascontiguousarray(near, dtype=np.int16), far)
+        return self.process_with_far(near, far)
+
+    def process_with_far(self, near: Int16Array, far: Int16Array) -> Int16Array:
+        """One frame with an explicit far-end frame of the same length."""
+        out: Int16Array = self._aec.process(
+            np.ascontiguousarray(near, dtype=np.int16), np.ascontiguousarray(far, dtype=np.int16)
+        )
         return out
 
     def reset(self) -> None:

@@ -556,6 +556,7 @@ class AudioEngine:
     def _recover(self, reason: str) -> None:
         """Reopen the devices (by name, else the default) with a fresh device list."""
         self._device_errors += 1
+        self._report_error(f"{reason}; reopening")
         capture = self._capture_wanted
         self._close_streams()
         self._terminate_portaudio()
@@ -571,13 +572,13 @@ class AudioEngine:
                 log.info("audio recovery attempt %d failed: %s", attempt + 1, exc)
                 self._close_streams()
                 self._terminate_portaudio()
-                self._wake.wait(0.2 * 2**attempt)  # back off; a command may wake us early
+                self._wake.wait(min(2.0, 0.2 * 2**attempt))  # back off; close() wakes us early
                 continue
-            self._report_error(f"{reason}; recovered")
+            self._report_error("audio devices reopened")
             return
         self._failed = True
         self._capture_wanted = False
-        self._report_error(f"{reason}; audio stopped after {attempts} attempts to reopen")
+        self._report_error(f"audio stopped: devices did not reopen after {attempts} attempts")
 
 
 def _close_quietly(stream: Any) -> None:

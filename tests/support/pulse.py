@@ -67,9 +67,11 @@ class PulseStack:
         missing = missing_binaries()
         if missing:
             raise PulseUnavailable(f"PulseAudio binaries missing: {', '.join(missing)}")
-        self.dir = Path(tempfile.mkdtemp(prefix="emodesk-pulse-"))
+        if self.dir is None:
+            self.dir = Path(tempfile.mkdtemp(prefix="emodesk-pulse-"))
         for sub in ("runtime", "state", "home"):
-            (self.dir / sub).mkdir()
+            (self.dir / sub).mkdir(exist_ok=True)
+        (self.dir / "native").unlink(missing_ok=True)
         env = self.env()
         env["HOME"] = str(self.dir / "home")  # keeps ~/.config/pulse of the user untouched
         socket_path = self.dir / "native"
@@ -128,6 +130,13 @@ class PulseStack:
         if self.dir is not None:
             shutil.rmtree(self.dir, ignore_errors=True)
             self.dir = None
+
+    def restart(self) -> None:
+        """Start a new server on the same socket (after the old one died or was killed)."""
+        if self.process is not None and self.process.poll() is None:
+            raise RuntimeError("the server is still running")
+        self.process = None
+        self.start()
 
     def __enter__(self) -> PulseStack:
         return self.start()

@@ -1,0 +1,41 @@
+"""Fixtures for the audio tests: a private PulseAudio null-sink stack and test speech."""
+
+from __future__ import annotations
+
+import os
+import shutil
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from tests.support.pulse import PulseStack, espeak_wav, missing_binaries
+
+
+def _require_binaries(*extra: str) -> None:
+    missing = missing_binaries() + [b for b in extra if shutil.which(b) is None]
+    if not missing:
+        return
+    reason = f"audio stack binaries missing: {', '.join(missing)}"
+    if os.environ.get("CI") == "true":
+        pytest.fail(reason + " (CI installs them, so this is a set-up error)")
+    pytest.skip(reason)
+
+
+@pytest.fixture(scope="session")
+def pulse() -> Iterator[PulseStack]:
+    """One PulseAudio server for the session; PyAudio created later sees its devices."""
+    _require_binaries()
+    stack = PulseStack().start()
+    try:
+        yield stack
+    finally:
+        stack.stop()
+
+
+@pytest.fixture(scope="session")
+def speech_wav(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """About two seconds of espeak-ng speech (22.05 kHz mono PCM16)."""
+    _require_binaries("espeak-ng")
+    path = tmp_path_factory.mktemp("speech") / "speech.wav"
+    return espeak_wav(path, "The quick brown fox jumps over the lazy dog, twice.", speed=170)

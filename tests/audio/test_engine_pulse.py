@@ -1,0 +1,179 @@
+"""The engine on a real audio stack (PortAudio -> ALSA pulse plugin -> PulseAudio null
+sinks), driven from a plain asyncio loop with no Qt application or event loop anywhere,
+as the headless `emodesk converse --device` drives it."""
+
+from __future__ import annotations
+
+import asyncio
+import signal
+from collections.abc import AsyncIterator, Callable
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from emodesk.audio import AudioEngine, AudioSettings
+from emodesk.dsp.resample import resample
+from tests.support.pulse import PulseStack, read_wav
+
+pytestmark = [pytest.mark.audio_stack, pytest.mark.timeout(60)]
+
+
+def best_match(haystack: np.ndarray, needle: np.ndarray) -> tuple[float, int]:
+    """Normalised cross-correlation peak of `needle` inside `haystack`, and its lag."""
+    h = haystack.astype(np.float64)
+    n = needle.astype(np.float64)
+    size = 1 << int(np.ceil(np.log2(h.size + n.size)))
+    corr = np.fft.irfft(np.fft.rfft(h, size) * np.conj(np.fft.rfft(n, size)), size)
+    corr = corr[: h.size - n.size + 1]
+    lag = int(np.argmax(corr))
+    energy = np.sqrt(np.sum(n**2) * np.sum(h[lag : lag + n.size] ** 2))
+    return float(corr[lag] / energy) if energy else 0.0, lag
+
+
+def band_limited_noise(n: int, seed: int) -> np.ndarray:
+    """Noise below 8 kHz: the server's resamplers pass it unchanged (unlike near Nyquist)."""
+    spectrum = np.fft.rfft(np.random.default_rng(seed).standard_normal(n))
+    spectrum[np.fft.rfftfreq(n, 1 / 24000) > 8000] = 0
+    x = np.fft.irfft(spectrum, n)
+    return (x / np.abs(x).max() * 8000).astype(np.int16)
+
+
+async def wait_until(condition: Callable[[], bool], timeout_s: float, what: str) -> None:
+    async with asyncio.timeout(timeout_s):
+        # State changes on the engine's threads; polling it is a bounded wait.
+        while not condition():  # noqa: ASYNC110
+            await asyncio.sleep(0.02)
+    assert condition(), what
+
+
+@pytest.fixture
+async def make_engine(pulse: PulseStack) -> AsyncIterator[Callable[..., AudioEngine]]:
+    engines: list[AudioEngine] = []
+    loop = asyncio.get_running_loop()
+
+    def make(**settings: object) -> AudioEngine:
+        engine = AudioEngine(loop, AudioSettings(**settings))  # type: ignore[arg-type]
+        engines.append(engine)
+        return engine
+
+    yield make
+    for engine in engines:
+        await asyncio.to_thread(engine.close)
+
+
+@pytest.mark.parametrize("device_rate", [None, 48000], ids=["16k-device", "48k-resampled"])
+async def test_speech_into_the_mic_arrives_as_16k_frames(
+    pulse: PulseStack, speech_wav: Path, make_engine: Callable[..., AudioEngine], device_rate
+) -> None:
+    engine = make_engine(frame_ms=20, input_device_rate=device_rate)
+    frames: list[bytes] = []
+    engine.start_capture(frames.append)
+    await wait_until(lambda: len(frames) >= 5, 10, "no frames from the microphone")
+    await asyncio.to_thread(pulse.play_into_mic, speech_wav)
+    source, rate = read_wav(speech_wav)
+    expected = resample(source, rate, 16000)
+    need = len(frames) + expected.size // 320 + 10
+    await wait_until(lambda: len(frames) >= need, 10, "speech did not arrive")
+    engine.stop_capture()
+
+    assert engine.input_rate == (device_rate or 16000)
+    assert {len(f) for f in frames} == {640}, "every frame is 20 ms of 16 kHz PCM16"
+    captured = np.frombuffer(b"".join(frames), dtype=np.int16)
+    score, _ = best_match(captured, expected)
+    assert score > 0.9, f"captured audio does not match the speech (ncc {score:.2f})"
+    assert engine.counters.overflows == 0
+
+
+async def test_reply_audio_comes_out_of_the_speaker_intact_and_in_order(
+    pulse: PulseStack, make_engine: Callable[..., AudioEngine]
+) -> None:
+    engine = make_engine(playout_buffer_ms=40)
+    started: list[float] = []
+    engine.set_listeners(on_playback_started=started.append)
+    engine.start()
+    # Four distinct 250 ms segments: if any were reordered, they would not line up.
+    segments = [band_limited_noise(6000, seed) for seed in range(4)]
+    reply = np.concatenate(segments)
+    recorder = await asyncio.to_thread(pulse.start_recording, "spk.monitor", 24000)
+    await asyncio.sleep(0.3)  # parec connects
+    for i in range(0, reply.size, 960):  # 40 ms chunks, as the Live API sends them
+        engine.play(reply[i : i + 960].tobytes(), 24000)
+    await wait_until(lambda: bool(started), 10, "playback never started")
+    await wait_until(lambda: not engine.reply_active, 10, "playback never finished")
+    recorded = await asyncio.to_thread(pulse.stop_recording, recorder)
+
+    score, lag = best_match(recorded, reply)
+    assert score > 0.95, f"speaker output differs from the reply (ncc {score:.2f})"
+    lags = [best_match(recorded, seg)[1] for seg in segments]
+    assert lags == [lag + k * 6000 for k in range(4)], "segments out of order or with gaps"
+    assert engine.counters.underruns == 0
+
+
+async def test_flush_silences_the_speaker(
+    pulse: PulseStack, make_engine: Callable[..., AudioEngine]
+) -> None:
+    engine = make_engine()
+    started: list[float] = []
+    engine.set_listeners(on_playback_started=started.append)
+    engine.start()
+    t = np.arange(24000 * 4) / 24000
+    tone = (10000 * np.sin(2 * np.pi * 440 * t)).astype(np.int16)
+    recorder = await asyncio.to_thread(pulse.start_recording, "spk.monitor", 24000)
+    await asyncio.sleep(0.3)
+    engine.play(tone.tobytes(), 24000)
+    await wait_until(lambda: bool(started), 10, "playback never started")
+    await asyncio.sleep(0.5)
+    engine.flush()
+    await asyncio.sleep(1.0)
+    recorded = await asyncio.to_thread(pulse.stop_recording, recorder)
+
+    loud = np.abs(recorded.astype(int)) > 1000
+    assert loud.any(), "the tone was never heard"
+    played_s = (np.flatnonzero(loud)[-1] - np.flatnonzero(loud)[0]) / 24000
+    assert played_s < 2.0, f"the tone went on for {played_s:.2f} s after a flush at ~0.5 s"
+    assert not loud[-12000:].any(), "the speaker is not silent after the flush"
+    assert engine.counters.underruns == 0
+
+
+async def test_half_duplex_holds_the_mic_while_the_reply_plays(
+    pulse: PulseStack, make_engine: Callable[..., AudioEngine]
+) -> None:
+    engine = make_engine(echo_mode="half_duplex", half_duplex_tail_ms=100)
+    frames: list[bytes] = []
+    engine.start_capture(frames.append)
+    await wait_until(lambda: len(frames) >= 3, 10, "no frames from the microphone")
+    engine.play(np.full(24000, 1000, dtype=np.int16).tobytes(), 24000)
+    await wait_until(lambda: engine.counters.frames_suppressed >= 10, 10, "mic never held")
+    held_at = len(frames)
+    await wait_until(lambda: not engine.reply_active, 10, "reply never ended")
+    await wait_until(lambda: len(frames) >= held_at + 5, 10, "mic never reopened")
+    assert engine.counters.frames_suppressed >= 40  # ~1 s of 20 ms frames held back
+
+
+async def test_a_device_failure_mid_stream_is_reported_and_survived() -> None:
+    """The sound server dies under open streams: the engine reports it, never hangs the
+    loop, and picks the devices up again when a server is back."""
+    loop = asyncio.get_running_loop()
+    errors: list[str] = []
+    frames: list[bytes] = []
+    stack = await asyncio.to_thread(PulseStack().start)
+    engine = AudioEngine(loop, AudioSettings(recovery_attempts=6))
+    try:
+        engine.set_listeners(on_error=errors.append)
+        engine.start_capture(frames.append)
+        await wait_until(lambda: len(frames) >= 5, 10, "no frames before the failure")
+        assert stack.process is not None
+        stack.process.send_signal(signal.SIGKILL)
+        stack.process.wait(5)
+        await wait_until(lambda: bool(errors), 15, "the failure was never reported")
+        assert "stopped" in errors[0]
+        # A new server at the same socket: the engine reopens and frames flow again.
+        await asyncio.to_thread(stack.restart)
+        await wait_until(lambda: "audio devices reopened" in errors, 20, "never recovered")
+        count = len(frames)
+        await wait_until(lambda: len(frames) >= count + 5, 10, "no frames after recovery")
+    finally:
+        await asyncio.to_thread(engine.close)
+        await asyncio.to_thread(stack.stop)
+    assert engine._thread is not None and engine._thread.isFinished()
