@@ -10,12 +10,14 @@ the app are imported.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import logging
 import os
 import re
 import time
 from collections.abc import Callable, Coroutine, Sequence
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -54,11 +56,13 @@ from emodesk.conversation.api import (
     TrendChanged,
     TurnLatency,
 )
+from emodesk.core.consent import ConsentRecord
+from emodesk.core.settings import AppSettings, parse_settings
 from emodesk.ui import theme
 from emodesk.ui.banners import BannerArea
 from emodesk.ui.consent import ConsentDialog
 from emodesk.ui.frameclock import FrameClock
-from emodesk.ui.ptt import DEFAULT_PTT_KEY, PushToTalkKey
+from emodesk.ui.ptt import DEFAULT_PTT_KEY, PushToTalkKey, key_from_text
 from emodesk.ui.scope import SampleSource, ScopeView
 from emodesk.ui.services import Services
 from emodesk.ui.settings_dialog import SettingsDialog
@@ -97,37 +101,33 @@ class WindowOptions:
     featured_voices: Sequence[str]
     profiles: Sequence[tuple[str, str]]  # (key, title)
     consent: ConsentInfo
-    voice: str
-    profile: str
-    model: str
-    hands_free: bool = False
 
 
 class MainWindow(QMainWindow):
-    # The dialog's values; the composition root maps them onto the app's settings.
-    settings_applied = Signal(dict)
+    # New settings from the dialog (already saved); the composition root applies them.
+    settings_applied = Signal(object)
     closing = Signal()
 
     def __init__(
         self,
         options: WindowOptions,
         store: SettingsStore,
+        settings: AppSettings,
         services: Services | None = None,
-        settings_values: Callable[[], dict[str, Any]] | None = None,
     ) -> None:
         super().__init__()
         self.options = options
         self.store = store
+        self.settings = settings
         self.services = services or Services()
-        self._settings_values = settings_values or (lambda: {})
         self.controller: ControllerProtocol | None = None
         self._unsubscribe: Callable[[], None] | None = None
         self._tasks: set[asyncio.Task[Any]] = set()
         self.state = S.OFFLINE
-        self.voice = options.voice
-        self.profile = options.profile
+        self.voice = settings.voice
+        self.profile = settings.profile
         self.consent = self._saved_consent()
-        self.hands_free = options.hands_free
+        self.hands_free = settings.hands_free
         self.synthetic = False
         self.session_id: str | None = None
         self._reconnect_deadline: float | None = None
@@ -144,7 +144,7 @@ class MainWindow(QMainWindow):
         self._build_toolbar()
         self._build_central()
         self._build_status_bar()
-        self.ptt_key = PushToTalkKey(self, store.value("ui/ptt_key", DEFAULT_PTT_KEY))
+        self.ptt_key = PushToTalkKey(self, self._usable_key(settings.push_to_talk_key))
         self.ptt_key.pressed.connect(self._ptt_down)
         self.ptt_key.released.connect(self._ptt_up)
         self._update_ptt_label()
@@ -176,11 +176,13 @@ class MainWindow(QMainWindow):
         bar.addWidget(QLabel(" Voice "))
         self.voice_group = QActionGroup(self)
         self.voice_group.setExclusive(True)
+        self.voice_group.triggered.connect(lambda action: self.request_voice(action.data()))
         self.voice_actions: dict[str, QAction] = {}
         for voice in self.options.voices:
-            action = QAction(voice, self, checkable=True)
+            action = QAction(voice, self)
+            action.setCheckable(True)
             action.setToolTip(f"Reply with the voice {voice}")
-            action.triggered.connect(lambda _=False, v=voice: self.request_voice(v))
+            action.setData(voice)
             self.voice_group.addAction(action)
             self.voice_actions[voice] = action
         for voice in self.options.featured_voices:
@@ -288,7 +290,7 @@ class MainWindow(QMainWindow):
         bar = QStatusBar()
         self.setStatusBar(bar)
         self.state_label = QLabel()
-        self.model_label = QLabel(self.options.model)
+        self.model_label = QLabel(self.settings.model)
         self.model_label.setToolTip("Model")
         self.latency_label = QLabel("")
         self.latency_label.setToolTip("Last turn: push-to-talk released → first reply audio")
@@ -386,7 +388,9 @@ class MainWindow(QMainWindow):
         busy = self.state in (S.CONNECTING, S.RECONNECTING)
         self.connect_action.setText("Disconnect" if connected or busy else "Connect")
         self.ptt_button.setEnabled(connected and not self.hands_free)
-        self.ptt_button.setProperty("held", self.state is S.LISTENING and not self.hands_free)
+        self.ptt_button.setProperty(
+            "held", "true" if self.state is S.LISTENING and not self.hands_free else "false"
+        )
         self.ptt_button.style().unpolish(self.ptt_button)
         self.ptt_button.style().polish(self.ptt_button)
         self.transcript.send_button.setEnabled(
@@ -486,6 +490,12 @@ class MainWindow(QMainWindow):
             self.statusBar().showMessage(event.reason, 5000)
 
     def _on_settings_changed(self, event: SettingsChanged) -> None:
+        changed = dataclasses.replace(
+            self.settings, voice=event.voice, profile=event.profile, hands_free=event.hands_free
+        )
+        if changed != self.settings:
+            self.settings = changed
+            self.store.save(changed)
         self.voice = event.voice
         self._check_voice(event.voice)
         self.profile = event.profile
@@ -592,13 +602,17 @@ class MainWindow(QMainWindow):
 
     # ================================================================== consent
     def _saved_consent(self) -> bool:
-        saved = self.store.consent()
-        return saved is not None and saved[0] and saved[1] == self.options.consent.version
+        record = self.settings.consent
+        return record is not None and record.granted and record.version == self.version
+
+    @property
+    def version(self) -> str:
+        return self.options.consent.version
 
     def consent_needed(self) -> bool:
         """Never answered, or answered for an older text: ask at launch."""
-        saved = self.store.consent()
-        return saved is None or saved[1] != self.options.consent.version
+        record = self.settings.consent
+        return record is None or record.version != self.version
 
     def open_consent_dialog(self) -> ConsentDialog:
         if self.consent_dialog is not None and self.consent_dialog.isVisible():
@@ -606,53 +620,62 @@ class MainWindow(QMainWindow):
         info = self.options.consent
         dialog = ConsentDialog(info.title, info.text, self.consent, self)
         dialog.decided.connect(self._consent_decided)
-        dialog.setAttribute(Qt.WidgetAttribute.WA_DeleteOnClose)
-        self.consent_dialog = dialog
+        self._replace_dialog("consent_dialog", dialog)
         dialog.open()
         return dialog
 
     def _consent_decided(self, granted: bool) -> None:
-        self.store.set_consent(granted, self.options.consent.version)
+        record = ConsentRecord(granted, self.version, datetime.now(UTC))
+        self.settings = dataclasses.replace(self.settings, consent=record)
+        self.store.save(self.settings)
         self._set_consent_shown(granted)
-        if self.controller is not None:
+        if self.controller is not None and granted != self._controller_consent():
             self._run(self.controller.set_consent(granted))
+
+    def _controller_consent(self) -> bool | None:
+        return getattr(self.controller, "consent", None)
 
     # ================================================================== settings
     def open_settings(self, tab: str = "") -> SettingsDialog:
         if self.settings_dialog is not None and self.settings_dialog.isVisible():
             self.settings_dialog.raise_()
             return self.settings_dialog
-        values = {**self._settings_values(), "ptt_key": self.ptt_key.key_text}
-        values.setdefault("profile", self.profile)
+        values = self.settings.to_mapping()
         dialog = SettingsDialog(values, self.options.profiles, self.services, self)
         for index in range(dialog.tabs.count()):
             if dialog.tabs.tabText(index) == tab:
                 dialog.tabs.setCurrentIndex(index)
         dialog.applied.connect(self._settings_applied)
-        dialog.setAttribute(Qt.WidgetAttribute.WA_DeleteOnClose)
         self.clock.add(dialog.tick)
         dialog.finished.connect(lambda _: self._forget_dialog(dialog))
-        self.settings_dialog = dialog
+        self._replace_dialog("settings_dialog", dialog)
         dialog.open()
         return dialog
 
     def _forget_dialog(self, dialog: SettingsDialog) -> None:
         self.clock.remove(dialog.tick)
-        if self.settings_dialog is dialog:
-            self.settings_dialog = None
 
     def _settings_applied(self, values: dict[str, Any]) -> None:
-        key = str(values.get("ptt_key") or DEFAULT_PTT_KEY)
-        try:
-            self.ptt_key.set_key(key)
-            self.store.set_value("ui/ptt_key", key)
-        except ValueError:
-            self.statusBar().showMessage(f"Not a usable key: {key}", 5000)
+        new, rejected = parse_settings({**self.settings.to_mapping(), **values})
+        if rejected:
+            self.statusBar().showMessage(f"Not saved (invalid): {', '.join(rejected)}", 6000)
+        key = self._usable_key(new.push_to_talk_key)
+        new = dataclasses.replace(new, push_to_talk_key=key)
+        self.ptt_key.set_key(key)
         self._update_ptt_label()
-        profile = values.get("profile")
-        if profile and profile != self.profile and self.controller is not None:
-            self._run(self.controller.change_profile(profile))
-        self.settings_applied.emit(values)
+        old, self.settings = self.settings, new
+        self.store.save(new)
+        if new.profile != old.profile and self.controller is not None:
+            self._run(self.controller.change_profile(new.profile))
+        self.model_label.setText(new.model)
+        self.settings_applied.emit(new)
+
+    def _usable_key(self, text: str) -> str:
+        try:
+            key_from_text(text)
+        except ValueError:
+            return DEFAULT_PTT_KEY
+        return text
 
     # ================================================================== export
     def open_export_dialog(self, fmt: str = "csv", session_id: str | None = None) -> QFileDialog:
@@ -666,8 +689,7 @@ class MainWindow(QMainWindow):
         dialog.setDirectory(str(Path.home()))
         dialog.selectFile(f"emodesk-{target[:12]}.{fmt}")
         dialog.fileSelected.connect(lambda path: self.export_to(path, fmt, session_id))
-        dialog.setAttribute(Qt.WidgetAttribute.WA_DeleteOnClose)
-        self.export_dialog = dialog
+        self._replace_dialog("export_dialog", dialog)
         dialog.open()
         return dialog
 
@@ -704,9 +726,16 @@ class MainWindow(QMainWindow):
         self, title: str, text: str, icon: QMessageBox.Icon = QMessageBox.Icon.Warning
     ) -> None:
         box = QMessageBox(icon, title, text, QMessageBox.StandardButton.Ok, self)
-        box.setAttribute(Qt.WidgetAttribute.WA_DeleteOnClose)
-        self.message_box = box
+        self._replace_dialog("message_box", box)
         box.open()
+
+    def _replace_dialog(self, attr: str, dialog: QWidget) -> None:
+        """Keep one dialog of each kind: the one it replaces is deleted (not on close,
+        so a test or a late signal can still read a closed dialog)."""
+        old = getattr(self, attr)
+        if old is not None and old is not dialog:
+            old.deleteLater()
+        setattr(self, attr, dialog)
 
     # ================================================================== lifecycle
     def showEvent(self, event: Any) -> None:

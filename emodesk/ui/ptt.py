@@ -42,6 +42,14 @@ class PushToTalkKey(QObject):
         app.installEventFilter(self)
         app.applicationStateChanged.connect(self._on_app_state)
 
+    def detach(self) -> None:
+        """Stop watching the application (the window is going away)."""
+        self.release()
+        app = QApplication.instance()
+        if app is not None:
+            app.removeEventFilter(self)
+            app.applicationStateChanged.disconnect(self._on_app_state)
+
     def set_key(self, key_text: str) -> None:
         self.release()
         self._key = key_from_text(key_text)

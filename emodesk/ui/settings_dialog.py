@@ -29,6 +29,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from emodesk.core.settings import PLAYOUT_BUFFER_RANGE_MS, RETENTION_RANGE_DAYS
 from emodesk.ui import theme
 from emodesk.ui.scope import LevelMeter, SampleSource, dbfs
 from emodesk.ui.services import Services
@@ -38,10 +39,8 @@ log = logging.getLogger(__name__)
 SYSTEM_DEFAULT = "System default"
 SENSITIVITIES = (("high", "High — reacts to quiet speech"), ("low", "Low — ignores background"))
 ECHO_MODES = (
-    ("auto", "Automatic"),
-    ("aec", "Echo cancellation"),
-    ("half_duplex", "Mute microphone while the reply plays"),
-    ("off", "Off (headphones)"),
+    ("half_duplex", "Mute the microphone while the reply plays"),
+    ("full_duplex_aec", "Echo cancellation (talk over the reply)"),
 )
 
 
@@ -81,7 +80,7 @@ class SettingsDialog(QDialog):
         self.model.setEditable(True)
         self.language = QLineEdit(str(values.get("language", "English")))
         self.profile = _combo(profiles, values.get("profile", "general"))
-        self.ptt_key = QKeySequenceEdit(QKeySequence(str(values.get("ptt_key", "Space"))))
+        self.ptt_key = QKeySequenceEdit(QKeySequence(str(values.get("push_to_talk_key", "Space"))))
         self.ptt_key.setMaximumSequenceLength(1)
         self.sensitivity = _combo(SENSITIVITIES, str(values.get("vad_sensitivity", "high")))
         form = QFormLayout()
@@ -97,11 +96,12 @@ class SettingsDialog(QDialog):
         self.output_device = self._device_combo(services.output_devices(), values, "output_device")
         self.input_meter = LevelMeter("Input level", theme.MIC_COLOUR)
         self.playout_ms = QSpinBox()
-        self.playout_ms.setRange(20, 500)
-        self.playout_ms.setSingleStep(10)
+        self.playout_ms.setRange(*PLAYOUT_BUFFER_RANGE_MS)
+        self.playout_ms.setSingleStep(5)
+        self.playout_ms.setToolTip("Reply audio buffered before playback, against network jitter")
         self.playout_ms.setSuffix(" ms")
         self.playout_ms.setValue(int(values.get("playout_buffer_ms", 60)))
-        self.echo_mode = _combo(ECHO_MODES, str(values.get("echo_mode", "auto")))
+        self.echo_mode = _combo(ECHO_MODES, str(values.get("echo_mode", "half_duplex")))
         audio = QFormLayout()
         audio.addRow("Microphone", self.input_device)
         audio.addRow("", self.input_meter)
@@ -140,8 +140,8 @@ class SettingsDialog(QDialog):
 
         # -- privacy
         self.retention_days = QSpinBox()
-        self.retention_days.setRange(0, 3650)
-        self.retention_days.setSpecialValueText("Keep forever")
+        self.retention_days.setRange(*RETENTION_RANGE_DAYS)
+        self.retention_days.setSpecialValueText("Only the current session")
         self.retention_days.setSuffix(" days")
         self.retention_days.setValue(int(values.get("retention_days", 30)))
         self.delete_button = QPushButton("Delete all data…")
@@ -183,7 +183,7 @@ class SettingsDialog(QDialog):
             "model": self.model.currentText().strip(),
             "language": self.language.text().strip() or "English",
             "profile": self.profile.currentData(),
-            "ptt_key": key_text,
+            "push_to_talk_key": key_text,
             "vad_sensitivity": self.sensitivity.currentData(),
             "input_device": self.input_device.currentData() or "",
             "output_device": self.output_device.currentData() or "",

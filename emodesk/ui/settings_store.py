@@ -1,24 +1,23 @@
-"""Persistence of the user's settings with QSettings (an INI file in the platform config
-dir, or a given file for tests), plus what only the window cares about: the push-to-talk
-key, the window geometry and the consent decision.
+"""Persistence of the app's settings with QSettings (an INI file in the platform config
+dir, or a given file for tests), plus what only the window keeps: its geometry.
 
-The app's settings are a frozen dataclass owned by `core`; this module stores any such
-dataclass field by field, converting each value back to the type of the field's default,
-so it never needs to know the fields by name and a bad value falls back to the default.
+`AppSettings` (core) says what the fields are and reads them back from text; an INI file
+edited by hand or written by an older version cannot stop the app: bad values fall back
+to their defaults and are reported by `load`.
 """
 
 from __future__ import annotations
 
-import dataclasses
-from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, TypeVar
 
 from PySide6.QtCore import QByteArray, QSettings
 
+from emodesk.core.settings import AppSettings, parse_settings
+
 ORGANISATION = "EmoDesk"
 APPLICATION = "EmoDesk"
-T = TypeVar("T")
+_GROUP = "app"
+_CONSENT_KEYS = ("consent_granted", "consent_version", "consent_utc")
 
 
 def open_qsettings(path: str | Path | None = None) -> QSettings:
@@ -30,84 +29,34 @@ def open_qsettings(path: str | Path | None = None) -> QSettings:
     )
 
 
-def _coerce(value: Any, like: Any) -> Any:
-    """A value read back from the INI file as the type of `like` (raises if it cannot)."""
-    if isinstance(like, bool):
-        if isinstance(value, str):
-            if value.lower() in ("true", "1", "yes"):
-                return True
-            if value.lower() in ("false", "0", "no"):
-                return False
-            raise ValueError(value)
-        return bool(value)
-    if isinstance(like, int):
-        return int(value)
-    if isinstance(like, float):
-        return float(value)
-    if isinstance(like, str):
-        return str(value)
-    if like is None:
-        return None if value in ("", None, "@Invalid()") else str(value)
-    if isinstance(like, tuple):
-        if isinstance(value, str):
-            return tuple(v for v in value.split(",") if v) if value else ()
-        return tuple(value)
-    raise ValueError(f"cannot store {type(like).__name__}")
-
-
 class SettingsStore:
     def __init__(self, qsettings: QSettings) -> None:
         self.q = qsettings
 
-    # -- the app's settings dataclass -----------------------------------------------------
-    def load(self, default: T) -> T:
-        """`default` with every field that was saved (and is still valid) replaced."""
-        assert dataclasses.is_dataclass(default) and not isinstance(default, type)
-        changes: dict[str, Any] = {}
-        self.q.beginGroup("app")
+    @property
+    def path(self) -> str:
+        return self.q.fileName()
+
+    def load(self) -> tuple[AppSettings, tuple[str, ...]]:
+        """The saved settings and the names of saved values that were rejected."""
+        self.q.beginGroup(_GROUP)
         try:
-            for f in dataclasses.fields(default):
-                if not self.q.contains(f.name):
-                    continue
-                try:
-                    changes[f.name] = _coerce(self.q.value(f.name), getattr(default, f.name))
-                except (TypeError, ValueError):
-                    continue
+            values = {key: self.q.value(key) for key in self.q.childKeys()}
         finally:
             self.q.endGroup()
-        try:
-            return dataclasses.replace(default, **changes)
-        except (TypeError, ValueError):
-            return default  # a saved combination the dataclass now rejects
+        return parse_settings(values)
 
-    def save(self, settings: object) -> None:
-        assert dataclasses.is_dataclass(settings) and not isinstance(settings, type)
-        self.q.beginGroup("app")
+    def save(self, settings: AppSettings) -> None:
+        mapping = settings.to_mapping()
+        self.q.beginGroup(_GROUP)
         try:
-            for f in dataclasses.fields(settings):
-                value = getattr(settings, f.name)
-                if isinstance(value, tuple):
-                    value = ",".join(str(v) for v in value)
-                elif value is None:
-                    value = ""
-                if isinstance(value, bool | int | float | str):
-                    self.q.setValue(f.name, value)
+            if settings.consent is None:
+                for key in _CONSENT_KEYS:
+                    self.q.remove(key)
+            for key, value in mapping.items():
+                self.q.setValue(key, value)
         finally:
             self.q.endGroup()
-        self.q.sync()
-
-    # -- window-only values ---------------------------------------------------------------
-    def value(self, key: str, default: T) -> T:
-        if not self.q.contains(key):
-            return default
-        try:
-            result: T = _coerce(self.q.value(key), default)
-            return result
-        except (TypeError, ValueError):
-            return default
-
-    def set_value(self, key: str, value: bool | int | float | str) -> None:
-        self.q.setValue(key, value)
         self.q.sync()
 
     def geometry(self) -> QByteArray | None:
@@ -116,24 +65,6 @@ class SettingsStore:
 
     def set_geometry(self, geometry: QByteArray) -> None:
         self.q.setValue("window/geometry", geometry)
-        self.q.sync()
-
-    def consent(self) -> tuple[bool, str, datetime] | None:
-        """(granted, version, when) of the last answer, or None if never asked."""
-        if not self.q.contains("consent/version"):
-            return None
-        try:
-            granted = _coerce(self.q.value("consent/granted"), False)
-            version = str(self.q.value("consent/version"))
-            when = datetime.fromisoformat(str(self.q.value("consent/utc")))
-        except (TypeError, ValueError):
-            return None
-        return granted, version, when
-
-    def set_consent(self, granted: bool, version: str, when: datetime | None = None) -> None:
-        self.q.setValue("consent/granted", granted)
-        self.q.setValue("consent/version", version)
-        self.q.setValue("consent/utc", (when or datetime.now(UTC)).isoformat())
         self.q.sync()
 
     def clear(self) -> None:

@@ -1,0 +1,93 @@
+from __future__ import annotations
+
+import numpy as np
+
+from emodesk.conversation.api import ReadingAdded
+from emodesk.dsp.ringbuffer import RingBuffer
+from emodesk.ui.scope import BINS, ScopeView, peak_envelope
+from emodesk.ui.timeline import VISIBLE_S, TimelineData, describe, row_of, visible_window
+from emodesk.ui.transcript import TranscriptModel
+
+
+def reading(turn: int, source: str = "model", start: float = 0.0, **kw: object) -> ReadingAdded:
+    values: dict[str, object] = dict(
+        turn=turn, source=source, emotion="happy", confidence=0.8, energy_level="high",
+        t_start_s=start, t_end_s=start + 2.0, arousal=None, valence=None,
+        trend="stable", escalate=False,
+    )  # fmt: skip
+    values.update(kw)
+    return ReadingAdded(**values)  # type: ignore[arg-type]
+
+
+def test_transcript_pieces_extend_a_row_and_the_final_line_replaces_them(qapp: object) -> None:
+    model = TranscriptModel()
+    model.add_piece("user", "Hel", 1, False)
+    model.add_piece("model", "Hi", 1, False)  # the reply starts before the user's text ends
+    model.add_piece("user", "lo th", 1, False)
+    model.add_piece("user", "Hello there", 1, True)
+    model.add_piece("model", " you", 1, False)
+    assert [(e.role, e.text, e.final) for e in model.entries] == [
+        ("user", "Hello there", True),
+        ("model", "Hi you", False),
+    ]
+    model.add_piece("user", "Again", 2, True)
+    assert model.rowCount() == 3
+    assert model.data(model.index(2)) == "You\nAgain"
+
+
+def test_transcript_ignores_an_empty_final_for_a_row_never_opened(qapp: object) -> None:
+    model = TranscriptModel()
+    model.add_piece("model", "", 3, True)
+    assert model.rowCount() == 0
+
+
+def test_timeline_finds_the_reading_under_the_pointer_by_time_and_row() -> None:
+    data = TimelineData()
+    data.add(reading(1, "model", 0.0))
+    data.add(reading(1, "acoustic", 0.0, emotion="sad"))
+    data.add(reading(2, "model", 5.0, escalate=True, trend="worsening"))
+    top = data.at(1.0, row_of("model"))
+    assert top is not None and (top.source, top.turn) == ("model", 1)
+    hit = data.at(1.0, row_of("acoustic"))
+    assert hit is not None and hit.emotion == "sad"
+    assert data.at(3.5, row_of("model")) is None  # between turns
+    assert data.at(6.0, row_of("model")).turn == 2  # type: ignore[union-attr]
+    assert data.trend.trend == "worsening" and data.trend.escalate
+    assert "escalation" in describe(data.readings[-1])
+
+
+def test_timeline_window_pages_forward_and_only_visible_readings_are_drawn() -> None:
+    assert visible_window(10.0) == (0.0, VISIBLE_S)
+    start, end = visible_window(200.0)
+    assert start < 200.0 < end and end - start == VISIBLE_S
+    data = TimelineData()
+    for turn in range(2000):  # a long session: one reading every 3 s
+        data.add(reading(turn, start=turn * 3.0))
+    shown = data.visible(start, end)
+    assert 0 < len(shown) <= VISIBLE_S / 3 + 2
+    assert all(r.t_end_s >= start and r.t_start_s <= end for r in shown)
+
+
+def test_peak_envelope_keeps_a_one_sample_click() -> None:
+    samples = np.zeros(96000, dtype=np.int16)
+    samples[12345] = 32000
+    env = peak_envelope(samples, BINS)
+    assert env.shape == (2 * BINS,)
+    assert env.max() > 0.97
+    assert env.min() == 0.0
+
+
+def test_scope_redraws_only_when_new_samples_arrived(qtbot: object) -> None:
+    scope = ScopeView()
+    qtbot.addWidget(scope)  # type: ignore[attr-defined]
+    mic, reply = RingBuffer(16000 * 10), RingBuffer(24000 * 10)
+    scope.attach(mic, reply)
+    scope.tick()
+    drawn = scope.frames_drawn
+    scope.tick()
+    assert scope.frames_drawn == drawn  # nothing new: no redraw
+    mic.write((np.sin(np.arange(1600) / 5) * 20000).astype(np.int16))
+    scope.tick()
+    assert scope.frames_drawn == drawn + 1
+    assert scope.mic_meter.rms_db > -10
+    assert scope.reply_meter.rms_db <= -60
