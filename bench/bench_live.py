@@ -1,0 +1,84 @@
+"""Live session latency against the local emulator (real SDK, real TLS on loopback).
+
+- frame handed to `LiveSession.send_audio` -> frame written to the socket, 1,000 frames
+  of 20 ms sent in real time (budget: p99 < 10 ms);
+- `report_user_emotion` call received -> tool response written (budget: p99 < 5 ms).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import statistics
+import time
+
+import numpy as np
+
+FRAMES = 1_000
+FRAME_S = 0.020
+TOOL_TURNS = 200
+
+
+def _pct(values: list[float], q: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, round(q / 100 * (len(ordered) - 1)))]
+
+
+def _line(name: str, seconds: list[float]) -> str:
+    ms = [s * 1000 for s in seconds]
+    return (
+        f"{name:<34} n={len(ms):>5}  p50={_pct(ms, 50):7.3f} ms  p99={_pct(ms, 99):7.3f} ms"
+        f"  max={max(ms):7.3f} ms  mean={statistics.fmean(ms):7.3f} ms"
+    )
+
+
+async def _run() -> None:
+    from emodesk.live.events import EmotionReported, LiveEvent, TurnComplete
+    from emodesk.live.session import LiveSession
+    from tests.support.emulator import push_to_talk_turn, running_emulator, settings_for
+
+    samples: dict[str, list[float]] = {"audio": [], "tool_response": []}
+    turns_done = asyncio.Event()
+    counts = {"turns": 0, "emotions": 0}
+
+    def on_event(event: LiveEvent) -> None:
+        if isinstance(event, TurnComplete):
+            counts["turns"] += 1
+            turns_done.set()
+        elif isinstance(event, EmotionReported):
+            counts["emotions"] += 1
+
+    async with running_emulator(speed=1000.0) as server:
+        session = LiveSession()
+        session.set_listener(on_event)
+        session.latency_probe = lambda kind, seconds: samples[kind].append(seconds)
+        await session.start(settings_for(server, emotion_tool=True))
+        frame = (np.sin(np.arange(320) / 5) * 8000).astype("<i2").tobytes()
+
+        # 1,000 frames paced like a microphone (one per 20 ms), inside one held turn.
+        session.activity_start()
+        start = time.perf_counter()
+        for i in range(FRAMES):
+            session.send_audio(frame)
+            await asyncio.sleep(max(0.0, start + (i + 1) * FRAME_S - time.perf_counter()))
+        session.activity_end()
+        await asyncio.wait_for(turns_done.wait(), 30)
+        audio = samples["audio"][:FRAMES]
+
+        # Tool calls: short turns, each answered by the session itself.
+        for _ in range(TOOL_TURNS):
+            turns_done.clear()
+            push_to_talk_turn(session, frame * 5)
+            await asyncio.wait_for(turns_done.wait(), 30)
+        await session.close()
+
+    print(_line("frame in -> frame on socket", audio))
+    print(_line("tool call in -> tool response out", samples["tool_response"]))
+    print(f"turns completed: {counts['turns']}, emotion readings: {counts['emotions']}")
+
+
+def main() -> None:
+    asyncio.run(_run())
+
+
+if __name__ == "__main__":
+    main()
