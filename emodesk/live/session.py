@@ -132,6 +132,11 @@ def classify(exc: BaseException, *, during_setup: bool, resuming: bool) -> _Fail
     from google.genai import errors
     from websockets.exceptions import ConnectionClosed, InvalidStatus, InvalidURI
 
+    from emodesk.live.config import InvalidLiveSettings
+    from emodesk.live.endpoint import EndpointError
+
+    if isinstance(exc, InvalidLiveSettings | EndpointError):
+        return _Failure(f"cannot connect with these settings: {exc}", retryable=False)
     if isinstance(exc, errors.APIError):
         code = int(exc.code) if exc.code is not None else None
         detail = exc.details if isinstance(exc.details, str) else str(exc.message or exc.details)

@@ -119,3 +119,29 @@ def test_key_never_reaches_a_log_line(caplog: pytest.LogCaptureFixture) -> None:
 
 def test_settings_repr_hides_the_key() -> None:
     assert "sekrit" not in repr(LiveSettings(api_key="sekrit"))
+
+
+async def test_unusable_settings_fail_without_retrying() -> None:
+    from emodesk.live.events import LinkState, LinkStateChanged, SessionError
+    from emodesk.live.session import LiveSession
+    from tests.support.emulator import EventLog
+
+    session, log = LiveSession(), EventLog()
+    session.set_listener(log)
+    await session.start(LiveSettings(endpoint="ws://127.0.0.1:1", api_key="k"))
+    assert session.state is LinkState.FAILED
+    assert "wss" in log.of(SessionError)[0].message
+    assert not [e for e in log.of(LinkStateChanged) if e.state is LinkState.RECONNECTING]
+    await session.close()
+
+
+def test_the_sdk_is_imported_lazily() -> None:
+    import subprocess
+    import sys
+
+    code = (
+        "import sys, emodesk.live.session, emodesk.live.config, emodesk.live.endpoint;"
+        "print('google.genai' in sys.modules)"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "False"
