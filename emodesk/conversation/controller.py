@@ -129,9 +129,14 @@ class Controller:
         estimator_factory: Callable[[], Estimator] | None,
         settings: AppSettings,
         connection: Connection | None = None,
+        consent: bool | None = None,
         clock: Callable[[], float] = time.monotonic,
         executor: Executor | None = None,
     ) -> None:
+        # Consent lives in `settings.consent` (a dated, versioned record); `consent` is
+        # accepted only as a cross-check for callers that pass it as well.
+        if consent is not None and consent != settings.consent_given:
+            raise ValueError("consent disagrees with settings.consent; set the record instead")
         self._live = live
         self._audio = audio
         self._store = store
@@ -654,29 +659,31 @@ class Controller:
         trend = str(verdict.trend)
         entry = TimelineEntry(reading=reading, trend=verdict.trend, escalate=verdict.escalate)
         self._timeline.append(entry)
-        self._submit(self._store.add_reading, self._session_id, entry)
-        self._emit(
-            ReadingAdded(
-                turn=reading.turn,
-                source=str(reading.source),
-                emotion=str(reading.emotion),
-                confidence=reading.confidence,
-                energy_level=str(reading.energy_level),
-                t_start_s=reading.t_start_s,
-                t_end_s=reading.t_end_s,
-                arousal=reading.arousal,
-                valence=reading.valence,
-                trend=trend,
-                escalate=verdict.escalate,
-            )
+        added = ReadingAdded(
+            turn=reading.turn,
+            source=str(reading.source),
+            emotion=str(reading.emotion),
+            confidence=reading.confidence,
+            energy_level=str(reading.energy_level),
+            t_start_s=reading.t_start_s,
+            t_end_s=reading.t_end_s,
+            arousal=reading.arousal,
+            valence=reading.valence,
+            trend=trend,
+            escalate=verdict.escalate,
         )
+        # Shown once it is on disk (or failed to get there, with a STORAGE notice), so
+        # whatever the user saw survives a crash.
+        follow: list[ControllerEvent] = [added]
         if self._trend != (trend, verdict.escalate):
             escalated_now = verdict.escalate and (self._trend is None or not self._trend[1])
             self._trend = (trend, verdict.escalate)
             advice = get_profile(self._settings.profile).advice_for(verdict)
-            self._emit(TrendChanged(trend, verdict.escalate, advice))
+            follow.append(TrendChanged(trend, verdict.escalate, advice))
             if escalated_now:
-                self._emit(Notice(NoticeKind.ESCALATION, advice, action=advice))
+                follow.append(Notice(NoticeKind.ESCALATION, advice, action=advice))
+        stored = self._submit(self._store.add_reading, self._session_id, entry)
+        stored.add_done_callback(lambda _: [self._emit(event) for event in follow])
 
     def _on_model_reading(self, reading: EmotionReading) -> None:
         turn = self._turn
