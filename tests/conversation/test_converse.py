@@ -131,3 +131,35 @@ async def test_failures_exit_non_zero_with_the_reason(three_turns: Path, tmp_pat
     assert code == 1 and "no speech found" in err
     code, _, err = await converse("--audio-in", str(three_turns), "--endpoint", "ws://127.0.0.1:9")
     assert code == 1 and "plain ws:// is not supported" in err
+
+
+async def test_kill_9_mid_session_keeps_every_reading_shown_so_far(
+    emulator: EmulatorServer, tmp_path: Path
+) -> None:
+    phrases = [f"This is sentence number {n}." for n in range(1, 9)]
+    long_file = tmp_path / "long.wav"
+    write_wav(long_file, with_silence(*(speech_16k(p) for p in phrases), gap_s=0.8), 16000)
+    db = tmp_path / "h.db"
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "emodesk", "converse", "--audio-in", str(long_file),
+        "--consent", "yes", "--db", str(db),
+        "--endpoint", emulator.url, "--ca-file", emulator.ca_file,
+        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.DEVNULL,
+        env=dict(os.environ, EMODESK_CONVERSE_PACE=PACE),
+    )  # fmt: skip
+    assert proc.stdout is not None
+    shown = 0
+    try:
+        async with asyncio.timeout(60):
+            while shown < 5:
+                line = (await proc.stdout.readline()).decode()
+                assert line, "converse ended before the kill"
+                shown += "reading (" in line
+    finally:
+        proc.kill()  # SIGKILL: no clean-up of any kind
+        await proc.wait()
+    assert proc.returncode == -9
+    with SessionStore(db) as store:
+        (summary,) = store.sessions()
+        assert summary.ended_utc is None
+        assert len(store.readings(summary.session_id)) >= shown
