@@ -5,7 +5,8 @@ Each utterance of the file (or the whole file, `--turns one`) becomes one push-t
 turn, streamed in real time; the command waits for the reply to play before the next
 turn, prints the transcript, the readings and the per-turn latency, and exits non-zero
 with the reason when the conversation fails. With `--device` the microphone and speaker
-are the real audio engine: the file then only sets how long each turn is held.
+are the real audio engine: the file then only sets how long each turn is held, and
+"speak now" is printed once the microphone delivers.
 
 Hidden knob for tests: EMODESK_CONVERSE_PACE=N runs the file clock (and the offline
 demo's replies) N times faster than real time.
@@ -18,6 +19,7 @@ import asyncio
 import contextlib
 import os
 import sys
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, TextIO
 
@@ -25,6 +27,28 @@ ENV_PACE = "EMODESK_CONVERSE_PACE"
 DEMO_KEY = "offline-demo"  # the emulator accepts any key; never a real one
 MIC_RATE = 16000
 REPLY_LIMIT_S = 60.0  # a reply (including a reconnect) that takes longer is a failure
+DEVICE_TAIL_S = 0.5  # with --device, push-to-talk is held this much past the file's turn
+
+
+class _WatchedCapture:
+    """The audio engine with a signal for "the microphone is really delivering now":
+    opening a device takes a moment, and speech before that would be lost."""
+
+    def __init__(self, engine: Any) -> None:
+        self._engine = engine
+        self.live = asyncio.Event()
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._engine, name)
+
+    def start_capture(self, on_frame: Callable[[bytes], None]) -> None:
+        self.live.clear()
+
+        def first_then_forward(pcm: bytes) -> None:
+            self.live.set()
+            on_frame(pcm)
+
+        self._engine.start_capture(first_then_forward)
 
 
 class ConverseError(Exception):
@@ -154,7 +178,8 @@ async def _converse(args: argparse.Namespace, out: TextIO) -> int:
 
         engine = AudioEngine(loop)
         engine.start()
-        audio: Any = engine
+        watched = _WatchedCapture(engine)
+        audio: Any = watched
     else:
         file_audio = FileAudio(pcm, pace=pace)
         audio = file_audio
@@ -196,7 +221,12 @@ async def _converse(args: argparse.Namespace, out: TextIO) -> int:
                 if file_audio is not None:
                     await file_audio.wait_position(end, limit_s=hold_s + 10.0)
                 else:
-                    await asyncio.sleep(hold_s)
+                    try:
+                        await asyncio.wait_for(watched.live.wait(), 10.0)
+                    except TimeoutError:
+                        raise ConverseError("the microphone delivers no audio") from None
+                    print(f"speak now ({hold_s:.1f} s)", file=out, flush=True)
+                    await asyncio.sleep(hold_s + DEVICE_TAIL_S)
             finally:
                 controller.push_to_talk_up()
             ended = await controller.wait_for_state(S.READY, S.ERROR, limit_s=REPLY_LIMIT_S)

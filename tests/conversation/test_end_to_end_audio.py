@@ -10,6 +10,7 @@ import csv
 import json
 import signal
 import subprocess
+import sys
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -233,3 +234,39 @@ async def test_without_consent_nothing_emotional_anywhere_on_real_audio(
         assert all(turn.tool_call_id is None for turn in conn.turns)
     assert len(s.emulator.all_turns()) == 1
     assert s.of(TurnLatency)[0].to_first_played_s is not None  # the reply still played
+
+
+async def test_converse_with_device_uses_the_real_microphone(
+    pulse: PulseStack, turn_wavs: list[Path], tmp_path: Path
+) -> None:
+    emulator = EmulatorServer(speed=4.0)
+    await emulator.start()
+    db = tmp_path / "h.db"
+    try:
+        proc = await asyncio.create_subprocess_exec(
+            sys.executable, "-m", "emodesk", "converse", "--device", "--turns", "one",
+            "--audio-in", str(turn_wavs[2]), "--consent", "yes", "--db", str(db),
+            "--endpoint", emulator.url, "--ca-file", emulator.ca_file,
+            stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE, env=pulse.env(),
+        )  # fmt: skip
+        assert proc.stdout is not None and proc.stderr is not None
+        async with asyncio.timeout(60):
+            first = (await proc.stdout.readline()).decode()
+            assert first.startswith("session "), first
+            prompt = (await proc.stdout.readline()).decode()
+            assert prompt.startswith("speak now"), prompt
+            # The turn is held for the file's length from now: speak it into the mic.
+            await asyncio.to_thread(pulse.play_into_mic, turn_wavs[2])
+            rest, err = await proc.communicate()
+        assert proc.returncode == 0, err.decode()
+    finally:
+        await emulator.stop()
+    out = rest.decode()
+    assert "reading (acoustic)" in out and "reading (model)" in out
+    (turn,) = emulator.all_turns()
+    assert turn.audio_seconds > 1.0  # the speech reached the server through the device
+    peak = np.abs(np.frombuffer(bytes(turn.audio), dtype=np.int16)).max()
+    assert peak > 1000, "the server got silence, not the speech played into the mic"
+    with SessionStore(db) as store:
+        (summary,) = store.sessions()
+        assert len(store.readings(summary.session_id)) == 2
