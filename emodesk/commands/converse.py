@@ -30,7 +30,7 @@ REPLY_LIMIT_S = 60.0  # a reply (including a reconnect) that takes longer is a f
 DEVICE_TAIL_S = 0.5  # with --device, push-to-talk is held this much past the file's turn
 
 
-class _WatchedCapture:
+class WatchedCapture:
     """The audio engine with a signal for "the microphone is really delivering now":
     opening a device takes a moment, and speech before that would be lost."""
 
@@ -178,7 +178,7 @@ async def _converse(args: argparse.Namespace, out: TextIO) -> int:
 
         engine = AudioEngine(loop)
         engine.start()
-        watched = _WatchedCapture(engine)
+        watched = WatchedCapture(engine)
         audio: Any = watched
     else:
         file_audio = FileAudio(pcm, pace=pace)

@@ -20,6 +20,7 @@ import numpy as np
 import pytest
 
 from emodesk.audio import AudioEngine, AudioSettings
+from emodesk.commands.converse import WatchedCapture
 from emodesk.conversation.api import (
     ControllerEvent,
     ConversationState,
@@ -32,7 +33,7 @@ from emodesk.conversation.controller import Connection, Controller
 from emodesk.core.consent import ConsentRecord
 from emodesk.core.settings import AppSettings
 from emodesk.dsp.estimator import AcousticEstimator
-from emodesk.dsp.wav import write_wav
+from emodesk.dsp.wav import read_wav, write_wav
 from emodesk.live.emulator.server import EmulatorServer
 from emodesk.live.session import LiveSession, RetryPolicy
 from emodesk.store import SessionStore
@@ -52,6 +53,7 @@ LINES: tuple[tuple[str, Prosody], ...] = (  # short lines keep the real-time tes
 class Session:
     controller: Controller
     engine: AudioEngine
+    mic: WatchedCapture
     store: SessionStore
     emulator: EmulatorServer
     estimator_calls: list[int]
@@ -112,9 +114,10 @@ async def open_session(pulse: PulseStack, tmp_path: Path, *, consent: bool, faul
     store = SessionStore(tmp_path / "history.db")
     calls: list[int] = []
     settings = AppSettings(consent=ConsentRecord.grant() if consent else None)
+    mic = WatchedCapture(engine)
     controller = Controller(
         live=LiveSession(retry=RetryPolicy(base_delay_s=0.05, max_delay_s=0.2)),
-        audio=engine,
+        audio=mic,
         store=store,
         estimator_factory=lambda: CountingEstimator(calls),
         settings=settings,
@@ -122,7 +125,7 @@ async def open_session(pulse: PulseStack, tmp_path: Path, *, consent: bool, faul
             endpoint=emulator.url, ca_file=emulator.ca_file, api_key="test-key-not-secret"
         ),
     )
-    session = Session(controller, engine, store, emulator, calls)
+    session = Session(controller, engine, mic, store, emulator, calls)
     controller.subscribe(session.events.append)
     return session
 
@@ -139,6 +142,8 @@ async def speak_turn(session: Session, pulse: PulseStack, wav: Path) -> None:
     assert await c.wait_for_state(S.READY, limit_s=30), c.state
     assert c.push_to_talk_down()
     try:
+        # Speak once the microphone delivers, as a user waits for the "listening" cue.
+        await asyncio.wait_for(session.mic.live.wait(), 10)
         await asyncio.to_thread(pulse.play_into_mic, wav)
     finally:
         assert c.push_to_talk_up()
@@ -232,7 +237,9 @@ async def test_without_consent_nothing_emotional_anywhere_on_real_audio(
     for conn in s.emulator.connections:
         assert "report_user_emotion" not in json.dumps(conn.setup)
         assert all(turn.tool_call_id is None for turn in conn.turns)
-    assert len(s.emulator.all_turns()) == 1
+    (turn,) = s.emulator.all_turns()
+    spoken_s = read_wav(turn_wavs[2])[1]
+    assert turn.audio_seconds >= spoken_s - 0.1, "the speech did not all reach the server"
     assert s.of(TurnLatency)[0].to_first_played_s is not None  # the reply still played
 
 
