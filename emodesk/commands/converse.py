@@ -230,7 +230,7 @@ async def _converse(args: argparse.Namespace, out: TextIO) -> int:
             finally:
                 controller.push_to_talk_up()
             ended = await controller.wait_for_state(S.READY, S.ERROR, limit_s=REPLY_LIMIT_S)
-            if controller.state is S.ERROR:
+            if _state_of(controller) is S.ERROR:
                 raise ConverseError(report.failure)
             if not ended:
                 raise ConverseError(f"no reply within {REPLY_LIMIT_S:.0f} s")
@@ -259,6 +259,11 @@ async def _converse(args: argparse.Namespace, out: TextIO) -> int:
         print(f"reply audio written to {args.audio_out}", file=out, flush=True)
     _summary(report, out)
     return 0
+
+
+def _state_of(controller: Any) -> Any:
+    """The state now (a fresh read after an await; type checkers narrow the property)."""
+    return controller.state
 
 
 def _summary(report: _Report, out: TextIO) -> None:

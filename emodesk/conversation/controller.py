@@ -683,7 +683,12 @@ class Controller:
             if escalated_now:
                 follow.append(Notice(NoticeKind.ESCALATION, advice, action=advice))
         stored = self._submit(self._store.add_reading, self._session_id, entry)
-        stored.add_done_callback(lambda _: [self._emit(event) for event in follow])
+
+        def show(_: asyncio.Future[Any]) -> None:
+            for event in follow:
+                self._emit(event)
+
+        stored.add_done_callback(show)
 
     def _on_model_reading(self, reading: EmotionReading) -> None:
         turn = self._turn
