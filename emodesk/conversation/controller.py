@@ -298,10 +298,7 @@ class Controller:
         if self._state not in (S.READY, S.WAITING, S.REPLYING):
             return self._refuse("push_to_talk_down", self._not_ready_reason())
         if self._state in (S.WAITING, S.REPLYING):
-            # Barge-in: silence at once; the reply's tail may still arrive and is dropped.
-            self._audio.flush()
-            self._discard_reply = True
-            self._close_turn()
+            self._barge_in()
         self._ptt_held = True
         now = self._clock()
         self._turn_count += 1
@@ -349,9 +346,7 @@ class Controller:
         if self._state not in (S.READY, S.WAITING, S.REPLYING):
             return self._refuse("send_text", self._not_ready_reason())
         if self._state in (S.WAITING, S.REPLYING):
-            self._audio.flush()
-            self._discard_reply = True
-            self._close_turn()
+            self._barge_in()
         now = self._clock()
         self._turn_count += 1
         turn = _Turn(self._turn_count, now, self._consent, released=now)
@@ -591,6 +586,14 @@ class Controller:
         self._live.send_audio(pcm)
         if turn.released is None and turn.consent and self._consent:
             turn.frames.append(pcm)
+
+    def _barge_in(self) -> None:
+        """Silence the reply at once. A reply already streaming ends with `interrupted`
+        (or its `turn_complete`), so its tail is dropped until then; a reply that has not
+        started sends neither, and nothing may be dropped after it."""
+        self._audio.flush()
+        self._discard_reply = self._state is S.REPLYING
+        self._close_turn()
 
     def _release_capture(self) -> None:
         if self._ptt_held:

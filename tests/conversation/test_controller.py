@@ -552,3 +552,13 @@ async def test_a_reply_cut_by_a_dropped_link_ends_its_turn(rig: Rig) -> None:
     assert rig.audio.flushes == 1
     rig.live.emit(LinkStateChanged(LinkState.CONNECTED, resumed=True))
     assert rig.controller.state is S.READY
+
+
+async def test_pressing_before_the_reply_starts_does_not_mute_the_next_reply(rig: Rig) -> None:
+    await rig.controller.connect()
+    speak_turn(rig)
+    assert rig.controller.state is S.WAITING
+    speak_turn(rig)  # no reply audio yet: the server has nothing to interrupt
+    rig.live.emit(REPLY)
+    assert rig.audio.played == [(len(REPLY.data), 24000)]
+    assert rig.controller.state is S.REPLYING
