@@ -163,3 +163,16 @@ async def test_kill_9_mid_session_keeps_every_reading_shown_so_far(
         (summary,) = store.sessions()
         assert summary.ended_utc is None
         assert len(store.readings(summary.session_id)) >= shown
+
+
+async def test_a_rejected_key_exits_non_zero_with_the_reason(
+    three_turns: Path, tmp_path: Path
+) -> None:
+    async with EmulatorServer(api_keys={"the-right-key"}) as server:
+        code, _, err = await converse(
+            "--audio-in", str(three_turns), "--db", str(tmp_path / "h.db"),
+            "--endpoint", server.url, "--ca-file", server.ca_file,
+        )  # fmt: skip
+    assert code == 1
+    assert "emodesk converse: cannot connect:" in err
+    assert "notice (invalid_key)" in err
