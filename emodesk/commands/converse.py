@@ -18,6 +18,7 @@ import argparse
 import asyncio
 import contextlib
 import os
+import statistics
 import sys
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -272,8 +273,8 @@ def _summary(report: _Report, out: TextIO) -> None:
     if firsts:
         print(
             f"latency over {len(firsts)} turns: first reply audio median "
-            f"{_ms(sorted(firsts)[len(firsts) // 2])}, max {_ms(max(firsts))}; first played "
-            f"median {_ms(sorted(played)[len(played) // 2] if played else None)}",
+            f"{_ms(statistics.median(firsts))}, max {_ms(max(firsts))}; first played "
+            f"median {_ms(statistics.median(played) if played else None)}",
             file=out,
             flush=True,
         )
