@@ -19,16 +19,21 @@ VOICES = (
 )  # fmt: skip
 
 
-def _add_endpoint_options(parser: argparse.ArgumentParser) -> None:
+def _add_endpoint_options(parser: argparse.ArgumentParser, *, top_level: bool = True) -> None:
+    # Given before or after the subcommand; a subcommand's unset option must not
+    # overwrite the top-level value, hence SUPPRESS there.
+    default = None if top_level else argparse.SUPPRESS
     parser.add_argument(
         "--endpoint",
         metavar="URL",
+        default=default,
         help="a Live endpoint that speaks Google's protocol (env EMODESK_ENDPOINT); "
         "default: Google's, or the local emulator when no API key is set",
     )
     parser.add_argument(
         "--ca-file",
         metavar="PEM",
+        default=default,
         help="CA certificate to trust for --endpoint (env EMODESK_CA_FILE)",
     )
 
@@ -46,18 +51,34 @@ def build_parser() -> argparse.ArgumentParser:
     converse = sub.add_parser(
         "converse", help="one headless conversation from a WAV file, through the same controller"
     )
-    converse.add_argument("--audio-in", required=True, metavar="FILE.wav")
-    converse.add_argument("--audio-out", metavar="FILE.wav")
     converse.add_argument(
-        "--turns", choices=("split-by-silence", "one"), default="split-by-silence"
+        "--audio-in", required=True, metavar="FILE.wav", help="what you say (any WAV)"
     )
-    converse.add_argument("--voice", default="Puck")
-    converse.add_argument("--profile", default="general")
-    converse.add_argument("--consent", choices=("yes", "no"), default="no")
-    converse.add_argument("--csv", metavar="OUT.csv")
-    converse.add_argument("--device", action="store_true", help="use the real audio engine")
+    converse.add_argument("--audio-out", metavar="FILE.wav", help="record the spoken replies")
+    converse.add_argument(
+        "--turns",
+        choices=("split-by-silence", "one"),
+        default="split-by-silence",
+        help="one push-to-talk turn per utterance (default) or the whole file as one",
+    )
+    converse.add_argument("--voice", default="Puck", help="reply voice (default Puck)")
+    converse.add_argument(
+        "--profile",
+        default="general",
+        help="general, support, tutor or wellness (default general)",
+    )
+    converse.add_argument(
+        "--consent",
+        choices=("yes", "no"),
+        default="no",
+        help="estimate emotion (default no: nothing emotional is computed or stored)",
+    )
+    converse.add_argument("--csv", metavar="OUT.csv", help="write the emotion timeline")
+    converse.add_argument(
+        "--device", action="store_true", help="use the microphone and speaker, not files"
+    )
     converse.add_argument("--db", metavar="PATH", help="session history database")
-    _add_endpoint_options(converse)
+    _add_endpoint_options(converse, top_level=False)
 
     analyze = sub.add_parser("analyze", help="local acoustic emotion per utterance of a WAV file")
     analyze.add_argument("file", metavar="FILE.wav")

@@ -1,0 +1,47 @@
+import subprocess
+import sys
+
+import pytest
+
+from emodesk import __version__
+from emodesk.cli import build_parser, main
+
+
+def test_version_is_printed(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as exit_info:
+        main(["--version"])
+    assert exit_info.value.code == 0
+    assert capsys.readouterr().out.strip() == f"emodesk {__version__}"
+
+
+@pytest.mark.parametrize(
+    ("argv", "expected"),
+    [
+        (["--endpoint", "wss://a.test", "converse", "--audio-in", "x.wav"], "wss://a.test"),
+        (["converse", "--audio-in", "x.wav", "--endpoint", "wss://b.test"], "wss://b.test"),
+        (["converse", "--audio-in", "x.wav"], None),
+    ],
+)
+def test_endpoint_before_or_after_the_subcommand(argv: list[str], expected: str | None) -> None:
+    assert build_parser().parse_args(argv).endpoint == expected
+
+
+def test_unknown_subcommand_is_an_error(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as exit_info:
+        main(["dance"])
+    assert exit_info.value.code == 2
+    assert "invalid choice" in capsys.readouterr().err
+
+
+def test_version_does_not_import_heavy_packages() -> None:
+    code = (
+        "import sys\n"
+        "from emodesk.cli import main\n"
+        "try:\n    main(['--version'])\nexcept SystemExit:\n    pass\n"
+        "heavy = [m for m in ('google.genai', 'numpy', 'pyaudio', 'PySide6') if m in sys.modules]\n"
+        "print('heavy:' + ','.join(heavy))\n"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=60
+    ).stdout
+    assert out.strip().splitlines()[-1] == "heavy:"
