@@ -243,6 +243,8 @@ async def _converse(args: argparse.Namespace, out: TextIO) -> int:
             if not await controller.export(args.csv, "csv", session_id):
                 raise ConverseError(f"export failed: {report.refusals[-1]}")
             print(f"timeline written to {args.csv}", file=out, flush=True)
+        if session_id is not None and consent is not None:
+            _print_session_report(store, session_id, args.profile, out)
     finally:
         await controller.close()
         with contextlib.suppress(Exception):
@@ -265,6 +267,18 @@ async def _converse(args: argparse.Namespace, out: TextIO) -> int:
 def _state_of(controller: Any) -> Any:
     """The state now (a fresh read after an await; type checkers narrow the property)."""
     return controller.state
+
+
+def _print_session_report(store: Any, session_id: str, profile_key: str, out: TextIO) -> None:
+    """Profiles that promise a session report (wellness) print it at the end."""
+    from emodesk.core.profiles import get_profile
+    from emodesk.core.report import session_report
+
+    profile = get_profile(profile_key)
+    if not profile.offers_session_report:
+        return
+    text = session_report(store.session_metadata(session_id), store.readings(session_id), profile)
+    print("\n" + text, file=out, flush=True)
 
 
 def _summary(report: _Report, out: TextIO) -> None:

@@ -176,3 +176,31 @@ async def test_a_rejected_key_exits_non_zero_with_the_reason(
     assert code == 1
     assert "emodesk converse: cannot connect:" in err
     assert "notice (invalid_key)" in err
+
+
+async def test_wellness_profile_prints_a_session_report_without_the_transcript(
+    emulator: EmulatorServer, three_turns: Path, tmp_path: Path
+) -> None:
+    code, out, err = await converse(
+        "--audio-in", str(three_turns), "--consent", "yes", "--profile", "wellness",
+        "--db", str(tmp_path / "h.db"),
+        "--endpoint", emulator.url, "--ca-file", emulator.ca_file,
+    )  # fmt: skip
+    assert code == 0, err
+    report = out[out.index("EmoDesk session report") :]
+    assert "Profile: Wellness check-in" in report
+    assert "model: 3 " in report and "acoustic: 3 " in report
+    assert "not a diagnosis" in report
+    assert "Synthetic reply" not in report  # counts and trends only, no transcript
+
+
+async def test_other_profiles_print_no_session_report(
+    emulator: EmulatorServer, three_turns: Path, tmp_path: Path
+) -> None:
+    code, out, err = await converse(
+        "--audio-in", str(three_turns), "--consent", "yes", "--profile", "support",
+        "--db", str(tmp_path / "h.db"),
+        "--endpoint", emulator.url, "--ca-file", emulator.ca_file,
+    )  # fmt: skip
+    assert code == 0, err
+    assert "EmoDesk session report" not in out
