@@ -54,6 +54,7 @@ class BackendOptions:
     # Make the audio port; None: the real PyAudio engine. Tests pass a fake.
     audio_factory: Callable[[asyncio.AbstractEventLoop, AppSettings], Any] | None = None
     emulator_speed: float = 1.0
+    auto_connect: bool = False  # the app connects at start; tests drive the toolbar
 
 
 class Backend:
@@ -68,14 +69,13 @@ class Backend:
         self.store: Any = None
         self.emulator: Any = None
         self.synthetic = False
-        self._preview: Any = None
+        self._connection_args: dict[str, Any] = {}
+        self._preview: Any = None  # a second audio engine feeding the settings' level meter
+        self._rebuilding: asyncio.Task[None] | None = None
 
     async def start(self) -> None:
         # Heavy imports happen here, after the first window is on screen.
-        from emodesk.conversation.controller import Connection, Controller
-        from emodesk.dsp.estimator import AcousticEstimator
         from emodesk.live.credentials import load_api_key
-        from emodesk.live.session import LiveSession
         from emodesk.store import SessionStore
 
         loop = asyncio.get_running_loop()
@@ -91,38 +91,48 @@ class Backend:
             await self.emulator.start()
             endpoint, ca_file = self.emulator.url, self.emulator.ca_file
             self.synthetic = True
+            key = None  # a real key never goes to the emulator
             reason = (
                 "Offline demo (--offline): replies are synthetic." if options.offline
                 else "No API key yet: this is the offline demo, with synthetic replies."
             )  # fmt: skip
+        self._connection_args = {
+            "endpoint": endpoint,
+            "ca_file": ca_file,
+            "api_key": key or OFFLINE_DEMO_KEY,
+            "synthetic": self.synthetic,
+        }
         self.store = await loop.run_in_executor(None, SessionStore, options.history_path)
         with contextlib.suppress(Exception):
             await loop.run_in_executor(
                 None, self.store.apply_retention, settings.retention_days
             )  # fmt: skip
-        self.audio = self._make_audio(loop, settings)
+        self._build_stack(settings)
+        self.window.services = self.services()
+        self.window.set_offline_demo(self.synthetic, reason)
+        self.window.settings_applied.connect(self._settings_applied)
+        if options.auto_connect:
+            await self.controller.connect()
+
+    def _build_stack(self, settings: AppSettings) -> None:
+        """The audio engine and the controller for `settings`, attached to the window."""
+        from emodesk.conversation.controller import Connection, Controller
+        from emodesk.dsp.estimator import AcousticEstimator
+        from emodesk.live.session import LiveSession
+
+        self.audio = self._make_audio(asyncio.get_running_loop(), settings)
         self.controller = Controller(
             live=LiveSession(),
             audio=self.audio,
             store=self.store,
             estimator_factory=AcousticEstimator,
             settings=settings,
-            connection=Connection(
-                endpoint=endpoint,
-                ca_file=ca_file,
-                api_key=key or OFFLINE_DEMO_KEY,
-                synthetic=self.synthetic,
-            ),
+            connection=Connection(**self._connection_args),
             consent=settings.consent_given,
         )
-        self.window.services = self.services()
         self.window.attach_controller(
-            self.controller,
-            getattr(self.audio, "mic_ring", None),
-            getattr(self.audio, "reply_ring", None),
+            self.controller, RingView(self.audio, "mic_ring"), RingView(self.audio, "reply_ring")
         )
-        self.window.set_offline_demo(self.synthetic, reason)
-        self.window.settings_applied.connect(self._settings_applied)
 
     def _make_audio(self, loop: asyncio.AbstractEventLoop, settings: AppSettings) -> Any:
         if self.options.audio_factory is not None:
@@ -154,9 +164,26 @@ class Backend:
             test_api_key=self._test_key,
             input_devices=lambda: self._device_names("input"),
             output_devices=lambda: self._device_names("output"),
+            level_preview=self._level_preview,
             delete_all_data=self._delete_all,
             list_sessions=self._sessions,
         )
+
+    def _level_preview(self, device: str | None) -> Any:
+        """Open `device` ("" = the default) on a second engine for the settings dialog's
+        level meter; None closes it. The conversation's own engine is left alone."""
+        if self._preview is not None:
+            self._preview.close(timeout_s=1.0)
+            self._preview = None
+        if device is None or self.options.audio_factory is not None:
+            return None
+        from emodesk.audio.engine import AudioEngine
+        from emodesk.audio.settings import AudioSettings
+
+        engine = AudioEngine(asyncio.get_running_loop(), AudioSettings(input_device=device or None))
+        engine.start_capture(lambda _frame: None)  # frames unused: the meter reads the ring
+        self._preview = engine
+        return RingView(engine, "mic_ring")
 
     @staticmethod
     def _device_names(direction: str) -> list[str]:
@@ -207,28 +234,106 @@ class Backend:
         ]
 
     def _settings_applied(self, settings: AppSettings) -> None:
-        # Voice, profile, consent and hands-free go through the controller's intents;
-        # the rest (model, language, devices, buffers) is read at the next connection.
-        self.window.statusBar().showMessage(
-            "Settings saved. Model, language and audio changes apply from the next start.", 6000
-        )
+        # Voice, profile, consent and hands-free go through the controller's intents (the
+        # window sends them). Model, language and audio devices are fixed when the
+        # controller and the engine are made, so a change there starts a new stack.
+        if self.controller is None:
+            return
+        current = self.controller.settings
+        changed = [
+            name for name in RESTART_FIELDS if getattr(settings, name) != getattr(current, name)
+        ]
+        if not changed:
+            self.window.statusBar().showMessage("Settings saved.", 4000)
+            return
+        self._rebuilding = asyncio.ensure_future(self.rebuild(settings, changed))
+
+    async def rebuild(self, settings: AppSettings, changed: list[str]) -> None:
+        """Apply settings fixed at construction: end the session, make a new audio engine
+        and controller, and reconnect if the old one was connected."""
+        from emodesk.conversation.api import ConversationState as S
+
+        old_controller, old_audio = self.controller, self.audio
+        was_connected = old_controller.state not in (S.OFFLINE, S.ERROR)
+        names = ", ".join(RESTART_LABELS[name] for name in changed)
+        bar = self.window.statusBar()
+        bar.showMessage(
+            f"Applying {names}: reconnecting with a new session…" if was_connected
+            else f"Saved: {names} apply on the next connect.", 8000,
+        )  # fmt: skip
+        self.window.detach_controller()
+        await _bounded(old_controller.close())
+        await _bounded(self._close_audio(old_audio))
+        # The controller's own copy holds the latest voice, profile, consent, hands-free.
+        fixed = old_controller.settings
+        settings = dataclasses.replace(
+            settings, voice=fixed.voice, profile=fixed.profile,
+            consent=fixed.consent, hands_free=fixed.hands_free,
+        )  # fmt: skip
+        self._build_stack(settings)
+        if was_connected and await self.controller.connect():
+            bar.showMessage(f"Applied {names}: connected with a new session.", 6000)
+
+    async def _close_audio(self, audio: Any) -> None:
+        if audio is not None and hasattr(audio, "close"):
+            await asyncio.get_running_loop().run_in_executor(None, audio.close)
 
     async def stop(self) -> None:
-        async def bounded(coro: Any) -> None:
-            try:
-                await asyncio.wait_for(coro, SHUTDOWN_TIMEOUT_S)
-            except Exception as exc:  # shutting down: log and carry on
-                log.warning("shutdown step failed: %s", exc)
-
+        """Close everything in order; every step is bounded, so closing never hangs."""
+        if self._rebuilding is not None and not self._rebuilding.done():
+            await _bounded(asyncio.shield(self._rebuilding))
         if self.controller is not None:
             self.window.detach_controller()
-            await bounded(self.controller.close())
-        if self.audio is not None and hasattr(self.audio, "close"):
-            await bounded(asyncio.get_running_loop().run_in_executor(None, self.audio.close))
+            await _bounded(self.controller.close())
+        if self._preview is not None:
+            await _bounded(self._close_audio(self._preview))
+            self._preview = None
+        await _bounded(self._close_audio(self.audio))
         if self.store is not None:
-            await bounded(asyncio.get_running_loop().run_in_executor(None, self.store.close))
+            await _bounded(asyncio.get_running_loop().run_in_executor(None, self.store.close))
         if self.emulator is not None:
-            await bounded(self.emulator.stop())
+            await _bounded(self.emulator.stop())
+
+
+RESTART_LABELS = {
+    "model": "the model",
+    "language": "the language",
+    "input_device": "the microphone",
+    "output_device": "the speaker",
+    "playout_buffer_ms": "the playout buffer",
+    "echo_mode": "the echo mode",
+    "vad_sensitivity": "the hands-free sensitivity",
+}
+RESTART_FIELDS = tuple(RESTART_LABELS)
+
+
+async def _bounded(aw: Any) -> None:
+    try:
+        await asyncio.wait_for(aw, SHUTDOWN_TIMEOUT_S)
+    except Exception as exc:  # shutting down or swapping parts: log and carry on
+        log.warning("a close step failed: %s", exc)
+
+
+class RingView:
+    """A ring buffer looked up on each read: the engine may replace its rings (a new
+    output rate), and the scope must follow without being re-attached."""
+
+    def __init__(self, owner: Any, name: str) -> None:
+        self._owner = owner
+        self._name = name
+
+    @property
+    def total_written(self) -> int:
+        ring = getattr(self._owner, self._name, None)
+        return 0 if ring is None else int(ring.total_written)
+
+    def latest(self, n: int) -> Any:
+        ring = getattr(self._owner, self._name, None)
+        if ring is None:
+            import numpy as np
+
+            return np.zeros(n, dtype=np.int16)
+        return ring.latest(n)
 
 
 def _env_endpoint() -> bool:
@@ -266,34 +371,40 @@ def run(args: argparse.Namespace) -> int:
         print("first-window-shown", flush=True)
         return 0
 
+    # The app ends when `main()` has shut the backend down, not when the window goes.
+    app.setQuitOnLastWindowClosed(False)
     loop = qasync.QEventLoop(app)
     asyncio.set_event_loop(loop)
+    loop.set_exception_handler(reporter.loop_exception)
     backend = Backend(
         window,
         BackendOptions(
             endpoint=getattr(args, "endpoint", None),
             ca_file=getattr(args, "ca_file", None),
             offline=bool(getattr(args, "offline", False)),
+            auto_connect=True,
         ),
     )
-    closed = asyncio.Event()
-    window.closing.connect(closed.set)
-
-    async def main() -> None:
-        await asyncio.sleep(0.05)  # let the first frame paint before the heavy imports
-        try:
-            await backend.start()
-        except Exception as exc:
-            log.exception("start-up failed")
-            window.banners.show_banner("startup", "error", f"Could not start: {exc}")
-        if window.consent_needed():
-            window.open_consent_dialog()
-        await closed.wait()
-        await backend.stop()
-
     try:
         with loop:
-            loop.run_until_complete(main())
+            loop.run_until_complete(run_window(window, backend))
     finally:
         reporter.uninstall()
     return 0
+
+
+async def run_window(window: MainWindow, backend: Backend) -> None:
+    """Start the backend behind a shown window, wait for the window to close, then shut
+    the backend down (bounded)."""
+    closed = asyncio.Event()
+    window.closing.connect(closed.set)
+    await asyncio.sleep(0.05)  # let the first frame paint before the heavy imports
+    if window.consent_needed():
+        window.open_consent_dialog()
+    try:
+        await backend.start()
+    except Exception as exc:
+        log.exception("start-up failed")
+        window.banners.show_banner("startup", "error", f"Could not start: {exc}")
+    await closed.wait()
+    await backend.stop()

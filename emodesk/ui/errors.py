@@ -12,6 +12,7 @@ import traceback
 from collections.abc import Callable
 from pathlib import Path
 from types import TracebackType
+from typing import Any
 
 from PySide6.QtCore import Qt
 from PySide6.QtWidgets import QApplication, QMessageBox, QWidget
@@ -79,6 +80,17 @@ class ErrorReporter:
     def uninstall(self) -> None:
         if sys.excepthook is self:
             sys.excepthook = self._previous
+
+    def loop_exception(self, loop: object, context: dict[str, Any]) -> None:
+        """The asyncio loop's exception handler: a failed callback or an unretrieved
+        task error is shown and logged like any other uncaught error."""
+        error = context.get("exception")
+        if isinstance(error, BaseException):
+            self(type(error), error, error.__traceback__)
+            return
+        message = redact(str(context.get("message", "unknown error")))
+        log.error("Uncaught asyncio error: %s", message)
+        self.reported.append(message)
 
     def __call__(
         self,

@@ -151,7 +151,7 @@ class MainWindow(QMainWindow):
         self.clock.add(self.scope.tick)
         self.clock.add(self.timeline.tick)
         self.clock.add(self._tick_status)
-        self.timeline.set_emotion_enabled(self.consent)
+        self._set_consent_shown(self.consent)
         self._show_state()
         geometry = store.geometry()
         if geometry is None or not self.restoreGeometry(geometry):
@@ -514,7 +514,7 @@ class MainWindow(QMainWindow):
             "Emotion estimates are on — click to review or revoke consent" if granted
             else "Emotion estimates are off — click to read what they do and allow them"
         )  # fmt: skip
-        if self.timeline.enabled_for_emotion != granted:
+        if self.timeline.enabled_for_emotion != granted or not self.timeline.data.readings:
             self.timeline.set_emotion_enabled(granted)
         if not granted:
             self.banners.dismiss(NoticeKind.ESCALATION)

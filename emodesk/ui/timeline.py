@@ -29,6 +29,8 @@ VISIBLE_S = 90.0
 PAGE_S = 30.0  # how far the view jumps when the newest reading reaches its right edge
 BAR_HEIGHT = 0.7
 MIN_BAR_S = 0.6  # a very short turn still gets a bar you can see and hover
+# Names the toolbar button by its own words, so the way to turn it on is easy to find.
+OFF_TEXT = "Emotion estimates are off — “Emotion: off” in the toolbar turns them on"
 
 
 @dataclass(frozen=True, slots=True)
@@ -186,7 +188,7 @@ class TimelineView(QWidget):
         self.enabled_for_emotion = enabled
         if not enabled:
             self.data.clear()
-            self.placeholder.setText("Emotion analysis is off — turn it on with Consent")
+            self.placeholder.setText(OFF_TEXT)
         else:
             self.placeholder.setText("" if self.data.readings else "Readings appear after a turn")
         self._drawn_version = -1

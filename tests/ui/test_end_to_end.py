@@ -1,0 +1,346 @@
+"""The real window, wired by the real composition root (`emodesk.app.Backend`) to the real
+controller, the real google-genai SDK over TLS and the in-process emulator, with the
+sqlite store in a temp dir. Only the sound card is replaced: a scripted microphone that
+speaks espeak-ng lines and a simulated speaker (`ScriptedAudio`).
+
+Every wait is on a condition with a bound (`settle`, `run`); nothing sleeps and hopes."""
+
+from __future__ import annotations
+
+import asyncio
+import csv
+import json
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pytest
+from PySide6.QtCore import QEvent, Qt
+from PySide6.QtGui import QKeyEvent
+from PySide6.QtWidgets import QApplication
+
+from emodesk.app import Backend, BackendOptions
+from emodesk.conversation.api import ConversationState
+from emodesk.core.export import CSV_COLUMNS
+from emodesk.live.emulator.server import ConnectionRecord, EmulatorServer
+from emodesk.live.emulator.wire import normalize_keys
+from emodesk.ui.main_window import SYNTHETIC_TEXT, MainWindow
+from emodesk.ui.settings_store import SettingsStore, open_qsettings
+from tests.ui.conftest import dispose, make_window, run, settle, until
+from tests.ui.scripted_audio import DEFAULT_LINES, ScriptedAudio, utterances
+
+S = ConversationState
+pytestmark = pytest.mark.timeout(90)
+EMOTION_TOOL = "report_user_emotion"
+
+
+@dataclass
+class Rig:
+    window: MainWindow
+    backend: Backend
+    loop: asyncio.AbstractEventLoop
+    ends: list[int]
+    audios: list[ScriptedAudio] = field(default_factory=list)
+    spoken: int = 0  # lines of the script used so far
+
+    @property
+    def audio(self) -> ScriptedAudio:
+        return self.audios[-1]
+
+    @property
+    def emulator(self) -> EmulatorServer:
+        assert self.backend.emulator is not None
+        return self.backend.emulator
+
+    def settle(self, predicate: Callable[[], bool], timeout: float = 15.0) -> None:
+        settle(self.loop, predicate, timeout)
+
+    def connect(self) -> None:
+        self.window.connect_action.trigger()
+        self.settle(lambda: self.window.state is S.READY)
+
+    def completed_turns(self) -> int:
+        return sum(1 for turn in self.emulator.all_turns() if turn.completed)
+
+    def speak(self, press: Callable[[], None], release: Callable[[], None]) -> None:
+        """One push-to-talk turn of the next scripted line; returns once it is answered.
+        Input arrives while the loop runs, as it does in the app."""
+        run(self.loop, self._speak(press, release), 40.0)
+
+    async def _speak(self, press: Callable[[], None], release: Callable[[], None]) -> None:
+        done = self.completed_turns()
+        press()
+        await until(lambda: self.window.state is S.LISTENING, 10.0)
+        await self.audio.wait_position(self.ends[self.spoken], 15.0)
+        self.spoken += 1
+        release()
+        await until(lambda: self.completed_turns() > done and self.window.state is S.READY, 15.0)
+
+    def speak_by_button(self) -> None:
+        self.speak(lambda: press_button(self.window), lambda: release_button(self.window))
+
+    def in_loop(self, action: Callable[[], None]) -> None:
+        """Deliver a user action while the loop runs (as a real click or key would be)."""
+
+        async def act() -> None:
+            action()
+
+        run(self.loop, act())
+
+
+def press_button(window: MainWindow) -> None:
+    from pytestqt.qtbot import QtBot
+
+    QtBot.mousePress(window.ptt_button, Qt.MouseButton.LeftButton)
+
+
+def release_button(window: MainWindow) -> None:
+    from pytestqt.qtbot import QtBot
+
+    QtBot.mouseRelease(window.ptt_button, Qt.MouseButton.LeftButton)
+
+
+def space(window: MainWindow, kind: QEvent.Type, repeat: bool = False) -> None:
+    """A Space key event as the platform delivers it: to the focused widget."""
+    target = QApplication.focusWidget() or window
+    event = QKeyEvent(kind, Qt.Key.Key_Space, Qt.KeyboardModifier.NoModifier, " ", repeat)
+    QApplication.sendEvent(target, event)
+
+
+def wire(connection: ConnectionRecord) -> list[str]:
+    """What the client sent on one connection, as message kinds (runs of audio as one)."""
+    kinds: list[str] = []
+    for message in connection.received:
+        body = normalize_keys(message)
+        kind = next(iter(body))
+        if kind == "realtime_input":
+            kind = next(iter(body[kind]))
+        if kind in ("audio", "media_chunks"):
+            kind = "audio"
+            if kinds and kinds[-1] == "audio":
+                continue
+        kinds.append(kind)
+    return kinds
+
+
+def declares_emotion_tool(connection: ConnectionRecord) -> bool:
+    return EMOTION_TOOL in json.dumps(connection.setup)
+
+
+def voice_of(connection: ConnectionRecord) -> str:
+    setup = normalize_keys(connection.setup or {})
+    speech = setup["generation_config"]["speech_config"]
+    return str(speech["voice_config"]["prebuilt_voice_config"]["voice_name"])
+
+
+def start_rig(window: MainWindow, loop: asyncio.AbstractEventLoop, history: Path) -> Rig:
+    mic, ends = utterances(*DEFAULT_LINES)
+    rig: Rig
+
+    def make_audio(_loop: asyncio.AbstractEventLoop, _settings: Any) -> ScriptedAudio:
+        audio = ScriptedAudio(mic, pace=4.0)
+        rig.audios.append(audio)
+        return audio
+
+    backend = Backend(
+        window,
+        BackendOptions(
+            offline=True, history_path=str(history), audio_factory=make_audio,
+            emulator_speed=50.0,
+        ),
+    )  # fmt: skip
+    rig = Rig(window, backend, loop, ends)
+    run(loop, backend.start(), 30.0)
+    return rig
+
+
+def stop_rig(rig: Rig) -> None:
+    run(rig.loop, rig.backend.stop(), 30.0)
+    assert all(audio.closed for audio in rig.audios)  # the audio port is always closed
+
+
+@pytest.fixture
+def rig(window: MainWindow, qloop: asyncio.AbstractEventLoop, tmp_path: Path) -> Iterator[Rig]:
+    started = start_rig(window, qloop, tmp_path / "history.db")
+    try:
+        yield started
+    finally:
+        stop_rig(started)
+
+
+def answer_consent(window: MainWindow, granted: bool) -> None:
+    dialog = window.open_consent_dialog()
+    button = dialog.accept_button if granted else dialog.decline_button
+    assert button is not None
+    button.click()
+
+
+# ---------------------------------------------------------------------------- tests
+
+
+def test_the_offline_demo_says_so(rig: Rig) -> None:
+    rig.connect()
+    assert rig.window.synthetic_label.isVisible()
+    assert rig.window.synthetic_label.text() == SYNTHETIC_TEXT
+    assert "offline demo" in rig.window.banners.messages()["offline"].lower()
+    assert rig.emulator.connections[0].api_key == "offline-demo"  # no real key is sent
+
+
+def test_voice_switch_from_the_toolbar_reconnects_with_the_new_voice(rig: Rig) -> None:
+    rig.connect()
+    assert voice_of(rig.emulator.connections[0]) == "Puck"
+    rig.speak_by_button()
+    rig.window.voice_actions["Kore"].trigger()
+    assert "Switching the voice to Kore" in rig.window.statusBar().currentMessage()
+    rig.settle(lambda: len(rig.emulator.connections) == 2 and rig.window.state is S.READY)
+    second = rig.emulator.connections[1]
+    assert voice_of(second) == "Kore"
+    assert second.resumed_from is not None  # the conversation continues
+    assert rig.window.voice_actions["Kore"].isChecked()
+    assert rig.window.settings.voice == "Kore"  # saved for the next start
+    # The next reply comes in the new voice, on the new connection.
+    rig.speak_by_button()
+    assert "in the voice Kore" in second.turns[-1].reply_text
+    assert "in the voice Kore" in rig.window.transcript.model.plain_text()
+
+
+def test_push_to_talk_by_button_and_by_key_reaches_the_wire(rig: Rig) -> None:
+    rig.connect()
+    rig.speak_by_button()
+    assert wire(rig.emulator.connections[0]) == [
+        "setup", "activity_start", "audio", "activity_end",
+    ]  # fmt: skip
+
+    def key_down() -> None:
+        space(rig.window, QEvent.Type.KeyPress)
+        for _ in range(3):  # auto-repeat while held: ignored
+            space(rig.window, QEvent.Type.KeyRelease, repeat=True)
+            space(rig.window, QEvent.Type.KeyPress, repeat=True)
+
+    rig.speak(key_down, lambda: space(rig.window, QEvent.Type.KeyRelease))
+    assert wire(rig.emulator.connections[0])[4:] == ["activity_start", "audio", "activity_end"]
+    turns = rig.emulator.connections[0].turns
+    assert len(turns) == 2 and all(t.audio_seconds > 1.0 for t in turns)
+    assert "Last turn:" in rig.window.latency_label.text()
+    # The transcript panel has both sides of both turns.
+    text = rig.window.transcript.model.plain_text()
+    assert "Synthetic reply 1" in text and "Synthetic reply 2" in text
+    assert "s of speech" in text
+
+    # Focus lost while the key is held: the turn still ends on the wire.
+    rig.in_loop(lambda: space(rig.window, QEvent.Type.KeyPress))
+    rig.settle(lambda: rig.window.state is S.LISTENING)
+    rig.in_loop(lambda: QApplication.sendEvent(rig.window, QEvent(QEvent.Type.WindowDeactivate)))
+    rig.settle(lambda: wire(rig.emulator.connections[0])[-1] == "activity_end")
+
+
+def test_declined_consent_leaves_no_emotion_anywhere(rig: Rig, tmp_path: Path) -> None:
+    answer_consent(rig.window, granted=False)
+    rig.connect()
+    rig.speak_by_button()
+    rig.speak_by_button()
+    connection = rig.emulator.connections[0]
+    assert not declares_emotion_tool(connection)
+    assert all(turn.tool_call_id is None for turn in connection.turns)
+    assert "tool_response" not in wire(connection)
+    assert rig.window.timeline.data.readings == []
+    assert rig.window.consent_action.text() == "Emotion: off"
+    session = rig.window.session_id
+    assert session is not None
+    assert rig.backend.store.readings(session) == []
+    # Everything else works: replies, transcript, typed turns.
+    rig.window.transcript.input.setText("typed question")
+    rig.window.transcript.send_button.click()
+    rig.settle(lambda: "typed question" in rig.window.transcript.model.plain_text())
+    rig.settle(lambda: rig.completed_turns() == 3 and rig.window.state is S.READY)
+
+
+def test_accepted_consent_puts_both_sources_on_the_timeline(rig: Rig) -> None:
+    answer_consent(rig.window, granted=True)
+    rig.connect()
+    assert declares_emotion_tool(rig.emulator.connections[0])
+    rig.speak_by_button()
+    rig.settle(
+        lambda: {r.source for r in rig.window.timeline.data.readings} >= {"model", "acoustic"}
+    )
+    rig.window.clock.tick()
+    readings = rig.window.timeline.data.readings
+    assert {r.turn for r in readings} == {1}
+    assert all(r.emotion in ("happy", "sad", "angry", "anxious", "neutral") for r in readings)
+    assert rig.window.consent_action.text() == "Emotion: on"
+    assert rig.emulator.connections[0].turns[0].tool_response is not None
+    session = rig.window.session_id
+    assert session is not None
+    rig.settle(lambda: len(rig.backend.store.readings(session)) == len(readings))
+
+
+def test_csv_export_of_a_finished_session(rig: Rig, tmp_path: Path) -> None:
+    answer_consent(rig.window, granted=True)
+    rig.connect()
+    rig.speak_by_button()
+    rig.speak_by_button()
+    rig.settle(lambda: len(rig.window.timeline.data.readings) == 4)
+    session = rig.window.session_id
+    rig.window.connect_action.trigger()  # disconnect: the session is finished
+    rig.settle(lambda: rig.window.state is S.OFFLINE)
+
+    rig.window.export_csv_action.trigger()
+    dialog = rig.window.export_dialog
+    assert dialog is not None and dialog.isVisible()
+    target = tmp_path / "timeline.csv"
+    dialog.selectFile(str(target))
+    dialog.accept()
+    rig.settle(lambda: "exported" in rig.window.statusBar().currentMessage())
+    with target.open(newline="", encoding="utf-8") as f:
+        rows = list(csv.reader(f))
+    assert rows[0] == list(CSV_COLUMNS)
+    body = [dict(zip(rows[0], row, strict=True)) for row in rows[1:]]
+    assert len(body) == 4
+    assert {row["session_id"] for row in body} == {session}
+    assert sorted((row["turn"], row["source"]) for row in body) == [
+        ("1", "acoustic"), ("1", "model"), ("2", "acoustic"), ("2", "model"),
+    ]  # fmt: skip
+    assert all(row["utc"].endswith("Z") for row in body)
+
+
+def test_settings_persist_across_a_restart(
+    window: MainWindow, qloop: asyncio.AbstractEventLoop, tmp_path: Path, settings_path: Path
+) -> None:
+    history = tmp_path / "history.db"
+    first = start_rig(window, qloop, history)
+    try:
+        answer_consent(window, granted=True)
+        first.connect()
+        window.voice_actions["Kore"].trigger()
+        first.settle(lambda: len(first.emulator.connections) == 2 and window.state is S.READY)
+        dialog = window.open_settings()
+        dialog.language.setText("German")
+        dialog.ptt_key.setKeySequence("F8")
+        dialog._apply()
+        dialog.close()
+    finally:
+        stop_rig(first)
+    window.close()
+
+    # A new window and backend from the same settings file: everything comes back.
+    restarted = make_window(SettingsStore(open_qsettings(settings_path)))
+    restarted.show()
+    second = start_rig(restarted, qloop, history)
+    try:
+        assert not restarted.consent_needed()
+        assert restarted.consent_action.text() == "Emotion: on"
+        assert restarted.voice_actions["Kore"].isChecked()
+        assert restarted.ptt_key.key_text == "F8"
+        second.connect()
+        setup = second.emulator.connections[0]
+        assert voice_of(setup) == "Kore"
+        assert declares_emotion_tool(setup)
+        assert "German" in json.dumps(setup.setup)
+        # The restored key talks; Space no longer does.
+        f8 = QKeyEvent(QEvent.Type.KeyPress, Qt.Key.Key_F8, Qt.KeyboardModifier.NoModifier)
+        second.in_loop(lambda: QApplication.sendEvent(restarted, f8))
+        second.settle(lambda: restarted.state is S.LISTENING)
+    finally:
+        stop_rig(second)
+        dispose(restarted)
