@@ -14,6 +14,7 @@ import contextlib
 import dataclasses
 import logging
 import os
+import signal
 import sys
 from collections.abc import Callable
 from pathlib import Path
@@ -385,6 +386,10 @@ def run(args: argparse.Namespace) -> int:
             auto_connect=True,
         ),
     )
+    # Ctrl+C or a TERM from the desktop session closes the window, so the same bounded
+    # shutdown runs as for the close button.
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(signum, lambda *_: QTimer.singleShot(0, window.close))
     try:
         with loop:
             loop.run_until_complete(run_window(window, backend))

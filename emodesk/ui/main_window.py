@@ -441,8 +441,10 @@ class MainWindow(QMainWindow):
         if kind is NoticeKind.ESCALATION:
             if not self.consent:
                 return
+            # The advice is the action, and it is the user's to take: the button only
+            # acknowledges it (the trend stays on the timeline's header).
             self.banners.show_banner(
-                kind, "error", f"Escalation: {notice.message}", notice.action or "Got it",
+                kind, "error", f"Escalation — {notice.action or notice.message}", "Got it",
                 lambda: None,
             )  # fmt: skip
         elif kind is NoticeKind.MIC_LOST:

@@ -11,6 +11,8 @@ idle window costs next to nothing.
 
 from __future__ import annotations
 
+import time
+from collections import deque
 from typing import Any, Protocol
 
 import numpy as np
@@ -26,6 +28,7 @@ WINDOW_S = 6.0
 BINS = 480
 METER_WINDOW_S = 0.05
 METER_FLOOR_DB = -60.0
+PAUSE_S = 0.1  # a stop in writing longer than this is drawn as silence
 
 
 class SampleSource(Protocol):
@@ -104,7 +107,11 @@ class LevelMeter(QWidget):
 
 
 class _Trace:
-    """One source drawn as one curve; remembers what it drew last to skip idle frames."""
+    """One source drawn as one curve, on the wall clock. The rings hold audio only (the
+    mic while capturing, the reply while it plays), so the trace remembers where writing
+    paused and for how long, and draws those pauses as silence: mic and reply scroll on
+    one clock and line up. A trace that has scrolled out flat is not redrawn, so an idle
+    window costs next to nothing."""
 
     def __init__(self, plot: pg.PlotItem, colour: str, rate: int, meter: LevelMeter) -> None:
         self.rate = rate
@@ -113,30 +120,72 @@ class _Trace:
         self.curve = plot.plot(pen=pg.mkPen(colour, width=1))
         self.curve.setDownsampling(auto=False)
         self.curve.setClipToView(False)
-        self._drawn_at = -1
         self.window_samples = int(WINDOW_S * rate)
         self.meter_samples = int(METER_WINDOW_S * rate)
+        self._bin_samples = max(1, self.window_samples // BINS)
+        self._min_pause = int(PAUSE_S * rate)
+        self._written = -1  # total_written at the last change seen
+        self._changed_at = 0.0  # when it changed (monotonic seconds)
+        self._pauses: deque[tuple[int, int]] = deque(maxlen=64)  # (at sample, length)
+        self._drawn: tuple[int, int] | None = None  # (written, silent bins) last drawn
 
     def attach(self, source: SampleSource | None) -> None:
         self.source = source
-        self._drawn_at = -1
+        self._written = -1
+        self._pauses.clear()
+        self._drawn = None
 
-    def tick(self, x: np.ndarray[Any, Any]) -> bool:
+    def tick(self, x: np.ndarray[Any, Any], now: float) -> bool:
         source = self.source
         if source is None:
-            if self._drawn_at != -2:
+            if self._drawn != (-2, 0):
                 self.curve.setData(x, np.zeros_like(x))
                 self.meter.set_level(METER_FLOOR_DB, METER_FLOOR_DB)
-                self._drawn_at = -2
+                self._drawn = (-2, 0)
             return False
         written = source.total_written
-        if written == self._drawn_at:
+        if written != self._written:
+            paused = min(self.window_samples, int((now - self._changed_at) * self.rate))
+            if self._written >= 0 and paused >= self._min_pause:
+                self._pauses.append((self._written, paused))
+            self._written, self._changed_at = written, now
+        silent = min(self.window_samples, int((now - self._changed_at) * self.rate))
+        silent_bins = silent // self._bin_samples
+        if self._drawn == (written, silent_bins):
             return False
-        self._drawn_at = written
-        window = source.latest(self.window_samples)
+        self._drawn = (written, silent_bins)
+        window = self._compose(source, written, silent_bins * self._bin_samples)
         self.curve.setData(x, peak_envelope(window, BINS))
-        self.meter.set_level(*dbfs(window[-self.meter_samples :]))
+        level = window[-self.meter_samples :]
+        self.meter.set_level(*dbfs(level))
         return True
+
+    def _compose(self, source: SampleSource, written: int, silent: int) -> np.ndarray[Any, Any]:
+        """The newest `window_samples` of the stream with its pauses put back as zeros."""
+        recent = source.latest(self.window_samples)
+        pieces: list[np.ndarray[Any, Any]] = [np.zeros(silent, dtype=recent.dtype)]
+        need = self.window_samples - silent
+        end = written  # pieces are gathered right to left
+        for at, length in reversed(self._pauses):
+            if need <= 0:
+                break
+            real = min(end - at, need)
+            if real > 0:
+                pieces.append(
+                    recent[recent.size - (written - end) - real : recent.size - (written - end)]
+                )
+                need -= real
+            quiet = min(length, need)
+            pieces.append(np.zeros(quiet, dtype=recent.dtype))
+            need -= quiet
+            end = at
+        if need > 0:
+            stop = recent.size - (written - end)
+            pieces.append(recent[max(0, stop - need) : stop])
+        out = np.concatenate(pieces[::-1])
+        if out.size < self.window_samples:
+            out = np.concatenate([np.zeros(self.window_samples - out.size, out.dtype), out])
+        return out
 
 
 class ScopeView(QWidget):
@@ -159,6 +208,7 @@ class ScopeView(QWidget):
         plot.hideAxis("left")
         plot.getAxis("bottom").setTextPen(theme.PLOT_FOREGROUND)
         plot.getAxis("bottom").setLabel("seconds")
+        plot.getAxis("bottom").setTickSpacing(1.0, 1.0)  # a grid line a second, no finer
         self.mic_meter = LevelMeter("Microphone", theme.MIC_COLOUR)
         self.reply_meter = LevelMeter("Reply", theme.REPLY_COLOUR)
         self.mic = _Trace(plot, theme.MIC_COLOUR, 16000, self.mic_meter)
@@ -180,8 +230,9 @@ class ScopeView(QWidget):
         self.mic.attach(mic)
         self.reply.attach(reply)
 
-    def tick(self) -> None:
-        drew = self.mic.tick(self._x)
-        drew = self.reply.tick(self._x) or drew
+    def tick(self, now: float | None = None) -> None:
+        now = time.monotonic() if now is None else now
+        drew = self.mic.tick(self._x, now)
+        drew = self.reply.tick(self._x, now) or drew
         if drew:
             self.frames_drawn += 1

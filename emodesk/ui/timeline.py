@@ -18,7 +18,14 @@ import numpy as np
 import pyqtgraph as pg
 from PySide6.QtCore import QPointF, Qt
 from PySide6.QtGui import QColor
-from PySide6.QtWidgets import QHBoxLayout, QLabel, QToolTip, QVBoxLayout, QWidget
+from PySide6.QtWidgets import (
+    QHBoxLayout,
+    QLabel,
+    QSizePolicy,
+    QToolTip,
+    QVBoxLayout,
+    QWidget,
+)
 
 from emodesk.conversation.api import ReadingAdded
 from emodesk.ui import theme
@@ -131,11 +138,15 @@ class TimelineView(QWidget):
         self.title.setObjectName("sectionTitle")
         self.trend_label = QLabel("")
         self.trend_label.setTextFormat(Qt.TextFormat.PlainText)
+        # The advice can be long: let it shrink (with the full text on hover), never push
+        # the plot wider than a small screen.
+        self.trend_label.setMinimumWidth(40)
+        self.trend_label.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Preferred)
+        self.trend_label.setAlignment(Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter)
         header = QHBoxLayout()
         header.setContentsMargins(4, 0, 4, 0)
         header.addWidget(self.title)
-        header.addStretch(1)
-        header.addWidget(self.trend_label)
+        header.addWidget(self.trend_label, 1)
 
         self.plot_widget = pg.PlotWidget(background=theme.PLOT_BACKGROUND)
         self.plot_widget.setAntialiasing(False)
@@ -154,6 +165,7 @@ class TimelineView(QWidget):
         left.setWidth(46)
         bottom = plot.getAxis("bottom")
         bottom.setTextPen(theme.PLOT_FOREGROUND)
+        bottom.setTickSpacing(10.0, 10.0)  # a grid line every 10 s: finer is only noise
         self.bars = pg.BarGraphItem(x0=[], x1=[], y0=[], height=[], pen=None, brush=None)
         plot.addItem(self.bars)
         self.markers = pg.ScatterPlotItem(
@@ -238,7 +250,9 @@ class TimelineView(QWidget):
             x=[r.t_end_s for r in escalated],
             y=[row_of(r.source) + BAR_HEIGHT / 2 + 0.12 for r in escalated],
         )
-        self.trend_label.setText(self._trend_text())
+        text = self._trend_text()
+        self.trend_label.setText(text)
+        self.trend_label.setToolTip(text)
 
     @staticmethod
     def _brush(reading: ReadingAdded) -> QColor:
@@ -250,7 +264,7 @@ class TimelineView(QWidget):
         trend = self.data.trend
         if not self.enabled_for_emotion or not trend.trend:
             return ""
-        text = f"Trend: {trend.trend}"
+        text = f"Trend: {trend.trend.replace('_', ' ')}"
         if trend.escalate:
             text += " — escalation"
         if trend.advice:

@@ -77,17 +77,43 @@ def test_peak_envelope_keeps_a_one_sample_click() -> None:
     assert env.min() == 0.0
 
 
-def test_scope_redraws_only_when_new_samples_arrived(qtbot: object) -> None:
+def test_scope_redraws_only_when_new_samples_arrived_or_time_moved(qtbot: object) -> None:
     scope = ScopeView()
     qtbot.addWidget(scope)  # type: ignore[attr-defined]
     mic, reply = RingBuffer(16000 * 10), RingBuffer(24000 * 10)
     scope.attach(mic, reply)
-    scope.tick()
+    scope.tick(100.0)
     drawn = scope.frames_drawn
-    scope.tick()
+    scope.tick(100.0)
     assert scope.frames_drawn == drawn  # nothing new: no redraw
     mic.write((np.sin(np.arange(1600) / 5) * 20000).astype(np.int16))
-    scope.tick()
+    scope.tick(100.0)
     assert scope.frames_drawn == drawn + 1
     assert scope.mic_meter.rms_db > -10
     assert scope.reply_meter.rms_db <= -60
+    # Once everything has scrolled out flat, an idle window draws nothing at all.
+    scope.tick(200.0)
+    idle = scope.frames_drawn
+    for t in (201.0, 202.0, 300.0):
+        scope.tick(t)
+    assert scope.frames_drawn == idle
+
+
+def test_scope_draws_pauses_in_writing_as_silence(qtbot: object) -> None:
+    """The mic ring is written only while capturing: a 3 s pause between two bursts must
+    show as 3 s of flat line between them, so mic and reply line up on one clock."""
+    scope = ScopeView()
+    qtbot.addWidget(scope)  # type: ignore[attr-defined]
+    mic = RingBuffer(16000 * 10)
+    scope.attach(mic, None)
+    loud = np.full(8000, 20000, dtype=np.int16)  # 0.5 s
+    mic.write(loud)
+    scope.tick(10.0)
+    mic.write(loud)  # 3 s later
+    scope.tick(13.0)
+    _, envelope = scope.mic.curve.getData()
+    top = envelope[1::2]  # max per bin; bins of WINDOW_S / BINS seconds, newest last
+    seconds = np.linspace(-6.0, 0.0, BINS)
+    assert top[seconds > -0.45].min() > 0.5  # the new burst, at the right edge
+    assert top[(seconds < -0.6) & (seconds > -3.4)].max() == 0.0  # the pause, flat
+    assert top[(seconds < -3.6) & (seconds > -3.9)].min() > 0.5  # the first burst
