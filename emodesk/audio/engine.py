@@ -9,6 +9,13 @@ Threads:
 - The loop's thread calls the `AudioPort` methods, which never block: they queue work
   for the engine thread and wake it.
 
+Capture: `prepare_capture` opens the input device ahead of time (a fresh stream on a
+sound server can take seconds to deliver its first block) and keeps it open until
+`release_capture`; meanwhile frames only fill `mic_ring` (meters, waveform) and a short
+pre-roll. `start_capture` / `stop_capture` switch delivery to `on_frame` on and off: a
+press delivers the pre-roll at once, then live frames. Without `prepare_capture`,
+`start_capture` opens the device and `stop_capture` closes it again.
+
 Implements `emodesk.conversation.ports.AudioPort`. Needs no Qt event loop anywhere
 (the QThread's `run` is a plain loop), so it works under a bare asyncio loop too.
 """
@@ -48,6 +55,7 @@ _IDLE_WAIT_S = 0.05  # engine thread wakes at least this often (watchdog)
 _STALL_S = 3.0
 _OUTPUT_BLOCK_MS = 10  # output callback size: small, so a flush has little to drain
 _RING_SECONDS = 10
+_CAPTURE_RING_S = 2.0  # captured audio the engine thread may fall behind before overflow
 
 
 @dataclass(frozen=True, slots=True)
@@ -116,7 +124,7 @@ class AudioEngine:
         self._out_device: DeviceInfo | None = None
         self._in_rate = CAPTURE_RATE
         self._out_rate = REPLY_RATE
-        self._capture_ring = RingBuffer(CAPTURE_RATE * 2, np.int16)
+        self._capture_ring = RingBuffer(int(CAPTURE_RATE * _CAPTURE_RING_S), np.int16)
         self._far_ring = RingBuffer(REPLY_RATE, np.int16)
         self._in_resampler: StreamResampler | None = None
         self._far_resampler: StreamResampler | None = None
@@ -126,7 +134,10 @@ class AudioEngine:
         self._echo = EchoCanceller(s.aec_stream_delay_ms) if self._aec_on else None
         self._playout = PlayoutBuffer(REPLY_RATE, s.playout_buffer_ms)
         self._reported_start: float | None = None
-        self._capture_wanted = False
+        self._input_held = False  # prepare_capture: keep the input open between turns
+        self._delivery_generation: int | None = None  # frames go to on_frame (a turn)
+        # The newest frames before a press, with their callback time; never echo of a reply.
+        self._preroll: deque[tuple[Int16Array, float]] = deque(maxlen=s.preroll_frames)
         self._failed = False
 
         # Written by callbacks (plain int/float stores).
@@ -145,15 +156,26 @@ class AudioEngine:
 
     # ---- AudioPort ------------------------------------------------------------------
 
+    def prepare_capture(self) -> None:
+        """Open the input device now and keep it open until `release_capture` (idempotent).
+        A device that cannot open is reported through `on_error`."""
+        self._post(self._hold_input)
+
+    def release_capture(self) -> None:
+        """Close the input device (after the current turn, if one is being captured)."""
+        self._post(self._release_input)
+
     def start_capture(self, on_frame: Callable[[bytes], None]) -> None:
+        """Deliver frames to `on_frame` (on the loop): the pre-roll first, then live ones."""
         self._on_frame = on_frame
         self._capture_generation += 1
-        self._post(self._open_capture)
+        generation = self._capture_generation
+        self._post(lambda: self._begin_delivery(generation))
 
     def stop_capture(self) -> None:
         self._on_frame = None
         self._capture_generation += 1
-        self._post(self._close_capture)
+        self._post(self._end_delivery)
 
     def play(self, pcm: bytes, rate: int = REPLY_RATE) -> None:
         if rate <= 0:
@@ -235,6 +257,11 @@ class AudioEngine:
     @property
     def output_device(self) -> DeviceInfo | None:
         return self._out_device
+
+    @property
+    def input_open(self) -> bool:
+        """The input device is open (prepared, or capturing a turn)."""
+        return self._in_stream is not None
 
     @property
     def input_rate(self) -> int:
@@ -389,9 +416,40 @@ class AudioEngine:
             self._playout.clear()
             self._playout = PlayoutBuffer(rate, self.settings.playout_buffer_ms)
 
+    @property
+    def _input_wanted(self) -> bool:
+        return self._input_held or self._delivery_generation is not None
+
+    def _hold_input(self) -> None:
+        self._input_held = True
+        self._failed = False  # an explicit request tries the devices again
+        self._open_capture()
+
+    def _release_input(self) -> None:
+        self._input_held = False
+        if self._delivery_generation is None:
+            self._close_capture()
+
+    def _begin_delivery(self, generation: int) -> None:
+        self._delivery_generation = None  # frames processed below go to the pre-roll
+        self._failed = False
+        if self._in_stream is None:
+            self._delivery_generation = generation  # wanted, even if the open fails
+            self._open_capture()
+            return
+        self._drain_capture()  # what the device gave us up to the press
+        for frame, t_callback in self._preroll:
+            self._post_frame(generation, frame, t_callback)
+        self._preroll.clear()
+        self._delivery_generation = generation
+
+    def _end_delivery(self) -> None:
+        self._delivery_generation = None
+        self._preroll.clear()  # frames of this turn are not the next turn's pre-roll
+        if not self._input_held:
+            self._close_capture()
+
     def _open_capture(self) -> None:
-        self._capture_wanted = True
-        self._failed = False  # an explicit start tries the devices again
         if self._in_stream is not None:
             return
         pa = self._portaudio()
@@ -423,7 +481,7 @@ class AudioEngine:
             self._in_resampler = (
                 StreamResampler(rate, CAPTURE_RATE) if rate != CAPTURE_RATE else None
             )
-            self._capture_ring = RingBuffer(rate * 2, np.int16)
+            self._capture_ring = RingBuffer(int(rate * _CAPTURE_RING_S), np.int16)
             self._pending = np.zeros(0, dtype=np.int16)
             self._in_device = device
             self._in_stream = stream
@@ -433,21 +491,33 @@ class AudioEngine:
         raise AudioDeviceError(f"cannot open input device {device.name!r}: {last_error}")
 
     def _close_capture(self) -> None:
-        self._capture_wanted = False
         stream, self._in_stream = self._in_stream, None
         if stream is not None:
             _close_quietly(stream)
         self._pending = np.zeros(0, dtype=np.int16)
+        self._preroll.clear()
         self._capture_ring.read_new()  # discard what was not yet framed
         if self._echo is not None:
             self._echo.reset()
 
     def _restart_output(self) -> None:
-        stream, self._out_stream = self._out_stream, None
-        if stream is not None:
-            _close_quietly(stream)  # Pa_CloseStream discards what the device holds
+        """Drop what the device holds. Aborting (Pa_AbortStream discards the device's
+        buffers) and restarting keeps the stream: a freshly opened one can take from
+        milliseconds to seconds before a sound server plays it, which delayed the next
+        reply after a barge-in."""
         for r in self._out_resamplers.values():
             r.flush()
+        stream = self._out_stream
+        if stream is not None:
+            try:
+                _abort_stream(stream)
+                stream.start_stream()
+                self._last_out_callback = time.monotonic()
+                return
+            except (OSError, AttributeError) as exc:
+                log.info("restarting the output stream failed (%s); reopening it", exc)
+                self._out_stream = None
+                _close_quietly(stream)
         self._open_output()
 
     def _close_streams(self) -> None:
@@ -509,15 +579,22 @@ class AudioEngine:
             frame = self._echo.process(frame)
         frame = self._processor.process(frame)
         self.mic_ring.write(frame)
+        generation = self._delivery_generation
         if self.settings.echo_mode == "half_duplex" and self.reply_active:
-            self._frames_suppressed += 1
+            self._preroll.clear()  # the reply's echo must not open the next turn either
+            if generation is not None:
+                self._frames_suppressed += 1
             return
-        if self._on_frame is None:
+        if generation is None:
+            self._preroll.append((frame, t_callback))
             return
+        self._post_frame(generation, frame, t_callback)
+
+    def _post_frame(self, generation: int, frame: Int16Array, t_callback: float) -> None:
         self._frames_delivered += 1
         if self.trace_capture is not None:
             self.trace_capture.append(t_callback)
-        self._to_loop(self._deliver, self._capture_generation, frame.tobytes())
+        self._to_loop(self._deliver, generation, frame.tobytes())
 
     def _report_playback_start(self) -> None:
         started = self._playout.started_at
@@ -557,7 +634,7 @@ class AudioEngine:
         """Reopen the devices (by name, else the default) with a fresh device list."""
         self._device_errors += 1
         self._report_error(f"{reason}; reopening")
-        capture = self._capture_wanted
+        capture = self._input_wanted
         self._close_streams()
         self._terminate_portaudio()
         attempts = self.settings.recovery_attempts
@@ -577,8 +654,15 @@ class AudioEngine:
             self._report_error("audio devices reopened")
             return
         self._failed = True
-        self._capture_wanted = False
+        self._input_held = False
+        self._delivery_generation = None
         self._report_error(f"audio stopped: devices did not reopen after {attempts} attempts")
+
+
+def _abort_stream(stream: Any) -> None:
+    """Pa_AbortStream: stop at once, discarding queued output (PyAudio's `Stream` only
+    offers Pa_StopStream, which plays the queue out first)."""
+    pyaudio._portaudio.abort_stream(stream._stream)
 
 
 def _close_quietly(stream: Any) -> None:

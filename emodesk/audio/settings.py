@@ -29,6 +29,9 @@ class AudioSettings:
     # tail); "full_duplex_aec": always delivered, with WebRTC AEC3 removing the reply.
     echo_mode: EchoMode = "half_duplex"
     half_duplex_tail_ms: int = 200
+    # Audio from just before a push-to-talk press that is sent with the turn, so a word
+    # begun with (or a moment before) the press is not clipped. Needs `prepare_capture`.
+    preroll_ms: int = 160
     # AEC3's hint for the speaker-to-mic delay; 0 lets its estimator find it.
     aec_stream_delay_ms: int = 0
     noise_gate: bool = False
@@ -57,6 +60,8 @@ class AudioSettings:
             )
         if self.echo_mode not in ("half_duplex", "full_duplex_aec"):
             raise AudioSettingsError(f"unknown echo_mode {self.echo_mode!r}")
+        if not 0 <= self.preroll_ms <= 1000:
+            raise AudioSettingsError(f"preroll_ms must be 0..1000, got {self.preroll_ms}")
         if self.half_duplex_tail_ms < 0 or self.aec_stream_delay_ms < 0:
             raise AudioSettingsError("half_duplex_tail_ms and aec_stream_delay_ms must be >= 0")
         for name in ("input_device_rate", "output_device_rate"):
@@ -69,3 +74,8 @@ class AudioSettings:
     @property
     def frame_samples(self) -> int:
         return CAPTURE_RATE * self.frame_ms // 1000
+
+    @property
+    def preroll_frames(self) -> int:
+        """Whole frames of pre-roll, rounded up so at least `preroll_ms` is kept."""
+        return -(-self.preroll_ms // self.frame_ms)

@@ -167,6 +167,7 @@ class Controller:
         self._transcript: list[tuple[str, str]] = []
         self._pending: set[asyncio.Future[Any]] = set()
         self._tasks: set[asyncio.Task[Any]] = set()
+        self._mic_prepared = False  # the microphone is held open while not offline
         live.set_listener(self._on_live_event)
         audio.set_listeners(
             on_playback_started=self._on_playback_started, on_error=self._on_audio_error
@@ -504,9 +505,21 @@ class Controller:
         if state is self._state:
             return
         previous, self._state = self._state, state
+        self._hold_microphone(state not in (S.OFFLINE, S.ERROR))
         self._emit(StateChanged(state, previous, detail))
         if state is S.READY and self._pending_reconfigure and not self._reconfiguring:
             self._spawn(self._reconfigure(self._pending_reconfigure))
+
+    def _hold_microphone(self, hold: bool) -> None:
+        """Open the microphone once a connection starts, so a press captures from its first
+        moment; close it when offline or failed (privacy: never open while offline)."""
+        if hold == self._mic_prepared:
+            return
+        self._mic_prepared = hold
+        if hold:
+            self._audio.prepare_capture()
+        else:
+            self._audio.release_capture()
 
     def _current(self) -> ConversationState:
         """The state now, for re-checks after an await (listeners may have changed it)."""

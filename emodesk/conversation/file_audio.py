@@ -48,6 +48,7 @@ class FileAudio:
         self._play_end = 0.0
         self.dropped_chunks = 0  # reply audio at a rate other than the first one's
         self.flushes = 0
+        self.prepared = False
 
     # -- the microphone --------------------------------------------------------------
 
@@ -69,6 +70,13 @@ class FileAudio:
             while self._cursor < sample:
                 self._position_changed.clear()
                 await self._position_changed.wait()
+
+    def prepare_capture(self) -> None:
+        # A file needs no warm-up and has no audio "before the press": only remembered.
+        self.prepared = True
+
+    def release_capture(self) -> None:
+        self.prepared = False
 
     def start_capture(self, on_frame: Callable[[bytes], None]) -> None:
         self.stop_capture()

@@ -12,9 +12,21 @@ from emodesk.live.settings import LiveSettings
 
 
 class AudioPort(Protocol):
+    def prepare_capture(self) -> None:
+        """Open the microphone ahead of the turns and keep it open until `release_capture`,
+        so a press captures from its first moment (devices can take seconds to start).
+        Idempotent. Nothing reaches `on_frame` outside `start_capture`..`stop_capture`.
+        A device that cannot open is reported through `on_error`."""
+
+    def release_capture(self) -> None:
+        """Close the microphone opened by `prepare_capture` (once a turn being captured
+        has stopped). Idempotent."""
+
     def start_capture(self, on_frame: Callable[[bytes], None]) -> None:
-        """Open the microphone. `on_frame` is called on the asyncio loop's thread with
-        16 kHz mono PCM16 frames until `stop_capture`."""
+        """Deliver the microphone (opening it if `prepare_capture` has not): `on_frame` is
+        called on the asyncio loop's thread with 16 kHz mono PCM16 frames until
+        `stop_capture`. A prepared microphone may first deliver a short pre-roll: the
+        audio just before the call."""
 
     def stop_capture(self) -> None: ...
 

@@ -70,12 +70,22 @@ class FakeLive:
 
 class FakeAudio:
     def __init__(self) -> None:
+        self.prepared = False  # the microphone is held open (prepare_capture)
+        self.mic_calls: list[str] = []  # prepare / release, in order
         self.capturing = False
         self.on_frame: Callable[[bytes], None] | None = None
         self.played: list[tuple[int, int]] = []
         self.flushes = 0
         self.on_playback_started: Callable[[float], None] | None = None
         self.on_error: Callable[[str], None] | None = None
+
+    def prepare_capture(self) -> None:
+        self.prepared = True
+        self.mic_calls.append("prepare")
+
+    def release_capture(self) -> None:
+        self.prepared = False
+        self.mic_calls.append("release")
 
     def start_capture(self, on_frame: Callable[[bytes], None]) -> None:
         self.capturing = True
