@@ -6,11 +6,16 @@ How a turn becomes a reading
 2. Speaker normalisation: each feature becomes a z-score against the speaker's running
    baseline within the session, so a naturally high or loud voice is not read as agitated.
    Until `warmup_turns` turns with speech have been heard the baseline is the stated
-   `DEFAULT_PRIOR` (typical adult conversational speech, wide enough to cover both low and
-   high voices); afterwards it is the mean/std of the speaker's own turns (an exponentially
-   weighted average over about the last `BASELINE_MEMORY` turns; the std pools the
-   speaker's spread with `WITHIN_SPEAKER_FRACTION` of the prior's, weighted as
-   `PRIOR_STD_TURNS` turns, so a few similar turns do not make every change look huge).
+   `DEFAULT_PRIOR` (typical adult conversational speech); afterwards it is the mean/std
+   of the speaker's own turns (an exponentially weighted average over about the last
+   `BASELINE_MEMORY` turns; the std pools the speaker's spread with
+   `WITHIN_SPEAKER_FRACTION` of the prior's, weighted as `PRIOR_STD_TURNS` turns, so a
+   few similar turns do not make every change look huge).
+   Adult speaking pitch is bimodal (men about 115 Hz, women about 200 Hz), so under the
+   prior the F0 z-score is taken against both registers (`F0_REGISTERS`), weighted by how
+   well each explains the turn: a typical man's or woman's voice reads as typical, and a
+   pitch between the registers is ambiguous and counts little. One population Gaussian
+   would read every ordinary male voice as subdued and every female one as excited.
 3. Arousal (activation) = tanh of a weighted sum of z-scores. Raised F0, wider F0
    variation, louder voice, flatter spectral tilt (higher alpha ratio), faster rate and
    fewer pauses all go with higher arousal: the most replicated vocal cues (Scherer 2003,
@@ -55,21 +60,31 @@ FEATURES = (
 # Typical adult conversational speech at 16 kHz in dBFS terms (a stated prior, not a
 # measurement of this speaker): mean, std per feature.
 DEFAULT_PRIOR_MEAN = {
-    "f0_mean_st": 29.0,  # ~145 Hz: between typical male (~115) and female (~210) voices
+    # Population mean (~145 Hz); under the prior F0 is judged by `F0_REGISTERS` instead.
+    "f0_mean_st": 29.0,
     "f0_std_st": 2.5,
+    # ITU-T P.56 nominal active speech level (-26 dBov); microphones and gains vary a lot,
+    # hence the wide spread.
     "loudness_dbfs": -26.0,
     "alpha_ratio_db": -12.0,
-    "rate_per_s": 4.0,
+    # Voiced segments per second (eGeMAPS VoicedSegmentsPerSec): about 3 at an ordinary
+    # 150-170 words per minute (4-5 syllables per second; a voiced consonant joins the
+    # nuclei on either side into one segment), as openSMILE also counts on such speech.
+    "rate_per_s": 3.0,
     "pause_ratio": 0.15,
 }
 DEFAULT_PRIOR_STD = {
     "f0_mean_st": 5.0,
     "f0_std_st": 1.2,
-    "loudness_dbfs": 7.0,
+    "loudness_dbfs": 8.0,
     "alpha_ratio_db": 4.0,
-    "rate_per_s": 1.5,
+    "rate_per_s": 1.0,
     "pause_ratio": 0.15,
 }
+# Speaking F0 registers of adult men and women (mean, between-speaker std) in semitones
+# from 27.5 Hz: about 115 Hz and 200 Hz, each +-3 st (Baken & Orlikoff 2000, Clinical
+# Measurement of Speech and Voice; Titze 1994, Principles of Voice Production).
+F0_REGISTERS: tuple[tuple[float, float], ...] = ((24.5, 3.0), (34.5, 3.0))
 
 AROUSAL_WEIGHTS = {
     "f0_mean_st": 0.30,
@@ -115,16 +130,30 @@ class Baseline:
     mean: dict[str, float] = field(default_factory=lambda: dict(DEFAULT_PRIOR_MEAN))
     std: dict[str, float] = field(default_factory=lambda: dict(DEFAULT_PRIOR_STD))
     turns: int = 0
+    # (mean, std) of pitch registers; empty means F0 is judged by mean/std like the rest.
+    f0_registers: tuple[tuple[float, float], ...] = F0_REGISTERS
 
     def z(self, features: ProsodyFeatures) -> dict[str, float]:
         """z-score per feature; a missing (nan) feature counts as typical (0)."""
         out: dict[str, float] = {}
         for name in FEATURES:
             value = float(getattr(features, name))
-            out[name] = (
-                0.0 if not math.isfinite(value) else (value - self.mean[name]) / self.std[name]
-            )
+            if not math.isfinite(value):
+                out[name] = 0.0
+            elif name == "f0_mean_st" and self.f0_registers:
+                out[name] = register_z(value, self.f0_registers)
+            else:
+                out[name] = (value - self.mean[name]) / self.std[name]
         return out
+
+
+def register_z(value: float, registers: tuple[tuple[float, float], ...]) -> float:
+    """z-score against a mixture of registers: each register's z weighted by its likelihood."""
+    zs = [(value - mean) / std for mean, std in registers]
+    logs = [-0.5 * z * z - math.log(std) for z, (_m, std) in zip(zs, registers, strict=True)]
+    top = max(logs)
+    weights = [math.exp(lg - top) for lg in logs]
+    return sum(w * z for w, z in zip(weights, zs, strict=True)) / sum(weights)
 
 
 DEFAULT_PRIOR = Baseline()
@@ -182,7 +211,7 @@ class AcousticEstimator:
             raise ValueError(f"warmup_turns must be >= 0, got {warmup_turns}")
         self.prior = replace(prior) if prior is not None else Baseline()
         self.warmup_turns = warmup_turns
-        self._speaker = Baseline(dict(self.prior.mean), {k: 0.0 for k in FEATURES}, 0)
+        self._speaker = Baseline(dict(self.prior.mean), {k: 0.0 for k in FEATURES}, 0, ())
         self._var = {k: 0.0 for k in FEATURES}
 
     @property
@@ -204,7 +233,7 @@ class AcousticEstimator:
             )
             for k in FEATURES
         }  # fmt: skip
-        return Baseline(dict(self._speaker.mean), std, self._speaker.turns)
+        return Baseline(dict(self._speaker.mean), std, self._speaker.turns, ())
 
     def _update(self, features: ProsodyFeatures) -> None:
         n = self._speaker.turns + 1

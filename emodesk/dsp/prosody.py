@@ -14,7 +14,8 @@ Functionals per utterance:
 - `voiced_ratio`: voiced frames / active (speech-level) frames.
 - `loudness_dbfs`: RMS level over active frames; `loudness_proxy`: mean loudness there.
 - `rate_per_s`: voiced segments per second (eGeMAPS `VoicedSegmentsPerSec`), a speaking
-  rate proxy; `loudness_peaks_per_s` (eGeMAPS `loudnessPeaksPerSec`) is kept beside it.
+  rate proxy, counted after bridging pitch-tracker dropouts (see `MAX_BRIDGED_GAP_FRAMES`);
+  `loudness_peaks_per_s` (eGeMAPS `loudnessPeaksPerSec`) is kept beside it.
 - `pause_ratio`: share of the span between the first and last active frame that lies in
   quiet runs of at least `MIN_PAUSE_MS`.
 """
@@ -37,7 +38,12 @@ HOP_MS = 10.0
 SPECTRAL_WINDOW_MS = 25.0
 N_MEL_BANDS = 20
 MIN_VOICED_FRAMES = 3
-MIN_VOICED_SEGMENT_FRAMES = 3  # 30 ms: shorter voiced blips are not syllable nuclei
+# Voiced segments: unvoiced gaps up to 30 ms inside voicing are pitch-tracker dropouts, not
+# consonants (a voiceless stop or fricative lasts 50-150 ms), and voiced runs under 50 ms are
+# not syllable nuclei. Without both, one syllable counts two or three times: with them the
+# count agrees with openSMILE's eGeMAPS `VoicedSegmentsPerSec` to within about 1/s.
+MAX_BRIDGED_GAP_FRAMES = 3
+MIN_VOICED_SEGMENT_FRAMES = 5
 MIN_PAUSE_MS = 100.0
 ACTIVE_ABS_DBFS = -50.0  # quieter hops are never speech
 ACTIVE_BELOW_PEAK_DB = 30.0  # nor are hops this far under the utterance's loud hops
@@ -171,6 +177,22 @@ def _runs(mask: np.ndarray[Any, np.dtype[np.bool_]]) -> tuple[Any, Any]:
     return np.flatnonzero(edges == 1), np.flatnonzero(edges == -1)
 
 
+def _voiced_segments(voiced: np.ndarray[Any, np.dtype[np.bool_]]) -> int:
+    """Voiced segments long enough to be syllable nuclei, after bridging pitch dropouts."""
+    gap_starts, gap_ends = _runs(~voiced)
+    bridge = (
+        (gap_ends - gap_starts <= MAX_BRIDGED_GAP_FRAMES)
+        & (gap_starts > 0)
+        & (gap_ends < voiced.size)
+    )
+    edges = np.zeros(voiced.size + 1, dtype=np.int64)
+    np.add.at(edges, gap_starts[bridge], 1)
+    np.add.at(edges, gap_ends[bridge], -1)
+    joined = voiced | (np.cumsum(edges[:-1]) > 0)
+    starts, ends = _runs(joined)
+    return int(np.sum((ends - starts) >= MIN_VOICED_SEGMENT_FRAMES))
+
+
 def summarise(tracks: FrameTracks, duration_s: float) -> ProsodyFeatures:
     """Utterance functionals from per-hop descriptors."""
     n = len(tracks)
@@ -207,9 +229,7 @@ def summarise(tracks: FrameTracks, duration_s: float) -> ProsodyFeatures:
     else:
         alpha = hammarberg = nan
 
-    starts, ends = _runs(voiced)
-    segments = int(np.sum((ends - starts) >= MIN_VOICED_SEGMENT_FRAMES))
-    rate_per_s = segments / duration_s
+    rate_per_s = _voiced_segments(voiced) / duration_s
 
     # Loudness peaks: local maxima of the lightly smoothed contour that stand out.
     smooth = np.convolve(tracks.loudness, np.ones(5) / 5.0, mode="same")

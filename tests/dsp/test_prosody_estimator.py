@@ -6,7 +6,12 @@ import numpy as np
 import pytest
 
 from emodesk.core.emotion import Emotion, EnergyLevel, Source
-from emodesk.dsp.estimator import AcousticEstimator, label_probabilities
+from emodesk.dsp.estimator import (
+    F0_REGISTERS,
+    AcousticEstimator,
+    label_probabilities,
+    register_z,
+)
 from emodesk.dsp.prosody import ProsodyStream, extract_features
 from tests.support.speech import (
     AGITATED,
@@ -107,3 +112,26 @@ def test_report_args_for_the_emulator() -> None:
     assert args["energy_level"] == EnergyLevel.HIGH.value
     assert 0.0 < float(args["confidence"]) <= 1.0  # type: ignore[arg-type]
     assert not math.isnan(float(args["confidence"]))  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize("voice", VOICES)
+@pytest.mark.parametrize("sentence", SENTENCES)
+def test_normal_rendering_reads_neutral_or_unsure_against_the_prior(
+    sentence: str, voice: str
+) -> None:
+    """An ordinary male or female voice is not read as subdued or agitated from pitch alone."""
+    reading = AcousticEstimator().estimate(
+        speech_16k(sentence, NORMAL, voice), RATE, turn=1, t_start_s=0.0, t_end_s=1.0
+    )
+    assert reading is not None
+    assert reading.emotion is Emotion.NEUTRAL or reading.confidence < 0.3
+    assert reading.emotion is not Emotion.SAD and reading.energy_level is not EnergyLevel.LOW
+
+
+def test_pitch_between_the_male_and_female_registers_counts_as_typical() -> None:
+    between = register_z(29.5, F0_REGISTERS)
+    low_man = register_z(F0_REGISTERS[0][0] - 2 * F0_REGISTERS[0][1], F0_REGISTERS)
+    high_woman = register_z(F0_REGISTERS[1][0] + 2 * F0_REGISTERS[1][1], F0_REGISTERS)
+    assert abs(between) < 0.3
+    assert low_man == pytest.approx(-2.0, abs=0.05) and high_woman == pytest.approx(2.0, abs=0.05)
+    assert register_z(F0_REGISTERS[0][0], F0_REGISTERS) == pytest.approx(0.0, abs=0.05)
