@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from functools import cached_property
 from typing import Any
 
 import numpy as np
@@ -45,34 +46,39 @@ class YinConfig:
         if self.hop_ms <= 0 or self.window_ms <= 0:
             raise ValueError("hop_ms and window_ms must be positive")
 
-    @property
+    @cached_property
     def hop(self) -> int:
         return max(1, round(self.rate * self.hop_ms / 1000.0))
 
-    @property
+    @cached_property
     def tau_min(self) -> int:
         return max(2, math.floor(self.rate / self.fmax))
 
-    @property
+    @cached_property
     def tau_max(self) -> int:
         return math.ceil(self.rate / self.fmin)
 
-    @property
+    @cached_property
     def window(self) -> int:
         # The window must hold at least one longest period for the dip to be reliable.
         return max(round(self.rate * self.window_ms / 1000.0), self.tau_max)
 
-    @property
+    @cached_property
     def frame_len(self) -> int:
         return self.window + self.tau_max + 1
 
-    @property
+    @cached_property
     def nfft(self) -> int:
         return 1 << (self.frame_len - 1).bit_length()
 
+    @cached_property
+    def taus(self) -> FloatArray:
+        return np.arange(1, self.tau_max + 1, dtype=np.float64)
 
-def _yin_frames(frames: FloatArray, cfg: YinConfig) -> tuple[FloatArray, BoolArray]:
-    """F0 (nan when unvoiced) and voicing for a block of frames (n x frame_len)."""
+
+def yin_frames(frames: FloatArray, cfg: YinConfig) -> tuple[FloatArray, BoolArray]:
+    """F0 (nan when unvoiced) and voicing for a block of frames (n x `cfg.frame_len`), each
+    frame starting one window-centre lookbehind before the hop it describes."""
     n = frames.shape[0]
     w, tau_max, nfft = cfg.window, cfg.tau_max, cfg.nfft
     spec = np.fft.rfft(frames, nfft, axis=1)
@@ -87,7 +93,7 @@ def _yin_frames(frames: FloatArray, cfg: YinConfig) -> tuple[FloatArray, BoolArr
     np.maximum(diff, 0.0, out=diff)
     # Cumulative mean normalised difference; d'(0) = 1.
     running = np.cumsum(diff[:, 1:], axis=1)
-    taus = np.arange(1, tau_max + 1, dtype=np.float64)
+    taus = cfg.taus
     cmnd = np.ones_like(diff)
     cmnd[:, 1:] = diff[:, 1:] * taus / np.maximum(running, 1e-20)
 
@@ -156,7 +162,7 @@ def yin(
     voiced = np.empty(n_frames, dtype=bool)
     for start in range(0, n_frames, _BLOCK_FRAMES):
         count = min(_BLOCK_FRAMES, n_frames - start)
-        block_f0, block_voiced = _yin_frames(_frame_block(padded, start, count, cfg), cfg)
+        block_f0, block_voiced = yin_frames(_frame_block(padded, start, count, cfg), cfg)
         f0[start : start + count] = block_f0
         voiced[start : start + count] = block_voiced
     return f0, voiced
@@ -203,7 +209,7 @@ class YinTracker:
             available = min(available, limit)
         if available == 0:
             return np.empty(0), np.zeros(0, dtype=bool)
-        f0, voiced = _yin_frames(_frame_block(self._buf, 0, available, cfg), cfg)
+        f0, voiced = yin_frames(_frame_block(self._buf, 0, available, cfg), cfg)
         self._buf = self._buf[available * cfg.hop :]
         self._frames_done += available
         return f0, voiced

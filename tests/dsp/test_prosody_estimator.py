@@ -12,7 +12,7 @@ from emodesk.dsp.estimator import (
     label_probabilities,
     register_z,
 )
-from emodesk.dsp.prosody import ProsodyStream, extract_features
+from emodesk.dsp.prosody import BLOCK_HOPS, ProsodyStream, extract_features
 from tests.support.speech import (
     AGITATED,
     CALM,
@@ -74,11 +74,12 @@ def test_features_follow_the_controlled_prosody() -> None:
     assert 0.2 < low.voiced_ratio <= 1.0 and 0.0 <= low.pause_ratio < 1.0
 
 
-def test_streaming_features_equal_batch_features() -> None:
+@pytest.mark.parametrize("chunk", [320, 333, 7, RATE])
+def test_streaming_features_equal_batch_features(chunk: int) -> None:
     pcm = speech_16k(SENTENCES[2], NORMAL, "en-us")
     stream = ProsodyStream(RATE)
-    for start in range(0, pcm.size, 320):
-        stream.feed(pcm[start : start + 320])
+    for start in range(0, pcm.size, chunk):
+        stream.feed(pcm[start : start + chunk])
     assert stream.finish() == extract_features(pcm)
 
 
@@ -135,3 +136,24 @@ def test_pitch_between_the_male_and_female_registers_counts_as_typical() -> None
     assert abs(between) < 0.3
     assert low_man == pytest.approx(-2.0, abs=0.05) and high_woman == pytest.approx(2.0, abs=0.05)
     assert register_z(F0_REGISTERS[0][0], F0_REGISTERS) == pytest.approx(0.0, abs=0.05)
+
+
+def test_stream_with_bounded_work_per_feed_carries_the_rest_over() -> None:
+    pcm = speech_16k(SENTENCES[0], NORMAL, "en")
+    bounded = ProsodyStream(RATE, max_blocks_per_feed=1)
+    backlog = []
+    for start in range(0, pcm.size, RATE // 2):  # half-second chunks: more than one block
+        bounded.feed(pcm[start : start + RATE // 2])
+        backlog.append(bounded.pending_hops)
+    assert max(backlog) > BLOCK_HOPS  # work was carried over, not done all at once
+    assert bounded.finish() == extract_features(pcm)
+
+
+def test_a_finished_stream_takes_no_more_audio() -> None:
+    stream = ProsodyStream(RATE)
+    stream.feed(np.zeros(RATE // 10, np.int16))
+    stream.finish()
+    with pytest.raises(RuntimeError, match="finished"):
+        stream.feed(np.zeros(160, np.int16))
+    with pytest.raises(ValueError, match="max_blocks_per_feed"):
+        ProsodyStream(RATE, max_blocks_per_feed=0)
