@@ -23,7 +23,7 @@ import numpy as np
 FloatArray = np.ndarray[Any, np.dtype[np.float64]]
 BoolArray = np.ndarray[Any, np.dtype[np.bool_]]
 
-_BLOCK_FRAMES = 256  # frames per FFT block: bounds memory and the time of one block
+_BLOCK_FRAMES = 64  # frames per FFT block: fits in cache, bounds the time of one block
 
 
 @dataclass(frozen=True)

@@ -261,7 +261,7 @@ def summarise(tracks: FrameTracks, duration_s: float) -> ProsodyFeatures:
     )
 
 
-BLOCK_HOPS = 16  # hops analysed together: amortises per-call overhead, bounds one step's work
+BLOCK_HOPS = 32  # hops analysed together: amortises per-call overhead, bounds one step's work
 
 
 class _TrackStore:
