@@ -28,6 +28,7 @@ WINDOW_S = 6.0
 BINS = 480
 METER_WINDOW_S = 0.05
 METER_FLOOR_DB = -60.0
+FLAT_LEVEL = 0.004  # about -48 dBFS: under half a pixel at any plot height here
 PAUSE_S = 0.1  # a stop in writing longer than this is drawn as silence
 
 
@@ -128,12 +129,14 @@ class _Trace:
         self._changed_at = 0.0  # when it changed (monotonic seconds)
         self._pauses: deque[tuple[int, int]] = deque(maxlen=64)  # (at sample, length)
         self._drawn: tuple[int, int] | None = None  # (written, silent bins) last drawn
+        self._flat = False  # the curve on screen is a flat line
 
     def attach(self, source: SampleSource | None) -> None:
         self.source = source
         self._written = -1
         self._pauses.clear()
         self._drawn = None
+        self._flat = False
 
     def tick(self, x: np.ndarray[Any, Any], now: float) -> bool:
         source = self.source
@@ -150,14 +153,23 @@ class _Trace:
                 self._pauses.append((self._written, paused))
             self._written, self._changed_at = written, now
         silent = min(self.window_samples, int((now - self._changed_at) * self.rate))
+        if written == 0:  # nothing ever written: one flat line, no scrolling to show
+            silent = self.window_samples
         silent_bins = silent // self._bin_samples
         if self._drawn == (written, silent_bins):
             return False
         self._drawn = (written, silent_bins)
         window = self._compose(source, written, silent_bins * self._bin_samples)
-        self.curve.setData(x, peak_envelope(window, BINS))
         level = window[-self.meter_samples :]
         self.meter.set_level(*dbfs(level))
+        envelope = peak_envelope(window, BINS)
+        # The mic stays open while connected; in a quiet room its trace is a flat line
+        # frame after frame. Below half a pixel it looks the same, so it is not redrawn.
+        flat = float(np.abs(envelope).max()) < FLAT_LEVEL
+        if flat and self._flat:
+            return False
+        self._flat = flat
+        self.curve.setData(x, envelope)
         return True
 
     def _compose(self, source: SampleSource, written: int, silent: int) -> np.ndarray[Any, Any]:

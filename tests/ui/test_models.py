@@ -117,3 +117,26 @@ def test_scope_draws_pauses_in_writing_as_silence(qtbot: object) -> None:
     assert top[seconds > -0.45].min() > 0.5  # the new burst, at the right edge
     assert top[(seconds < -0.6) & (seconds > -3.4)].max() == 0.0  # the pause, flat
     assert top[(seconds < -3.6) & (seconds > -3.9)].min() > 0.5  # the first burst
+
+
+def test_scope_does_not_redraw_a_flat_line_for_an_open_silent_microphone(qtbot: object) -> None:
+    scope = ScopeView()
+    qtbot.addWidget(scope)  # type: ignore[attr-defined]
+    mic = RingBuffer(16000 * 10)
+    scope.attach(mic, None)
+    mic.write(np.full(320, 20000, dtype=np.int16))
+    scope.tick(0.0)
+    drawn = scope.frames_drawn
+    for i in range(1, 400):  # 8 s of 20 ms frames of near-silence from an open mic
+        mic.write(np.full(320, 3, dtype=np.int16))
+        scope.tick(i * 0.02)
+    # It kept drawing while the loud frame scrolled out, then stopped: a flat line.
+    assert drawn < scope.frames_drawn < drawn + 400
+    flat_from = scope.frames_drawn
+    for i in range(400, 450):
+        mic.write(np.full(320, 3, dtype=np.int16))
+        scope.tick(i * 0.02)
+    assert scope.frames_drawn == flat_from
+    mic.write(np.full(320, 20000, dtype=np.int16))  # speech: drawn at once
+    scope.tick(9.02)
+    assert scope.frames_drawn == flat_from + 1
