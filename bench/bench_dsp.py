@@ -84,6 +84,7 @@ def _compare(wav: Path, duration: float) -> list[tuple[str, float, float, str]]:
         if made.returncode != 0:
             print(f"openSMILE / librosa: could not create {BENCH_VENV}: {made.stderr.strip()}")
             return []
+    (BENCH_VENV / ".gitignore").write_text("*\n")  # a private venv, never committed
     results = []
     for what, package in (("opensmile", "opensmile"), ("librosa", "librosa")):
         have = subprocess.run([str(python), "-c", f"import {package}"],
