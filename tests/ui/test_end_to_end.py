@@ -10,6 +10,11 @@ from __future__ import annotations
 import asyncio
 import csv
 import json
+import os
+import signal
+import subprocess
+import sys
+import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -27,6 +32,7 @@ from emodesk.live.emulator.server import ConnectionRecord, EmulatorServer
 from emodesk.live.emulator.wire import normalize_keys
 from emodesk.ui.main_window import SYNTHETIC_TEXT, MainWindow
 from emodesk.ui.settings_store import SettingsStore, open_qsettings
+from tests.support.pulse import PulseStack, missing_binaries
 from tests.ui.conftest import dispose, make_window, run, settle, until
 from tests.ui.scripted_audio import DEFAULT_LINES, ScriptedAudio, utterances
 
@@ -344,3 +350,101 @@ def test_settings_persist_across_a_restart(
     finally:
         stop_rig(second)
         dispose(restarted)
+
+
+def test_a_model_change_reconnects_with_a_new_session(rig: Rig) -> None:
+    rig.connect()
+    first_session = rig.window.session_id
+    dialog = rig.window.open_settings()
+    other = next(m for m in rig.window.services.models if m != rig.window.settings.model)
+    dialog.model.setCurrentIndex(dialog.model.findData(other))
+    rig.in_loop(dialog._apply)
+    assert "reconnecting" in rig.window.statusBar().currentMessage()
+    rig.settle(lambda: len(rig.emulator.connections) == 2 and rig.window.state is S.READY)
+    assert rig.emulator.connections[1].setup["model"] == f"models/{other}"  # type: ignore[index]
+    assert rig.window.session_id not in (None, first_session)
+    assert rig.audios[0].closed and not rig.audio.closed  # the old audio port was closed
+    assert rig.window.model_label.text() == other
+    rig.speak_by_button()  # the new stack talks
+
+
+def test_closing_the_window_shuts_everything_down(
+    window: MainWindow, qloop: asyncio.AbstractEventLoop, tmp_path: Path
+) -> None:
+    """`run_window` is the app's main coroutine: closing the window ends it, with the
+    controller closed, the audio port closed, the store closed and the emulator stopped."""
+    from emodesk.app import run_window
+
+    rig = Rig(window, Backend(window, BackendOptions()), qloop, [])
+    mic, rig.ends = utterances(*DEFAULT_LINES)
+
+    def make_audio(_loop: asyncio.AbstractEventLoop, _settings: Any) -> ScriptedAudio:
+        rig.audios.append(ScriptedAudio(mic))
+        return rig.audios[-1]
+
+    rig.backend.options = BackendOptions(
+        offline=True, history_path=str(tmp_path / "h.db"), audio_factory=make_audio,
+        emulator_speed=50.0, auto_connect=True,
+    )  # fmt: skip
+
+    async def session() -> None:
+        main = asyncio.ensure_future(run_window(window, rig.backend))
+        await until(lambda: window.state is S.READY, 20.0)
+        assert window.consent_dialog is not None and window.consent_dialog.isVisible()
+        window.consent_dialog.decline_button.click()
+        window.close()
+        await asyncio.wait_for(main, 15.0)
+
+    app = QApplication.instance()
+    assert isinstance(app, QApplication)
+    app.setQuitOnLastWindowClosed(False)  # as `emodesk.app.run` sets it
+    try:
+        run(qloop, session(), 30.0)
+    finally:
+        app.setQuitOnLastWindowClosed(True)
+    assert rig.audio.closed
+    assert not Path(rig.emulator.ca_file).exists()  # stopped: its certificate is gone
+    assert rig.backend.controller.state is S.OFFLINE  # type: ignore[union-attr]
+    with pytest.raises(Exception, match="closed"):
+        rig.backend.store.sessions()  # type: ignore[union-attr]
+
+
+@pytest.mark.audio_stack
+def test_the_app_process_exits_cleanly_when_its_window_closes(tmp_path: Path) -> None:
+    """`emodesk` as a user starts it (offline demo, the real audio engine on a private
+    PulseAudio server): SIGTERM closes the window, and the process ends with status 0
+    once everything is shut down, without hanging."""
+    if missing_binaries():
+        pytest.skip(f"audio stack binaries missing: {missing_binaries()}")
+    with PulseStack() as pulse:
+        log_dir = tmp_path / "state"
+        env = {
+            **pulse.env(), "QT_QPA_PLATFORM": "offscreen",
+            "EMODESK_SETTINGS_FILE": str(tmp_path / "settings.ini"),
+            "XDG_STATE_HOME": str(log_dir), "XDG_DATA_HOME": str(tmp_path / "data"),
+        }  # fmt: skip
+        env.pop("GEMINI_API_KEY", None)
+        app = subprocess.Popen(
+            [sys.executable, "-m", "emodesk"], env=env, cwd=Path(__file__).parents[2],
+            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+        )  # fmt: skip
+        history = tmp_path / "data" / "emodesk"
+        try:
+            # Started: the backend has opened the history (it does so after the window).
+            deadline = 30.0
+            start = time.monotonic()
+            while not any(history.glob("history.*")) and time.monotonic() - start < deadline:
+                if app.poll() is not None:
+                    break
+                time.sleep(0.05)
+            assert app.poll() is None, app.communicate()[0][-2000:]
+            assert any(history.glob("history.*")), "the backend did not start"
+            app.send_signal(signal.SIGTERM)
+            output, _ = app.communicate(timeout=20)
+        finally:
+            if app.poll() is None:
+                app.kill()
+                app.wait()
+    assert app.returncode == 0, output[-2000:]
+    assert "Traceback" not in output
+    assert os.path.isdir(log_dir)

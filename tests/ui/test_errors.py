@@ -35,3 +35,46 @@ def test_uncaught_error_is_logged_without_secrets_and_shown(qtbot: Any, tmp_path
     assert reporter.dialog is not None and reporter.dialog.isVisible()
     assert KEY not in reporter.dialog.detailedText()
     reporter.dialog.close()
+
+
+def test_errors_in_qt_slots_and_in_asyncio_callbacks_reach_the_dialog(
+    qtbot: Any, tmp_path: Path
+) -> None:
+    import asyncio
+
+    import qasync
+    from PySide6.QtCore import QTimer
+    from PySide6.QtWidgets import QApplication
+
+    log_path = setup_logging(tmp_path)
+    reporter = ErrorReporter(log_path, lambda: None)
+    reporter.install()
+    loop = qasync.QEventLoop(QApplication.instance(), already_running=False)
+    loop.set_exception_handler(reporter.loop_exception)
+
+    def slot() -> None:
+        raise ValueError(f"slot failed, key={KEY}")
+
+    async def failing() -> None:
+        raise KeyError("task failed")
+
+    async def scenario() -> None:
+        QTimer.singleShot(0, slot)  # a Qt slot: PySide6 hands it to sys.excepthook
+        await asyncio.sleep(0.05)
+        task = asyncio.ensure_future(failing())
+        await asyncio.wait([task], timeout=5)
+        loop.call_exception_handler({"message": "task failed", "exception": task.exception()})
+
+    try:
+        asyncio.set_event_loop(loop)
+        loop.run_until_complete(asyncio.wait_for(scenario(), 10))
+    finally:
+        reporter.uninstall()
+        asyncio.set_event_loop(None)
+        loop.close()
+    assert any(r.startswith("ValueError: slot failed") for r in reporter.reported)
+    assert any(r.startswith("KeyError") for r in reporter.reported)
+    assert all(KEY not in r for r in reporter.reported)
+    assert reporter.dialog is not None and reporter.dialog.isVisible()
+    assert "The app keeps running" in reporter.dialog.text()
+    reporter.dialog.close()
