@@ -1,6 +1,9 @@
 """Audio engine figures on a private PulseAudio null-sink stack.
 
-Prints: capture callback -> frame on the loop (p50/p99), play() -> playout buffer
+Prints: push-to-talk press (start_capture) -> first frame on the loop, and the first
+frame captured after the press (20 presses, the input held open by prepare_capture);
+a reply after a flush (barge-in): play() -> playback started and -> heard at the speaker
+monitor; capture callback -> frame on the loop (p50/p99), play() -> playout buffer
 (p50/p99), flush -> silence at the speaker monitor, underruns/overflows over a run with
 the loop thread loaded like a busy GUI, engine CPU, and AEC echo reduction (an echo
 path through the sound server, and a recorded room path offline).
@@ -16,6 +19,8 @@ import os
 import sys
 import threading
 import time
+from collections import deque
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -62,15 +67,123 @@ def _gui_load(stop: threading.Event) -> None:
     tick()
 
 
+def _ms(values: list[float]) -> str:
+    a = np.array(values) * 1000
+    return f"p50 {np.median(a):.1f} ms  max {a.max():.1f} ms  (n={a.size})"
+
+
+async def _until(condition: Callable[[], bool], timeout_s: float) -> bool:
+    deadline = time.monotonic() + timeout_s
+    while not condition():
+        if time.monotonic() > deadline:
+            return False
+        await asyncio.sleep(0.002)
+    return True
+
+
+async def press_to_first_frame(presses: int = 20) -> tuple[list[float], list[float]]:
+    """Per press: start_capture -> first frame on the loop, and -> the first frame whose
+    audio was captured after the press (its callback came after it)."""
+    loop = asyncio.get_running_loop()
+    engine = AudioEngine(loop, AudioSettings())
+    engine.trace_capture = deque()
+    engine.start()
+    prepare = getattr(engine, "prepare_capture", None)  # absent before the fix
+    if prepare is not None:
+        prepare()
+        await _until(lambda: engine.mic_ring.total_written > 16000, 10)  # warmed up: 1 s captured
+    first: list[float] = []
+    first_live: list[float] = []
+    for _ in range(presses):
+        got: list[float] = []
+        live: list[float] = []
+        t_press = time.monotonic()
+
+        def on_frame(_: bytes, got=got, live=live, t_press=t_press) -> None:  # type: ignore[no-untyped-def]
+            now = time.monotonic()
+            got.append(now)
+            assert engine.trace_capture is not None
+            t_callback = engine.trace_capture.popleft() if engine.trace_capture else now
+            if t_callback >= t_press and not live:
+                live.append(now)
+
+        engine.start_capture(on_frame)
+        await _until(lambda live=live: bool(live), 10)
+        if got:
+            first.append(got[0] - t_press)
+        if live:
+            first_live.append(live[0] - t_press)
+        await asyncio.sleep(0.3)  # a short turn
+        engine.stop_capture()
+        await asyncio.sleep(0.3)
+        engine.trace_capture.clear()
+    await asyncio.to_thread(engine.close)
+    return first, first_live
+
+
+async def reply_after_flush(pulse: PulseStack, trials: int = 10) -> tuple[list[float], list[float]]:
+    """A reply interrupted by a flush (barge-in), then the next reply: its play() ->
+    playback started (the callback took it) and -> heard at the speaker monitor."""
+    loop = asyncio.get_running_loop()
+    engine = AudioEngine(loop, AudioSettings())
+    started: list[float] = []
+    engine.set_listeners(on_playback_started=started.append)
+    engine.start()
+    rec = pulse.start_recording("spk.monitor", 24000)
+    arrivals: list[tuple[float, float]] = []
+
+    def reader() -> None:
+        assert rec.stdout is not None
+        while chunk := rec.stdout.read(96):  # 2 ms
+            arrivals.append((time.monotonic(), float(np.abs(np.frombuffer(chunk, np.int16)).max())))
+
+    th = threading.Thread(target=reader, daemon=True)
+    th.start()
+    await asyncio.sleep(2.5)  # the first stream's start-up pause, as at app start
+    t = np.arange(12000) / 24000
+    tone = (10000 * np.sin(2 * np.pi * 440 * t)).astype(np.int16).tobytes()
+    to_started: list[float] = []
+    to_heard: list[float] = []
+    for _ in range(trials):
+        engine.play(tone, 24000)
+        await _until(lambda: bool(started), 5)
+        await asyncio.sleep(0.2)
+        engine.flush()
+        await asyncio.sleep(0.3)  # the server's next reply
+        started.clear()
+        t0 = time.monotonic()
+        engine.play(tone, 24000)
+        if await _until(lambda: bool(started), 5):
+            to_started.append(started[0] - t0)
+        await asyncio.sleep(0.6)
+        heard = [a for a, peak in list(arrivals) if a >= t0 and peak > 3000]
+        if heard:
+            to_heard.append(heard[0] - t0)
+        started.clear()
+    rec.terminate()
+    th.join(5)
+    await asyncio.to_thread(engine.close)
+    return to_started, to_heard
+
+
 async def _run(pulse: PulseStack, speech: Path, seconds: float) -> None:
     loop = asyncio.get_running_loop()
+
+    # ---- push-to-talk press and reply-after-barge-in latency -------------------------
+    first, first_live = await press_to_first_frame()
+    print(f"press -> first frame on loop:             {_ms(first)}")
+    print(f"press -> first frame captured after press: {_ms(first_live)}")
+    to_started, to_heard = await reply_after_flush(pulse)
+    print(f"reply after a flush: play() -> started {_ms(to_started)}; -> heard {_ms(to_heard)}")
+    if seconds <= 0:
+        return
     source, rate = read_wav(speech)
     reply24 = resample(source, rate, 24000)
 
     # ---- latency and stability under load ------------------------------------------
     engine = AudioEngine(loop, AudioSettings(echo_mode="full_duplex_aec"))
-    engine.trace_capture = __import__("collections").deque()
-    engine.trace_playout = __import__("collections").deque()
+    engine.trace_capture = deque()
+    engine.trace_playout = deque()
     capture_lat: list[float] = []
 
     def on_frame(_: bytes) -> None:
@@ -206,8 +319,9 @@ def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="bench_audio")
     parser.add_argument("--seconds", type=float, default=DEFAULT_SECONDS)
     parser.add_argument("--five-minutes", action="store_true")
+    parser.add_argument("--latency-only", action="store_true", help="press and flush only")
     args = parser.parse_args(argv if argv is not None else [])
-    seconds = 300.0 if args.five_minutes else args.seconds
+    seconds = 300.0 if args.five_minutes else 0.0 if args.latency_only else args.seconds
     if missing_binaries():
         print(f"skipped: PulseAudio binaries missing: {missing_binaries()}")
         return

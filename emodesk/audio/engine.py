@@ -510,8 +510,7 @@ class AudioEngine:
         stream = self._out_stream
         if stream is not None:
             try:
-                _abort_stream(stream)
-                stream.start_stream()
+                _abort_and_restart(stream)
                 self._last_out_callback = time.monotonic()
                 return
             except (OSError, AttributeError) as exc:
@@ -659,10 +658,12 @@ class AudioEngine:
         self._report_error(f"audio stopped: devices did not reopen after {attempts} attempts")
 
 
-def _abort_stream(stream: Any) -> None:
-    """Pa_AbortStream: stop at once, discarding queued output (PyAudio's `Stream` only
-    offers Pa_StopStream, which plays the queue out first)."""
+def _abort_and_restart(stream: Any) -> None:
+    """Pa_AbortStream (stop at once, discarding queued output), then Pa_StartStream.
+    PyAudio's `Stream` only offers Pa_StopStream, which plays the queue out first; both
+    calls go to its C module so the `Stream` object's own running flag stays true."""
     pyaudio._portaudio.abort_stream(stream._stream)
+    pyaudio._portaudio.start_stream(stream._stream)
 
 
 def _close_quietly(stream: Any) -> None:
