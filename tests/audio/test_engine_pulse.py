@@ -178,3 +178,29 @@ async def test_a_device_failure_mid_stream_is_reported_and_survived() -> None:
         await asyncio.to_thread(engine.close)
         await asyncio.to_thread(stack.stop)
     assert engine._thread is not None and engine._thread.isFinished()
+
+
+async def test_a_reply_after_a_flush_plays_on_the_same_running_stream(
+    make_engine: Callable[..., AudioEngine],
+) -> None:
+    """A flush restarts the output in place; the next reply (after a barge-in) is handed
+    to the device whole, with no device reopened or recovered."""
+    engine = make_engine()
+    started: list[float] = []
+    engine.set_listeners(on_playback_started=started.append)
+    engine.start()
+    first, second = band_limited_noise(12000, 1), band_limited_noise(6000, 2)
+    engine.play(first.tobytes(), 24000)
+    await wait_until(lambda: bool(started), 10, "playback never started")
+    engine.flush()
+    started.clear()
+    engine.play(second.tobytes(), 24000)
+    await wait_until(lambda: bool(started), 10, "playback after the flush never started")
+    await wait_until(lambda: not engine.reply_active, 10, "playback never finished")
+
+    assert engine.output_rate == 24000  # the null sink takes the reply rate as it is
+    # reply_ring holds what the output callback gave the device, newest last.
+    given = engine.reply_ring.latest(24000)
+    end = int(np.flatnonzero(given)[-1]) + 1
+    assert np.array_equal(given[end - second.size : end], second), "the reply was not played whole"
+    assert engine.counters.device_errors == 0, "the output had to be recovered"
