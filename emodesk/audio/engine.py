@@ -30,7 +30,7 @@ import time
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 import pyaudio
@@ -48,6 +48,7 @@ from emodesk.dsp.ringbuffer import RingBuffer
 log = logging.getLogger(__name__)
 
 Int16Array = np.ndarray[Any, np.dtype[np.int16]]
+Side = Literal["input", "output"]  # which device an `on_error` report is about
 
 _IDLE_WAIT_S = 0.05  # engine thread wakes at least this often (watchdog)
 # A stream with no callback for this long has failed. Generous, because sound servers
@@ -104,11 +105,11 @@ class AudioEngine:
 
         self._on_frame: Callable[[bytes], None] | None = None
         self._on_playback_started: Callable[[float], None] | None = None
-        self._on_error: Callable[[str], None] | None = None
+        self._on_error: Callable[[str, str], None] | None = None  # (message, side)
 
         # Work handed to the engine thread.
         self._wake = threading.Event()
-        self._commands: deque[Callable[[], None]] = deque()
+        self._commands: deque[tuple[Callable[[], None], Side]] = deque()  # (step, side)
         self._play_queue: deque[tuple[bytes, int, float]] = deque()
         self._play_lock = threading.Lock()  # orders playout writes against flush()
         self._flush_generation = 0
@@ -194,12 +195,12 @@ class AudioEngine:
             self._play_queue.clear()
             self._playout.clear()
         # What the device already holds is dropped by reopening the output stream.
-        self._post(self._restart_output)
+        self._post(self._restart_output, "output")
 
     def set_listeners(
         self,
         on_playback_started: Callable[[float], None] | None = None,
-        on_error: Callable[[str], None] | None = None,
+        on_error: Callable[[str, str], None] | None = None,
     ) -> None:
         self._on_playback_started = on_playback_started
         self._on_error = on_error
@@ -278,8 +279,8 @@ class AudioEngine:
 
     # ---- loop-thread helpers ----------------------------------------------------------
 
-    def _post(self, command: Callable[[], None]) -> None:
-        self._commands.append(command)
+    def _post(self, command: Callable[[], None], side: Side = "input") -> None:
+        self._commands.append((command, side))
         self._ensure_thread()
         self._wake.set()
 
@@ -293,10 +294,10 @@ class AudioEngine:
         with contextlib.suppress(RuntimeError):
             self._loop.call_soon_threadsafe(fn, *args)
 
-    def _report_error(self, message: str) -> None:
-        log.warning("audio: %s", message)
+    def _report_error(self, message: str, side: Side) -> None:
+        log.warning("audio (%s): %s", side, message)
         if self._on_error is not None:
-            self._to_loop(self._on_error, message)
+            self._to_loop(self._on_error, message, side)
 
     def _deliver(self, generation: int, frame: bytes) -> None:
         on_frame = self._on_frame
@@ -335,31 +336,32 @@ class AudioEngine:
 
     def _run(self) -> None:
         try:
-            self._safely(self._open_output)
+            self._safely(self._open_output, "output")
             while not self._stopping:
                 self._wake.wait(_IDLE_WAIT_S)
                 self._wake.clear()
                 while self._commands:
-                    self._safely(self._commands.popleft())
-                self._safely(self._feed_playout)
+                    self._safely(*self._commands.popleft())
+                self._safely(self._feed_playout, "output")
                 self._drain_capture()
                 self._report_playback_start()
                 self._watchdog()
         except Exception as exc:  # never let the thread die silently
             log.exception("audio engine failed")
-            self._report_error(f"audio engine stopped: {exc}")
+            # The thread is gone, and the microphone with it.
+            self._report_error(f"audio engine stopped: {exc}", "input")
         finally:
             self._close_streams()
             self._terminate_portaudio()
 
-    def _safely(self, step: Callable[[], None]) -> None:
-        """Run a device step; a device that cannot open is reported, not fatal."""
+    def _safely(self, step: Callable[[], None], side: Side) -> None:
+        """Run a device step on `side`; a device that cannot open is reported, not fatal."""
         try:
             step()
         except (AudioDeviceError, OSError) as exc:
             self._device_errors += 1
             self._failed = True
-            self._report_error(str(exc))
+            self._report_error(str(exc), side)
 
     def _portaudio(self) -> pyaudio.PyAudio:
         if self._pa is None:
@@ -376,7 +378,8 @@ class AudioEngine:
         device = choose_device(pa, self.settings.output_device, "output")
         if self.settings.output_device and device.name != self.settings.output_device:
             self._report_error(
-                f"output device {self.settings.output_device!r} not found; using {device.name!r}"
+                f"output device {self.settings.output_device!r} not found; using {device.name!r}",
+                "output",
             )
         wanted = self.settings.output_device_rate
         rates = [wanted] if wanted else [REPLY_RATE, round(device.default_rate)]
@@ -456,7 +459,8 @@ class AudioEngine:
         device = choose_device(pa, self.settings.input_device, "input")
         if self.settings.input_device and device.name != self.settings.input_device:
             self._report_error(
-                f"input device {self.settings.input_device!r} not found; using {device.name!r}"
+                f"input device {self.settings.input_device!r} not found; using {device.name!r}",
+                "input",
             )
         wanted = self.settings.input_device_rate
         rates = [wanted] if wanted else [CAPTURE_RATE, round(device.default_rate)]
@@ -614,25 +618,27 @@ class AudioEngine:
     def _watchdog(self) -> None:
         now = time.monotonic()
         problems = []
+        side: Side = "output"
         if self._in_stream is not None and (
             now - self._last_in_callback > _STALL_S or not self._in_stream.is_active()
         ):
             problems.append(f"input device {self._device_name(self._in_device)} stopped")
+            side = "input"  # the worse of the two: it ends a turn being spoken
         if self._out_stream is not None and (
             now - self._last_out_callback > _STALL_S or not self._out_stream.is_active()
         ):
             problems.append(f"output device {self._device_name(self._out_device)} stopped")
         if problems:
-            self._recover("; ".join(problems))
+            self._recover("; ".join(problems), side)
 
     @staticmethod
     def _device_name(device: DeviceInfo | None) -> str:
         return repr(device.name) if device is not None else "(none)"
 
-    def _recover(self, reason: str) -> None:
+    def _recover(self, reason: str, side: Side) -> None:
         """Reopen the devices (by name, else the default) with a fresh device list."""
         self._device_errors += 1
-        self._report_error(f"{reason}; reopening")
+        self._report_error(f"{reason}; reopening", side)
         capture = self._input_wanted
         self._close_streams()
         self._terminate_portaudio()
@@ -650,12 +656,12 @@ class AudioEngine:
                 self._terminate_portaudio()
                 self._wake.wait(min(2.0, 0.2 * 2**attempt))  # back off; close() wakes us early
                 continue
-            self._report_error("audio devices reopened")
+            self._report_error("audio devices reopened", side)
             return
         self._failed = True
         self._input_held = False
         self._delivery_generation = None
-        self._report_error(f"audio stopped: devices did not reopen after {attempts} attempts")
+        self._report_error(f"audio stopped: devices did not reopen after {attempts} attempts", side)
 
 
 def _abort_and_restart(stream: Any) -> None:

@@ -25,6 +25,7 @@ class NoticeKind(StrEnum):
     RECONNECTED = "reconnected"
     INVALID_KEY = "invalid_key"
     MIC_LOST = "mic_lost"
+    SPEAKER_LOST = "speaker_lost"  # the output device failed; the turn goes on
     AUDIO_DROPPED = "audio_dropped"
     ESCALATION = "escalation"
     CONNECTION_FAILED = "connection_failed"

@@ -621,7 +621,17 @@ class Controller:
         turn.first_played = t_monotonic
         self._send_latency(turn)
 
-    def _on_audio_error(self, message: str) -> None:
+    def _on_audio_error(self, message: str, side: str) -> None:
+        if side == "output":
+            # Replies go unheard, but the user's turn and the connection are unaffected.
+            self._emit(
+                Notice(
+                    NoticeKind.SPEAKER_LOST,
+                    f"The speaker stopped: {message}",
+                    action="Choose another device",
+                )
+            )
+            return
         self._emit(Notice(NoticeKind.MIC_LOST, message, action="Choose another device"))
         self._release_capture()
 

@@ -40,7 +40,7 @@ class FileAudio:
         self._pump: asyncio.Task[None] | None = None
         self._position_changed = asyncio.Event()
         self._on_playback_started: Callable[[float], None] | None = None
-        self._on_error: Callable[[str], None] | None = None
+        self._on_error: Callable[[str, str], None] | None = None
         # Playback: the chunks "heard" so far and when the queued audio runs out.
         self._out_rate: int | None = None
         self._out: list[bytes] = []
@@ -152,7 +152,7 @@ class FileAudio:
     def set_listeners(
         self,
         on_playback_started: Callable[[float], None] | None = None,
-        on_error: Callable[[str], None] | None = None,
+        on_error: Callable[[str, str], None] | None = None,
     ) -> None:
         self._on_playback_started = on_playback_started
         self._on_error = on_error

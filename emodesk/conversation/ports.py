@@ -5,10 +5,12 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Protocol
+from typing import Literal, Protocol
 
 from emodesk.live.events import LiveEvent
 from emodesk.live.settings import LiveSettings
+
+AudioSide = Literal["input", "output"]  # the device an `on_error` report is about
 
 
 class AudioPort(Protocol):
@@ -39,11 +41,12 @@ class AudioPort(Protocol):
     def set_listeners(
         self,
         on_playback_started: Callable[[float], None] | None = None,
-        on_error: Callable[[str], None] | None = None,
+        on_error: Callable[[str, str], None] | None = None,
     ) -> None:
         """`on_playback_started(t_monotonic)`: reply audio reached the device after
-        silence. `on_error(message)`: a device failed (unplugged, cannot open).
-        Both are called on the asyncio loop's thread."""
+        silence. `on_error(message, side)`: a device failed (unplugged, cannot open);
+        `side` is "input" (the microphone: a turn being spoken cannot go on) or "output"
+        (the speaker: the conversation can). Both are called on the asyncio loop's thread."""
 
 
 class LivePort(Protocol):

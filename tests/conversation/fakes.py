@@ -77,7 +77,7 @@ class FakeAudio:
         self.played: list[tuple[int, int]] = []
         self.flushes = 0
         self.on_playback_started: Callable[[float], None] | None = None
-        self.on_error: Callable[[str], None] | None = None
+        self.on_error: Callable[[str, str], None] | None = None
 
     def prepare_capture(self) -> None:
         self.prepared = True
@@ -111,7 +111,7 @@ class FakeAudio:
     def set_listeners(
         self,
         on_playback_started: Callable[[float], None] | None = None,
-        on_error: Callable[[str], None] | None = None,
+        on_error: Callable[[str, str], None] | None = None,
     ) -> None:
         self.on_playback_started = on_playback_started
         self.on_error = on_error

@@ -562,3 +562,32 @@ async def test_pressing_before_the_reply_starts_does_not_mute_the_next_reply(rig
     rig.live.emit(REPLY)
     assert rig.audio.played == [(len(REPLY.data), 24000)]
     assert rig.controller.state is S.REPLYING
+
+
+async def test_a_microphone_failure_ends_the_turn_with_a_mic_lost_notice(rig: Rig) -> None:
+    await rig.controller.connect()
+    assert rig.controller.push_to_talk_down()
+    assert rig.audio.on_error is not None
+    rig.audio.on_error("input device 'USB' stopped", "input")
+    notice = rig.of(Notice)[-1]
+    assert notice.kind is NoticeKind.MIC_LOST and "USB" in notice.message
+    assert notice.action == "Choose another device"
+    assert rig.controller.state is S.WAITING  # the turn was sent as it stood
+    assert rig.live.kinds()[-1] == "activity_end"
+    assert not rig.audio.capturing
+
+
+async def test_a_speaker_failure_is_its_own_notice_and_keeps_the_turn(rig: Rig) -> None:
+    await rig.controller.connect()
+    assert rig.controller.push_to_talk_down()
+    assert rig.audio.on_error is not None
+    rig.audio.on_error("output device 'HDMI' stopped", "output")
+    notice = rig.of(Notice)[-1]
+    assert notice.kind is NoticeKind.SPEAKER_LOST
+    assert notice.message == "The speaker stopped: output device 'HDMI' stopped"
+    assert notice.action == "Choose another device"
+    assert rig.controller.state is S.LISTENING
+    assert rig.audio.capturing and "activity_end" not in rig.live.kinds()
+    rig.audio.feed(3)
+    assert rig.controller.push_to_talk_up()
+    assert rig.live.kinds()[-2:] == ["audio", "activity_end"]
