@@ -45,9 +45,11 @@ def model_name(settings: LiveSettings) -> str:
 
 
 def build_connect_config(
-    settings: LiveSettings, resume_handle: str | None
+    settings: LiveSettings, resume_handle: str | None, *, initial_history: bool = False
 ) -> types.LiveConnectConfig:
-    """The setup for one connection. `resume_handle` continues an earlier session."""
+    """The setup for one connection. `resume_handle` continues an earlier session;
+    `initial_history`: a fresh session the client will prefill with `client_content`
+    (the server then waits for it, up to `turn_complete=True`, before realtime input)."""
     from google.genai import types
 
     from emodesk.core.emotion_tool import REPORT_EMOTION_DECLARATION
@@ -96,5 +98,8 @@ def build_connect_config(
         context_window_compression=types.ContextWindowCompressionConfig(
             trigger_tokens=COMPRESSION_TRIGGER_TOKENS,
             sliding_window=types.SlidingWindow(target_tokens=COMPRESSION_TARGET_TOKENS),
+        ),
+        history_config=(
+            types.HistoryConfig(initial_history_in_client_content=True) if initial_history else None
         ),
     )

@@ -1,7 +1,10 @@
 """The Gemini API key: from the OS keyring (service "emodesk") or `GEMINI_API_KEY`.
 
 The key never goes into a settings file or a log line; `RedactingFilter` masks it (and
-anything shaped like a Google API key) in every record that passes a handler.
+anything shaped like a Google API key or an ephemeral token) in every record that passes
+a handler, and `install_log_redaction(key)` puts it on the root logger's handlers.
+A key with whitespace or control characters inside is refused: it would only fail in an
+HTTP header, whose error message then carries the key in plain text.
 """
 
 from __future__ import annotations
@@ -15,12 +18,18 @@ KEYRING_SERVICE = "emodesk"
 KEYRING_USER = "gemini-api-key"
 ENV_API_KEY = "GEMINI_API_KEY"
 
-_GOOGLE_KEY_SHAPE = re.compile(r"AIza[0-9A-Za-z_\-]{20,}")
+_SECRET_SHAPES = re.compile(r"AIza[0-9A-Za-z_\-]{20,}|auth_tokens/[0-9A-Za-z_\-.]+")
 _REDACTED = "[redacted]"
+INVALID_STORED_KEY = "the stored API key contains invalid characters"
 
 
 class CredentialError(RuntimeError):
-    """The keyring could not store or delete the key (locked, no backend)."""
+    """The keyring could not store or delete the key (locked, no backend), or the key
+    itself is unusable (empty, whitespace or control characters inside)."""
+
+
+def _is_usable(key: str) -> bool:
+    return all(c.isprintable() and not c.isspace() for c in key)
 
 
 def load_api_key(env: Mapping[str, str] | None = None) -> str | None:
@@ -33,9 +42,13 @@ def load_api_key(env: Mapping[str, str] | None = None) -> str | None:
     except Exception:  # any keyring backend failure means "not in the keyring"
         stored = None
     if stored and stored.strip():
+        if not _is_usable(stored.strip()):
+            raise CredentialError(INVALID_STORED_KEY)
         return stored.strip()
     env = os.environ if env is None else env
     from_env = env.get(ENV_API_KEY, "").strip()
+    if from_env and not _is_usable(from_env):
+        raise CredentialError(f"the API key in {ENV_API_KEY} contains invalid characters")
     return from_env or None
 
 
@@ -43,6 +56,8 @@ def store_api_key(key: str) -> None:
     key = key.strip()
     if not key:
         raise CredentialError("the API key is empty")
+    if not _is_usable(key):
+        raise CredentialError("the API key contains invalid characters (spaces or control)")
     import keyring
     import keyring.errors
 
@@ -67,10 +82,11 @@ def delete_api_key() -> bool:
 
 
 def redact(text: str, secrets: tuple[str, ...] = ()) -> str:
+    """`text` with each of `secrets` and anything shaped like a key or token masked."""
     for secret in secrets:
         if secret:
             text = text.replace(secret, _REDACTED)
-    return _GOOGLE_KEY_SHAPE.sub(_REDACTED, text)
+    return _SECRET_SHAPES.sub(_REDACTED, text)
 
 
 class RedactingFilter(logging.Filter):
@@ -90,4 +106,25 @@ class RedactingFilter(logging.Filter):
         if cleaned != message:
             record.msg = cleaned
             record.args = None
+        if record.exc_info and not record.exc_text:
+            # Formatters reuse exc_text, so the traceback is masked once, here.
+            record.exc_text = logging.Formatter().formatException(record.exc_info)
+        if record.exc_text:
+            record.exc_text = redact(record.exc_text, self._secrets)
+        if record.stack_info:
+            record.stack_info = redact(record.stack_info, self._secrets)
         return True
+
+
+def install_log_redaction(secret: str) -> None:
+    """Masks `secret` (and key-shaped text) in everything the root logger's handlers
+    write. Call again with a new key: the filter already installed learns it too."""
+    handlers = list(logging.getLogger().handlers)
+    if logging.lastResort is not None:
+        handlers.append(logging.lastResort)  # used while logging is not configured
+    for handler in handlers:
+        existing = next((f for f in handler.filters if isinstance(f, RedactingFilter)), None)
+        if existing is None:
+            handler.addFilter(RedactingFilter(secret))
+        else:
+            existing.add_secret(secret)

@@ -7,15 +7,21 @@ connections.
   events of `emodesk.live.events`.
 - `report_user_emotion` calls are answered at once (on 3.1 Flash Live the call blocks
   the reply until answered) and emitted as a parsed reading.
-- The newest resumption handle is kept. On go-away, a dropped connection or a 1011
-  close the session reconnects with it (exponential backoff with jitter, bounded
+- The newest resumption handle is kept, also across `close()`/`start()` to the same
+  endpoint (`forget()` drops it for a new conversation). On a dropped connection or a
+  1011 close the session reconnects with it (exponential backoff with jitter, bounded
   tries, every state an event). The user turn in progress is replayed on the new
   connection; audio that cannot be kept is reported as `AudioDropped`.
-- A rejected key (close 1007/1008 naming the key, HTTP 401/403) fails at once.
-- `reconfigure` reconnects with the handle and the new setup; when the resumed session
-  refuses the change it starts fresh, seeded with the transcript so far.
+- On go-away the reply in progress is let finish: the session reconnects when the turn
+  completes or `GO_AWAY_MARGIN_S` before the server's `time_left` runs out.
+- A rejected key (close 1007/1008 naming the key, HTTP 401/403) fails at once, and so
+  does a setup the server rejects (1007) unless it was a resumption: a refused resume
+  starts fresh, seeded with the transcript so far (`history_config` +
+  `send_client_content(turn_complete=True)`, the SDK's way to prefill history).
+- Failure reasons and log lines never carry the API key (`credentials.redact`).
 
-google-genai is imported lazily (it costs about half a second at start-up).
+google-genai is imported lazily (it costs about half a second at start-up), off the
+event loop: `preload_sdk()` in a worker thread.
 """
 
 from __future__ import annotations
@@ -33,6 +39,7 @@ from dataclasses import dataclass
 from enum import Enum, auto
 from typing import Any
 
+from emodesk.live.credentials import redact
 from emodesk.live.events import (
     AudioChunk,
     AudioDropped,
@@ -63,8 +70,34 @@ INPUT_MIME = f"audio/pcm;rate={INPUT_RATE}"
 _BYTES_PER_SECOND = INPUT_RATE * 2
 _AUTH_WORDS = re.compile(r"api key|api_key|permission|unauthenticated|credential", re.I)
 _RATE_IN_MIME = re.compile(r"rate=(\d+)")
+# Reconnect this long before a go-away's time_left ends, if the turn is still going.
+GO_AWAY_MARGIN_S = 2.0
+# After the turn completes, wait at most this long for the handle that includes it.
+GO_AWAY_HANDLE_WAIT_S = 1.0
+# A malformed frame is logged this short: the SDK's message holds the whole raw frame.
+_LOGGED_ERROR_CHARS = 120
 
 ClientFactory = Callable[[LiveSettings], Any]
+
+
+def preload_sdk() -> None:
+    """Imports google-genai and what the session uses from it (about half a second).
+
+    Safe from a worker thread and idempotent; the app calls it in an executor at start
+    so the first connect does not stall the event loop.
+    """
+    import google.genai
+    import google.genai.errors
+    import google.genai.live
+    import google.genai.types
+    import websockets.exceptions
+
+    import emodesk.core.emotion_tool
+    import emodesk.core.parsing
+    import emodesk.live.config
+    import emodesk.live.endpoint
+
+    del google, websockets, emodesk  # imported for their side effect only
 
 
 @dataclass(frozen=True, slots=True)
@@ -147,6 +180,9 @@ def classify(exc: BaseException, *, during_setup: bool, resuming: bool) -> _Fail
             return _Failure(reason, code=code, retryable=False, auth=True)
         if code in (1007, 1008) and during_setup and resuming:
             return _Failure(reason, code=code, refused_resume=True)
+        if code == 1007 and during_setup:
+            # Invalid argument in a fresh setup: the same setup fails the same way again.
+            return _Failure(reason, code=code, retryable=False)
         if code == 1008 or (code is not None and 400 <= code < 500 and code != 429):
             return _Failure(reason, code=code, retryable=False)
         return _Failure(reason, code=code)
@@ -176,6 +212,10 @@ def classify(exc: BaseException, *, during_setup: bool, resuming: bool) -> _Fail
     if isinstance(exc, OSError):
         return _Failure(f"cannot reach the server: {exc.strerror or exc}")
     return _Failure(f"{type(exc).__name__}: {exc}")
+
+
+def _server_of(settings: LiveSettings) -> tuple[str | None, str]:
+    return settings.endpoint, settings.api_key
 
 
 class LiveSession:
@@ -232,6 +272,13 @@ class LiveSession:
         self._transcript: list[tuple[str, str]] = []
         self._seed_next: tuple[tuple[str, str], ...] = ()
         self._failed_attempts = 0
+        # Go-away: a turn is in progress (sent, or being answered) and not yet complete.
+        self._turn_open = False
+        self._go_away_pending = False
+        self._go_away_turn_done = False
+        self._go_away_deadline = 0.0
+        self._go_away_due = asyncio.Event()
+        self._go_away_timer: asyncio.TimerHandle | None = None
         # Benchmark probe: called with ("audio" | "tool_response", seconds) per send.
         self.latency_probe: Callable[[str, float], None] | None = None
 
@@ -261,13 +308,24 @@ class LiveSession:
         """Connects; returns once connected or failed (the events say which)."""
         if self._supervisor is not None and not self._supervisor.done():
             raise RuntimeError("the session is already started; use reconfigure()")
-        self._settings = settings
-        self._handle = None
+        previous, self._settings = self._settings, settings
+        if previous is not None and _server_of(previous) != _server_of(settings):
+            self.forget()  # a handle (and the transcript) belongs to its server and account
+        self._failed_attempts = 0
+        self._turn_open = False
         self._t0 = time.monotonic()
         self._seed_next = settings.transcript_seed
         self._settled.clear()
         self._supervisor = asyncio.create_task(self._supervise(), name="live-session")
         await self._wait_settled()
+
+    def forget(self) -> None:
+        """Drops the resumption handle and the transcript: the next `start()` begins a
+        new conversation. (Without it, `start()` after `close()` or a failure resumes.)"""
+        self._handle = None
+        self._transcript = []
+        self._user_text, self._model_text = [], []
+        self._seed_next = ()
 
     async def reconfigure(self, settings: LiveSettings) -> None:
         """Reconnects with the handle and `settings`; fresh and seeded if refused."""
@@ -321,6 +379,10 @@ class LiveSession:
             self._listener(event)
         except Exception:  # a faulty listener must not stop the session
             log.exception("live event listener failed on %s", type(event).__name__)
+
+    def _redact(self, text: str) -> str:
+        key = self._settings.api_key if self._settings is not None else ""
+        return redact(text, (key,))
 
     def _set_state(self, state: LinkState, **details: Any) -> None:
         self._state = state
@@ -399,6 +461,8 @@ class LiveSession:
             await link.send_realtime_input(text=item.payload)
 
     def _mark_sent(self, item: _Outgoing) -> None:
+        if item.op in (_Op.START, _Op.TEXT):
+            self._turn_open = True
         if item.op is _Op.START:
             self._clear_turn_replay()
             self._turn_started_on_link = True
@@ -447,22 +511,36 @@ class LiveSession:
 
     def _reply_started(self) -> None:
         """The server answers the user's turn: it has it, so there is nothing to replay."""
+        self._turn_open = True
         if not self._push_to_talk or self._turn_ended_on_link:
             self._clear_turn_replay()
 
     # -- receiving -------------------------------------------------------------------
 
     async def _receive_loop(self, link: Any) -> None:
-        while True:
-            try:
-                async for message in link.receive():
-                    await self._handle_message(link, message)
-            except (ValueError, TypeError) as exc:
-                # The SDK raises these for a frame it cannot parse; the link is still up.
-                log.warning("malformed message from the server: %s", exc)
-                self._emit(
-                    SessionError("a malformed message from the server was ignored", retryable=True)
-                )
+        while True:  # receive() ends after each turn_complete (and after a bad frame)
+            messages = link.receive()
+            while True:
+                try:
+                    message = await anext(messages)
+                except StopAsyncIteration:
+                    break
+                except (ValueError, TypeError) as exc:
+                    # The SDK raises these for a frame it cannot parse; the link is still
+                    # up. Its text holds the whole raw frame (transcripts, megabytes).
+                    log.warning(
+                        "malformed message from the server ignored (%s: %s)",
+                        type(exc).__name__,
+                        self._redact(str(exc)[:_LOGGED_ERROR_CHARS]),
+                    )
+                    self._emit(
+                        SessionError(
+                            "a malformed message from the server was ignored", retryable=True
+                        )
+                    )
+                    break
+                # Outside the try: an error of our own is a failure, not a bad frame.
+                await self._handle_message(link, message)
 
     async def _handle_message(self, link: Any, message: Any) -> None:
         if message.tool_call is not None:
@@ -477,6 +555,8 @@ class LiveSession:
         if update is not None and update.resumable and update.new_handle:
             self._handle = update.new_handle
             self._emit(ResumptionHandle(update.new_handle, True))
+            if self._go_away_turn_done:
+                raise _Failure("the server is going away; the turn is complete", go_away=True)
         usage = message.usage_metadata
         if usage is not None:
             self._emit(
@@ -485,7 +565,24 @@ class LiveSession:
         if message.go_away is not None:
             left = _time_left(message.go_away.time_left)
             self._emit(GoAway(left))
+            self._on_go_away(left)
+
+    def _on_go_away(self, time_left_s: float | None) -> None:
+        """Reconnect now, or once the turn in progress completes (at the latest
+        GO_AWAY_MARGIN_S before the server closes), so a reply is not cut off."""
+        if not self._turn_open or time_left_s is None or time_left_s <= GO_AWAY_MARGIN_S:
             raise _Failure("the server is going away", go_away=True)
+        if self._go_away_pending:
+            return
+        self._go_away_pending = True
+        self._go_away_deadline = time.monotonic() + time_left_s - GO_AWAY_MARGIN_S
+        self._arm_go_away_timer(time_left_s - GO_AWAY_MARGIN_S)
+
+    def _arm_go_away_timer(self, delay_s: float) -> None:
+        if self._go_away_timer is not None:
+            self._go_away_timer.cancel()
+        loop = asyncio.get_running_loop()
+        self._go_away_timer = loop.call_later(max(0.0, delay_s), self._go_away_due.set)
 
     def _handle_content(self, content: Any) -> None:
         if content.input_transcription is not None and content.input_transcription.text:
@@ -515,7 +612,13 @@ class LiveSession:
             self._reply_started()
             self._commit_transcript()
             self._failed_attempts = 0  # a full turn: the link works again
+            self._turn_open = False
             self._emit(TurnComplete())
+            if self._go_away_pending and not self._go_away_turn_done:
+                # Reconnect with the handle that includes this turn (it follows shortly).
+                self._go_away_turn_done = True
+                left = self._go_away_deadline - time.monotonic()
+                self._arm_go_away_timer(min(left, GO_AWAY_HANDLE_WAIT_S))
 
     def _handle_text(self, text: str) -> None:
         from emodesk.core.emotion import Source
@@ -591,17 +694,21 @@ class LiveSession:
 
     # -- connection supervision ------------------------------------------------------
 
-    def _make_client(self, settings: LiveSettings) -> Any:
+    async def _make_client(self, settings: LiveSettings) -> Any:
         key = (settings.endpoint, settings.ca_file, settings.api_key, settings.api_version)
         if self._client is None or key != self._client_key:
-            if self._client_factory is not None:
-                self._client = self._client_factory(settings)
-            else:
-                from emodesk.live.endpoint import make_client
-
-                self._client = make_client(settings)
+            # Importing the SDK and building its client take ~0.5 s: not on the loop.
+            self._client = await asyncio.to_thread(self._build_client, settings)
             self._client_key = key
         return self._client
+
+    def _build_client(self, settings: LiveSettings) -> Any:
+        preload_sdk()
+        if self._client_factory is not None:
+            return self._client_factory(settings)
+        from emodesk.live.endpoint import make_client
+
+        return make_client(settings)
 
     async def _supervise(self) -> None:
         attempt = 0
@@ -622,11 +729,12 @@ class LiveSession:
                 raise
             except Exception as exc:
                 outcome = classify(exc, during_setup=self._link is None, resuming=resuming)
-                if outcome.retryable and not outcome.refused_resume:
-                    log.info("live link lost: %s", outcome.reason)
             finally:
                 self._link = None
-            reason = outcome.reason
+            # Library errors can quote what was sent, the key included (a bad header).
+            reason = outcome.reason = self._redact(outcome.reason)
+            if outcome.retryable and not outcome.refused_resume:
+                log.info("live link lost: %s", reason)
             if outcome.auth:
                 self._emit(
                     SessionError(
@@ -679,17 +787,20 @@ class LiveSession:
     async def _run_link(self, settings: LiveSettings, resume: str | None) -> None:
         from emodesk.live.config import build_connect_config, model_name
 
-        client = self._make_client(settings)
-        config = build_connect_config(settings, resume)
+        client = await self._make_client(settings)
+        seed = self._seed_turns() if resume is None else []
+        config = build_connect_config(settings, resume, initial_history=bool(seed))
         async with contextlib.AsyncExitStack() as stack:
             async with asyncio.timeout(self._connect_timeout_s):
                 link = await stack.enter_async_context(
                     client.aio.live.connect(model=model_name(settings), config=config)
                 )
             self._link = link
-            seed, self._seed_next = self._seed_next, ()
-            if seed and resume is None:
-                await self._seed(link, seed)
+            self._seed_next = ()
+            if seed:
+                # With history_config.initial_history_in_client_content the server takes
+                # client_content as history until turn_complete=True, without replying.
+                await link.send_client_content(turns=seed, turn_complete=True)
             self._kick.clear()
             self._restart = None
             if self._settings is not settings:  # reconfigured while connecting
@@ -698,30 +809,36 @@ class LiveSession:
             self._trim_buffer()
             await self._serve_link(link)
 
-    async def _seed(self, link: Any, seed: tuple[tuple[str, str], ...]) -> None:
+    def _seed_turns(self) -> list[Any]:
         from google.genai import types
 
-        turns = [
+        return [
             types.Content(role="model" if role == "model" else "user", parts=[types.Part(text=t)])
-            for role, t in seed
+            for role, t in self._seed_next
             if t.strip()
         ]
-        if turns:
-            await link.send_client_content(turns=turns, turn_complete=False)
 
     async def _serve_link(self, link: Any) -> None:
+        self._go_away_pending = self._go_away_turn_done = False
+        self._go_away_due.clear()
         sender = asyncio.create_task(self._send_loop(link), name="live-send")
         receiver = asyncio.create_task(self._receive_loop(link), name="live-receive")
         kick = asyncio.create_task(self._kick.wait(), name="live-kick")
-        tasks = {sender, receiver, kick}
+        go_away = asyncio.create_task(self._go_away_due.wait(), name="live-go-away")
+        tasks = {sender, receiver, kick, go_away}
         try:
             done, _ = await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
         finally:
             for task in tasks:
                 task.cancel()
             await asyncio.gather(*tasks, return_exceptions=True)
+            if self._go_away_timer is not None:
+                self._go_away_timer.cancel()
+                self._go_away_timer = None
         if kick in done:
             raise self._restart or _Failure("settings changed", reconfigure=True)
+        if go_away in done:
+            raise _Failure("the server is going away; its time is nearly up", go_away=True)
         for task in (receiver, sender):
             if task in done and not task.cancelled() and task.exception() is not None:
                 exc = task.exception()

@@ -149,11 +149,14 @@ async def test_voice_change_refused_on_resume_starts_fresh_seeded_with_the_trans
         refused, fresh = server.connections[1], server.connections[2]
         assert refused.close_code == 1007
         assert fresh.resumed_from is None
-        seed = [
-            normalize_keys(m)["client_content"] for m in fresh.received if "client_content" in m
-        ]
-        assert seed and seed[0].get("turn_complete") in (False, None)
-        assert [(t["role"], t["parts"][0]["text"]) for t in seed[0]["turns"]] == list(said_before)
+        # Seeded the SDK's way: history_config in the setup, then the transcript as
+        # client_content with turn_complete=True, before any realtime input.
+        wire = [normalize_keys(m) for m in fresh.received]
+        assert "setup" in wire[0]
+        assert wire[0]["setup"]["history_config"] == {"initial_history_in_client_content": True}
+        seed = wire[1]["client_content"]
+        assert seed["turn_complete"] is True
+        assert [(t["role"], t["parts"][0]["text"]) for t in seed["turns"]] == list(said_before)
         assert not _states(log, LinkState.CONNECTED)[-1].resumed
         push_to_talk_turn(s, tone(0.2))
         await log.wait_for(TurnComplete, count=2)

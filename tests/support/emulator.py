@@ -87,6 +87,7 @@ FAST_RETRY = RetryPolicy(max_attempts=3, base_delay_s=0.02, max_delay_s=0.1)
 @asynccontextmanager
 async def running_emulator(**options: Any) -> AsyncIterator[EmulatorServer]:
     options.setdefault("speed", 50.0)  # replies stream 50x faster than real time
+    options.setdefault("record", True)  # tests read the wire log (`received`)
     server = EmulatorServer(**options)
     await server.start()
     try:

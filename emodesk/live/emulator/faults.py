@@ -1,11 +1,13 @@
 """Fault switches for the emulator: "drop@2,goaway@3,close1011@4,close1007@1,slow@2,
-burst@2,malformed@1". The number is the user turn of the conversation at which the fault
-fires (a resumed session keeps counting); each numbered fault fires once per server, so
-the retried turn after a resume goes through. `kind@*` fires on every turn, and
+burst@2,malformed@1,goawayreply@2". The number is the user turn of the conversation at
+which the fault fires (a resumed session keeps counting); each numbered fault fires
+once per server, so the retried turn after a resume goes through. `kind@*` fires on every turn, and
 `EmulatorServer.arm(kind)` fires at the next turn of whichever connection gets there.
 
 - drop: the TCP connection is cut without a close frame when the turn's input ends.
 - goaway: `goAway` when the turn starts; the connection closes a second later.
+- goawayreply: `goAway` (time left 50 s) halfway through the reply's audio; the
+  connection closes when the time is up.
 - close1011 / close1007: a close frame with that code when the turn's input ends.
 - slow: the reply starts late (`slow_delay_s`).
 - burst: the reply's audio comes all at once instead of paced.
@@ -21,6 +23,7 @@ from enum import StrEnum
 class FaultKind(StrEnum):
     DROP = "drop"
     GOAWAY = "goaway"
+    GOAWAY_REPLY = "goawayreply"
     CLOSE_1011 = "close1011"
     CLOSE_1007 = "close1007"
     SLOW = "slow"

@@ -5,17 +5,19 @@ with automatic detection off, audio mime and rate checked; a wrong message close
 1007 and a reason), answers every user turn (input transcription, a
 `report_user_emotion` call when the tool is declared, then synthetic speech at 24 kHz
 with its transcription), honours barge-in, hands out resumption handles and resumes
-from them, and injects faults by schedule (`faults`) or on demand (`arm`).
+from them, takes initial history (`historyConfig.initialHistoryInClientContent`), and
+injects faults by schedule (`faults`) or on demand (`arm`).
 
-Every client message is kept, as parsed JSON, in `received` (all connections) and in
-`connections[i].received`, so tests can check what went over the wire.
+With `record=True` (tests) every client message is kept, as parsed JSON, in `received`
+(all connections) and in `connections[i].received`, so tests can check what went over
+the wire. The app's offline demo leaves it off: the wire log holds all the user's audio.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-import copy
+import dataclasses
 import http
 import json
 import logging
@@ -23,6 +25,7 @@ import re
 import secrets
 import shutil
 import time
+from collections import OrderedDict
 from collections.abc import Callable, Collection
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -63,6 +66,12 @@ _REALTIME_KEYS = frozenset(
 BAD_KEY_REASON = "API key not valid. Please pass a valid API key."
 CHUNK_MS = 40  # reply audio per frame, as the real service sends it (1,920 bytes)
 GOAWAY_TIME_LEFT_S = 1.0
+# goawayreply: the time a client is given to finish the reply in progress.
+GOAWAY_REPLY_TIME_LEFT_S = 50.0
+# Resumption snapshots kept (newest first out last); older handles are expired.
+MAX_SESSION_HANDLES = 64
+# History a snapshot carries, in (role, text) entries, as a compressed context would.
+MAX_HISTORY_ENTRIES = 200
 # Hands-free: a frame louder than this (RMS of int16) is speech.
 VAD_RMS_THRESHOLD = 300.0
 
@@ -99,22 +108,25 @@ class TurnRecord:
 
 @dataclass
 class SessionState:
-    """What a resumption handle restores."""
+    """What a resumption handle restores. `history` is a tuple, so snapshots share it."""
 
     session_id: str
     voice: str
     tools: tuple[str, ...]
     system_instruction: str
     turns: int = 0
-    history: list[tuple[str, str]] = field(default_factory=list)
+    history: tuple[tuple[str, str], ...] = ()
+
+    def remember(self, *entries: tuple[str, str]) -> None:
+        self.history = (*self.history, *entries)[-MAX_HISTORY_ENTRIES:]
 
 
 @dataclass
 class ConnectionRecord:
     index: int
     path: str
-    api_key: str | None
-    received: list[dict[str, Any]] = field(default_factory=list)
+    api_key: str | None = field(repr=False)
+    received: list[dict[str, Any]] = field(default_factory=list, repr=False)
     setup: dict[str, Any] | None = None
     resumed_from: str | None = None
     turns: list[TurnRecord] = field(default_factory=list)
@@ -181,7 +193,8 @@ class EmulatorServer:
     `speed` divides the reply pacing (1.0: real time; tests use a large value).
     `api_keys`: the keys accepted (None: any non-empty key). `resume_accepts_changes`:
     False makes a resumed setup with a different voice or tools fail with 1007, as a
-    server that cannot carry the change would.
+    server that cannot carry the change would. `record`: keep every client message in
+    `received` (tests); off, nothing the user sends is kept beyond the turn records.
     """
 
     def __init__(
@@ -196,6 +209,7 @@ class EmulatorServer:
         tool_response_timeout_s: float = 10.0,
         slow_delay_s: float = 2.0,
         cert_dir: Path | None = None,
+        record: bool = False,
     ) -> None:
         self.host = host
         self.port = port
@@ -207,9 +221,10 @@ class EmulatorServer:
         self.slow_delay_s = slow_delay_s
         self._cert_dir = cert_dir
         self.certificate: Certificate | None = None
+        self.record = record
         self.received: list[dict[str, Any]] = []
         self.connections: list[ConnectionRecord] = []
-        self.sessions: dict[str, SessionState] = {}  # handle -> snapshot
+        self.sessions: OrderedDict[str, SessionState] = OrderedDict()  # handle -> snapshot
         self._fired: set[tuple[FaultKind, int]] = set()
         self._armed: list[FaultKind] = []
         self._server: Server | None = None
@@ -348,6 +363,9 @@ class _Connection:
         self.pending_calls: dict[str, asyncio.Future[dict[str, Any]]] = {}
         self.closing: _Close | None = None
         self.tasks: set[asyncio.Task[None]] = set()
+        # historyConfig.initialHistoryInClientContent: client_content is history until
+        # turn_complete; realtime input before that is an error.
+        self.awaiting_history = False
 
     async def send(self, message: dict[str, Any]) -> None:
         # Google sends JSON in binary frames.
@@ -383,8 +401,9 @@ class _Connection:
                 raise _Close(1007, "Invalid JSON payload received.") from None
             if not isinstance(message, dict):
                 raise _Close(1007, "Invalid JSON payload received: not an object.")
-            self.record.received.append(message)
-            self.server.received.append(message)
+            if self.server.record:
+                self.record.received.append(message)
+                self.server.received.append(message)
             await self.server._notify()
             try:
                 await self.dispatch(normalize_keys(message))
@@ -409,6 +428,11 @@ class _Connection:
             raise WireError("The first message must be setup.")
         if not isinstance(body, dict):
             raise WireError(f"{kind} must be an object")
+        if self.awaiting_history and kind != "client_content":
+            raise WireError(
+                f"{kind} before the initial history is complete: send client_content "
+                "with turn_complete=true first (history_config)."
+            )
         if kind == "realtime_input":
             await self.on_realtime_input(body)
         elif kind == "tool_response":
@@ -442,6 +466,8 @@ class _Connection:
         resumption = setup.get("session_resumption")
         self.resumption = resumption is not None
         handle = (resumption or {}).get("handle")
+        history = setup.get("history_config") or {}
+        self.awaiting_history = bool(history.get("initial_history_in_client_content"))
         voice, tools, system = _voice(setup), _tool_names(setup), _system_text(setup)
         if handle:
             snapshot = self.server.sessions.get(handle)
@@ -451,11 +477,8 @@ class _Connection:
                 snapshot.voice != voice or snapshot.tools != tools
             ):
                 raise _Close(1007, "A resumed session cannot change the voice or tools.")
-            self.state = copy.deepcopy(snapshot)
-            self.state.voice, self.state.tools, self.state.system_instruction = (
-                voice,
-                tools,
-                system,
+            self.state = dataclasses.replace(
+                snapshot, voice=voice, tools=tools, system_instruction=system
             )
             self.record.resumed_from = handle
         else:
@@ -472,7 +495,10 @@ class _Connection:
         if not self.resumption or self.state is None:
             return
         handle = f"h-{secrets.token_urlsafe(12)}"
-        self.server.sessions[handle] = copy.deepcopy(self.state)
+        sessions = self.server.sessions
+        sessions[handle] = dataclasses.replace(self.state)  # shallow: history is shared
+        while len(sessions) > MAX_SESSION_HANDLES:
+            sessions.popitem(last=False)
         await self.send({"sessionResumptionUpdate": {"newHandle": handle, "resumable": True}})
 
     # -- input -----------------------------------------------------------------------
@@ -529,10 +555,17 @@ class _Connection:
         self.silence_s = 0.0
         self.turn_faults = self.server._take_faults(self.turn.number)
         if FaultKind.GOAWAY in self.turn_faults:
-            await self.send({"goAway": {"timeLeft": duration_string(GOAWAY_TIME_LEFT_S)}})
-            task = asyncio.create_task(self._close_after(GOAWAY_TIME_LEFT_S))
-            self.tasks.add(task)
-            task.add_done_callback(self.tasks.discard)
+            self.go_away(GOAWAY_TIME_LEFT_S)
+
+    def go_away(self, time_left_s: float) -> None:
+        """Says goAway with `time_left_s`, then closes the connection when it runs out."""
+        task = asyncio.create_task(self._go_away(time_left_s))
+        self.tasks.add(task)
+        task.add_done_callback(self.tasks.discard)
+
+    async def _go_away(self, time_left_s: float) -> None:
+        await self.send({"goAway": {"timeLeft": duration_string(time_left_s)}})
+        await self._close_after(time_left_s)
 
     async def _close_after(self, seconds: float) -> None:
         await asyncio.sleep(seconds)
@@ -579,7 +612,12 @@ class _Connection:
         for content in body.get("turns") or []:
             role = str(content.get("role") or "user")
             text = "".join(str(p.get("text", "")) for p in content.get("parts") or [])
-            self.state.history.append((role, text))
+            self.state.remember((role, text))
+        if self.awaiting_history:
+            # Initial history: no model call; turn_complete ends it.
+            self.awaiting_history = not body.get("turn_complete")
+            await self.server._notify()
+            return
         if body.get("turn_complete"):
             await self.interrupt_reply()
             turn = self.new_turn()
@@ -628,7 +666,12 @@ class _Connection:
             )
             turn.reply_text = reply_text
             started = True
-            await self.stream_reply(turn, reply_text, burst=FaultKind.BURST in faults)
+            await self.stream_reply(
+                turn,
+                reply_text,
+                burst=FaultKind.BURST in faults,
+                go_away=FaultKind.GOAWAY_REPLY in faults,
+            )
             await self.send({"serverContent": {"generationComplete": True}})
             await self.send({"serverContent": {"turnComplete": True}})
             await self.send(
@@ -642,7 +685,7 @@ class _Connection:
             )
             turn.completed = True
             state.turns = turn.number
-            state.history += [("user", heard), ("model", reply_text)]
+            state.remember(("user", heard), ("model", reply_text))
             await self.send_handle()
         except asyncio.CancelledError:
             turn.interrupted = True
@@ -679,9 +722,12 @@ class _Connection:
         except TimeoutError:
             log.warning("no tool response for %s; replying without it", call_id)
 
-    async def stream_reply(self, turn: TurnRecord, text: str, *, burst: bool) -> None:
+    async def stream_reply(
+        self, turn: TurnRecord, text: str, *, burst: bool, go_away: bool = False
+    ) -> None:
         assert self.state is not None
-        audio = synthesize(text, self.state.voice)
+        # 30-70 ms of numpy per reply: off the event loop, which paces every connection.
+        audio = await asyncio.to_thread(synthesize, text, self.state.voice)
         chunk_bytes = OUTPUT_RATE * CHUNK_MS // 1000 * 2
         chunks = [audio[i : i + chunk_bytes] for i in range(0, len(audio), chunk_bytes)]
         words = text.split(" ")
@@ -692,6 +738,8 @@ class _Connection:
         interval = CHUNK_MS / 1000 / self.server.speed
         start = time.monotonic()
         for i, chunk in enumerate(chunks):
+            if go_away and i == len(chunks) // 2:
+                self.go_away(GOAWAY_REPLY_TIME_LEFT_S)
             await self.send(
                 {
                     "serverContent": {
