@@ -314,3 +314,30 @@ def write_text_atomic(path: str | os.PathLike[str], text: str) -> None:
         if temp_name is not None:
             with contextlib.suppress(OSError):  # already gone: nothing to clean up
                 os.unlink(temp_name)
+
+
+def unwritable_reason(path: str | os.PathLike[str]) -> str:
+    """Why `path` cannot be written, or "" if it can: checked before long work (a
+    conversation) whose result would otherwise be lost at the end. The folder is probed
+    with a temporary file, which also catches read-only file systems and quotas that
+    permission bits (and root) do not show."""
+    if not os.fspath(path).strip():
+        return "No file name given"
+    target = Path(path)
+    if target.is_dir():
+        return f"{target} is a folder, not a file"
+    if target.exists() and not os.access(target, os.W_OK):
+        return f"No permission to write {target}"
+    folder = target.parent
+    if not folder.exists():
+        return f"The folder {folder} does not exist"
+    if not folder.is_dir():
+        return f"{folder} is a file, not a folder"
+    try:
+        fd, probe = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".probe", dir=folder)
+    except OSError as exc:
+        return _message(exc, target)
+    os.close(fd)
+    with contextlib.suppress(OSError):
+        os.unlink(probe)
+    return ""

@@ -21,6 +21,7 @@ from emodesk.core.export import (
     read_timeline_json,
     timeline_csv,
     timeline_json,
+    unwritable_reason,
     write_text_atomic,
 )
 from emodesk.core.timeline import TimelineEntry
@@ -294,3 +295,34 @@ def test_any_timeline_round_trips_through_csv_and_json(entries: list[TimelineEnt
             else:
                 assert float(row[name]) == pytest.approx(value, abs=5e-4)
                 assert getattr(again.reading, name) == pytest.approx(value, abs=5e-4)
+
+
+def test_unwritable_reason_is_empty_for_a_writable_path_and_leaves_nothing(
+    tmp_path: Path,
+) -> None:
+    assert unwritable_reason(tmp_path / "new.csv") == ""
+    (tmp_path / "old.csv").write_text("kept")
+    assert unwritable_reason(tmp_path / "old.csv") == ""
+    assert sorted(os.listdir(tmp_path)) == ["old.csv"]  # the probe is gone
+    assert (tmp_path / "old.csv").read_text() == "kept"
+
+
+def test_unwritable_reason_says_why(tmp_path: Path) -> None:
+    (tmp_path / "a_file").write_text("x")
+    assert unwritable_reason("") == "No file name given"
+    assert unwritable_reason(tmp_path) == f"{tmp_path} is a folder, not a file"
+    missing = tmp_path / "nope" / "t.csv"
+    assert unwritable_reason(missing) == f"The folder {tmp_path / 'nope'} does not exist"
+    under_file = tmp_path / "a_file" / "t.csv"
+    assert unwritable_reason(under_file) == f"{tmp_path / 'a_file'} is a file, not a folder"
+
+
+def test_unwritable_reason_sees_a_refusal_that_permission_bits_hide(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Root passes every os.access check; a read-only file system refuses the write itself.
+    def refuse(*_args: object, **_kwargs: object) -> tuple[int, str]:
+        raise OSError(errno.EROFS, "Read-only file system")
+
+    monkeypatch.setattr("tempfile.mkstemp", refuse)
+    assert unwritable_reason(tmp_path / "t.csv") == f"No permission to write {tmp_path / 't.csv'}"
