@@ -70,6 +70,7 @@ INPUT_MIME = f"audio/pcm;rate={INPUT_RATE}"
 _BYTES_PER_SECOND = INPUT_RATE * 2
 _AUTH_WORDS = re.compile(r"api key|api_key|permission|unauthenticated|credential", re.I)
 _RATE_IN_MIME = re.compile(r"rate=(\d+)")
+_AUTH_HEADER = re.compile(r"x-goog-api-key|authorization", re.I)
 # Reconnect this long before a go-away's time_left ends, if the turn is still going.
 GO_AWAY_MARGIN_S = 2.0
 # After the turn completes, wait at most this long for the handle that includes it.
@@ -163,7 +164,12 @@ def _time_left(value: str | None) -> float | None:
 def classify(exc: BaseException, *, during_setup: bool, resuming: bool) -> _Failure:
     """Sorts a connection error: auth (never retried), refused resumption, retryable..."""
     from google.genai import errors
-    from websockets.exceptions import ConnectionClosed, InvalidStatus, InvalidURI
+    from websockets.exceptions import (
+        ConnectionClosed,
+        InvalidHeaderValue,
+        InvalidStatus,
+        InvalidURI,
+    )
 
     from emodesk.live.config import InvalidLiveSettings
     from emodesk.live.endpoint import EndpointError
@@ -195,6 +201,13 @@ def classify(exc: BaseException, *, during_setup: bool, resuming: bool) -> _Fail
             code=status,
             retryable=retryable,
             auth=auth,
+        )
+    if isinstance(exc, InvalidHeaderValue) and _AUTH_HEADER.search(str(exc)):
+        # Raised before anything is sent: the key cannot go into a header at all.
+        return _Failure(
+            "the API key contains characters that cannot be sent (spaces or control)",
+            retryable=False,
+            auth=True,
         )
     if isinstance(exc, ssl.SSLCertVerificationError):
         return _Failure(

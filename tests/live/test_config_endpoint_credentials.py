@@ -145,3 +145,54 @@ def test_the_sdk_is_imported_lazily() -> None:
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "False"
+
+
+@pytest.mark.parametrize("bad", ["AIza key with spaces", "AIzaKey\nX-Header: 1", "AIza\x00key"])
+def test_an_unusable_key_is_refused_not_sent(bad: str, monkeypatch) -> None:
+    import keyring
+
+    from emodesk.live.credentials import INVALID_STORED_KEY, CredentialError, store_api_key
+
+    stored: list[str] = []
+    monkeypatch.setattr(keyring, "set_password", lambda *args: stored.append(args[-1]))
+    with pytest.raises(CredentialError, match="invalid characters"):
+        store_api_key(bad)
+    assert not stored
+    with pytest.raises(CredentialError, match="invalid characters"):
+        load_api_key(env={ENV_API_KEY: bad})
+    monkeypatch.setattr(keyring, "get_password", lambda *args: bad)
+    with pytest.raises(CredentialError) as info:
+        load_api_key(env={})
+    assert str(info.value) == INVALID_STORED_KEY
+    assert bad not in str(info.value)
+
+
+def test_install_log_redaction_masks_the_key_in_messages_and_tracebacks() -> None:
+    import io
+
+    from emodesk.live.credentials import install_log_redaction
+
+    root = logging.getLogger()
+    stream = io.StringIO()
+    handler = logging.StreamHandler(stream)
+    root.addHandler(handler)
+    secret, token = "plain-secret-not-key-shaped", "auth_tokens/abc.DEF-123"
+    try:
+        install_log_redaction(secret)
+        install_log_redaction(secret)  # again: one filter, not two
+        assert sum(isinstance(f, RedactingFilter) for f in handler.filters) == 1
+        logger = logging.getLogger("emodesk.test.install")
+        logger.warning("header was %s, token %s", secret, token)
+        try:
+            raise ValueError(f"invalid x-goog-api-key header: {secret}")
+        except ValueError:
+            logger.exception("connect failed")
+    finally:
+        root.removeHandler(handler)
+        if logging.lastResort is not None:
+            for f in [f for f in logging.lastResort.filters if isinstance(f, RedactingFilter)]:
+                logging.lastResort.removeFilter(f)
+    text = stream.getvalue()
+    assert "connect failed" in text and "Traceback" in text
+    assert secret not in text and token not in text
+    assert text.count("[redacted]") == 3

@@ -33,6 +33,13 @@ async def _recv_json(ws) -> dict:
     return json.loads(raw)
 
 
+async def _read_to_turn_complete(ws) -> None:
+    """Reads the reply, as a client must, so the close handshake is prompt."""
+    async with asyncio.timeout(5):
+        while "turnComplete" not in (await _recv_json(ws)).get("serverContent", {}):
+            pass
+
+
 async def _closed_with(ws) -> tuple[int, str]:
     with pytest.raises(ConnectionClosed) as info:
         async with asyncio.timeout(5):
@@ -142,3 +149,83 @@ def test_synthetic_speech_is_deterministic_and_voice_dependent() -> None:
         synthesize("a long sentence here", "Kore"),
     )
     assert pitch(low) < pitch(high)
+
+
+async def test_initial_history_comes_before_realtime_input() -> None:
+    setup = {"setup": {**SETUP["setup"], "historyConfig": {"initialHistoryInClientContent": True}}}
+    history = {"role": "user", "parts": [{"text": "earlier words"}]}
+    async with running_emulator() as server:
+        async with _ws(server) as ws:  # realtime input too early: rejected
+            await ws.send(json.dumps(setup))
+            assert "setupComplete" in await _recv_json(ws)
+            await ws.send(json.dumps({"realtimeInput": {"activityStart": {}}}))
+            code, reason = await _closed_with(ws)
+            assert code == 1007 and "initial history" in reason
+        async with _ws(server) as ws:  # history, complete: no reply, then a normal turn
+            await ws.send(json.dumps(setup))
+            assert "setupComplete" in await _recv_json(ws)
+            await ws.send(json.dumps({"clientContent": {"turns": [history], "turnComplete": True}}))
+            await ws.send(json.dumps({"realtimeInput": {"activityStart": {}}}))
+            await ws.send(json.dumps({"realtimeInput": {"activityEnd": {}}}))
+            async with asyncio.timeout(5):
+                while "turnComplete" not in (await _recv_json(ws)).get("serverContent", {}):
+                    pass
+        (turn,) = server.connections[1].turns  # the history itself was not answered
+        assert turn.number == 1 and turn.completed
+
+
+async def test_the_wire_log_is_kept_only_when_asked() -> None:
+
+    async with running_emulator(record=False) as server, _ws(server, key="k-secret") as ws:
+        await ws.send(json.dumps(SETUP))
+        assert "setupComplete" in await _recv_json(ws)
+        await ws.send(json.dumps({"realtimeInput": {"activityStart": {}}}))
+        blob = {"mimeType": "audio/pcm;rate=16000", "data": base64.b64encode(tone(0.1)).decode()}
+        await ws.send(json.dumps({"realtimeInput": {"audio": blob}}))
+        await ws.send(json.dumps({"realtimeInput": {"activityEnd": {}}}))
+        await _read_to_turn_complete(ws)
+        (record,) = server.connections
+        assert server.received == [] and record.received == []
+        assert record.setup is not None  # the setup is still there to inspect
+        assert "k-secret" not in repr(record) and record.api_key == "k-secret"
+    assert EmulatorServer().record is False  # the app's default
+
+
+async def test_resumption_snapshots_are_shared_and_bounded(monkeypatch) -> None:
+    from emodesk.live.emulator import server as emulator_server
+
+    monkeypatch.setattr(emulator_server, "MAX_SESSION_HANDLES", 3)
+    async with running_emulator() as server, _ws(server) as ws:
+        await ws.send(json.dumps({"setup": {**SETUP["setup"], "sessionResumption": {}}}))
+        for _turn in range(3):
+            await ws.send(json.dumps({"realtimeInput": {"activityStart": {}}}))
+            await ws.send(json.dumps({"realtimeInput": {"activityEnd": {}}}))
+            await _read_to_turn_complete(ws)
+            await _recv_json(ws)  # usage
+            assert "sessionResumptionUpdate" in await _recv_json(ws)
+        snapshots = list(server.sessions.values())
+        assert len(snapshots) == 3  # 4 handles were given out; the oldest expired
+        assert len(snapshots[-1].history) == 6
+        # The newest two share the history of their first turns instead of copying it.
+        assert snapshots[-1].history[:4] == snapshots[-2].history
+        assert snapshots[-1].history[0] is snapshots[-2].history[0]
+
+
+async def test_reply_audio_is_synthesised_off_the_event_loop(monkeypatch) -> None:
+    import threading
+
+    from emodesk.live.emulator import server as emulator_server
+
+    threads: list[threading.Thread] = []
+
+    def recording_synthesize(text: str, voice: str) -> bytes:
+        threads.append(threading.current_thread())
+        return synthesize(text, voice)
+
+    monkeypatch.setattr(emulator_server, "synthesize", recording_synthesize)
+    async with running_emulator() as server, _ws(server) as ws:
+        await ws.send(json.dumps(SETUP))
+        await ws.send(json.dumps({"realtimeInput": {"activityStart": {}}}))
+        await ws.send(json.dumps({"realtimeInput": {"activityEnd": {}}}))
+        await _read_to_turn_complete(ws)
+    assert threads and threading.main_thread() not in threads

@@ -189,3 +189,173 @@ async def test_no_consent_from_the_start() -> None:
         await log.wait_for(TurnComplete)
         wire = json.dumps(server.received)
         assert "report_user_emotion" not in wire and "tools" not in wire
+
+
+async def test_a_fresh_setup_rejected_with_1007_fails_at_once(monkeypatch) -> None:
+    from emodesk.live.emulator import server as emulator_server
+    from emodesk.live.emulator.wire import WireError
+
+    reason = "Invalid value at 'setup.generation_config' (voice Bogus)"
+
+    async def reject(self, setup) -> None:
+        raise WireError(reason)
+
+    monkeypatch.setattr(emulator_server._Connection, "on_setup", reject)
+    async with running_emulator() as server, live_session(server, voice="Bogus") as (s, log):
+        assert s.state is LinkState.FAILED
+        assert len(server.connections) == 1  # the same setup would fail the same way
+        assert not _states(log, LinkState.RECONNECTING)
+        (error,) = log.of(SessionError)
+        assert error.code == 1007 and not error.retryable and not error.auth
+        assert reason in error.message
+
+
+async def test_a_key_the_header_cannot_carry_never_reaches_an_event_or_log(caplog) -> None:
+    key = "my private key\nwith a line break"
+    async with running_emulator() as server, live_session(server, api_key=key) as (s, log):
+        assert s.state is LinkState.FAILED
+        assert not server.connections and not _states(log, LinkState.RECONNECTING)
+        (error,) = log.of(SessionError)
+        assert error.auth and "cannot be sent" in error.message
+    texts = [repr(e) for e in log.events] + [r.getMessage() for r in caplog.records]
+    assert texts and not [t for t in texts if "my private key" in t]
+
+
+async def test_unknown_errors_are_reported_without_the_key(monkeypatch, caplog) -> None:
+    from google.genai.live import AsyncLive
+
+    key = "AIza" + "Q" * 35 + "-not-shaped-tail"
+
+    def leaky_connect(self, **kwargs):
+        raise RuntimeError(f"the library quoted the request: x-goog-api-key={key}")
+
+    monkeypatch.setattr(AsyncLive, "connect", leaky_connect)
+    async with running_emulator() as server, live_session(server, api_key=key) as (_s, log):
+        await log.wait_for(LinkStateChanged, lambda e: e.state is LinkState.FAILED)
+    texts = [repr(e) for e in log.events] + [r.getMessage() for r in caplog.records]
+    assert any("RuntimeError" in t for t in texts)
+    assert not [t for t in texts if "QQQQ" in t or "not-shaped-tail" in t]
+
+
+async def test_a_malformed_frame_is_logged_short(caplog) -> None:
+    async with running_emulator(faults="malformed@1") as server, live_session(server) as (s, log):
+        push_to_talk_turn(s, tone(0.2))
+        await log.wait_for(TurnComplete)
+    (record,) = [r for r in caplog.records if "malformed" in r.getMessage()]
+    assert "ValueError" in record.getMessage()
+    assert len(record.getMessage()) < 250  # the frame itself is 5 kB of transcript
+    assert record.getMessage().count("private words") <= 10
+
+
+async def test_an_error_in_our_own_handling_is_not_taken_for_a_bad_frame(monkeypatch) -> None:
+    from google.genai.live import AsyncSession
+
+    answer = AsyncSession.send_tool_response
+    failures: list[str] = []
+
+    async def fails_once(self, **kwargs):
+        if not failures:
+            failures.append("raised")
+            raise ValueError("our own bug")
+        await answer(self, **kwargs)
+
+    monkeypatch.setattr(AsyncSession, "send_tool_response", fails_once)
+    async with (
+        running_emulator(tool_response_timeout_s=30) as server,
+        live_session(server, emotion_tool=True) as (s, log),
+    ):
+        push_to_talk_turn(s, tone(0.2))
+        lost = await log.wait_for(
+            LinkStateChanged, lambda e: e.state is LinkState.RECONNECTING, within_s=5
+        )
+        assert "ValueError" in lost.reason and "our own bug" in lost.reason
+        assert not [e for e in log.of(SessionError) if "malformed" in e.message]
+        await log.wait_for(LinkStateChanged, lambda e: e.state is LinkState.CONNECTED, count=2)
+        assert len(server.connections) == 2
+
+
+async def test_go_away_mid_reply_lets_the_reply_finish_then_moves_on() -> None:
+    from emodesk.live.events import AudioChunk, ResumptionHandle
+
+    async with running_emulator(faults="goawayreply@1") as server, live_session(server) as (s, log):
+        push_to_talk_turn(s, tone(0.3))
+        going = await log.wait_for(GoAway)
+        assert going.time_left_s == 50.0
+        await log.wait_for(TurnComplete)
+        first = server.connections[0].turns[0]
+        assert first.completed and not first.interrupted
+        assert sum(len(c.data) for c in log.of(AudioChunk)) == first.reply_bytes  # whole
+        # Reconnected right after the turn, with the handle that includes it.
+        await log.wait_for(LinkStateChanged, lambda e: e.state is LinkState.CONNECTED, count=2)
+        assert len(server.connections) == 2
+        newest = [h.handle for h in log.of(ResumptionHandle)][-2]  # before the new setup's
+        assert server.connections[1].resumed_from == newest
+        push_to_talk_turn(s, tone(0.3))
+        await log.wait_for(TurnComplete, count=2)
+        (second,) = server.connections[1].turns
+        assert second.completed and second.number == 2
+        assert s.transcript[-1][1].startswith("Synthetic reply 2,")
+
+
+async def test_a_manual_reconnect_resumes_the_conversation() -> None:
+    async with running_emulator() as server, live_session(server) as (s, log):
+        push_to_talk_turn(s, tone(0.2))
+        await log.wait_for(TurnComplete)
+        handle = s.resume_handle
+        await s.close()
+        await s.start(settings_for(server))
+        assert s.state is LinkState.CONNECTED
+        assert server.connections[1].resumed_from == handle
+        push_to_talk_turn(s, tone(0.2))
+        await log.wait_for(TurnComplete, count=2)
+        assert s.transcript[-1][1].startswith("Synthetic reply 2,")  # the same conversation
+
+
+async def test_a_manual_reconnect_with_an_expired_handle_starts_fresh_and_seeded() -> None:
+    async with running_emulator() as server, live_session(server) as (s, log):
+        push_to_talk_turn(s, tone(0.2))
+        await log.wait_for(TurnComplete)
+        said_before = s.transcript
+        await s.close()
+        server.sessions.clear()  # the handles have expired meanwhile
+        await s.start(settings_for(server))
+        assert s.state is LinkState.CONNECTED
+        refused, fresh = server.connections[1], server.connections[2]
+        assert refused.close_code == 1007 and fresh.resumed_from is None
+        seed = normalize_keys(fresh.received[1])["client_content"]
+        assert [(t["role"], t["parts"][0]["text"]) for t in seed["turns"]] == list(said_before)
+
+
+async def test_forget_starts_a_new_conversation() -> None:
+    async with running_emulator() as server, live_session(server) as (s, log):
+        push_to_talk_turn(s, tone(0.2))
+        await log.wait_for(TurnComplete)
+        await s.close()
+        s.forget()
+        await s.start(settings_for(server))
+        fresh = server.connections[1]
+        assert fresh.resumed_from is None and len(fresh.received) == 1  # setup, no seed
+        assert "history_config" not in normalize_keys(fresh.received[0])["setup"]
+        assert s.transcript == ()
+
+
+async def test_the_client_is_built_off_the_event_loop() -> None:
+    import threading
+
+    from emodesk.live.endpoint import make_client
+    from emodesk.live.session import LiveSession
+    from tests.support.emulator import EventLog
+
+    threads: list[threading.Thread] = []
+
+    def factory(settings):
+        threads.append(threading.current_thread())
+        return make_client(settings)
+
+    async with running_emulator() as server:
+        s, log = LiveSession(factory), EventLog()
+        s.set_listener(log)
+        await s.start(settings_for(server))
+        assert s.state is LinkState.CONNECTED
+        await s.close()
+    assert threads and threads[0] is not threading.main_thread()

@@ -11,7 +11,8 @@ once per server, so the retried turn after a resume goes through. `kind@*` fires
 - close1011 / close1007: a close frame with that code when the turn's input ends.
 - slow: the reply starts late (`slow_delay_s`).
 - burst: the reply's audio comes all at once instead of paced.
-- malformed: one frame that is not valid JSON before the reply.
+- malformed: one frame that is not valid JSON (a transcript cut short, 5 kB) before the
+  reply.
 """
 
 from __future__ import annotations

@@ -68,6 +68,8 @@ CHUNK_MS = 40  # reply audio per frame, as the real service sends it (1,920 byte
 GOAWAY_TIME_LEFT_S = 1.0
 # goawayreply: the time a client is given to finish the reply in progress.
 GOAWAY_REPLY_TIME_LEFT_S = 50.0
+# A frame cut short, as large and as private as a real one (a transcript).
+MALFORMED_FRAME = b'{"serverContent": {"outputTranscription": {"text": "' + b"private words " * 400
 # Resumption snapshots kept (newest first out last); older handles are expired.
 MAX_SESSION_HANDLES = 64
 # History a snapshot carries, in (role, text) entries, as a compressed context would.
@@ -651,7 +653,7 @@ class _Connection:
         started = False
         try:
             if FaultKind.MALFORMED in faults:
-                await self.ws.send(b'{"serverContent": {"modelTurn": ')
+                await self.ws.send(MALFORMED_FRAME)
             if FaultKind.SLOW in faults:
                 await asyncio.sleep(self.server.slow_delay_s)
             heard = turn.text or f"[{turn.audio_seconds:.2f} s of speech]"
