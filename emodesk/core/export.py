@@ -1,4 +1,4 @@
-"""Timeline export: the design's CSV, a JSON document, and an atomic file write.
+"""Timeline export: the design's CSV, a JSON document, and atomic file writes.
 
 CSV: RFC 4180 (csv module, CRLF line ends), UTF-8, one header row (`CSV_COLUMNS`).
 Numbers have fixed decimals (3) so the same readings always give the same bytes;
@@ -285,15 +285,22 @@ def _sync_folder(folder: Path) -> None:
 
 
 def write_text_atomic(path: str | os.PathLike[str], text: str) -> None:
-    """Write UTF-8 text (line ends as given) so that `path` holds either its old content
-    or all of `text`, never a part: a temporary file in the same folder, flushed and
-    synced, then renamed over `path`. Raises `ExportError` with a user-facing message.
-    A new file is readable by its owner only (mkstemp's 0600): timelines are personal."""
-    target = Path(path)
+    """Write UTF-8 text (line ends as given) atomically, as `write_bytes_atomic` does.
+    Raises `ExportError` with a user-facing message (also for text UTF-8 cannot hold)."""
     try:
         data = text.encode("utf-8")
     except UnicodeEncodeError as exc:
         raise ExportError(errno.EINVAL, f"The text cannot be saved as UTF-8: {exc.reason}") from exc
+    write_bytes_atomic(path, data)
+
+
+def write_bytes_atomic(path: str | os.PathLike[str], data: bytes) -> None:
+    """Write `data` so that `path` holds either its old content or all of `data`, never a
+    part: a temporary file in the same folder, flushed and synced, then renamed over
+    `path`. Raises `ExportError` with a user-facing message and leaves no temporary file.
+    A new file is readable by its owner only (mkstemp's 0600): recordings and timelines
+    are personal."""
+    target = Path(path)
     temp_name: str | None = None
     try:
         if target.is_dir():

@@ -22,6 +22,7 @@ from emodesk.core.export import (
     timeline_csv,
     timeline_json,
     unwritable_reason,
+    write_bytes_atomic,
     write_text_atomic,
 )
 from emodesk.core.timeline import TimelineEntry
@@ -240,6 +241,43 @@ def test_atomic_write_rejects_text_that_is_not_utf8(tmp_path: Path) -> None:
     with pytest.raises(ExportError, match="UTF-8"):
         write_text_atomic(tmp_path / "t.csv", "bad \udc80 surrogate")
     assert os.listdir(tmp_path) == []
+
+
+def test_atomic_bytes_write_replaces_the_whole_file_and_syncs_it(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    target = tmp_path / "take.wav"
+    target.write_bytes(b"old")
+    synced: list[int] = []
+    real_fsync = os.fsync
+
+    def recording_fsync(fd: int) -> None:
+        synced.append(fd)
+        real_fsync(fd)
+
+    monkeypatch.setattr(os, "fsync", recording_fsync)
+    data = bytes(range(256)) * 64
+    write_bytes_atomic(target, data)
+    assert target.read_bytes() == data
+    assert synced, "the data must be synced before the rename"
+    assert os.listdir(tmp_path) == ["take.wav"]
+
+
+def test_atomic_bytes_write_failure_leaves_old_file_and_no_temp(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    target = tmp_path / "take.wav"
+    target.write_bytes(b"old")
+
+    def refuse_rename(_src: str, _dst: object) -> None:
+        raise OSError(errno.EXDEV, "Invalid cross-device link")
+
+    monkeypatch.setattr(os, "replace", refuse_rename)
+    with pytest.raises(ExportError, match=f"Could not write {target}") as caught:
+        write_bytes_atomic(target, b"new")
+    assert caught.value.errno == errno.EXDEV
+    assert target.read_bytes() == b"old"
+    assert os.listdir(tmp_path) == ["take.wav"]
 
 
 arbitrary_entries = st.lists(
