@@ -10,12 +10,12 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import contextlib
 import dataclasses
 import logging
 import os
 import signal
 import sys
+import threading
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -55,6 +55,7 @@ class BackendOptions:
     # Make the audio port; None: the real PyAudio engine. Tests pass a fake.
     audio_factory: Callable[[asyncio.AbstractEventLoop, AppSettings], Any] | None = None
     emulator_speed: float = 1.0
+    emulator_record: bool = False  # tests: the emulator keeps every client message
     auto_connect: bool = False  # the app connects at start; tests drive the toolbar
 
 
@@ -72,23 +73,46 @@ class Backend:
         self.synthetic = False
         self._connection_args: dict[str, Any] = {}
         self._preview: Any = None  # a second audio engine feeding the settings' level meter
+        self._preview_lock = asyncio.Lock()
         self._rebuilding: asyncio.Task[None] | None = None
+        # Settings waiting for a rebuild; a rebuild in progress picks up the newest.
+        self._wanted: AppSettings | None = None
+        # Held while the controller and audio engine are swapped or the session is cut
+        # short (delete all data): one stack is live at a time, and it is closed once.
+        self._stack_lock = asyncio.Lock()
+        self._key_saved = False  # answered from here: the keyring can block on D-Bus
+        self._device_cache: tuple[list[str], list[str]] | None = None
+        self._devices_lock = asyncio.Lock()
 
     async def start(self) -> None:
-        # Heavy imports happen here, after the first window is on screen.
-        from emodesk.live.credentials import load_api_key
+        # Heavy imports happen here, after the first window is on screen; google-genai
+        # (about half a second) on an executor, so the first connect imports nothing.
+        from emodesk.live.credentials import install_log_redaction, load_api_key
+        from emodesk.live.session import preload_sdk
         from emodesk.store import SessionStore
 
         loop = asyncio.get_running_loop()
         settings = self.window.settings
         options = self.options
-        key = load_api_key()
+        # Nothing else imports meanwhile: two threads importing pydantic's circular
+        # modules at once can fail with "partially initialized module".
+        await loop.run_in_executor(None, preload_sdk)
+        try:
+            key = await loop.run_in_executor(None, load_api_key)  # the keyring: D-Bus
+        except Exception as exc:  # an unusable stored key: say so, run the offline demo
+            log.warning("the stored API key cannot be used: %s", exc)
+            key = None
+        self._key_saved = key is not None
+        if key is not None:
+            install_log_redaction(key)
         endpoint, ca_file = options.endpoint, options.ca_file
         reason = ""
         if options.offline or (key is None and endpoint is None and not _env_endpoint()):
             from emodesk.live.emulator.server import EmulatorServer
 
-            self.emulator = EmulatorServer(speed=options.emulator_speed)
+            self.emulator = EmulatorServer(
+                speed=options.emulator_speed, record=options.emulator_record
+            )
             await self.emulator.start()
             endpoint, ca_file = self.emulator.url, self.emulator.ca_file
             self.synthetic = True
@@ -104,9 +128,18 @@ class Backend:
             "synthetic": self.synthetic,
         }
         self.store = await loop.run_in_executor(None, SessionStore, options.history_path)
-        with contextlib.suppress(Exception):
-            await loop.run_in_executor(
-                None, self.store.apply_retention, settings.retention_days
+        report = self.store.open_report.message
+        if report:  # a damaged history was moved aside: the user should know
+            log.warning("history: %s", report)
+            self.window.banners.show_banner("history", "warning", report, "OK", lambda: None)
+        try:
+            await loop.run_in_executor(None, self.store.apply_retention, settings.retention_days)
+        except Exception as exc:  # old sessions stay; the app works on
+            log.warning("retention could not be applied: %s", exc)
+            self.window.banners.show_banner(
+                "retention", "warning",
+                f"Old sessions could not be deleted as the retention setting asks: {exc}",
+                "OK", lambda: None,
             )  # fmt: skip
         self._build_stack(settings)
         self.window.services = self.services()
@@ -154,51 +187,51 @@ class Backend:
         return engine
 
     def services(self) -> Services:
-        from emodesk.live import credentials
-
-        def has_key() -> bool:
-            return credentials.load_api_key() is not None
-
         return Services(
-            has_api_key=has_key,
-            store_api_key=credentials.store_api_key,
+            has_api_key=lambda: self._key_saved,
+            store_api_key=self._store_key,
             test_api_key=self._test_key,
-            input_devices=lambda: self._device_names("input"),
-            output_devices=lambda: self._device_names("output"),
+            devices=self._devices,
             level_preview=self._level_preview,
             delete_all_data=self._delete_all,
             list_sessions=self._sessions,
         )
 
-    def _level_preview(self, device: str | None) -> Any:
+    async def _store_key(self, key: str) -> None:
+        from emodesk.live.credentials import install_log_redaction, store_api_key
+
+        install_log_redaction(key.strip())  # before anything can log it
+        await asyncio.get_running_loop().run_in_executor(None, store_api_key, key)
+        self._key_saved = True
+
+    async def _level_preview(self, device: str | None) -> Any:
         """Open `device` ("" = the default) on a second engine for the settings dialog's
-        level meter; None closes it. The conversation's own engine is left alone."""
-        if self._preview is not None:
-            self._preview.close(timeout_s=1.0)
-            self._preview = None
-        if device is None or self.options.audio_factory is not None:
-            return None
-        from emodesk.audio.engine import AudioEngine
-        from emodesk.audio.settings import AudioSettings
+        level meter; None closes it. The conversation's own engine is left alone. Calls
+        run one at a time, so a quick change of device never leaves an engine open."""
+        async with self._preview_lock:
+            if self._preview is not None:
+                old, self._preview = self._preview, None
+                # Closing joins the engine's thread: up to a second, off the GUI thread.
+                await asyncio.get_running_loop().run_in_executor(None, old.close, 1.0)
+            if device is None or self.options.audio_factory is not None:
+                return None
+            from emodesk.audio.engine import AudioEngine
+            from emodesk.audio.settings import AudioSettings
 
-        engine = AudioEngine(asyncio.get_running_loop(), AudioSettings(input_device=device or None))
-        engine.start_capture(lambda _frame: None)  # frames unused: the meter reads the ring
-        self._preview = engine
-        return RingView(engine, "mic_ring")
+            settings = AudioSettings(input_device=device or None)
+            engine = AudioEngine(asyncio.get_running_loop(), settings)
+            engine.start_capture(lambda _frame: None)  # unused: the meter reads the ring
+            self._preview = engine
+            return RingView(engine, "mic_ring")
 
-    @staticmethod
-    def _device_names(direction: str) -> list[str]:
-        try:
-            from emodesk.audio.devices import list_devices, open_portaudio
-
-            pa = open_portaudio()
-        except Exception:
-            return []
-        try:
-            attr = "max_input_channels" if direction == "input" else "max_output_channels"
-            return [d.name for d in list_devices(pa) if getattr(d, attr) > 0]
-        finally:
-            pa.terminate()
+    async def _devices(self, refresh: bool) -> tuple[list[str], list[str]]:
+        """Input and output device names; PortAudio is asked once (on an executor) and
+        again only on `refresh`."""
+        async with self._devices_lock:  # a second dialog waits for the first's answer
+            if self._device_cache is None or refresh:
+                loop = asyncio.get_running_loop()
+                self._device_cache = await loop.run_in_executor(None, _list_device_names)
+            return self._device_cache
 
     async def _test_key(self, key: str) -> tuple[bool, str]:
         """Lists models with the key: proves the key without opening a Live session."""
@@ -223,9 +256,30 @@ class Backend:
         return await asyncio.get_running_loop().run_in_executor(None, check)
 
     async def _delete_all(self) -> str:
+        """End the open session, withdraw consent, delete the history, forget the saved
+        consent answer, clear the screen, and reconnect with a fresh session if the user
+        was connected (the old session's rows are gone, so it cannot go on)."""
+        from emodesk.conversation.api import ConversationState as S
+
         loop = asyncio.get_running_loop()
-        await loop.run_in_executor(None, self.store.delete_all)
-        return "All sessions, readings and transcripts were deleted."
+        async with self._stack_lock:
+            controller = self.controller
+            was_connected = controller is not None and controller.state not in (
+                S.OFFLINE, S.ERROR
+            )  # fmt: skip
+            if controller is not None:
+                if controller.session_id is not None:
+                    await controller.end_session()
+                elif was_connected:
+                    await controller.disconnect()
+                if controller.consent:
+                    await controller.set_consent(False)
+                await controller.drain()  # queued writes land before the delete
+            await loop.run_in_executor(None, self.store.delete_all)
+            self.window.forget_consent()
+            if was_connected and controller is not None:
+                await controller.connect()
+        return "All sessions, readings, transcripts and your consent answer were deleted."
 
     def _sessions(self) -> list[tuple[str, str]]:
         rows = self.store.sessions() if self.store is not None else []
@@ -244,14 +298,32 @@ class Backend:
         changed = [
             name for name in RESTART_FIELDS if getattr(settings, name) != getattr(current, name)
         ]
-        if not changed:
+        if not changed and (self._rebuilding is None or self._rebuilding.done()):
             self.window.statusBar().showMessage("Settings saved.", 4000)
             return
-        self._rebuilding = asyncio.ensure_future(self.rebuild(settings, changed))
+        # One rebuild at a time; applies during one coalesce into the newest settings.
+        self._wanted = settings
+        if self._rebuilding is None or self._rebuilding.done():
+            self._rebuilding = asyncio.ensure_future(self._apply_wanted())
+
+    async def _apply_wanted(self) -> None:
+        while self._wanted is not None:
+            settings, self._wanted = self._wanted, None
+            current = self.controller.settings
+            changed = [
+                name for name in RESTART_FIELDS
+                if getattr(settings, name) != getattr(current, name)
+            ]  # fmt: skip
+            if changed:
+                await self.rebuild(settings, changed)
 
     async def rebuild(self, settings: AppSettings, changed: list[str]) -> None:
         """Apply settings fixed at construction: end the session, make a new audio engine
         and controller, and reconnect if the old one was connected."""
+        async with self._stack_lock:
+            await self._rebuild(settings, changed)
+
+    async def _rebuild(self, settings: AppSettings, changed: list[str]) -> None:
         from emodesk.conversation.api import ConversationState as S
 
         old_controller, old_audio = self.controller, self.audio
@@ -337,6 +409,34 @@ class RingView:
         return ring.latest(n)
 
 
+# Pa_Initialize and Pa_Terminate are not thread-safe: two listings at once crash.
+_PORTAUDIO_LISTING = threading.Lock()
+
+
+def _list_device_names() -> tuple[list[str], list[str]]:
+    """(input names, output names) from a PortAudio opened for the purpose; empty lists
+    when PortAudio cannot start (no sound system). Runs on an executor."""
+    with _PORTAUDIO_LISTING:
+        return _read_device_names()
+
+
+def _read_device_names() -> tuple[list[str], list[str]]:
+    try:
+        from emodesk.audio.devices import list_devices, open_portaudio
+
+        pa = open_portaudio()
+    except Exception as exc:
+        log.warning("audio devices cannot be listed: %s", exc)
+        return [], []
+    try:
+        devices = list_devices(pa)
+    finally:
+        pa.terminate()
+    inputs = [d.name for d in devices if d.max_input_channels > 0]
+    outputs = [d.name for d in devices if d.max_output_channels > 0]
+    return inputs, outputs
+
+
 def _env_endpoint() -> bool:
     return bool(os.environ.get("EMODESK_ENDPOINT", "").strip())
 
@@ -346,6 +446,18 @@ def build_window(store: SettingsStore) -> MainWindow:
     if rejected:
         log.warning("settings reset to defaults: %s", ", ".join(rejected))
     return MainWindow(window_options(), store, settings)
+
+
+def install_error_reporting(
+    window: MainWindow, loop: asyncio.AbstractEventLoop, log_path: Path | None
+) -> ErrorReporter:
+    """Route uncaught errors to the log and a dialog over `window`: those raised in Qt
+    slots (PySide6 hands them to `sys.excepthook`) and those in asyncio callbacks and
+    tasks on `loop`. Undo with `reporter.uninstall()`."""
+    reporter = ErrorReporter(log_path, lambda: window)
+    reporter.install()
+    loop.set_exception_handler(reporter.loop_exception)
+    return reporter
 
 
 def run(args: argparse.Namespace) -> int:
@@ -363,8 +475,6 @@ def run(args: argparse.Namespace) -> int:
         log_path = None
     store = SettingsStore(open_qsettings(os.environ.get("EMODESK_SETTINGS_FILE") or None))
     window = build_window(store)
-    reporter = ErrorReporter(log_path, lambda: window)
-    reporter.install()
     window.show()
     if os.environ.get("EMODESK_EXIT_AFTER_SHOW"):  # bench: time to the first window only
         QTimer.singleShot(0, app.quit)
@@ -376,7 +486,7 @@ def run(args: argparse.Namespace) -> int:
     app.setQuitOnLastWindowClosed(False)
     loop = qasync.QEventLoop(app)
     asyncio.set_event_loop(loop)
-    loop.set_exception_handler(reporter.loop_exception)
+    reporter = install_error_reporting(window, loop, log_path)
     backend = Backend(
         window,
         BackendOptions(

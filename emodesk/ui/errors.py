@@ -19,9 +19,11 @@ from PySide6.QtWidgets import QApplication, QMessageBox, QWidget
 
 log = logging.getLogger("emodesk")
 
-# Google API keys, bearer tokens and key=/token= query or keyword values.
+# Google API keys, ephemeral tokens (auth_tokens/...), bearer tokens and key=/token= query
+# or keyword values. The exact saved key, whatever its shape, is masked by the live
+# layer's filter (`install_log_redaction`), which the app installs when it loads a key.
 _SECRET_PATTERNS = (
-    re.compile(r"AIza[0-9A-Za-z_\-]{20,}"),
+    re.compile(r"AIza[0-9A-Za-z_\-]{20,}|auth_tokens/[0-9A-Za-z_\-.]+"),
     re.compile(r"(?i)(bearer\s+)[A-Za-z0-9._\-]{8,}"),
     re.compile(r"(?i)((?:api[_-]?key|key|token|secret|password)\s*[=:]\s*['\"]?)[^\s'\"&,)]{4,}"),
 )

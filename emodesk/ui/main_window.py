@@ -634,6 +634,17 @@ class MainWindow(QMainWindow):
         if self.controller is not None and granted != self._controller_consent():
             self._run(self.controller.set_consent(granted))
 
+    def forget_consent(self) -> None:
+        """All data was deleted: the saved consent answer goes too (the question comes
+        again at the next start), emotion is off, and the deleted session's timeline and
+        transcript leave the screen."""
+        self.settings = dataclasses.replace(self.settings, consent=None)
+        self.store.save(self.settings)
+        self.session_id = None
+        self.timeline.reset()
+        self.transcript.model.clear()
+        self._set_consent_shown(False)
+
     def _controller_consent(self) -> bool | None:
         return getattr(self.controller, "consent", None)
 

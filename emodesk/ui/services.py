@@ -1,7 +1,12 @@
 """What the window needs from the world outside the ui layer, as plain callables the
 composition root (`emodesk.app`) fills in: the keyring, device lists, a level preview,
 the session history. Tests pass their own. Defaults do nothing, so a window can be built
-before anything else is ready (the first window appears before google-genai loads)."""
+before anything else is ready (the first window appears before google-genai loads).
+
+Anything that can block (the keyring is D-Bus and may wait on an unlock prompt,
+PortAudio takes hundreds of milliseconds to list devices, closing an audio stream up to
+a second) is a coroutine here: the composition root runs it on an executor, never on
+the GUI thread."""
 
 from __future__ import annotations
 
@@ -13,17 +18,22 @@ from emodesk.ui.scope import SampleSource
 MODELS = ("gemini-3.1-flash-live-preview", "gemini-2.5-flash-native-audio-preview-12-2025")
 
 
+async def _no_devices(_refresh: bool) -> tuple[Sequence[str], Sequence[str]]:
+    return (), ()
+
+
 @dataclass
 class Services:
+    # Whether a key is saved: answered from a cache, never by asking the keyring.
     has_api_key: Callable[[], bool] = lambda: False
-    store_api_key: Callable[[str], None] | None = None
+    store_api_key: Callable[[str], Awaitable[None]] | None = None
     # (ok, message); runs on the loop and may take a second or two.
     test_api_key: Callable[[str], Awaitable[tuple[bool, str]]] | None = None
-    input_devices: Callable[[], Sequence[str]] = lambda: ()
-    output_devices: Callable[[], Sequence[str]] = lambda: ()
-    # Start a level preview of an input device ("" = default) and return its samples;
-    # called with None to stop it.
-    level_preview: Callable[[str | None], SampleSource | None] | None = None
+    # (input device names, output device names); cached, re-read when `refresh` is true.
+    devices: Callable[[bool], Awaitable[tuple[Sequence[str], Sequence[str]]]] = _no_devices
+    # Start a level preview of an input device ("" = the default) and return its
+    # samples; called with None to stop it.
+    level_preview: Callable[[str | None], Awaitable[SampleSource | None]] | None = None
     # Deletes history and saved answers; returns a message for the user.
     delete_all_data: Callable[[], Awaitable[str]] | None = None
     # Past sessions as (session_id, label), newest first.

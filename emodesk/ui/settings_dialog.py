@@ -37,6 +37,7 @@ from emodesk.ui.services import Services
 log = logging.getLogger(__name__)
 
 SYSTEM_DEFAULT = "System default"
+LOADING_DEVICES = "Loading devices…"
 SENSITIVITIES = (("high", "High — reacts to quiet speech"), ("low", "Low — ignores background"))
 ECHO_MODES = (
     ("half_duplex", "Mute the microphone while the reply plays"),
@@ -73,6 +74,7 @@ class SettingsDialog(QDialog):
         self.services = services
         self._tasks: set[asyncio.Task[Any]] = set()
         self._preview: SampleSource | None = None
+        self._preview_generation = 0
         self.tabs = QTabWidget()
 
         # -- conversation
@@ -91,9 +93,15 @@ class SettingsDialog(QDialog):
         form.addRow("Hands-free sensitivity", self.sensitivity)
         self.tabs.addTab(self._page(form), "Conversation")
 
-        # -- audio
-        self.input_device = self._device_combo(services.input_devices(), values, "input_device")
-        self.output_device = self._device_combo(services.output_devices(), values, "output_device")
+        # -- audio: the device lists arrive from an executor (PortAudio is slow to ask),
+        # so the dialog opens at once with the saved choices and fills in the rest.
+        self.input_device = self._device_combo(values, "input_device")
+        self.output_device = self._device_combo(values, "output_device")
+        self.device_status = QLabel(LOADING_DEVICES)
+        self.refresh_devices_button = QPushButton("Refresh")
+        self.refresh_devices_button.setToolTip("List the audio devices again")
+        self.refresh_devices_button.clicked.connect(lambda: self.load_devices(refresh=True))
+        self.devices_loaded = False
         self.input_meter = LevelMeter("Input level", theme.MIC_COLOUR)
         self.playout_ms = QSpinBox()
         self.playout_ms.setRange(*PLAYOUT_BUFFER_RANGE_MS)
@@ -102,10 +110,14 @@ class SettingsDialog(QDialog):
         self.playout_ms.setSuffix(" ms")
         self.playout_ms.setValue(int(values.get("playout_buffer_ms", 60)))
         self.echo_mode = _combo(ECHO_MODES, str(values.get("echo_mode", "half_duplex")))
+        device_row = QHBoxLayout()
+        device_row.addWidget(self.device_status, 1)
+        device_row.addWidget(self.refresh_devices_button)
         audio = QFormLayout()
         audio.addRow("Microphone", self.input_device)
         audio.addRow("", self.input_meter)
         audio.addRow("Speaker", self.output_device)
+        audio.addRow("", device_row)
         audio.addRow("Playout buffer", self.playout_ms)
         audio.addRow("Echo handling", self.echo_mode)
         self.tabs.addTab(self._page(audio), "Audio")
@@ -173,9 +185,45 @@ class SettingsDialog(QDialog):
         return page
 
     @staticmethod
-    def _device_combo(names: Sequence[str], values: dict[str, Any], key: str) -> QComboBox:
-        items = [("", SYSTEM_DEFAULT), *((n, n) for n in names)]
-        return _combo(items, str(values.get(key) or ""))
+    def _device_combo(values: dict[str, Any], key: str) -> QComboBox:
+        return _combo([("", SYSTEM_DEFAULT)], str(values.get(key) or ""))
+
+    def load_devices(self, refresh: bool = False) -> asyncio.Task[Any]:
+        """Fill the device lists from the services (an executor in the app)."""
+        self.refresh_devices_button.setEnabled(False)
+        self.device_status.setText(LOADING_DEVICES)
+
+        async def run() -> None:
+            try:
+                inputs, outputs = await asyncio.wait_for(self.services.devices(refresh), 15)
+            except Exception as exc:
+                log.warning("listing audio devices failed: %s", exc)
+                self.device_status.setText(f"Could not list the audio devices: {exc}")
+            else:
+                self._fill_devices(self.input_device, inputs)
+                self._fill_devices(self.output_device, outputs)
+                self.device_status.setText("" if inputs or outputs else "No audio devices found.")
+                self.devices_loaded = True
+            self.refresh_devices_button.setEnabled(True)
+
+        return self._spawn(run())
+
+    @staticmethod
+    def _fill_devices(box: QComboBox, names: Sequence[str]) -> None:
+        """Replace the list, keeping the choice (a missing saved device stays listed, so
+        saving the dialog does not silently switch devices)."""
+        current = box.currentData() or ""
+        box.blockSignals(True)
+        box.clear()
+        box.addItem(SYSTEM_DEFAULT, "")
+        for name in names:
+            box.addItem(name, name)
+        index = box.findData(current)
+        if index < 0:
+            box.addItem(current, current)
+            index = box.count() - 1
+        box.setCurrentIndex(index)
+        box.blockSignals(False)
 
     def values(self) -> dict[str, Any]:
         key_text = self.ptt_key.keySequence().toString() or "Space"
@@ -199,22 +247,36 @@ class SettingsDialog(QDialog):
     # -- live input level ---------------------------------------------------------------
     def showEvent(self, event: Any) -> None:
         super().showEvent(event)
+        if not self.devices_loaded and self.refresh_devices_button.isEnabled():
+            self.load_devices()
         self._start_preview()
 
     def _start_preview(self) -> None:
-        if self.services.level_preview is None:
+        previewer = self.services.level_preview
+        if previewer is None:
             return
-        try:
-            self._preview = self.services.level_preview(self.input_device.currentData() or "")
-        except Exception as exc:  # a device that cannot open: say so beside the meter
-            log.warning("level preview failed: %s", exc)
-            self._preview = None
-            self.input_meter.setToolTip(f"Cannot open this microphone: {exc}")
+        self._preview_generation += 1
+        generation = self._preview_generation
+        device = self.input_device.currentData() or ""
+
+        async def run() -> None:
+            try:
+                source = await previewer(device)
+            except Exception as exc:  # a device that cannot open: say so beside the meter
+                log.warning("level preview failed: %s", exc)
+                source = None
+                self.input_meter.setToolTip(f"Cannot open this microphone: {exc}")
+            # A later request (another device, or the dialog closing) supersedes this one.
+            if generation == self._preview_generation:
+                self._preview = source
+
+        self._spawn(run())
 
     def _stop_preview(self) -> None:
-        if self.services.level_preview is not None and self._preview is not None:
-            self.services.level_preview(None)
+        self._preview_generation += 1
         self._preview = None
+        if self.services.level_preview is not None:
+            self._spawn(self.services.level_preview(None))
 
     def tick(self) -> None:
         """Called by the window's frame clock while the dialog is open."""
@@ -224,16 +286,24 @@ class SettingsDialog(QDialog):
     # -- API key --------------------------------------------------------------------------
     def _save_key(self) -> None:
         key = self.api_key.text().strip()
-        if not key or self.services.store_api_key is None:
+        storer = self.services.store_api_key
+        if not key or storer is None:
             self.key_status.setText("Paste a key first.")
             return
-        try:
-            self.services.store_api_key(key)
-        except Exception as exc:
-            self.key_status.setText(f"Could not save the key: {exc}")
-            return
-        self.api_key.clear()
-        self.key_status.setText("Key saved in the system keyring. Reconnect to use it.")
+        self.save_key_button.setEnabled(False)
+        self.key_status.setText("Saving…")
+
+        async def run() -> None:
+            try:
+                await asyncio.wait_for(storer(key), 30)  # a keyring unlock prompt may wait
+            except Exception as exc:
+                self.key_status.setText(f"Could not save the key: {exc}")
+            else:
+                self.api_key.clear()
+                self.key_status.setText("Key saved in the system keyring. Reconnect to use it.")
+            self.save_key_button.setEnabled(True)
+
+        self._spawn(run())
 
     def _test_key(self) -> None:
         tester = self.services.test_api_key
@@ -281,7 +351,8 @@ class SettingsDialog(QDialog):
 
         self._spawn(run())
 
-    def _spawn(self, coro: Any) -> None:
+    def _spawn(self, coro: Any) -> asyncio.Task[Any]:
         task = asyncio.ensure_future(coro)
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
+        return task

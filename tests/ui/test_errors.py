@@ -1,11 +1,17 @@
 from __future__ import annotations
 
+import asyncio
+import gc
 import logging
 import sys
 from pathlib import Path
 from typing import Any
 
+from PySide6.QtCore import QTimer
+
 from emodesk.ui.errors import ErrorReporter, redact, setup_logging
+from emodesk.ui.main_window import MainWindow
+from tests.ui.conftest import run, until
 
 KEY = "AIzaSyD" + "x" * 32
 
@@ -37,44 +43,60 @@ def test_uncaught_error_is_logged_without_secrets_and_shown(qtbot: Any, tmp_path
     reporter.dialog.close()
 
 
-def test_errors_in_qt_slots_and_in_asyncio_callbacks_reach_the_dialog(
-    qtbot: Any, tmp_path: Path
-) -> None:
-    import asyncio
+def test_redact_masks_ephemeral_tokens() -> None:
+    token = "auth_tokens/1a2b3c4d5e6f.7g8h-9i0j_k"
+    out = redact(f"connect with {token} failed")
+    assert token not in out and "1a2b3c4d5e6f" not in out
+    assert out == "connect with [redacted] failed"
 
-    import qasync
-    from PySide6.QtCore import QTimer
-    from PySide6.QtWidgets import QApplication
+
+def test_the_apps_wiring_shows_errors_from_qt_slots_and_asyncio_callbacks(
+    window: MainWindow, qloop: asyncio.AbstractEventLoop, tmp_path: Path
+) -> None:
+    """Through `emodesk.app.install_error_reporting`, as `emodesk.app.run` wires it: the
+    errors are raised by Qt and by the loop, never handed to the reporter by the test."""
+    from emodesk.app import install_error_reporting
 
     log_path = setup_logging(tmp_path)
-    reporter = ErrorReporter(log_path, lambda: None)
-    reporter.install()
-    loop = qasync.QEventLoop(QApplication.instance(), already_running=False)
-    loop.set_exception_handler(reporter.loop_exception)
+    reporter = install_error_reporting(window, qloop, log_path)
 
     def slot() -> None:
         raise ValueError(f"slot failed, key={KEY}")
 
-    async def failing() -> None:
+    def callback() -> None:
+        raise LookupError("callback failed")
+
+    async def failing_task() -> None:
         raise KeyError("task failed")
 
     async def scenario() -> None:
         QTimer.singleShot(0, slot)  # a Qt slot: PySide6 hands it to sys.excepthook
-        await asyncio.sleep(0.05)
-        task = asyncio.ensure_future(failing())
+        qloop.call_soon(callback)  # an asyncio callback: the loop's exception handler
+        await until(lambda: len(reporter.reported) >= 2)
+        task = asyncio.ensure_future(failing_task())
         await asyncio.wait([task], timeout=5)
-        loop.call_exception_handler({"message": "task failed", "exception": task.exception()})
+        del task  # never retrieved: the loop reports it when the task is collected
+        gc.collect()
+        await until(lambda: any(r.startswith("KeyError") for r in reporter.reported))
 
     try:
-        asyncio.set_event_loop(loop)
-        loop.run_until_complete(asyncio.wait_for(scenario(), 10))
+        run(qloop, scenario())
     finally:
         reporter.uninstall()
-        asyncio.set_event_loop(None)
-        loop.close()
     assert any(r.startswith("ValueError: slot failed") for r in reporter.reported)
-    assert any(r.startswith("KeyError") for r in reporter.reported)
+    assert any(r.startswith("LookupError: callback failed") for r in reporter.reported)
     assert all(KEY not in r for r in reporter.reported)
-    assert reporter.dialog is not None and reporter.dialog.isVisible()
-    assert "The app keeps running" in reporter.dialog.text()
-    reporter.dialog.close()
+    dialog = reporter.dialog
+    assert dialog is not None and dialog.isVisible() and dialog.parent() is window
+    assert "The app keeps running" in dialog.text()
+    flush_log()
+    logged = log_path.read_text(encoding="utf-8")
+    for text in ("ValueError: slot failed", "LookupError: callback failed", "KeyError"):
+        assert text in logged
+    assert KEY not in logged
+    dialog.close()
+
+
+def flush_log() -> None:
+    for handler in logging.getLogger().handlers:
+        handler.flush()

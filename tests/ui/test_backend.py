@@ -1,0 +1,351 @@
+"""The composition root (`emodesk.app.Backend`) behind the real window: deleting all
+data, the history's open report, retention failures, rebuilds on settings changes,
+secrets in the log, and what stays off the GUI thread. The real controller, store and
+emulator run; only the sound card is scripted (`ScriptedAudio`)."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import subprocess
+import sys
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from emodesk.app import Backend, BackendOptions
+from emodesk.conversation.api import ConversationState, NoticeKind
+from emodesk.store import SessionStore, StoreError
+from emodesk.ui.errors import setup_logging
+from emodesk.ui.main_window import MainWindow
+from emodesk.ui.services import Services
+from emodesk.ui.settings_dialog import LOADING_DEVICES
+from emodesk.ui.settings_store import SettingsStore, open_qsettings
+from tests.ui.conftest import run, settle
+from tests.ui.test_end_to_end import Rig, answer_consent, start_rig, stop_rig
+
+S = ConversationState
+pytestmark = pytest.mark.timeout(90)
+
+
+@pytest.fixture
+def rig(window: MainWindow, qloop: asyncio.AbstractEventLoop, tmp_path: Path) -> Iterator[Rig]:
+    started = start_rig(window, qloop, tmp_path / "history.db")
+    try:
+        yield started
+    finally:
+        stop_rig(started)
+
+
+def flush_log() -> None:
+    for handler in logging.getLogger().handlers:
+        handler.flush()
+
+
+# ---------------------------------------------------------------- delete all data
+
+
+def test_delete_all_data_deletes_consent_too_and_the_session_goes_on_fresh(
+    rig: Rig, settings_path: Path
+) -> None:
+    window, store = rig.window, rig.backend.store
+    answer_consent(window, granted=True)
+    rig.connect()
+    rig.speak_by_button()
+    rig.settle(lambda: len(window.timeline.data.readings) == 2)
+    old_session = window.session_id
+    assert old_session is not None and store.consent_records()
+
+    dialog = window.open_settings("Privacy")
+    dialog.delete_button.click()
+    assert dialog.confirm is not None and dialog.confirm.isVisible()
+    delete = next(b for b in dialog.confirm.buttons() if b.text() == "Delete everything")
+    rig.in_loop(delete.click)
+    rig.settle(lambda: "deleted" in dialog.delete_status.text())
+
+    # What the dialog promised: history and the saved consent answer are gone.
+    assert store.consent_records() == []
+    assert old_session not in {s.session_id for s in store.sessions()}
+    saved, _ = SettingsStore(open_qsettings(settings_path)).load()
+    assert saved.consent is None and window.consent_needed()
+    # Emotion is off everywhere, and the deleted session is off the screen.
+    assert not window.consent and window.consent_action.text() == "Emotion: off"
+    assert not rig.backend.controller.consent
+    assert window.timeline.data.readings == []
+    assert "Synthetic reply" not in window.transcript.model.plain_text()
+    # Connected before, so connected after, on a fresh session that stores its lines.
+    rig.settle(lambda: window.state is S.READY and window.session_id not in (None, old_session))
+    new_session = window.session_id
+    assert new_session is not None
+    assert not rig.backend.controller.consent
+    rig.speak_by_button()
+    rig.settle(lambda: len(store.transcript(new_session)) >= 2)
+    assert NoticeKind.STORAGE not in window.banners.messages()
+    assert store.readings(new_session) == []  # consent was withdrawn: nothing emotional
+    assert "report_user_emotion" not in str(rig.emulator.connections[-1].setup)
+
+
+# ---------------------------------------------------------------- history at start
+
+
+def test_a_damaged_history_file_is_reported_in_a_banner(
+    window: MainWindow, qloop: asyncio.AbstractEventLoop, tmp_path: Path
+) -> None:
+    history = tmp_path / "history.db"
+    history.write_bytes(b"this is not a database " * 400)
+    started = start_rig(window, qloop, history)
+    try:
+        message = window.banners.messages().get("history", "")
+        assert "could not be used" in message and "kept as" in message
+        banner = window.banners.banners["history"]
+        assert banner.action_button is not None and banner.action_button.text() == "OK"
+        banner.action_button.click()
+        assert "history" not in window.banners.messages()
+        started.connect()  # the fresh history works
+    finally:
+        stop_rig(started)
+
+
+def test_a_retention_failure_is_logged_and_shown_and_the_app_starts(
+    window: MainWindow,
+    qloop: asyncio.AbstractEventLoop,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    log_path = setup_logging(tmp_path / "log")
+
+    def refuse(self: SessionStore, keep_days: int, now: Any = None) -> int:
+        raise StoreError("The history could not be used while applying retention: disk full.")
+
+    monkeypatch.setattr(SessionStore, "apply_retention", refuse)
+    started = start_rig(window, qloop, tmp_path / "history.db")
+    try:
+        assert "disk full" in window.banners.messages().get("retention", "")
+        flush_log()
+        assert "retention could not be applied" in log_path.read_text(encoding="utf-8")
+        started.connect()
+    finally:
+        stop_rig(started)
+
+
+# ---------------------------------------------------------------- rebuilds
+
+
+def test_two_quick_applies_leave_one_live_stack_and_close_every_replaced_port(rig: Rig) -> None:
+    window = rig.window
+    rig.connect()
+    other = next(m for m in window.services.models if m != window.settings.model)
+
+    first = window.open_settings()
+    first.model.setCurrentIndex(first.model.findData(other))
+    rig.in_loop(first._apply)
+    # The first rebuild is under way (closing the old stack) when the second comes.
+    second = window.open_settings()
+    second.language.setText("German")
+    rig.in_loop(second._apply)
+
+    backend = rig.backend
+    rig.settle(lambda: backend._rebuilding is not None and backend._rebuilding.done())
+    rig.settle(lambda: window.state is S.READY)
+    live = [audio for audio in rig.audios if not audio.closed]
+    assert live == [backend.audio]
+    assert all(audio.closed for audio in rig.audios[:-1])
+    assert backend.controller.settings.model == other
+    assert backend.controller.settings.language == "German"
+    setup = str(rig.emulator.connections[-1].setup)
+    assert other in setup and "German" in setup
+    rig.speak_by_button()
+
+
+# ---------------------------------------------------------------- secrets
+
+
+def test_the_loaded_key_and_tokens_never_reach_the_log_file(
+    window: MainWindow,
+    qloop: asyncio.AbstractEventLoop,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # Not shaped like a Google key: only exact-key redaction can catch it.
+    key = "plain-secret-9f8e7d6c5b4a"
+    token = "auth_tokens/5a4b3c2d1e0f.9g8h-7i6j"
+    monkeypatch.setenv("GEMINI_API_KEY", key)
+    import keyring
+
+    monkeypatch.setattr(keyring, "get_password", lambda *_: None)
+    log_path = setup_logging(tmp_path / "log")
+    backend = Backend(
+        window,
+        BackendOptions(
+            endpoint="wss://127.0.0.1:9/", history_path=str(tmp_path / "h.db"),
+            audio_factory=lambda _loop, _settings: _silent_audio(),
+        ),
+    )  # fmt: skip
+    run(qloop, backend.start(), 30.0)
+    try:
+        logging.getLogger("emodesk.test").error("request failed for %s with %s", key, token)
+        stored = "another-plain-secret-1234"
+        monkeypatch.setattr(keyring, "set_password", lambda *_: None)
+        run(qloop, window.services.store_api_key(stored))  # type: ignore[misc]
+        logging.getLogger("emodesk.test").error("saving %s failed", stored)
+        flush_log()
+        logged = log_path.read_text(encoding="utf-8")
+        assert "request failed for [redacted]" in logged and "saving [redacted]" in logged
+        assert key not in logged and token not in logged and stored not in logged
+        assert window.services.has_api_key()
+    finally:
+        run(qloop, backend.stop(), 30.0)
+
+
+def _silent_audio() -> Any:
+    import numpy as np
+
+    from tests.ui.scripted_audio import ScriptedAudio
+
+    return ScriptedAudio(np.zeros(16000, dtype=np.int16))
+
+
+# ---------------------------------------------------------------- off the GUI thread
+
+
+def test_the_settings_dialog_opens_at_once_and_lists_devices_when_they_arrive(
+    window: MainWindow, qloop: asyncio.AbstractEventLoop
+) -> None:
+    arrived = asyncio.Event()
+    asked: list[bool] = []
+
+    async def devices(refresh: bool) -> tuple[list[str], list[str]]:
+        asked.append(refresh)
+        await arrived.wait()
+        return ["USB mic"], ["Headphones"]
+
+    window.services = Services(devices=devices)
+    dialog = window.open_settings("Audio")
+    assert dialog.isVisible() and dialog.device_status.text() == LOADING_DEVICES
+    assert [dialog.input_device.itemText(i) for i in range(dialog.input_device.count())] == [
+        "System default"
+    ]
+    qloop.call_soon(arrived.set)
+    settle(qloop, lambda: dialog.devices_loaded)
+    assert dialog.input_device.findData("USB mic") >= 0
+    assert dialog.output_device.findData("Headphones") >= 0
+    assert dialog.device_status.text() == ""
+    dialog.refresh_devices_button.click()
+    settle(qloop, lambda: asked == [False, True] and dialog.refresh_devices_button.isEnabled())
+    dialog.close()
+
+
+def test_device_lists_are_read_once_off_the_gui_thread_and_refreshed_on_request(
+    rig: Rig, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import emodesk.app
+
+    threads: list[str] = []
+
+    def list_names() -> tuple[list[str], list[str]]:
+        threads.append(threading.current_thread().name)
+        return ["mic"], ["speaker"]
+
+    monkeypatch.setattr(emodesk.app, "_list_device_names", list_names)
+    devices = rig.window.services.devices
+    assert run(rig.loop, devices(False)) == (["mic"], ["speaker"])
+    run(rig.loop, devices(False))
+    assert len(threads) == 1
+    run(rig.loop, devices(True))
+    assert len(threads) == 2
+    assert threading.main_thread().name not in threads
+
+
+def test_closing_the_level_preview_runs_off_the_gui_thread(rig: Rig) -> None:
+    closed_on: list[str] = []
+
+    class Engine:
+        def close(self, timeout_s: float = 3.0) -> None:
+            closed_on.append(threading.current_thread().name)
+
+    rig.backend._preview = Engine()
+    preview = rig.window.services.level_preview
+    assert preview is not None
+    assert run(rig.loop, preview(None)) is None
+    assert closed_on and closed_on[0] != threading.main_thread().name
+    assert rig.backend._preview is None
+
+
+def test_the_key_check_does_not_ask_the_keyring_on_the_gui_thread(
+    rig: Rig, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import keyring
+
+    asked_on: list[str] = []
+
+    def record(*_: Any) -> None:
+        asked_on.append(threading.current_thread().name)
+
+    monkeypatch.setattr(keyring, "get_password", record)
+    dialog = rig.window.open_settings("API key")
+    assert "No key" in dialog.key_status.text()
+    rig.window._show_synthetic()  # the status bar's "Add API key" asks too
+    dialog.close()
+    assert threading.main_thread().name not in asked_on
+
+
+PRELOAD_SCRIPT = """
+import asyncio, importlib.abc, sys, threading
+import qasync
+from PySide6.QtWidgets import QApplication
+
+imports = []
+
+class Spy(importlib.abc.MetaPathFinder):
+    def find_spec(self, name, path, target=None):
+        if name == "google.genai" or name.startswith("google.genai."):
+            imports.append((name, threading.current_thread() is threading.main_thread()))
+        return None
+
+sys.meta_path.insert(0, Spy())
+app = QApplication([])
+from emodesk.app import Backend, BackendOptions
+from tests.ui.conftest import make_window
+from emodesk.ui.settings_store import SettingsStore, open_qsettings
+from tests.ui.test_backend import _silent_audio
+
+loop = qasync.QEventLoop(app)
+asyncio.set_event_loop(loop)
+window = make_window(SettingsStore(open_qsettings(sys.argv[1] + "/s.ini")))
+window.show()
+backend = Backend(window, BackendOptions(
+    offline=True, history_path=sys.argv[1] + "/h.db",
+    audio_factory=lambda _l, _s: _silent_audio(), emulator_speed=50.0))
+
+async def main():
+    await backend.start()
+    assert imports, "google-genai was not loaded at start"
+    before = len(imports)
+    assert await backend.controller.connect()
+    connect_imports = imports[before:]
+    await backend.stop()
+    on_gui = [name for name, main in imports if main]
+    print("ON-GUI", on_gui, "AT-CONNECT", connect_imports)
+
+with loop:
+    loop.run_until_complete(asyncio.wait_for(main(), 60))
+"""
+
+
+def test_google_genai_is_imported_off_the_gui_thread_before_the_first_connect(
+    tmp_path: Path,
+) -> None:
+    """A fresh process (this one has the SDK imported already): every google-genai
+    module is imported on a worker thread during start, none at connect."""
+    env = {**os.environ, "QT_QPA_PLATFORM": "offscreen"}
+    env.pop("GEMINI_API_KEY", None)
+    done = subprocess.run(
+        [sys.executable, "-c", PRELOAD_SCRIPT, str(tmp_path)], env=env,
+        cwd=Path(__file__).parents[2], capture_output=True, text=True, timeout=60,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert "ON-GUI [] AT-CONNECT []" in done.stdout, done.stdout[-2000:]
