@@ -9,7 +9,7 @@ are the real audio engine: the file then only sets how long each turn is held, a
 "speak now" is printed once the microphone delivers.
 
 Hidden knob for tests: EMODESK_CONVERSE_PACE=N runs the file clock (and the offline
-demo's replies) N times faster than real time.
+demo's replies, and the reconnect back-off) N times faster than real time.
 """
 
 from __future__ import annotations
@@ -17,15 +17,18 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import logging
 import os
 import statistics
 import sys
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
-from typing import Any, TextIO
+from typing import Any, TextIO, TypeVar
+
+T = TypeVar("T")
+log = logging.getLogger(__name__)
 
 ENV_PACE = "EMODESK_CONVERSE_PACE"
-DEMO_KEY = "offline-demo"  # the emulator accepts any key; never a real one
 MIC_RATE = 16000
 REPLY_LIMIT_S = 60.0  # a reply (including a reconnect) that takes longer is a failure
 DEVICE_TAIL_S = 0.5  # with --device, push-to-talk is held this much past the file's turn
@@ -63,6 +66,9 @@ class _Report:
     readings: list[Any] = field(default_factory=list)
     refusals: list[str] = field(default_factory=list)
     failure: str = ""
+    failed: asyncio.Event = field(default_factory=asyncio.Event)  # the connection is gone
+    mic_failure: str = ""
+    mic_failed: asyncio.Event = field(default_factory=asyncio.Event)
 
     def on_event(self, event: Any) -> None:
         from emodesk.conversation import api
@@ -91,10 +97,44 @@ class _Report:
                 )
             case api.Notice():
                 self._line(f"notice ({event.kind.value}): {event.message}", err=True)
+                if event.kind is api.NoticeKind.MIC_LOST:
+                    self.mic_failure = event.message
+                    self.mic_failed.set()
             case api.IntentRefused():
                 self.refusals.append(f"{event.intent}: {event.reason}")
             case api.StateChanged(state=api.ConversationState.ERROR):
                 self.failure = event.detail or "the connection failed"
+                self.failed.set()
+            case api.StateChanged(state=api.ConversationState.OFFLINE):
+                self.failure = f"the connection closed: {event.detail or 'by the server'}"
+                self.failed.set()
+
+    async def until(
+        self, work: Awaitable[T], limit_s: float, too_long: str, *, mic: bool = False
+    ) -> T:
+        """`work`'s result, unless the connection fails first (or, with `mic`, the
+        microphone does) or `limit_s` passes: then ConverseError with the reason. Every
+        wait of a turn goes through here: a lost connection stops the file microphone
+        and ends the reply, so what the turn waits for may never come."""
+        task = asyncio.ensure_future(work)
+        stops = [asyncio.ensure_future(self.failed.wait())]
+        if mic:
+            stops.append(asyncio.ensure_future(self.mic_failed.wait()))
+        try:
+            await asyncio.wait([task, *stops], timeout=limit_s, return_when="FIRST_COMPLETED")
+        finally:
+            for pending in (task, *stops):
+                pending.cancel()
+        if self.failed.is_set():
+            raise ConverseError(self.failure)
+        if mic and self.mic_failed.is_set():
+            raise ConverseError(f"the microphone failed: {self.mic_failure}")
+        if not task.done() or task.cancelled():
+            raise ConverseError(too_long)
+        try:
+            return task.result()
+        except TimeoutError:
+            raise ConverseError(too_long) from None
 
     def _line(self, text: str, err: bool = False) -> None:
         print(text, file=sys.stderr if err else self.out, flush=True)
@@ -119,16 +159,17 @@ def _pace() -> float:
 
 async def _converse(args: argparse.Namespace, out: TextIO) -> int:
     from emodesk.conversation.api import ConversationState as S
-    from emodesk.conversation.controller import Connection, Controller
+    from emodesk.conversation.connection import ConnectionChoiceError, choose_connection
+    from emodesk.conversation.controller import Controller
     from emodesk.conversation.file_audio import FileAudio
     from emodesk.core.consent import ConsentRecord
+    from emodesk.core.export import unwritable_reason
     from emodesk.core.profiles import get_profile
     from emodesk.core.settings import AppSettings
     from emodesk.dsp.estimator import AcousticEstimator
     from emodesk.dsp.vad import segment_utterances
     from emodesk.dsp.wav import WavError, read_wav, write_wav
     from emodesk.live.credentials import load_api_key
-    from emodesk.live.endpoint import EndpointError, is_loopback, resolve_endpoint
     from emodesk.live.session import LiveSession
     from emodesk.store import SessionStore, StoreError, default_history_path
 
@@ -145,74 +186,75 @@ async def _converse(args: argparse.Namespace, out: TextIO) -> int:
         get_profile(args.profile)
     except KeyError as exc:
         raise ConverseError(str(exc.args[0])) from None
+    if args.device and args.audio_out:
+        raise ConverseError("--audio-out records the replies of a file conversation, not --device")
+    # Before connecting: a conversation whose results cannot be saved is wasted.
+    for option, path in (("--csv", args.csv), ("--audio-out", args.audio_out)):
+        if path and (reason := unwritable_reason(path)):
+            raise ConverseError(f"cannot write {option}: {reason}")
+    if args.device:
+        await asyncio.to_thread(_check_microphone)
 
     try:
-        endpoint = resolve_endpoint(args.endpoint, args.ca_file)
-    except EndpointError as exc:
+        plan = choose_connection(args.endpoint, args.ca_file, load_api_key())
+    except ConnectionChoiceError as exc:
         raise ConverseError(str(exc)) from exc
-    api_key = load_api_key()
-    emulator: Any = None
-    if endpoint.is_default and not api_key:
-        from emodesk.live.emulator.server import EmulatorServer
-
-        print("offline demo: replies are synthetic (no API key set)", file=sys.stderr)
-        emulator = EmulatorServer(speed=pace)
-        await emulator.start()
-        endpoint = resolve_endpoint(emulator.url, emulator.ca_file)
-        api_key = DEMO_KEY
-    elif not api_key:
-        host = (endpoint.base_url or "").split("://", 1)[-1].split("/", 1)[0].rsplit(":", 1)[0]
-        if not is_loopback(host):
-            raise ConverseError("no API key: set GEMINI_API_KEY or store one in the app")
-        api_key = DEMO_KEY  # a local endpoint (the emulator) takes any key
 
     try:
         store = SessionStore(args.db or default_history_path())
     except (StoreError, OSError) as exc:
         raise ConverseError(f"cannot open the session history: {exc}") from exc
+    if store.open_report.message:
+        print(f"emodesk converse: {store.open_report.message}", file=sys.stderr, flush=True)
 
     loop = asyncio.get_running_loop()
+    emulator: Any = None
     file_audio: FileAudio | None = None
     engine: Any = None
-    if args.device:
-        from emodesk.audio.engine import AudioEngine
-
-        engine = AudioEngine(loop)
-        engine.start()
-        watched = WatchedCapture(engine)
-        audio: Any = watched
-    else:
-        file_audio = FileAudio(pcm, pace=pace)
-        audio = file_audio
-
-    consent = ConsentRecord.grant() if args.consent == "yes" else None
-    settings = AppSettings(voice=args.voice, profile=args.profile, consent=consent)
-    controller = Controller(
-        live=LiveSession(),
-        audio=audio,
-        store=store,
-        estimator_factory=AcousticEstimator,
-        settings=settings,
-        connection=Connection(
-            endpoint=endpoint.base_url,
-            ca_file=endpoint.ca_file,
-            api_key=api_key,
-            synthetic=emulator is not None,
-        ),
-    )
-    report = _Report(out)
-    controller.subscribe(report.on_event)
+    controller: Controller | None = None
     try:
+        connection = plan.connection
+        if plan.start_emulator:
+            from emodesk.live.emulator.server import EmulatorServer
+
+            print(plan.note, file=sys.stderr, flush=True)
+            emulator = EmulatorServer(speed=pace)
+            await emulator.start()
+            connection = plan.for_emulator(emulator.url, emulator.ca_file)
+        if args.device:
+            from emodesk.audio.engine import AudioEngine
+
+            engine = AudioEngine(loop)
+            engine.start()
+            watched = WatchedCapture(engine)
+            audio: Any = watched
+        else:
+            file_audio = FileAudio(pcm, pace=pace)
+            audio = file_audio
+
+        consent = ConsentRecord.grant() if args.consent == "yes" else None
+        settings = AppSettings(voice=args.voice, profile=args.profile, consent=consent)
+        controller = Controller(
+            live=LiveSession(retry=_retry_policy(pace)),
+            audio=audio,
+            store=store,
+            estimator_factory=AcousticEstimator,
+            settings=settings,
+            connection=connection,
+        )
+        report = _Report(out)
+        controller.subscribe(report.on_event)
         if consent is not None:
             store.record_consent(consent)
         if not await controller.connect():
             raise ConverseError(f"cannot connect: {report.failure or controller.state.value}")
         print(f"session {controller.session_id} ({len(segments)} turns)", file=out, flush=True)
         for start, end in segments:
-            if not await controller.wait_for_state(S.READY, S.ERROR, limit_s=REPLY_LIMIT_S):
-                raise ConverseError(f"the session is still {controller.state.value}")
-            if controller.state is S.ERROR:
-                raise ConverseError(report.failure)
+            await report.until(
+                controller.wait_for_state(S.READY, limit_s=REPLY_LIMIT_S),
+                REPLY_LIMIT_S + 1,
+                f"the session is still {controller.state.value}",
+            )
             hold_s = (end - start) / MIC_RATE / pace
             if file_audio is not None:
                 file_audio.seek(start)
@@ -220,23 +262,37 @@ async def _converse(args: argparse.Namespace, out: TextIO) -> int:
                 raise ConverseError(f"push-to-talk refused: {report.refusals[-1]}")
             try:
                 if file_audio is not None:
-                    await file_audio.wait_position(end, limit_s=hold_s + 10.0)
+                    await report.until(
+                        file_audio.wait_position(end, limit_s=hold_s + 10.0),
+                        hold_s + 11.0,
+                        "the file microphone stalled",
+                    )
                 else:
-                    try:
-                        await asyncio.wait_for(watched.live.wait(), 10.0)
-                    except TimeoutError:
-                        raise ConverseError("the microphone delivers no audio") from None
+                    await report.until(
+                        watched.live.wait(), 10.0, "the microphone delivers no audio", mic=True
+                    )
                     print(f"speak now ({hold_s:.1f} s)", file=out, flush=True)
-                    await asyncio.sleep(hold_s + DEVICE_TAIL_S)
+                    await report.until(
+                        asyncio.sleep(hold_s + DEVICE_TAIL_S),
+                        hold_s + DEVICE_TAIL_S + 5.0,
+                        "the turn did not end",
+                        mic=True,
+                    )
             finally:
-                controller.push_to_talk_up()
-            ended = await controller.wait_for_state(S.READY, S.ERROR, limit_s=REPLY_LIMIT_S)
-            if _state_of(controller) is S.ERROR:
-                raise ConverseError(report.failure)
-            if not ended:
+                controller.push_to_talk_up()  # refused harmlessly if a failure ended the turn
+            reached = await report.until(
+                controller.wait_for_state(S.READY, limit_s=REPLY_LIMIT_S),
+                REPLY_LIMIT_S + 1,
+                f"no reply within {REPLY_LIMIT_S:.0f} s",
+            )
+            if not reached:
                 raise ConverseError(f"no reply within {REPLY_LIMIT_S:.0f} s")
             if file_audio is not None:
-                await file_audio.wait_played(limit_s=REPLY_LIMIT_S)
+                await report.until(
+                    file_audio.wait_played(limit_s=REPLY_LIMIT_S),
+                    REPLY_LIMIT_S + 1,
+                    f"the reply did not finish playing within {REPLY_LIMIT_S:.0f} s",
+                )
         session_id = controller.session_id
         await controller.drain()
         if args.csv and session_id is not None:
@@ -246,7 +302,8 @@ async def _converse(args: argparse.Namespace, out: TextIO) -> int:
         if session_id is not None and consent is not None:
             _print_session_report(store, session_id, args.profile, out)
     finally:
-        await controller.close()
+        if controller is not None:
+            await controller.close()
         with contextlib.suppress(Exception):
             store.close()
         if engine is not None:
@@ -262,6 +319,36 @@ async def _converse(args: argparse.Namespace, out: TextIO) -> int:
         print(f"reply audio written to {args.audio_out}", file=out, flush=True)
     _summary(report, out)
     return 0
+
+
+def _retry_policy(pace: float) -> Any:
+    """The session's reconnect back-off, sped up with the file clock (tests)."""
+    from emodesk.live.session import RetryPolicy
+
+    default = RetryPolicy()
+    return RetryPolicy(
+        max_attempts=default.max_attempts,
+        base_delay_s=default.base_delay_s / pace,
+        max_delay_s=default.max_delay_s / pace,
+    )
+
+
+def _check_microphone() -> None:
+    """With --device, a missing microphone is an error before connecting, not an empty
+    turn sent to the model."""
+    from emodesk.audio.devices import AudioDeviceError, choose_device, open_portaudio
+
+    try:
+        pa = open_portaudio()
+    except AudioDeviceError as exc:
+        raise ConverseError(f"--device: {exc}") from exc
+    try:
+        choose_device(pa, None, "input")
+        choose_device(pa, None, "output")
+    except AudioDeviceError as exc:
+        raise ConverseError(f"--device: {exc} (see `emodesk devices`)") from exc
+    finally:
+        pa.terminate()
 
 
 def _state_of(controller: Any) -> Any:
@@ -303,3 +390,7 @@ def run(args: argparse.Namespace) -> int:
         return 1
     except KeyboardInterrupt:
         return 130
+    except Exception as exc:  # a failure nobody foresaw: still one line, not a traceback
+        log.debug("converse failed", exc_info=True)
+        print(f"emodesk converse: {type(exc).__name__}: {exc}", file=sys.stderr)
+        return 1

@@ -43,18 +43,18 @@ class ConnectionPlan:
 def choose_connection(
     endpoint_arg: str | None,
     ca_arg: str | None,
-    api_key: str,
+    api_key: str | None,
     *,
     env: Mapping[str, str] | None = None,
 ) -> ConnectionPlan:
     """Decide how to connect from the options (`--endpoint`, `--ca-file`, falling back to
     EMODESK_ENDPOINT / EMODESK_CA_FILE in `env`, os.environ by default) and the stored
-    key. Raises `ConnectionChoiceError` with the reason."""
+    key (None or "": none). Raises `ConnectionChoiceError` with the reason."""
     try:
         endpoint = resolve_endpoint(endpoint_arg, ca_arg, env=env)
     except EndpointError as exc:
         raise ConnectionChoiceError(str(exc)) from exc
-    api_key = api_key.strip()
+    api_key = (api_key or "").strip()
     if endpoint.is_default and not api_key:
         return ConnectionPlan(start_emulator=True, note=OFFLINE_DEMO_NOTE)
     if not api_key:

@@ -15,8 +15,9 @@ from emodesk.conversation.connection import (
 NO_ENV: dict[str, str] = {}
 
 
-def test_no_key_and_no_endpoint_is_the_offline_demo() -> None:
-    plan = choose_connection(None, None, "", env=NO_ENV)
+@pytest.mark.parametrize("no_key", [None, "", "  "])
+def test_no_key_and_no_endpoint_is_the_offline_demo(no_key: str | None) -> None:
+    plan = choose_connection(None, None, no_key, env=NO_ENV)
     assert plan.start_emulator and "offline demo" in plan.note
     conn = plan.for_emulator("wss://127.0.0.1:4321", None)
     assert conn.endpoint == "https://127.0.0.1:4321"

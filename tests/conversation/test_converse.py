@@ -204,3 +204,88 @@ async def test_other_profiles_print_no_session_report(
     )  # fmt: skip
     assert code == 0, err
     assert "EmoDesk session report" not in out
+
+
+async def test_losing_the_connection_mid_turn_is_one_line_and_exit_1(tmp_path: Path) -> None:
+    """The server goes away early in a 300 s turn (30 s at the test pace): the session
+    gives up reconnecting long before the turn would end, and converse says so at once
+    (it used to wait for a microphone the failure had stopped, then crash)."""
+    noise = np.random.default_rng(1).integers(-3000, 3000, 300 * 16000).astype(np.int16)
+    long_turn = tmp_path / "long.wav"
+    write_wav(long_turn, noise, 16000)
+    server = EmulatorServer(speed=float(PACE))
+    await server.start()
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "emodesk", "converse", "--audio-in", str(long_turn),
+        "--turns", "one", "--consent", "yes", "--db", str(tmp_path / "h.db"),
+        "--endpoint", server.url, "--ca-file", server.ca_file,
+        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
+        env=dict(os.environ, EMODESK_CONVERSE_PACE=PACE),
+    )  # fmt: skip
+    try:
+        await server.wait_until(
+            lambda: any(t.audio_seconds > 3.0 for t in server.all_turns()), within_s=30
+        )
+    finally:
+        await server.stop()
+    out, err = await asyncio.wait_for(proc.communicate(), 60)
+    errors = err.decode()
+    assert proc.returncode == 1, errors
+    assert "Traceback" not in errors
+    (last,) = [line for line in errors.splitlines() if line.startswith("emodesk converse:")]
+    assert "cannot reach the server" in last or "connection" in last, errors
+    assert "[turn 1] model:" not in out.decode()  # the turn was never answered
+
+
+async def test_a_damaged_history_is_reported_and_the_conversation_goes_on(
+    emulator: EmulatorServer, tmp_path: Path
+) -> None:
+    db = tmp_path / "h.db"
+    db.write_bytes(b"this is not a database at all" * 100)
+    short = tmp_path / "short.wav"
+    write_wav(short, speech_16k("Hello there."), 16000)
+    code, _, err = await converse(
+        "--audio-in", str(short), "--turns", "one", "--db", str(db),
+        "--endpoint", emulator.url, "--ca-file", emulator.ca_file,
+    )  # fmt: skip
+    assert code == 0, err
+    with SessionStore(db) as store:
+        assert len(store.sessions()) == 1  # a fresh history took the damaged one's place
+    kept = [name for name in os.listdir(tmp_path) if name.startswith("h.damaged")]
+    assert kept, os.listdir(tmp_path)
+    report = [line for line in err.splitlines() if kept[0] in line]
+    assert report and report[0].startswith("emodesk converse: "), err
+
+
+async def test_outputs_that_cannot_be_written_fail_before_connecting(
+    three_turns: Path, tmp_path: Path
+) -> None:
+    # No endpoint is reachable at port 9: had it tried to connect, the error would differ.
+    missing = tmp_path / "nope"
+    for option in ("--csv", "--audio-out"):
+        code, out, err = await converse(
+            "--audio-in", str(three_turns), option, str(missing / "x"),
+            "--endpoint", "https://127.0.0.1:9",
+        )  # fmt: skip
+        assert code == 1
+        assert err.strip().splitlines()[-1] == (
+            f"emodesk converse: cannot write {option}: The folder {missing} does not exist"
+        )
+        assert "session " not in out
+
+
+async def test_device_mode_without_a_microphone_fails_before_connecting(
+    three_turns: Path, tmp_path: Path
+) -> None:
+    env = dict(os.environ, PULSE_SERVER=f"unix:{tmp_path}/no-server", EMODESK_CONVERSE_PACE=PACE)
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "emodesk", "converse", "--audio-in", str(three_turns),
+        "--device", "--endpoint", "https://127.0.0.1:9",
+        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE, env=env,
+    )  # fmt: skip
+    out, err = await asyncio.wait_for(proc.communicate(), 30)
+    assert proc.returncode == 1
+    assert err.decode().strip().splitlines()[-1] == (
+        "emodesk converse: --device: no input audio device (see `emodesk devices`)"
+    )
+    assert out.decode() == ""
