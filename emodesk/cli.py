@@ -10,13 +10,36 @@ import argparse
 import importlib
 import importlib.util
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 from emodesk import __version__
 
-VOICES = (
-    "Puck", "Charon", "Kore", "Fenrir", "Aoede", "Leda", "Orus", "Zephyr",
-)  # fmt: skip
+
+def _one_of(what: str, names: Sequence[str]) -> Callable[[str], str]:
+    """An argparse type: `names` case-insensitively, given back in their own spelling."""
+
+    def parse(value: str) -> str:
+        by_lower = {name.lower(): name for name in names}
+        try:
+            return by_lower[value.strip().lower()]
+        except KeyError:
+            raise argparse.ArgumentTypeError(
+                f"unknown {what} {value!r}; choose one of: {', '.join(names)}"
+            ) from None
+
+    return parse
+
+
+def _voice(value: str) -> str:
+    from emodesk.core.settings import VOICES  # core is pure Python: cheap to import
+
+    return _one_of("voice", VOICES)(value)
+
+
+def _profile(value: str) -> str:
+    from emodesk.core.profiles import PROFILES
+
+    return _one_of("profile", tuple(PROFILES))(value)
 
 
 def _add_endpoint_options(parser: argparse.ArgumentParser, *, top_level: bool = True) -> None:
@@ -61,9 +84,12 @@ def build_parser() -> argparse.ArgumentParser:
         default="split-by-silence",
         help="one push-to-talk turn per utterance (default) or the whole file as one",
     )
-    converse.add_argument("--voice", default="Puck", help="reply voice (default Puck)")
+    converse.add_argument(
+        "--voice", type=_voice, default="Puck", help="reply voice, e.g. Kore (default Puck)"
+    )
     converse.add_argument(
         "--profile",
+        type=_profile,
         default="general",
         help="general, support, tutor or wellness (default general)",
     )

@@ -45,3 +45,33 @@ def test_version_does_not_import_heavy_packages() -> None:
         [sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=60
     ).stdout
     assert out.strip().splitlines()[-1] == "heavy:"
+
+
+@pytest.mark.parametrize(
+    ("given", "canonical"), [("kore", "Kore"), ("ZUBENELGENUBI", "Zubenelgenubi"), ("Puck", "Puck")]
+)
+def test_voices_are_matched_case_insensitively_and_normalised(given: str, canonical: str) -> None:
+    args = build_parser().parse_args(["converse", "--audio-in", "x.wav", "--voice", given])
+    assert args.voice == canonical
+
+
+def test_profiles_are_matched_case_insensitively() -> None:
+    args = build_parser().parse_args(["converse", "--audio-in", "x.wav", "--profile", "Wellness"])
+    assert args.profile == "wellness"
+    assert build_parser().parse_args(["converse", "--audio-in", "x.wav"]).profile == "general"
+
+
+@pytest.mark.parametrize(
+    ("option", "value", "expected"),
+    [
+        ("--voice", "Korr", "argument --voice: unknown voice 'Korr'; choose one of: Puck, "),
+        ("--profile", "sales", "argument --profile: unknown profile 'sales'; choose one of: "),
+    ],
+)
+def test_unknown_voice_or_profile_is_a_usage_error_naming_the_choices(
+    option: str, value: str, expected: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    with pytest.raises(SystemExit) as exit_info:
+        main(["converse", "--audio-in", "x.wav", option, value])
+    assert exit_info.value.code == 2
+    assert expected in capsys.readouterr().err
