@@ -30,6 +30,7 @@ class NoticeKind(StrEnum):
     ESCALATION = "escalation"
     CONNECTION_FAILED = "connection_failed"
     STORAGE = "storage"  # the history could not be written (disk full, damaged file)
+    ESTIMATION = "estimation"  # a turn's acoustic estimate failed; the session goes on
 
 
 @dataclass(frozen=True, slots=True)

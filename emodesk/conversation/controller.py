@@ -13,6 +13,7 @@ import asyncio
 import dataclasses
 import logging
 import time
+from collections import deque
 from collections.abc import Awaitable, Callable
 from concurrent.futures import Executor, ThreadPoolExecutor
 from datetime import UTC, datetime
@@ -60,6 +61,12 @@ from emodesk.live.settings import LiveSettings
 log = logging.getLogger(__name__)
 
 INPUT_RATE = 16000
+# The newest audio of a turn kept for the acoustic estimator. A hands-free turn runs from
+# the end of one reply to the start of the next, silence included, so without a cap it
+# grows without limit (~115 MB per quiet hour) and the estimator then runs over all of
+# it; half a minute is more than any utterance it judges.
+ESTIMATOR_WINDOW_S = 30.0
+_ESTIMATOR_WINDOW_BYTES = int(ESTIMATOR_WINDOW_S * INPUT_RATE) * 2
 
 S = ConversationState
 _CONNECTED_STATES = frozenset({S.READY, S.LISTENING, S.WAITING, S.REPLYING})
@@ -105,7 +112,9 @@ class _Turn:
     number: int
     started: float  # clock time of push-to-talk down (or text sent)
     consent: bool  # consent as it stood when the turn began
-    frames: list[bytes] = dataclasses.field(default_factory=list)
+    frames: deque[bytes] = dataclasses.field(default_factory=deque)  # newest audio only
+    frame_bytes: int = 0  # the bytes in `frames`
+    frames_trimmed: bool = False  # older audio was dropped to stay within the window
     released: float | None = None
     first_audio: float | None = None
     first_played: float | None = None
@@ -585,7 +594,7 @@ class Controller:
             return
         self._live.send_audio(pcm)
         if turn is not None and turn.consent and self._consent:
-            turn.frames.append(pcm)
+            _keep_for_estimator(turn, pcm)
 
     def _on_hands_free_frame(self, pcm: bytes) -> None:
         # The server's voice activity detection decides where turns end; a turn here is
@@ -598,7 +607,7 @@ class Controller:
             turn = self._turn = _Turn(self._turn_count, self._clock(), self._consent)
         self._live.send_audio(pcm)
         if turn.released is None and turn.consent and self._consent:
-            turn.frames.append(pcm)
+            _keep_for_estimator(turn, pcm)
 
     def _barge_in(self) -> None:
         """Silence the reply at once. A reply already streaming ends with `interrupted`
@@ -647,26 +656,33 @@ class Controller:
 
     def _estimate_turn(self, turn: _Turn) -> None:
         if not (turn.consent and self._consent) or self._estimator_factory is None:
-            turn.frames.clear()
+            _clear_frames(turn)
             return
         if not turn.frames or turn.released is None:
             return
         pcm = b"".join(turn.frames)
-        turn.frames.clear()
+        trimmed = turn.frames_trimmed
+        _clear_frames(turn)
         if self._estimator is None:
             self._estimator = self._estimator_factory()
         estimator = self._estimator
         t_start = max(0.0, turn.started - self._session_t0)
         t_end = max(t_start, turn.released - self._session_t0)
+        if trimmed:  # the reading covers the audio it was made from
+            t_start = max(t_start, t_end - len(pcm) / 2 / INPUT_RATE)
         number = turn.number
 
-        def work() -> EmotionReading | None:
+        def work() -> EmotionReading | _EstimateFailed | None:
             import numpy as np  # the controller's only numeric step, on the worker thread
 
             samples = np.frombuffer(pcm, dtype=np.int16)
-            return estimator.estimate(
-                samples, INPUT_RATE, turn=number, t_start_s=t_start, t_end_s=t_end
-            )
+            try:
+                return estimator.estimate(
+                    samples, INPUT_RATE, turn=number, t_start_s=t_start, t_end_s=t_end
+                )
+            except Exception as exc:  # a bad estimate must not end the conversation
+                log.exception("the acoustic estimate of turn %d failed", number)
+                return _EstimateFailed(number, str(exc) or type(exc).__name__)
 
         future = self._submit(work)
         future.add_done_callback(self._on_acoustic_done)
@@ -675,7 +691,14 @@ class Controller:
         if future.cancelled() or future.exception() is not None:
             return
         reading = future.result()
-        if reading is not None:
+        if isinstance(reading, _EstimateFailed):
+            self._emit(
+                Notice(
+                    NoticeKind.ESTIMATION,
+                    f"How turn {reading.turn} sounded could not be estimated: {reading.reason}",
+                )
+            )
+        elif reading is not None:
             self._add_reading(reading)
 
     def _add_reading(self, reading: EmotionReading) -> None:
@@ -896,6 +919,27 @@ class Controller:
         ):
             self._release_capture()
             self._set_state(S.OFFLINE, event.reason or "closed")
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class _EstimateFailed:
+    turn: int
+    reason: str
+
+
+def _keep_for_estimator(turn: _Turn, pcm: bytes) -> None:
+    """Keep `pcm` for the turn's estimate, dropping the oldest audio past the window."""
+    turn.frames.append(pcm)
+    turn.frame_bytes += len(pcm)
+    while turn.frame_bytes > _ESTIMATOR_WINDOW_BYTES and len(turn.frames) > 1:
+        turn.frame_bytes -= len(turn.frames.popleft())
+        turn.frames_trimmed = True
+
+
+def _clear_frames(turn: _Turn) -> None:
+    turn.frames.clear()
+    turn.frame_bytes = 0
+    turn.frames_trimmed = False
 
 
 def _sensitivity(value: str) -> str:

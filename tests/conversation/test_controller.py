@@ -591,3 +591,68 @@ async def test_a_speaker_failure_is_its_own_notice_and_keeps_the_turn(rig: Rig) 
     rig.audio.feed(3)
     assert rig.controller.push_to_talk_up()
     assert rig.live.kinds()[-2:] == ["audio", "activity_end"]
+
+
+class _RecordingEstimator(FakeEstimator):
+    def __init__(self, fail: Exception | None = None) -> None:
+        super().__init__()
+        self.pcm: list[Any] = []
+        self.fail = fail
+
+    def estimate(
+        self, pcm16: Any, rate: int, *, turn: int, t_start_s: float, t_end_s: float
+    ) -> EmotionReading | None:
+        self.pcm.append(pcm16.copy())
+        if self.fail is not None:
+            raise self.fail
+        return super().estimate(pcm16, rate, turn=turn, t_start_s=t_start_s, t_end_s=t_end_s)
+
+
+def _rig_with(estimator: FakeEstimator, *, consent: bool = True) -> Rig:
+    r = make_rig(consent=consent)
+    r.controller._estimator_factory = lambda: estimator  # same rig, this estimator
+    r.estimator = estimator
+    return r
+
+
+async def test_a_quiet_hands_free_turn_keeps_only_the_newest_window_for_the_estimator() -> None:
+    from emodesk.conversation.controller import ESTIMATOR_WINDOW_S
+
+    estimator = _RecordingEstimator()
+    r = _rig_with(estimator)
+    await r.controller.connect()
+    assert r.controller.set_hands_free(True)
+    window_frames = int(ESTIMATOR_WINDOW_S / 0.02)
+    r.audio.feed(200, value=7)  # the oldest 4 s: dropped
+    r.clock.advance(4.0)
+    r.audio.feed(window_frames, value=1)  # the newest 30 s: kept
+    r.clock.advance(ESTIMATOR_WINDOW_S)
+    r.live.emit(REPLY)  # the server heard the turn end
+    await r.controller.drain()
+    (pcm,) = estimator.pcm
+    assert pcm.size == ESTIMATOR_WINDOW_S * 16000 and set(pcm.tolist()) == {1}
+    (turn, _, t_start, t_end) = estimator.calls[0]
+    assert turn == 1 and t_end - t_start == pytest.approx(ESTIMATOR_WINDOW_S)
+    await r.controller.close()
+
+
+async def test_an_estimator_failure_has_its_own_notice_and_the_session_goes_on(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    estimator = _RecordingEstimator(fail=ValueError("features out of range"))
+    r = _rig_with(estimator)
+    await r.controller.connect()
+    speak_turn(r)
+    await r.controller.drain()
+    (notice,) = r.of(Notice)
+    assert notice.kind is NoticeKind.ESTIMATION
+    assert notice.message == ("How turn 1 sounded could not be estimated: features out of range")
+    assert "the acoustic estimate of turn 1 failed" in caplog.text
+    assert "features out of range" in caplog.text  # with the traceback
+    r.live.emit(TurnComplete())
+    assert r.controller.state is S.READY
+    estimator.fail = None
+    speak_turn(r)
+    await r.controller.drain()
+    assert [e.turn for e in r.of(ReadingAdded)] == [2]
+    await r.controller.close()
