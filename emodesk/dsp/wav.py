@@ -120,8 +120,8 @@ def _decode(
             raise WavError(f"{path}: {bits}-bit float WAV is not supported (only 32 or 64)")
         dt = np.dtype("<f4") if bytes_per_sample == 4 else np.dtype("<f8")
         samples = np.frombuffer(raw, dtype=dt).astype(np.float64)
-        samples = np.nan_to_num(samples, nan=0.0, posinf=1.0, neginf=-1.0)
-        return np.clip(samples, -1.0, 1.0).reshape(n_frames, channels)
+        np.nan_to_num(samples, copy=False, nan=0.0, posinf=1.0, neginf=-1.0)
+        return np.clip(samples, -1.0, 1.0, out=samples).reshape(n_frames, channels)
     if bytes_per_sample == 1:
         u8 = np.frombuffer(raw, dtype=np.uint8)
         return ((u8.astype(np.float64) - 128.0) / 128.0).reshape(n_frames, channels)
