@@ -51,16 +51,24 @@ def peak_dbfs(x: Array) -> float:
     return power_to_dbfs(peak * peak)
 
 
+_LEVEL_BLOCK_SAMPLES = 1 << 18  # 16 s at 16 kHz: 2 MB of float64 per block
+
+
 def frame_levels_dbfs(x: Array, frame_len: int) -> np.ndarray[Any, np.dtype[np.float64]]:
     """RMS level in dBFS of each whole frame of `frame_len` samples (a trailing part is dropped)."""
     if frame_len <= 0:
         raise ValueError(f"frame_len must be positive, got {frame_len}")
-    a = to_float(x)
-    n = a.size // frame_len
-    if n == 0:
-        return np.empty(0, dtype=np.float64)
-    frames = a[: n * frame_len].reshape(n, frame_len)
-    power = np.einsum("ij,ij->i", frames, frames) / frame_len
+    samples = np.asarray(x)
+    n = samples.size // frame_len
+    power = np.empty(n, dtype=np.float64)
+    # Whole frames a block at a time: an hour of 16 kHz int16 would otherwise need a
+    # 460 MB float64 copy just to measure its levels.
+    step = max(1, _LEVEL_BLOCK_SAMPLES // frame_len)
+    for first in range(0, n, step):
+        last = min(n, first + step)
+        block = to_float(samples[first * frame_len : last * frame_len])
+        frames = block.reshape(last - first, frame_len)
+        power[first:last] = np.einsum("ij,ij->i", frames, frames) / frame_len
     out: np.ndarray[Any, np.dtype[np.float64]] = 10.0 * np.log10(np.maximum(power, _FLOOR_POWER))
     return out
 

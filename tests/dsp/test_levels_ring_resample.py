@@ -118,3 +118,21 @@ def test_resample_rejects_bad_rates() -> None:
         resample(np.zeros(10, np.int16), 0, RATE)
     with pytest.raises(ValueError):
         StreamResampler(RATE, -1)
+
+
+def test_frame_levels_of_a_long_signal_match_per_frame_and_stay_small_in_memory() -> None:
+    import tracemalloc
+
+    from emodesk.dsp.levels import frame_levels_dbfs, rms_dbfs
+
+    rng = np.random.default_rng(7)
+    x = (rng.standard_normal(16000 * 60) * 2000).astype(np.int16)  # 1 minute, 1.9 MB
+    tracemalloc.start()
+    levels = frame_levels_dbfs(x, 160)
+    _, peak = tracemalloc.get_traced_memory()
+    tracemalloc.stop()
+    assert levels.shape == (6000,)
+    for i in (0, 1234, 5999):
+        assert abs(levels[i] - rms_dbfs(x[i * 160 : (i + 1) * 160])) < 1e-9
+    # A whole-signal float64 copy would be 7.7 MB; blocks keep it to a few MB.
+    assert peak < 4_500_000
