@@ -398,12 +398,13 @@ class MainWindow(QMainWindow):
         )
         self._update_ptt_label()
 
-    def _tick_status(self) -> None:
+    def _tick_status(self) -> bool:
+        """The reconnect countdown; True when its text changed."""
         if self.state is S.RECONNECTING and self._reconnect_deadline is not None:
             before = self.state_label.text()
             self._show_state()
-            if before == self.state_label.text():
-                return
+            return before != self.state_label.text()
+        return False
 
     def _update_ptt_label(self) -> None:
         key = getattr(self, "ptt_key", None)

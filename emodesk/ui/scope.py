@@ -158,7 +158,18 @@ class _Trace:
         silent_bins = silent // self._bin_samples
         if self._drawn == (written, silent_bins):
             return False
+        previous = self._drawn
         self._drawn = (written, silent_bins)
+        if self._flat and previous is not None and written >= previous[0]:
+            # A flat trace stays flat if what arrived since is flat too (the open mic in
+            # a quiet room): look at the new samples and the meter's window only, not
+            # the whole window.
+            fresh = min(written - previous[0], self.window_samples)
+            level = source.latest(max(fresh, self.meter_samples))
+            new_peak = int(np.abs(level[level.size - fresh :]).max()) if fresh else 0
+            if new_peak < FLAT_LEVEL * 32768:
+                self.meter.set_level(*dbfs(level[-self.meter_samples :]))
+                return False
         window = self._compose(source, written, silent_bins * self._bin_samples)
         level = window[-self.meter_samples :]
         self.meter.set_level(*dbfs(level))
@@ -242,9 +253,10 @@ class ScopeView(QWidget):
         self.mic.attach(mic)
         self.reply.attach(reply)
 
-    def tick(self, now: float | None = None) -> None:
+    def tick(self, now: float | None = None) -> bool:
         now = time.monotonic() if now is None else now
         drew = self.mic.tick(self._x, now)
         drew = self.reply.tick(self._x, now) or drew
         if drew:
             self.frames_drawn += 1
+        return drew

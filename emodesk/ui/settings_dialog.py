@@ -278,10 +278,13 @@ class SettingsDialog(QDialog):
         if self.services.level_preview is not None:
             self._spawn(self.services.level_preview(None))
 
-    def tick(self) -> None:
-        """Called by the window's frame clock while the dialog is open."""
+    def tick(self) -> bool:
+        """Called by the window's frame clock while the dialog is open; a live preview
+        keeps the clock at its full rate."""
         if self._preview is not None and self.isVisible():
             self.input_meter.set_level(*dbfs(self._preview.latest(800)))
+            return True
+        return False
 
     # -- API key --------------------------------------------------------------------------
     def _save_key(self) -> None:

@@ -219,9 +219,9 @@ class TimelineView(QWidget):
         self.set_emotion_enabled(self.enabled_for_emotion)
 
     # -- drawing -------------------------------------------------------------------------
-    def tick(self) -> None:
+    def tick(self) -> bool:
         if self.data.version == self._drawn_version:
-            return
+            return False
         self._drawn_version = self.data.version
         window = visible_window(self.data.end_s)
         if window != self._window:
@@ -253,6 +253,7 @@ class TimelineView(QWidget):
         text = self._trend_text()
         self.trend_label.setText(text)
         self.trend_label.setToolTip(text)
+        return True
 
     @staticmethod
     def _brush(reading: ReadingAdded) -> QColor:

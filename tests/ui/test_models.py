@@ -140,3 +140,62 @@ def test_scope_does_not_redraw_a_flat_line_for_an_open_silent_microphone(qtbot: 
     mic.write(np.full(320, 20000, dtype=np.int16))  # speech: drawn at once
     scope.tick(9.02)
     assert scope.frames_drawn == flat_from + 1
+
+
+class CountingRing(RingBuffer):
+    """A ring that records how many samples each read asked for."""
+
+    def __init__(self, capacity: int) -> None:
+        super().__init__(capacity)
+        self.reads: list[int] = []
+
+    def latest(self, n: int) -> np.ndarray:  # type: ignore[type-arg]
+        self.reads.append(n)
+        return super().latest(n)
+
+
+def test_a_flat_trace_reads_only_the_new_samples_while_the_mic_stays_quiet(
+    qtbot: object,
+) -> None:
+    scope = ScopeView()
+    qtbot.addWidget(scope)  # type: ignore[attr-defined]
+    mic = CountingRing(16000 * 10)
+    scope.attach(mic, None)
+    for i in range(400):  # quiet frames until the trace is flat on screen
+        mic.write(np.full(320, 3, dtype=np.int16))
+        scope.tick(i * 0.02)
+    assert scope.mic._flat
+    window = scope.mic.window_samples
+    mic.reads.clear()
+    for i in range(400, 430):
+        mic.write(np.full(320, 3, dtype=np.int16))
+        scope.tick(i * 0.02)
+    assert mic.reads and max(mic.reads) < window  # never the whole window
+    mic.write(np.full(320, 20000, dtype=np.int16))
+    drawn = scope.frames_drawn
+    scope.tick(8.62)
+    assert scope.frames_drawn == drawn + 1 and not scope.mic._flat
+    assert scope.mic_meter.peak_db > -10
+
+
+def test_the_frame_clock_slows_down_when_nothing_draws_and_speeds_up_when_something_does(
+    qapp: object,
+) -> None:
+    from emodesk.ui.frameclock import IDLE_AFTER_FRAMES, FrameClock
+
+    clock = FrameClock()
+    drawing = [False]
+    clock.add(lambda: drawing[0])
+    clock.add(lambda: None)  # a subscriber that never draws does not keep it awake
+    clock.start()
+    try:
+        for _ in range(IDLE_AFTER_FRAMES - 1):
+            clock.tick()
+        assert not clock.idle
+        clock.tick()
+        assert clock.idle
+        drawing[0] = True
+        clock.tick()
+        assert not clock.idle
+    finally:
+        clock.stop()
