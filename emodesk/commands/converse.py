@@ -169,7 +169,7 @@ async def _converse(args: argparse.Namespace, out: TextIO) -> int:
     from emodesk.dsp.estimator import AcousticEstimator
     from emodesk.dsp.vad import segment_utterances
     from emodesk.dsp.wav import WavError, read_wav, write_wav
-    from emodesk.live.credentials import load_api_key
+    from emodesk.live.credentials import CredentialError, load_api_key
     from emodesk.live.session import LiveSession
     from emodesk.store import SessionStore, StoreError, default_history_path
 
@@ -197,7 +197,7 @@ async def _converse(args: argparse.Namespace, out: TextIO) -> int:
 
     try:
         plan = choose_connection(args.endpoint, args.ca_file, load_api_key())
-    except ConnectionChoiceError as exc:
+    except (ConnectionChoiceError, CredentialError) as exc:
         raise ConverseError(str(exc)) from exc
 
     try:

@@ -437,6 +437,9 @@ class Controller:
         self._trend = None
         self._transcript = []
         self._estimator = None
+        # A new stored session is a new conversation on the server too: never resume
+        # the previous one (after "end session" or "delete all data").
+        self._live.forget()
         meta = SessionMetadata(
             session_id=session_id,
             started_utc=datetime.now(UTC),

@@ -62,6 +62,10 @@ class LivePort(Protocol):
 
     async def close(self) -> None: ...
 
+    def forget(self) -> None:
+        """Make the next `start()` a new conversation: drop the resumption handle and the
+        transcript (otherwise a reconnect resumes the conversation on the server)."""
+
     def send_audio(self, pcm: bytes) -> None:
         """Queue 16 kHz mono PCM16 for the socket; never blocks. Audio queued while
         reconnecting is sent after the reconnect or reported as `AudioDropped`."""

@@ -22,6 +22,7 @@ class FakeLive:
         self.settings: list[LiveSettings] = []
         self.listener: Callable[[LiveEvent], None] | None = None
         self.connect_error = connect_error
+        self.forget_calls = 0
 
     def set_listener(self, on_event: Callable[[LiveEvent], None]) -> None:
         self.listener = on_event
@@ -46,6 +47,9 @@ class FakeLive:
     async def close(self) -> None:
         self.wire.append(("close",))
         self.emit(LinkStateChanged(LinkState.CLOSED))
+
+    def forget(self) -> None:
+        self.forget_calls += 1
 
     def send_audio(self, pcm: bytes) -> None:
         self.wire.append(("audio", len(pcm)))

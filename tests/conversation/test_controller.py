@@ -656,3 +656,18 @@ async def test_an_estimator_failure_has_its_own_notice_and_the_session_goes_on(
     await r.controller.drain()
     assert [e.turn for e in r.of(ReadingAdded)] == [2]
     await r.controller.close()
+
+
+async def test_a_new_session_is_a_new_server_conversation_but_a_reconnect_resumes(
+    rig: Rig,
+) -> None:
+    assert await rig.controller.connect()
+    assert rig.live.forget_calls == 1
+    # Disconnect and connect again within the same stored session: resume, not forget.
+    assert await rig.controller.disconnect()
+    assert await rig.controller.connect()
+    assert rig.live.forget_calls == 1
+    # After the session ends, the next connect starts a new conversation.
+    assert await rig.controller.end_session()
+    assert await rig.controller.connect()
+    assert rig.live.forget_calls == 2

@@ -289,3 +289,20 @@ async def test_device_mode_without_a_microphone_fails_before_connecting(
         "emodesk converse: --device: no input audio device (see `emodesk devices`)"
     )
     assert out.decode() == ""
+
+
+async def test_an_unusable_api_key_is_refused_before_connecting(
+    three_turns: Path, tmp_path: Path
+) -> None:
+    env_key = "AIza" + "x" * 20 + " with a space"
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "emodesk", "converse", "--audio-in", str(three_turns),
+        "--db", str(tmp_path / "h.db"),
+        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
+        env=dict(os.environ, GEMINI_API_KEY=env_key, EMODESK_CONVERSE_PACE=PACE),
+    )  # fmt: skip
+    out, err = await asyncio.wait_for(proc.communicate(), 60)
+    assert proc.returncode == 1
+    message = err.decode()
+    assert "GEMINI_API_KEY" in message and "Traceback" not in message
+    assert env_key not in message and env_key not in out.decode()
