@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from PySide6.QtCore import QTimer
+from PySide6.QtGui import QIcon
 from PySide6.QtWidgets import QApplication
 
 from emodesk.core.consent import CONSENT_TEXT, CONSENT_TITLE, CONSENT_VERSION
@@ -33,7 +34,8 @@ from emodesk.ui.settings_store import APPLICATION, ORGANISATION, SettingsStore, 
 
 log = logging.getLogger(__name__)
 
-OFFLINE_DEMO_KEY = "offline-demo"  # the emulator takes any non-empty key
+ICON_PATH = Path(__file__).resolve().parent.parent / "resources" / "emodesk.svg"
+
 SHUTDOWN_TIMEOUT_S = 3.0
 
 
@@ -71,7 +73,7 @@ class Backend:
         self.store: Any = None
         self.emulator: Any = None
         self.synthetic = False
-        self._connection_args: dict[str, Any] = {}
+        self._connection: Any = None  # conversation.controller.Connection, set by start()
         self._preview: Any = None  # a second audio engine feeding the settings' level meter
         self._preview_lock = asyncio.Lock()
         self._rebuilding: asyncio.Task[None] | None = None
@@ -105,28 +107,7 @@ class Backend:
         self._key_saved = key is not None
         if key is not None:
             install_log_redaction(key)
-        endpoint, ca_file = options.endpoint, options.ca_file
-        reason = ""
-        if options.offline or (key is None and endpoint is None and not _env_endpoint()):
-            from emodesk.live.emulator.server import EmulatorServer
-
-            self.emulator = EmulatorServer(
-                speed=options.emulator_speed, record=options.emulator_record
-            )
-            await self.emulator.start()
-            endpoint, ca_file = self.emulator.url, self.emulator.ca_file
-            self.synthetic = True
-            key = None  # a real key never goes to the emulator
-            reason = (
-                "Offline demo (--offline): replies are synthetic." if options.offline
-                else "No API key yet: this is the offline demo, with synthetic replies."
-            )  # fmt: skip
-        self._connection_args = {
-            "endpoint": endpoint,
-            "ca_file": ca_file,
-            "api_key": key or OFFLINE_DEMO_KEY,
-            "synthetic": self.synthetic,
-        }
+        self._connection, reason = await self._choose_connection(key)
         self.store = await loop.run_in_executor(None, SessionStore, options.history_path)
         report = self.store.open_report.message
         if report:  # a damaged history was moved aside: the user should know
@@ -148,9 +129,43 @@ class Backend:
         if options.auto_connect:
             await self.controller.connect()
 
+    async def _choose_connection(self, key: str | None) -> tuple[Any, str]:
+        """The connection (and the banner text, if any): the endpoint asked for with the
+        key, or the in-process emulator (the offline demo) when there is no key, when
+        --offline is given, or when the endpoint cannot be used (said in a banner)."""
+        from emodesk.conversation.connection import (
+            ConnectionChoiceError,
+            ConnectionPlan,
+            choose_connection,
+        )
+
+        options = self.options
+        reason = ""
+        if options.offline:
+            plan = ConnectionPlan(start_emulator=True)
+            reason = "Offline demo (--offline): replies are synthetic."
+        else:
+            try:
+                plan = choose_connection(options.endpoint, options.ca_file, key)
+            except ConnectionChoiceError as exc:
+                log.warning("cannot use the endpoint: %s", exc)
+                plan = ConnectionPlan(start_emulator=True)
+                reason = f"Cannot connect as asked ({exc}); this is the offline demo instead."
+            else:
+                if plan.start_emulator:
+                    reason = "No API key yet: this is the offline demo, with synthetic replies."
+        if not plan.start_emulator:
+            return plan.connection, reason
+        from emodesk.live.emulator.server import EmulatorServer
+
+        self.emulator = EmulatorServer(speed=options.emulator_speed, record=options.emulator_record)
+        await self.emulator.start()
+        self.synthetic = True  # a real key never goes to the emulator: for_emulator's own
+        return plan.for_emulator(self.emulator.url, self.emulator.ca_file), reason
+
     def _build_stack(self, settings: AppSettings) -> None:
         """The audio engine and the controller for `settings`, attached to the window."""
-        from emodesk.conversation.controller import Connection, Controller
+        from emodesk.conversation.controller import Controller
         from emodesk.dsp.estimator import AcousticEstimator
         from emodesk.live.session import LiveSession
 
@@ -161,7 +176,7 @@ class Backend:
             store=self.store,
             estimator_factory=AcousticEstimator,
             settings=settings,
-            connection=Connection(**self._connection_args),
+            connection=self._connection,
             consent=settings.consent_given,
         )
         self.window.attach_controller(
@@ -220,7 +235,7 @@ class Backend:
 
             settings = AudioSettings(input_device=device or None)
             engine = AudioEngine(asyncio.get_running_loop(), settings)
-            engine.start_capture(lambda _frame: None)  # unused: the meter reads the ring
+            engine.prepare_capture()  # the mic fills mic_ring, which the meter reads
             self._preview = engine
             return RingView(engine, "mic_ring")
 
@@ -437,10 +452,6 @@ def _read_device_names() -> tuple[list[str], list[str]]:
     return inputs, outputs
 
 
-def _env_endpoint() -> bool:
-    return bool(os.environ.get("EMODESK_ENDPOINT", "").strip())
-
-
 def build_window(store: SettingsStore) -> MainWindow:
     settings, rejected = store.load()
     if rejected:
@@ -468,6 +479,9 @@ def run(args: argparse.Namespace) -> int:
     app.setOrganizationName(ORGANISATION)
     app.setApplicationName(APPLICATION)
     app.setApplicationDisplayName("EmoDesk")
+    app.setDesktopFileName("emodesk")
+    if ICON_PATH.is_file():  # a source checkout; packagers install the icon themselves
+        app.setWindowIcon(QIcon(str(ICON_PATH)))
     log_path: Path | None
     try:
         log_path = setup_logging()

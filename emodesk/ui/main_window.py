@@ -57,6 +57,7 @@ from emodesk.conversation.api import (
     TurnLatency,
 )
 from emodesk.core.consent import ConsentRecord
+from emodesk.core.export import unwritable_reason
 from emodesk.core.settings import AppSettings, parse_settings
 from emodesk.ui import theme
 from emodesk.ui.banners import BannerArea
@@ -453,6 +454,11 @@ class MainWindow(QMainWindow):
                 kind, "error", f"Microphone lost: {notice.message}",
                 notice.action or "Choose a microphone…", lambda: self.open_settings("Audio"),
             )  # fmt: skip
+        elif kind is NoticeKind.SPEAKER_LOST:
+            self.banners.show_banner(
+                kind, "error", notice.message,
+                notice.action or "Choose a speaker…", lambda: self.open_settings("Audio"),
+            )  # fmt: skip
         elif kind is NoticeKind.INVALID_KEY:
             self.banners.show_banner(
                 kind, "error", f"The API key was rejected: {notice.message}",
@@ -774,20 +780,3 @@ class MainWindow(QMainWindow):
 def _use_qt_dialogs() -> bool:
     # A native dialog cannot be driven offscreen (tests); elsewhere the platform's is nicer.
     return os.environ.get("QT_QPA_PLATFORM", "") == "offscreen"
-
-
-def unwritable_reason(path: str) -> str:
-    """Why `path` cannot be written, or "" if it can (checked before the export runs)."""
-    if not path:
-        return "no file name"
-    target = Path(path)
-    if target.is_dir():
-        return "it is a folder"
-    parent = target.parent
-    if not parent.exists():
-        return f"the folder {parent} does not exist"
-    if target.exists() and not os.access(target, os.W_OK):
-        return "the file is read-only"
-    if not os.access(parent, os.W_OK | os.X_OK):
-        return "permission denied"
-    return ""

@@ -12,6 +12,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
+import pytest
 from PySide6.QtCore import QEvent, Qt
 from PySide6.QtGui import QKeyEvent
 from PySide6.QtWidgets import QApplication, QMessageBox
@@ -241,3 +242,22 @@ def test_settings_and_geometry_persist_across_a_restart(
     restored = json.loads(out.stdout.strip().splitlines()[-1])
     # The offscreen screen is small, so Qt clamps the width; the height survives.
     assert restored == ["German", 40, 7, "F8", "full_duplex_aec", "support", "F8", "support", 700]
+
+
+@pytest.mark.parametrize(
+    ("kind", "message"),
+    [
+        (NoticeKind.MIC_LOST, "the microphone was unplugged"),
+        (NoticeKind.SPEAKER_LOST, "The speaker stopped: no output audio device"),
+    ],
+)
+def test_a_lost_device_banner_opens_the_audio_settings(
+    window: MainWindow, fake: FakeController, kind: NoticeKind, message: str
+) -> None:
+    fake.emit(Notice(kind, message, action="Choose another device"))
+    banner = window.banners.banners[kind]
+    assert message in banner.message.text()
+    assert banner.action_button.text() == "Choose another device"  # type: ignore[union-attr]
+    banner.action_button.click()  # type: ignore[union-attr]
+    dialog = window.settings_dialog
+    assert dialog is not None and dialog.tabs.tabText(dialog.tabs.currentIndex()) == "Audio"
