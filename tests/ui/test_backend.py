@@ -349,3 +349,30 @@ def test_google_genai_is_imported_off_the_gui_thread_before_the_first_connect(
     )  # fmt: skip
     assert done.returncode == 0, done.stderr[-3000:]
     assert "ON-GUI [] AT-CONNECT []" in done.stdout, done.stdout[-2000:]
+
+
+# ---------------------------------------------------------------- where the app connects
+
+
+def test_a_remote_endpoint_without_a_key_falls_back_to_the_labelled_offline_demo(
+    window: MainWindow, qloop: asyncio.AbstractEventLoop, tmp_path: Path
+) -> None:
+    backend = Backend(
+        window,
+        BackendOptions(
+            endpoint="wss://live.example.test", history_path=str(tmp_path / "h.db"),
+            audio_factory=lambda _loop, _settings: _silent_audio(),
+            emulator_speed=50.0,
+        ),
+    )  # fmt: skip
+    run(qloop, backend.start(), 30.0)
+    try:
+        assert backend.synthetic and backend.emulator is not None
+        banner = window.banners.banners["offline"]
+        assert "Cannot connect as asked" in banner.message.text()
+        assert "live.example.test" in banner.message.text()
+        # The plan points the controller at the local emulator, never at the remote host.
+        run(qloop, backend.controller.connect(), 30.0)
+        assert backend.controller.state is ConversationState.READY
+    finally:
+        run(qloop, backend.stop(), 30.0)
