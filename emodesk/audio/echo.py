@@ -59,6 +59,11 @@ class EchoCanceller:
         )
         return out
 
+    def drop_far(self) -> None:
+        """Forget queued far-end audio (the speaker has been quiet: nothing to align)."""
+        if self._far.size:
+            self._far = self._far[:0]
+
     def reset(self) -> None:
         self._aec.reset()
         self._far = np.zeros(0, dtype=np.int16)

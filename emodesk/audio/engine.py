@@ -50,13 +50,24 @@ log = logging.getLogger(__name__)
 Int16Array = np.ndarray[Any, np.dtype[np.int16]]
 Side = Literal["input", "output"]  # which device an `on_error` report is about
 
-_IDLE_WAIT_S = 0.05  # engine thread wakes at least this often (watchdog)
+# The engine thread sleeps until woken (a captured block, a command, reply audio); this
+# bounds the sleep so the watchdog still runs when no callback comes.
+_IDLE_WAIT_S = 0.25
+# Between turns captured audio only feeds the meters, the waveform (redrawn at 30 Hz) and
+# the pre-roll (brought up to date at the press), so the engine thread takes it in
+# batches this long instead of waking for every block; during a turn every block wakes it.
+_METER_PERIOD_S = 0.04
+_WATCHDOG_PERIOD_S = 0.25  # stream health checks are PortAudio calls: not every wake
 # A stream with no callback for this long has failed. Generous, because sound servers
 # legitimately pause a fresh stream (PulseAudio null sinks: up to ~2 s at start).
 _STALL_S = 3.0
 _OUTPUT_BLOCK_MS = 10  # output callback size: small, so a flush has little to drain
 _RING_SECONDS = 10
 _CAPTURE_RING_S = 2.0  # captured audio the engine thread may fall behind before overflow
+# AEC runs while the far end played reply audio this recently (plus the output latency):
+# the reply's echo and reverberation are still in the room. Otherwise there is no echo to
+# remove, and the capture path skips AEC and the far-end feed altogether.
+_ECHO_HOLD_S = 0.5
 
 
 @dataclass(frozen=True, slots=True)
@@ -106,6 +117,7 @@ class AudioEngine:
         self._on_frame: Callable[[bytes], None] | None = None
         self._on_playback_started: Callable[[float], None] | None = None
         self._on_error: Callable[[str, str], None] | None = None  # (message, side)
+        self._on_info: Callable[[str, str], None] | None = None  # (message, side)
 
         # Work handed to the engine thread.
         self._wake = threading.Event()
@@ -135,6 +147,8 @@ class AudioEngine:
         self._echo = EchoCanceller(s.aec_stream_delay_ms) if self._aec_on else None
         self._playout = PlayoutBuffer(REPLY_RATE, s.playout_buffer_ms)
         self._reported_start: float | None = None
+        self._out_latency = 0.0  # the output stream's latency, read once per open
+        self._next_watchdog = 0.0
         self._input_held = False  # prepare_capture: keep the input open between turns
         self._delivery_generation: int | None = None  # frames go to on_frame (a turn)
         # The newest frames before a press, with their callback time; never echo of a reply.
@@ -146,6 +160,7 @@ class AudioEngine:
         self._last_in_callback = 0.0
         self._last_out_callback = 0.0
         self._last_reply_audio = -1e9  # when the output callback last played reply audio
+        self._silence: tuple[int, bytes, Int16Array] = (0, b"", np.zeros(0, dtype=np.int16))
 
         self._frames_delivered = 0
         self._frames_suppressed = 0
@@ -201,9 +216,11 @@ class AudioEngine:
         self,
         on_playback_started: Callable[[float], None] | None = None,
         on_error: Callable[[str, str], None] | None = None,
+        on_info: Callable[[str, str], None] | None = None,
     ) -> None:
         self._on_playback_started = on_playback_started
         self._on_error = on_error
+        self._on_info = on_info
 
     # ---- lifecycle and state for the UI ---------------------------------------------
 
@@ -244,12 +261,7 @@ class AudioEngine:
     @property
     def reply_active(self) -> bool:
         """Reply audio is queued or playing, or stopped less than the tail ago."""
-        tail = self.settings.half_duplex_tail_ms / 1000 + self._output_latency()
-        return (
-            self._playout.depth > 0
-            or bool(self._play_queue)
-            or time.monotonic() - self._last_reply_audio < tail
-        )
+        return self._reply_active(time.monotonic())
 
     @property
     def input_device(self) -> DeviceInfo | None:
@@ -299,6 +311,12 @@ class AudioEngine:
         if self._on_error is not None:
             self._to_loop(self._on_error, message, side)
 
+    def _report_info(self, message: str, side: Side) -> None:
+        """The device works, just not as configured, or again after a failure."""
+        log.info("audio (%s): %s", side, message)
+        if self._on_info is not None:
+            self._to_loop(self._on_info, message, side)
+
     def _deliver(self, generation: int, frame: bytes) -> None:
         on_frame = self._on_frame
         if on_frame is None or generation != self._capture_generation:
@@ -313,23 +331,33 @@ class AudioEngine:
         if in_data:
             self._capture_ring.write(np.frombuffer(in_data, dtype=np.int16))
         self._last_in_callback = time.monotonic()
-        self._wake.set()
+        if self._delivery_generation is not None:
+            self._wake.set()
         return (None, pyaudio.paContinue)
 
     def _output_callback(self, _in: bytes | None, frames: int, _t: Any, status: int) -> Any:
-        out = np.empty(frames, dtype=np.int16)
-        got = self._playout.read_into(out)
         now = time.monotonic()
         self._last_out_callback = now
+        playout = self._playout
+        if playout.depth == 0 and not playout.playing:
+            # Nothing to play, the usual case: the same silence block every time.
+            count, silence, zeros = self._silence
+            if count != frames:
+                zeros = np.zeros(frames, dtype=np.int16)
+                silence = zeros.tobytes()
+                self._silence = (frames, silence, zeros)
+            if self._echo is not None and now - self._last_reply_audio < self._echo_hold_s:
+                self._far_ring.write(zeros)  # a pause within a reply: AEC must see it too
+            return (silence, pyaudio.paContinue)
+        out = np.empty(frames, dtype=np.int16)
+        got = playout.read_into(out)
         if got:
             self._last_reply_audio = now
             self.reply_ring.write(out)
-            if self._echo is not None:
-                self._far_ring.write(out)
-            if self._playout.started_at != self._reported_start:
+            if playout.started_at != self._reported_start:
                 self._wake.set()
-        elif self._echo is not None:
-            self._far_ring.write(out)  # the far end is silent: AEC must see that too
+        if self._echo is not None:
+            self._far_ring.write(out)  # silence after the reply's end included
         return (out.tobytes(), pyaudio.paContinue)
 
     # ---- engine thread ----------------------------------------------------------------
@@ -338,14 +366,19 @@ class AudioEngine:
         try:
             self._safely(self._open_output, "output")
             while not self._stopping:
-                self._wake.wait(_IDLE_WAIT_S)
+                capturing = self._in_stream is not None and self._delivery_generation is None
+                self._wake.wait(_METER_PERIOD_S if capturing else _IDLE_WAIT_S)
                 self._wake.clear()
                 while self._commands:
                     self._safely(*self._commands.popleft())
-                self._safely(self._feed_playout, "output")
+                if self._play_queue or self._out_stream is None:
+                    self._safely(self._feed_playout, "output")
                 self._drain_capture()
                 self._report_playback_start()
-                self._watchdog()
+                now = time.monotonic()
+                if now >= self._next_watchdog:
+                    self._next_watchdog = now + _WATCHDOG_PERIOD_S
+                    self._watchdog()
         except Exception as exc:  # never let the thread die silently
             log.exception("audio engine failed")
             # The thread is gone, and the microphone with it.
@@ -377,7 +410,7 @@ class AudioEngine:
         pa = self._portaudio()
         device = choose_device(pa, self.settings.output_device, "output")
         if self.settings.output_device and device.name != self.settings.output_device:
-            self._report_error(
+            self._report_info(
                 f"output device {self.settings.output_device!r} not found; using {device.name!r}",
                 "output",
             )
@@ -403,6 +436,7 @@ class AudioEngine:
                 self._set_output_rate(rate)
             self._out_device = device
             self._out_stream = stream
+            self._out_latency = _output_latency(stream)
             self._last_out_callback = time.monotonic()
             stream.start_stream()
             return
@@ -458,7 +492,7 @@ class AudioEngine:
         pa = self._portaudio()
         device = choose_device(pa, self.settings.input_device, "input")
         if self.settings.input_device and device.name != self.settings.input_device:
-            self._report_error(
+            self._report_info(
                 f"input device {self.settings.input_device!r} not found; using {device.name!r}",
                 "input",
             )
@@ -516,12 +550,22 @@ class AudioEngine:
             try:
                 _abort_and_restart(stream)
                 self._last_out_callback = time.monotonic()
+                self._cut_reply_tail()
                 return
             except (OSError, AttributeError) as exc:
                 log.info("restarting the output stream failed (%s); reopening it", exc)
                 self._out_stream = None
                 _close_quietly(stream)
-        self._open_output()
+        try:
+            self._open_output()
+        finally:
+            self._cut_reply_tail()
+
+    def _cut_reply_tail(self) -> None:
+        """After a flush nothing plays, so there is no echo: the half-duplex tail (and AEC)
+        need not wait. Audio captured while the reply still played is suppressed first."""
+        self._drain_capture()
+        self._last_reply_audio = -1e9
 
     def _close_streams(self) -> None:
         for name in ("_in_stream", "_out_stream"):
@@ -554,36 +598,57 @@ class AudioEngine:
             self._open_output()
 
     def _drain_capture(self) -> None:
+        now = time.monotonic()
+        echo_live = False
         if self._echo is not None:
-            far = self._far_ring.read_new()
-            if far.size:
-                if self._out_rate != CAPTURE_RATE:
-                    if self._far_resampler is None:
-                        self._far_resampler = StreamResampler(self._out_rate, CAPTURE_RATE)
-                    far = self._far_resampler.process(far)
-                self._echo.push_far(far)
-        if self._in_stream is None:
+            echo_live = self._feed_far_end(self._echo, now)
+        if self._in_stream is None or self._capture_ring.available == 0:
             return
         new = self._capture_ring.read_new()
-        if new.size == 0:
-            return
         t_callback = self._last_in_callback
         if self._in_resampler is not None:
             new = self._in_resampler.process(new)
         pending = np.concatenate((self._pending, new)) if self._pending.size else new
         n = self.frame_samples
         whole = pending.size // n
+        held = self.settings.echo_mode == "half_duplex" and self._reply_active(now)
         for i in range(whole):
-            self._process_frame(pending[i * n : (i + 1) * n], t_callback)
-        self._pending = pending[whole * n :].copy()
+            self._process_frame(pending[i * n : (i + 1) * n], t_callback, echo_live, held)
+        self._pending = pending[whole * n :].copy() if pending.size % n else _EMPTY
 
-    def _process_frame(self, frame: Int16Array, t_callback: float) -> None:
-        if self._echo is not None:
+    def _feed_far_end(self, echo: EchoCanceller, now: float) -> bool:
+        """Hand what the speaker played to the AEC; returns whether AEC is needed now."""
+        if self._far_ring.available:
+            far = self._far_ring.read_new()
+            if self._out_rate != CAPTURE_RATE:
+                if self._far_resampler is None:
+                    self._far_resampler = StreamResampler(self._out_rate, CAPTURE_RATE)
+                far = self._far_resampler.process(far)
+            echo.push_far(far)
+        if now - self._last_reply_audio < self._echo_hold_s:
+            return True
+        echo.drop_far()  # quiet for long enough: the next reply starts aligned
+        return False
+
+    @property
+    def _echo_hold_s(self) -> float:
+        return _ECHO_HOLD_S + self._out_latency
+
+    def _reply_active(self, now: float) -> bool:
+        tail = self.settings.half_duplex_tail_ms / 1000 + self._out_latency
+        return (
+            self._playout.depth > 0 or bool(self._play_queue) or now - self._last_reply_audio < tail
+        )
+
+    def _process_frame(
+        self, frame: Int16Array, t_callback: float, echo_live: bool, held: bool
+    ) -> None:
+        if self._echo is not None and echo_live:
             frame = self._echo.process(frame)
         frame = self._processor.process(frame)
         self.mic_ring.write(frame)
         generation = self._delivery_generation
-        if self.settings.echo_mode == "half_duplex" and self.reply_active:
+        if held:
             self._preroll.clear()  # the reply's echo must not open the next turn either
             if generation is not None:
                 self._frames_suppressed += 1
@@ -605,13 +670,6 @@ class AudioEngine:
             self._reported_start = started
             if self._on_playback_started is not None:
                 self._to_loop(self._on_playback_started, started)
-
-    def _output_latency(self) -> float:
-        stream = self._out_stream
-        try:
-            return float(stream.get_output_latency()) if stream is not None else 0.0
-        except OSError:
-            return 0.0
 
     # ---- failure and recovery ---------------------------------------------------------
 
@@ -656,12 +714,22 @@ class AudioEngine:
                 self._terminate_portaudio()
                 self._wake.wait(min(2.0, 0.2 * 2**attempt))  # back off; close() wakes us early
                 continue
-            self._report_error("audio devices reopened", side)
+            self._report_info("audio devices reopened", side)
             return
         self._failed = True
         self._input_held = False
         self._delivery_generation = None
         self._report_error(f"audio stopped: devices did not reopen after {attempts} attempts", side)
+
+
+_EMPTY: Int16Array = np.zeros(0, dtype=np.int16)
+
+
+def _output_latency(stream: Any) -> float:
+    try:
+        return float(stream.get_output_latency())
+    except OSError:
+        return 0.0
 
 
 def _abort_and_restart(stream: Any) -> None:

@@ -46,14 +46,15 @@ class CaptureProcessor:
 
     def process(self, frame: Int16Array) -> Int16Array:
         s = self._settings
-        raw_level = rms_dbfs(frame)
         out = frame
         if s.noise_gate:
             out = self._gate(frame)
-        if s.normalize:
-            out = self._normalize(out, raw_level)
         if s.silence_detection:
             self._silence.feed(frame)
+        if s.normalize:
+            # The detector has just measured the raw frame: do not measure it twice.
+            raw_level = self._silence.level_dbfs if s.silence_detection else rms_dbfs(frame)
+            out = self._normalize(out, raw_level)
         return out
 
     def _gate(self, frame: Int16Array) -> Int16Array:

@@ -26,6 +26,7 @@ class NoticeKind(StrEnum):
     INVALID_KEY = "invalid_key"
     MIC_LOST = "mic_lost"
     SPEAKER_LOST = "speaker_lost"  # the output device failed; the turn goes on
+    AUDIO_DEVICE = "audio_device"  # a device substituted or back after a failure; all works
     AUDIO_DROPPED = "audio_dropped"
     ESCALATION = "escalation"
     CONNECTION_FAILED = "connection_failed"

@@ -179,7 +179,9 @@ class Controller:
         self._mic_prepared = False  # the microphone is held open while not offline
         live.set_listener(self._on_live_event)
         audio.set_listeners(
-            on_playback_started=self._on_playback_started, on_error=self._on_audio_error
+            on_playback_started=self._on_playback_started,
+            on_error=self._on_audio_error,
+            on_info=self._on_audio_info,
         )
 
     # ------------------------------------------------------------------ public view
@@ -646,6 +648,10 @@ class Controller:
             return
         self._emit(Notice(NoticeKind.MIC_LOST, message, action="Choose another device"))
         self._release_capture()
+
+    def _on_audio_info(self, message: str, side: str) -> None:
+        # Information only: a turn being spoken goes on.
+        self._emit(Notice(NoticeKind.AUDIO_DEVICE, f"{side}: {message}"))
 
     def _send_latency(self, turn: _Turn) -> None:
         if turn.latency_sent or turn.released is None:

@@ -153,7 +153,9 @@ class FileAudio:
         self,
         on_playback_started: Callable[[float], None] | None = None,
         on_error: Callable[[str, str], None] | None = None,
+        on_info: Callable[[str, str], None] | None = None,
     ) -> None:
+        # A file neither fails like a device nor gets substituted: on_info never fires.
         self._on_playback_started = on_playback_started
         self._on_error = on_error
 

@@ -42,11 +42,14 @@ class AudioPort(Protocol):
         self,
         on_playback_started: Callable[[float], None] | None = None,
         on_error: Callable[[str, str], None] | None = None,
+        on_info: Callable[[str, str], None] | None = None,
     ) -> None:
         """`on_playback_started(t_monotonic)`: reply audio reached the device after
         silence. `on_error(message, side)`: a device failed (unplugged, cannot open);
         `side` is "input" (the microphone: a turn being spoken cannot go on) or "output"
-        (the speaker: the conversation can). Both are called on the asyncio loop's thread."""
+        (the speaker: the conversation can). `on_info(message, side)`: the device works,
+        but not as configured (another one was used) or again after a failure; nothing
+        stopped. All are called on the asyncio loop's thread."""
 
 
 class LivePort(Protocol):

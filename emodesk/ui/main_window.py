@@ -459,6 +459,11 @@ class MainWindow(QMainWindow):
                 kind, "error", notice.message,
                 notice.action or "Choose a speaker…", lambda: self.open_settings("Audio"),
             )  # fmt: skip
+        elif kind is NoticeKind.AUDIO_DEVICE:
+            # The devices work again (or another one stands in): the loss is over.
+            self.banners.dismiss(NoticeKind.MIC_LOST)
+            self.banners.dismiss(NoticeKind.SPEAKER_LOST)
+            self.statusBar().showMessage(f"Audio {notice.message}", 8000)
         elif kind is NoticeKind.INVALID_KEY:
             self.banners.show_banner(
                 kind, "error", f"The API key was rejected: {notice.message}",

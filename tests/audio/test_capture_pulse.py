@@ -18,7 +18,7 @@ from emodesk.audio import AudioEngine, AudioSettings
 from emodesk.audio import engine as engine_module
 from emodesk.audio.devices import open_portaudio
 from emodesk.dsp.resample import resample
-from tests.audio.test_engine_pulse import best_match, wait_until
+from tests.audio.test_engine_pulse import band_limited_noise, best_match, wait_until
 from tests.support.pulse import PulseStack, read_wav
 
 pytestmark = [pytest.mark.audio_stack, pytest.mark.timeout(60)]
@@ -51,10 +51,21 @@ async def prepared(engine: AudioEngine) -> AudioEngine:
     return engine
 
 
-async def frames_after(frames: list[bytes], seconds: float) -> None:
-    """Wait for `seconds` more of 20 ms frames: what was played has come through."""
-    need = len(frames) + round(seconds / 0.02)
-    await wait_until(lambda: len(frames) >= need, 10, "frames stopped coming")
+async def speech_through(frames: list[bytes], quiet_s: float = 0.6) -> None:
+    """Wait (once the player has finished) until the captured audio has held speech and
+    gone quiet for `quiet_s`: the whole utterance has come through the capture path,
+    however far behind the device runs on a busy machine."""
+    quiet_frames = round(quiet_s / 0.02)
+
+    def through() -> bool:
+        if len(frames) < quiet_frames:
+            return False
+        audio = np.frombuffer(b"".join(frames), dtype=np.int16)
+        tail = audio[-quiet_frames * 320 :].astype(np.float64)
+        heard = np.abs(audio[: -tail.size]).max(initial=0) > 1000
+        return bool(heard and np.sqrt(np.mean(tail**2)) < 100)
+
+    await wait_until(through, 15, "the speech never came through and ended")
 
 
 async def commands_done(engine: AudioEngine) -> None:
@@ -107,9 +118,43 @@ async def test_speech_starting_at_the_press_arrives_whole(
     engine.start_capture(frames.append)
     try:
         await asyncio.wait_for(asyncio.to_thread(player.wait, 30), 35)
-        await frames_after(frames, 0.5)  # the capture path's latency
+        await speech_through(frames)
     finally:
         engine.stop_capture()
+    captured = np.frombuffer(b"".join(frames), dtype=np.int16)
+    score, lag = best_match(captured, expected)
+    assert score > 0.9, f"captured audio does not match the speech (ncc {score:.2f})"
+    head = expected[onset : onset + 1600]  # the first 100 ms of speech
+    head_score, head_lag = best_match(captured, head)
+    assert head_score > 0.9, f"the first 100 ms of speech are missing (ncc {head_score:.2f})"
+    assert abs(head_lag - (lag + onset)) <= 16, "the speech's start is not where it belongs"
+
+
+async def test_a_press_during_a_reply_delivers_speech_from_the_press(
+    pulse: PulseStack, speech_wav: Path, make_engine: Callable[..., AudioEngine]
+) -> None:
+    """Half duplex holds the mic while a reply plays and for a tail after it. A barge-in
+    (flush, then start_capture, as the controller does) leaves no reply and no echo, so
+    the tail is cut: the speech that starts with the press arrives whole."""
+    engine = await prepared(make_engine(echo_mode="half_duplex", half_duplex_tail_ms=200))
+    started: list[float] = []
+    engine.set_listeners(on_playback_started=started.append)
+    engine.play(band_limited_noise(24000 * 5, 3).tobytes(), 24000)
+    await wait_until(lambda: bool(started), 10, "the reply never started")
+    await wait_until(lambda: engine.reply_active, 10, "the reply is not playing")
+    expected = speech_16k(speech_wav)
+    onset = int(np.flatnonzero(np.abs(expected) > 500)[0])
+    frames: list[bytes] = []
+    player = pulse.play_into_mic(speech_wav, wait=False)
+    engine.flush()
+    engine.start_capture(frames.append)
+    try:
+        await asyncio.wait_for(asyncio.to_thread(player.wait, 30), 35)
+        await speech_through(frames)
+    finally:
+        engine.stop_capture()
+    assert not engine.reply_active
+    assert engine.counters.frames_suppressed == 0, "frames of the barge-in turn were held back"
     captured = np.frombuffer(b"".join(frames), dtype=np.int16)
     score, lag = best_match(captured, expected)
     assert score > 0.9, f"captured audio does not match the speech (ncc {score:.2f})"
@@ -208,10 +253,36 @@ async def test_an_input_that_cannot_do_16k_opens_at_its_own_rate_and_resamples(
     engine.start_capture(frames.append)
     try:
         await asyncio.to_thread(pulse.play_into_mic, speech_wav)
-        await frames_after(frames, 0.5)  # the capture path's latency
+        await speech_through(frames)
     finally:
         engine.stop_capture()
     assert {len(f) for f in frames} == {640}, "frames are 20 ms of 16 kHz whatever the device"
     expected = speech_16k(speech_wav)
-    score, _ = best_match(np.frombuffer(b"".join(frames), dtype=np.int16), expected)
-    assert score > 0.9, f"resampled capture does not match the speech (ncc {score:.2f})"
+    captured = np.frombuffer(b"".join(frames), dtype=np.int16)
+    score, lag = best_match(captured, expected)
+    assert score > 0.9, (
+        f"resampled capture does not match the speech (ncc {score:.2f} at {lag}; "
+        f"{captured.size} samples captured for {expected.size}; {engine.counters})"
+    )
+
+
+async def test_missing_configured_devices_are_replaced_by_the_defaults_and_said(
+    make_engine: Callable[..., AudioEngine],
+) -> None:
+    """A saved device that is gone (unplugged since) is not a failure: the default stands
+    in, the user is told through on_info, and capture works."""
+    engine = make_engine(input_device="No Such Microphone", output_device="No Such Speaker")
+    infos: list[tuple[str, str]] = []
+    errors: list[str] = []
+    engine.set_listeners(
+        on_error=lambda message, _side: errors.append(message),
+        on_info=lambda message, side: infos.append((message, side)),
+    )
+    await prepared(engine)
+    await wait_until(lambda: len(infos) == 2, 10, "the substitutions were not reported")
+    assert sorted(infos, key=lambda info: info[1]) == [
+        ("input device 'No Such Microphone' not found; using 'default'", "input"),
+        ("output device 'No Such Speaker' not found; using 'default'", "output"),
+    ]
+    assert not errors
+    assert engine.input_device is not None and engine.input_device.name == "default"

@@ -47,6 +47,13 @@ async def wait_until(condition: Callable[[], bool], timeout_s: float, what: str)
     assert condition(), what
 
 
+async def output_running(engine: AudioEngine, pulse: PulseStack) -> None:
+    """Start the engine and wait until the speaker's sink renders its stream: a recorder
+    on the sink's monitor started from then on gets everything played."""
+    engine.start()
+    await asyncio.to_thread(pulse.wait_until_sink_running, "spk")
+
+
 @pytest.fixture
 async def make_engine(pulse: PulseStack) -> AsyncIterator[Callable[..., AudioEngine]]:
     engines: list[AudioEngine] = []
@@ -92,12 +99,11 @@ async def test_reply_audio_comes_out_of_the_speaker_intact_and_in_order(
     engine = make_engine(playout_buffer_ms=40)
     started: list[float] = []
     engine.set_listeners(on_playback_started=started.append)
-    engine.start()
+    await output_running(engine, pulse)
     # Four distinct 250 ms segments: if any were reordered, they would not line up.
     segments = [band_limited_noise(6000, seed) for seed in range(4)]
     reply = np.concatenate(segments)
     recorder = await asyncio.to_thread(pulse.start_recording, "spk.monitor", 24000)
-    await asyncio.sleep(0.3)  # parec connects
     for i in range(0, reply.size, 960):  # 40 ms chunks, as the Live API sends them
         engine.play(reply[i : i + 960].tobytes(), 24000)
     await wait_until(lambda: bool(started), 10, "playback never started")
@@ -117,11 +123,10 @@ async def test_flush_silences_the_speaker(
     engine = make_engine()
     started: list[float] = []
     engine.set_listeners(on_playback_started=started.append)
-    engine.start()
+    await output_running(engine, pulse)
     t = np.arange(24000 * 4) / 24000
     tone = (10000 * np.sin(2 * np.pi * 440 * t)).astype(np.int16)
     recorder = await asyncio.to_thread(pulse.start_recording, "spk.monitor", 24000)
-    await asyncio.sleep(0.3)
     engine.play(tone.tobytes(), 24000)
     await wait_until(lambda: bool(started), 10, "playback never started")
     await asyncio.sleep(0.5)
@@ -157,11 +162,18 @@ async def test_a_device_failure_mid_stream_is_reported_and_survived() -> None:
     loop, and picks the devices up again when a server is back."""
     loop = asyncio.get_running_loop()
     errors: list[str] = []
+    sides: set[str] = set()
+    infos: list[tuple[str, str]] = []
     frames: list[bytes] = []
     stack = await asyncio.to_thread(PulseStack().start)
     engine = AudioEngine(loop, AudioSettings(recovery_attempts=6))
+
+    def on_error(message: str, side: str) -> None:
+        errors.append(message)
+        sides.add(side)
+
     try:
-        engine.set_listeners(on_error=errors.append)
+        engine.set_listeners(on_error=on_error, on_info=lambda *info: infos.append(info))
         engine.start_capture(frames.append)
         await wait_until(lambda: len(frames) >= 5, 10, "no frames before the failure")
         assert stack.process is not None
@@ -169,9 +181,12 @@ async def test_a_device_failure_mid_stream_is_reported_and_survived() -> None:
         stack.process.wait(5)
         await wait_until(lambda: bool(errors), 15, "the failure was never reported")
         assert "stopped" in errors[0]
+        assert sides == {"input"}, "a capturing microphone that stops is an input failure"
         # A new server at the same socket: the engine reopens and frames flow again.
         await asyncio.to_thread(stack.restart)
-        await wait_until(lambda: "audio devices reopened" in errors, 20, "never recovered")
+        await wait_until(lambda: bool(infos), 20, "never recovered")
+        assert infos == [("audio devices reopened", "input")], "recovery is information"
+        assert all("reopened" not in message for message in errors)
         count = len(frames)
         await wait_until(lambda: len(frames) >= count + 5, 10, "no frames after recovery")
     finally:

@@ -82,6 +82,7 @@ class FakeAudio:
         self.flushes = 0
         self.on_playback_started: Callable[[float], None] | None = None
         self.on_error: Callable[[str, str], None] | None = None
+        self.on_info: Callable[[str, str], None] | None = None
 
     def prepare_capture(self) -> None:
         self.prepared = True
@@ -116,9 +117,11 @@ class FakeAudio:
         self,
         on_playback_started: Callable[[float], None] | None = None,
         on_error: Callable[[str, str], None] | None = None,
+        on_info: Callable[[str, str], None] | None = None,
     ) -> None:
         self.on_playback_started = on_playback_started
         self.on_error = on_error
+        self.on_info = on_info
 
 
 class FakeStore:

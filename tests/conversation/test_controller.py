@@ -593,6 +593,21 @@ async def test_a_speaker_failure_is_its_own_notice_and_keeps_the_turn(rig: Rig) 
     assert rig.live.kinds()[-2:] == ["audio", "activity_end"]
 
 
+async def test_a_substituted_or_recovered_device_is_information_and_keeps_the_turn(
+    rig: Rig,
+) -> None:
+    await rig.controller.connect()
+    assert rig.controller.push_to_talk_down()
+    assert rig.audio.on_info is not None
+    rig.audio.on_info("input device 'USB' not found; using 'default'", "input")
+    rig.audio.on_info("audio devices reopened", "input")
+    notices = rig.of(Notice)[-2:]
+    assert [n.kind for n in notices] == [NoticeKind.AUDIO_DEVICE] * 2
+    assert notices[0].message == "input: input device 'USB' not found; using 'default'"
+    assert rig.controller.state is S.LISTENING
+    assert rig.audio.capturing and "activity_end" not in rig.live.kinds()
+
+
 class _RecordingEstimator(FakeEstimator):
     def __init__(self, fail: Exception | None = None) -> None:
         super().__init__()

@@ -85,6 +85,13 @@ class SpeakerRecorder:
              "--latency-msec=20", "--raw"],
             env=pulse.env(), stdout=self._file, stderr=subprocess.DEVNULL,
         )  # fmt: skip
+        try:
+            pulse.wait_until_recording(self._proc)
+        except BaseException:
+            self._proc.kill()
+            self._proc.wait(5)
+            self._file.close()
+            raise
 
     def stop(self) -> np.ndarray:
         self._proc.send_signal(signal.SIGINT)
@@ -173,8 +180,7 @@ async def test_turns_on_real_audio_with_voice_change_and_a_dropped_link(
 ) -> None:
     s = await session_factory(consent=True, faults="drop@2")
     c = s.controller
-    recording = SpeakerRecorder(pulse, tmp_path / "speaker.raw")
-    await asyncio.sleep(0.3)  # parec connects
+    recording = await asyncio.to_thread(SpeakerRecorder, pulse, tmp_path / "speaker.raw")
     try:
         assert await c.connect()
         await speak_turn(s, pulse, turn_wavs[0])

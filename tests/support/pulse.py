@@ -183,10 +183,11 @@ class PulseStack:
         return proc
 
     def start_recording(
-        self, device: str = "spk.monitor", rate: int = 24000
+        self, device: str = "spk.monitor", rate: int = 24000, *, wait: bool = True
     ) -> subprocess.Popen[bytes]:
-        """Start parec on `device` (mono PCM16); stop it with `stop_recording`."""
-        return subprocess.Popen(
+        """Start parec on `device` (mono PCM16); stop it with `stop_recording`. Returns
+        once the server records for it, unless told not to wait."""
+        proc = subprocess.Popen(
             [
                 "parec",
                 "-d",
@@ -201,6 +202,44 @@ class PulseStack:
             stdout=subprocess.PIPE,
             stderr=subprocess.DEVNULL,
         )
+        if wait:
+            try:
+                self.wait_until_recording(proc)
+            except BaseException:
+                proc.kill()
+                proc.wait(5)
+                raise
+        return proc
+
+    def wait_until_recording(self, proc: subprocess.Popen[Any], timeout_s: float = 10.0) -> None:
+        """Wait until the server has a record stream (source output) of process `proc`
+        (parec, or any client): from then on what the source hears reaches it."""
+        owner = f'application.process.id = "{proc.pid}"'
+        deadline = time.monotonic() + timeout_s
+        while owner not in self.pactl("list", "source-outputs"):
+            if proc.poll() is not None:
+                raise RuntimeError(f"the recorder exited with {proc.returncode} before recording")
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"no record stream from pid {proc.pid} after {timeout_s} s")
+            time.sleep(0.02)
+
+    def wait_until_sink_running(self, sink: str = "spk", timeout_s: float = 10.0) -> None:
+        """Wait until `sink` renders (a client plays into it). A recorder attached to the
+        monitor of a sink still idle can miss what is played once it starts."""
+        deadline = time.monotonic() + timeout_s
+        while True:
+            states = dict(
+                (fields[1], fields[-1])
+                for fields in (
+                    line.split() for line in self.pactl("list", "short", "sinks").splitlines()
+                )
+                if len(fields) > 2
+            )
+            if states.get(sink) == "RUNNING":
+                return
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"sink {sink!r} not running after {timeout_s} s: {states}")
+            time.sleep(0.02)
 
     @staticmethod
     def stop_recording(proc: subprocess.Popen[bytes]) -> np.ndarray[Any, np.dtype[np.int16]]:

@@ -29,6 +29,13 @@ def qloop(qapp: QApplication) -> Iterator[asyncio.AbstractEventLoop]:
     asyncio.set_event_loop(loop)
     yield loop
     loop.run_until_complete(asyncio.sleep(0))
+    # Work a test left running (a device listing, a preview) ends with the test, not
+    # as "never awaited" noise when the loop is gone.
+    left = asyncio.all_tasks(loop)
+    for task in left:
+        task.cancel()
+    if left:
+        loop.run_until_complete(asyncio.gather(*left, return_exceptions=True))
     asyncio.set_event_loop(None)
     loop.close()
 

@@ -261,3 +261,15 @@ def test_a_lost_device_banner_opens_the_audio_settings(
     banner.action_button.click()  # type: ignore[union-attr]
     dialog = window.settings_dialog
     assert dialog is not None and dialog.tabs.tabText(dialog.tabs.currentIndex()) == "Audio"
+
+
+def test_a_device_back_or_substituted_clears_the_lost_banners_and_says_so(
+    window: MainWindow, fake: FakeController
+) -> None:
+    fake.emit(Notice(NoticeKind.MIC_LOST, "input device 'USB' stopped"))
+    fake.emit(Notice(NoticeKind.SPEAKER_LOST, "The speaker stopped: output device stopped"))
+    assert set(window.banners.banners) >= {NoticeKind.MIC_LOST, NoticeKind.SPEAKER_LOST}
+    fake.emit(Notice(NoticeKind.AUDIO_DEVICE, "input: audio devices reopened"))
+    assert NoticeKind.MIC_LOST not in window.banners.banners
+    assert NoticeKind.SPEAKER_LOST not in window.banners.banners
+    assert window.statusBar().currentMessage() == "Audio input: audio devices reopened"
