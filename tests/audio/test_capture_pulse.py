@@ -68,6 +68,18 @@ async def speech_through(frames: list[bytes], quiet_s: float = 0.6) -> None:
     await wait_until(through, 15, "the speech never came through and ended")
 
 
+def assert_whole_speech(frames: list[bytes], expected: np.ndarray) -> None:
+    """The captured frames hold the speech, its first 100 ms included and in place."""
+    captured = np.frombuffer(b"".join(frames), dtype=np.int16)
+    score, lag = best_match(captured, expected)
+    assert score > 0.9, f"captured audio does not match the speech (ncc {score:.2f})"
+    onset = int(np.flatnonzero(np.abs(expected) > 500)[0])
+    head = expected[onset : onset + 1600]  # the first 100 ms of speech
+    head_score, head_lag = best_match(captured, head)
+    assert head_score > 0.9, f"the first 100 ms of speech are missing (ncc {head_score:.2f})"
+    assert abs(head_lag - (lag + onset)) <= 16, "the speech's start is not where it belongs"
+
+
 async def commands_done(engine: AudioEngine) -> None:
     """Wait until the engine thread has run every command posted so far (they run in order)."""
     done = threading.Event()
@@ -109,8 +121,6 @@ async def test_speech_starting_at_the_press_arrives_whole(
     pulse: PulseStack, speech_wav: Path, make_engine: Callable[..., AudioEngine]
 ) -> None:
     engine = await prepared(make_engine())
-    expected = speech_16k(speech_wav)
-    onset = int(np.flatnonzero(np.abs(expected) > 500)[0])
     frames: list[bytes] = []
     # The speech and the press start together; paplay needs a moment to connect, and the
     # pre-roll covers the other order.
@@ -121,13 +131,7 @@ async def test_speech_starting_at_the_press_arrives_whole(
         await speech_through(frames)
     finally:
         engine.stop_capture()
-    captured = np.frombuffer(b"".join(frames), dtype=np.int16)
-    score, lag = best_match(captured, expected)
-    assert score > 0.9, f"captured audio does not match the speech (ncc {score:.2f})"
-    head = expected[onset : onset + 1600]  # the first 100 ms of speech
-    head_score, head_lag = best_match(captured, head)
-    assert head_score > 0.9, f"the first 100 ms of speech are missing (ncc {head_score:.2f})"
-    assert abs(head_lag - (lag + onset)) <= 16, "the speech's start is not where it belongs"
+    assert_whole_speech(frames, speech_16k(speech_wav))
 
 
 async def test_a_press_during_a_reply_delivers_speech_from_the_press(
@@ -142,8 +146,6 @@ async def test_a_press_during_a_reply_delivers_speech_from_the_press(
     engine.play(band_limited_noise(24000 * 5, 3).tobytes(), 24000)
     await wait_until(lambda: bool(started), 10, "the reply never started")
     await wait_until(lambda: engine.reply_active, 10, "the reply is not playing")
-    expected = speech_16k(speech_wav)
-    onset = int(np.flatnonzero(np.abs(expected) > 500)[0])
     frames: list[bytes] = []
     player = pulse.play_into_mic(speech_wav, wait=False)
     engine.flush()
@@ -155,13 +157,7 @@ async def test_a_press_during_a_reply_delivers_speech_from_the_press(
         engine.stop_capture()
     assert not engine.reply_active
     assert engine.counters.frames_suppressed == 0, "frames of the barge-in turn were held back"
-    captured = np.frombuffer(b"".join(frames), dtype=np.int16)
-    score, lag = best_match(captured, expected)
-    assert score > 0.9, f"captured audio does not match the speech (ncc {score:.2f})"
-    head = expected[onset : onset + 1600]  # the first 100 ms of speech
-    head_score, head_lag = best_match(captured, head)
-    assert head_score > 0.9, f"the first 100 ms of speech are missing (ncc {head_score:.2f})"
-    assert abs(head_lag - (lag + onset)) <= 16, "the speech's start is not where it belongs"
+    assert_whole_speech(frames, speech_16k(speech_wav))
 
 
 async def test_a_press_during_speech_delivers_the_audio_just_before_it(
