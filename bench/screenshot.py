@@ -18,8 +18,11 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-OUT = Path(__file__).resolve().parents[1] / "docs" / "screenshots"
-SIZES = ((1280, 800), (1024, 640))
+OUT = Path(
+    os.environ.get("EMODESK_SCREENSHOT_DIR") or Path(__file__).parents[1] / "docs/screenshots"
+)
+# 1024x560: what a 1024x640 screen leaves under a title bar and a desktop panel.
+SIZES = ((1280, 800), (1024, 640), (1024, 560))
 LINES = (
     ("Hello, can you hear me?", "normal"),
     ("Where is my order? It is three days late.", "calm"),
@@ -59,7 +62,6 @@ async def drive(window: object, backend: object, pulse: object, wavs: list[Path]
             break
         await until(lambda: window.state is S.READY, 30, "the end of the reply")
         await asyncio.sleep(0.3)
-    OUT.mkdir(parents=True, exist_ok=True)
     for width, height in SIZES:
         window.resize(width, height)
         await asyncio.sleep(0.4)  # layout and a few redraws at the new size
@@ -67,6 +69,8 @@ async def drive(window: object, backend: object, pulse: object, wavs: list[Path]
         if not window.grab().save(str(path)):
             raise RuntimeError(f"could not save {path}")
         print(f"saved {path} ({window.width()}x{window.height()})")
+        if (window.width(), window.height()) != (width, height):
+            raise RuntimeError(f"the window does not fit {width}x{height}")
     window.close()
 
 
@@ -87,6 +91,7 @@ def main() -> int:
     os.environ["XDG_STATE_HOME"] = str(tmp)
     os.environ.pop("GEMINI_API_KEY", None)  # no key: the app starts on the offline demo
     os.environ.pop("EMODESK_ENDPOINT", None)
+    OUT.mkdir(parents=True, exist_ok=True)
     pulse = PulseStack().start()
     try:
         wavs = [speech_wav(text, prosody[kind], folder=tmp) for text, kind in LINES]

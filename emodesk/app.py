@@ -77,6 +77,9 @@ class Backend:
         self._preview: Any = None  # a second audio engine feeding the settings' level meter
         self._preview_lock = asyncio.Lock()
         self._rebuilding: asyncio.Task[None] | None = None
+        self._switching: asyncio.Task[None] | None = None  # a saved key being applied
+        self._retention_days: int | None = None  # as last applied
+        self._retention_task: asyncio.Task[None] | None = None
         # Settings waiting for a rebuild; a rebuild in progress picks up the newest.
         self._wanted: AppSettings | None = None
         # Held while the controller and audio engine are swapped or the session is cut
@@ -113,21 +116,42 @@ class Backend:
         if report:  # a damaged history was moved aside: the user should know
             log.warning("history: %s", report)
             self.window.banners.show_banner("history", "warning", report, "OK", lambda: None)
+        await self._apply_retention(settings.retention_days)
+        # The window's settings now, not the copy from before the awaits: the user may
+        # have answered the consent dialog meanwhile.
+        self._build_stack(self.window.settings)
+        self.window.services = self.services()
+        self.window.set_offline_demo(self.synthetic, reason)
+        self.window.settings_applied.connect(self._settings_applied)
+        if options.auto_connect:
+            await self.controller.connect()
+
+    async def _apply_retention(self, keep_days: int) -> int:
+        """Delete the sessions older than the retention setting (the open one is kept);
+        a failure is shown and the app works on with the old sessions still there."""
+        self._retention_days = keep_days
         try:
-            await loop.run_in_executor(None, self.store.apply_retention, settings.retention_days)
-        except Exception as exc:  # old sessions stay; the app works on
+            return int(
+                await asyncio.get_running_loop().run_in_executor(
+                    None, self.store.apply_retention, keep_days
+                )
+            )
+        except Exception as exc:
             log.warning("retention could not be applied: %s", exc)
             self.window.banners.show_banner(
                 "retention", "warning",
                 f"Old sessions could not be deleted as the retention setting asks: {exc}",
                 "OK", lambda: None,
             )  # fmt: skip
-        self._build_stack(settings)
-        self.window.services = self.services()
-        self.window.set_offline_demo(self.synthetic, reason)
-        self.window.settings_applied.connect(self._settings_applied)
-        if options.auto_connect:
-            await self.controller.connect()
+            return 0
+
+    async def _retention_changed(self, keep_days: int) -> None:
+        deleted = await self._apply_retention(keep_days)
+        if deleted:
+            self.window.statusBar().showMessage(
+                f"Settings saved; {deleted} older session(s) deleted as the history setting asks.",
+                6000,
+            )
 
     async def _choose_connection(self, key: str | None) -> tuple[Any, str]:
         """The connection (and the banner text, if any): the endpoint asked for with the
@@ -212,12 +236,38 @@ class Backend:
             list_sessions=self._sessions,
         )
 
-    async def _store_key(self, key: str) -> None:
+    async def _store_key(self, key: str) -> str:
+        """Save the key, then connect with it (in the background); returns what happens."""
         from emodesk.live.credentials import install_log_redaction, store_api_key
 
-        install_log_redaction(key.strip())  # before anything can log it
+        key = key.strip()
+        install_log_redaction(key)  # before anything can log it
         await asyncio.get_running_loop().run_in_executor(None, store_api_key, key)
         self._key_saved = True
+        if self.options.offline:
+            return "Key saved in the system keyring. This run stays offline (--offline)."
+        if self._switching is not None and not self._switching.done():
+            self._switching.cancel()  # a newer key replaces one still being applied
+        self._switching = asyncio.ensure_future(self._use_key(key))
+        return "Key saved in the system keyring. EmoDesk now uses it."
+
+    async def _use_key(self, key: str) -> None:
+        """A key saved while running is used at once: the connection is chosen again (the
+        offline demo gives way to the endpoint; a new key replaces a rejected one) and the
+        conversation starts anew on it, reconnecting if it was connected."""
+        async with self._stack_lock:
+            if self.controller is None:
+                return  # still starting: start() reads the saved key itself
+            old_emulator, self.emulator, self.synthetic = self.emulator, None, False
+            try:
+                self._connection, reason = await self._choose_connection(key)
+            except Exception:
+                self.emulator, self.synthetic = old_emulator, old_emulator is not None
+                raise
+            await self._rebuild(self.controller.settings, what="the API key")
+            self.window.set_offline_demo(self.synthetic, reason)
+            if old_emulator is not None:
+                await _bounded(old_emulator.stop())
 
     async def _level_preview(self, device: str | None) -> Any:
         """Open `device` ("" = the default) on a second engine for the settings dialog's
@@ -255,8 +305,12 @@ class Backend:
         key = key or (load_api_key() or "")
         if not key:
             return False, "no key to test"
-        if self.synthetic and self.options.endpoint is None:
-            return False, "the offline demo cannot check keys; restart with the key saved"
+        if self.options.offline:
+            return False, "this run is offline (--offline): keys are not checked"
+        if self.options.endpoint or os.environ.get("EMODESK_ENDPOINT"):
+            # Only Google's API answers the check; another server judges at connect.
+            return False, "a custom endpoint checks the key when connecting: save it"
+        # Asked for by the user, so it goes to Google even from the offline demo.
 
         def check() -> tuple[bool, str]:
             from google import genai
@@ -299,7 +353,11 @@ class Backend:
     def _sessions(self) -> list[tuple[str, str]]:
         rows = self.store.sessions() if self.store is not None else []
         return [
-            (s.session_id, f"{s.started_utc:%Y-%m-%d %H:%M} · {s.reading_count} readings")
+            # Local time: the user remembers when they talked, not the UTC hour.
+            (
+                s.session_id,
+                f"{s.started_utc.astimezone():%Y-%m-%d %H:%M} · {s.reading_count} readings",
+            )
             for s in rows
         ]
 
@@ -309,6 +367,11 @@ class Backend:
         # controller and the engine are made, so a change there starts a new stack.
         if self.controller is None:
             return
+        if self.store is not None and settings.retention_days != self._retention_days:
+            # A shorter history applies now, not at the next start.
+            self._retention_task = asyncio.ensure_future(
+                self._retention_changed(settings.retention_days)
+            )
         current = self.controller.settings
         changed = [
             name for name in RESTART_FIELDS if getattr(settings, name) != getattr(current, name)
@@ -336,14 +399,17 @@ class Backend:
         """Apply settings fixed at construction: end the session, make a new audio engine
         and controller, and reconnect if the old one was connected."""
         async with self._stack_lock:
-            await self._rebuild(settings, changed)
+            await self._rebuild(settings, ", ".join(RESTART_LABELS[name] for name in changed))
 
-    async def _rebuild(self, settings: AppSettings, changed: list[str]) -> None:
+    async def _rebuild(self, settings: AppSettings, what: str) -> None:
         from emodesk.conversation.api import ConversationState as S
 
         old_controller, old_audio = self.controller, self.audio
-        was_connected = old_controller.state not in (S.OFFLINE, S.ERROR)
-        names = ", ".join(RESTART_LABELS[name] for name in changed)
+        # A rejected key ends in ERROR; a new key should then connect, so it counts.
+        was_connected = old_controller.state is not S.OFFLINE and (
+            old_controller.state is not S.ERROR or what == "the API key"
+        )
+        names = what
         bar = self.window.statusBar()
         bar.showMessage(
             f"Applying {names}: reconnecting with a new session…" if was_connected
@@ -368,8 +434,9 @@ class Backend:
 
     async def stop(self) -> None:
         """Close everything in order; every step is bounded, so closing never hangs."""
-        if self._rebuilding is not None and not self._rebuilding.done():
-            await _bounded(asyncio.shield(self._rebuilding))
+        for task in (self._rebuilding, self._switching):
+            if task is not None and not task.done():
+                await _bounded(asyncio.shield(task))
         if self.controller is not None:
             self.window.detach_controller()
             await _bounded(self.controller.close())
@@ -378,6 +445,12 @@ class Backend:
             self._preview = None
         await _bounded(self._close_audio(self.audio))
         if self.store is not None:
+            if self._retention_task is not None and not self._retention_task.done():
+                await _bounded(asyncio.shield(self._retention_task))
+            if self._retention_days is not None:
+                # The session just ended counts too: "only the current session" (0 days)
+                # leaves nothing behind at exit.
+                await _bounded(self._apply_retention(self._retention_days))
             await _bounded(asyncio.get_running_loop().run_in_executor(None, self.store.close))
         if self.emulator is not None:
             await _bounded(self.emulator.stop())

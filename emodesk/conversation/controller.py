@@ -90,6 +90,8 @@ class SessionStorePort(Protocol):
 
     def record_consent(self, record: ConsentRecord) -> None: ...
 
+    def set_session_consent(self, session_id: str, consent_version: str) -> None: ...
+
     def add_reading(self, session_id: str, entry: TimelineEntry) -> None: ...
 
     def add_transcript(self, session_id: str, turn: int, role: str, text: str) -> None: ...
@@ -405,6 +407,8 @@ class Controller:
         record = ConsentRecord.grant() if granted else ConsentRecord.decline()
         self._settings = dataclasses.replace(self._settings, consent=record)
         self._submit(self._store.record_consent, record)
+        if granted and self._session_id is not None:
+            self._submit(self._store.set_session_consent, self._session_id, record.version)
         self._settings_changed()
         await self._reconfigure_when_idle("consent " + _given(granted))
         return True

@@ -9,7 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
-CONSENT_VERSION = "2026-11-1"
+CONSENT_VERSION = "2026-11-2"
 
 CONSENT_TITLE = "Let EmoDesk estimate how you sound?"
 
@@ -29,13 +29,13 @@ consent it is also asked to report its estimate. The estimates and the session h
 are kept on this computer only, for as long as your retention setting says, and you can \
 delete them at any time.
 
-Raw audio is never stored unless you turn on audio recording yourself.
+Raw audio is never stored.
 
 This is an estimate of how you sound, not a diagnosis of how you feel, and it can be \
 wrong.
 
-You can withdraw consent at any time in the settings. It takes effect from your next \
-turn: no further estimates are made, sent or stored."""
+You can withdraw consent at any time with the Emotion button on the toolbar. It takes \
+effect from your next turn: no further estimates are made, sent or stored."""
 
 
 @dataclass(frozen=True, slots=True)

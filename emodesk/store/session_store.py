@@ -152,6 +152,18 @@ class SessionStore:
         if not changed:
             raise SessionNotFound(f"No session {session_id!r} in the history.")
 
+    def set_session_consent(self, session_id: str, consent_version: str) -> None:
+        """Consent given during a session: its readings were recorded under this version
+        (the row said None when the session began without consent). A withdrawal keeps
+        the version: the readings before it were recorded with consent."""
+        with self._locked("saving the session's consent") as conn:
+            changed = conn.execute(
+                "UPDATE sessions SET consent_version = ? WHERE id = ?",
+                (consent_version, session_id),
+            ).rowcount
+        if not changed:
+            raise SessionNotFound(f"No session {session_id!r} in the history.")
+
     def record_consent(self, record: ConsentRecord) -> None:
         with self._locked("saving the consent decision") as conn:
             conn.execute(

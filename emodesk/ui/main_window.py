@@ -139,7 +139,8 @@ class MainWindow(QMainWindow):
         self.last_refusal: IntentRefused | None = None
 
         self.setWindowTitle("EmoDesk")
-        self.setMinimumSize(960, 600)
+        # Fits a 1024x640 screen under a title bar and a panel.
+        self.setMinimumSize(960, 540)
         self.setStyleSheet(theme.STYLE_SHEET)
         self.clock = FrameClock(self)
         self._build_toolbar()

@@ -26,7 +26,8 @@ async def _no_devices(_refresh: bool) -> tuple[Sequence[str], Sequence[str]]:
 class Services:
     # Whether a key is saved: answered from a cache, never by asking the keyring.
     has_api_key: Callable[[], bool] = lambda: False
-    store_api_key: Callable[[str], Awaitable[None]] | None = None
+    # Saves the key; returns what happens next, for the user (it is used at once).
+    store_api_key: Callable[[str], Awaitable[str]] | None = None
     # (ok, message); runs on the loop and may take a second or two.
     test_api_key: Callable[[str], Awaitable[tuple[bool, str]]] | None = None
     # (input device names, output device names); cached, re-read when `refresh` is true.

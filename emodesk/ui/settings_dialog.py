@@ -298,12 +298,13 @@ class SettingsDialog(QDialog):
 
         async def run() -> None:
             try:
-                await asyncio.wait_for(storer(key), 30)  # a keyring unlock prompt may wait
+                # A keyring unlock prompt may wait.
+                outcome = await asyncio.wait_for(storer(key), 30)
             except Exception as exc:
                 self.key_status.setText(f"Could not save the key: {exc}")
             else:
                 self.api_key.clear()
-                self.key_status.setText("Key saved in the system keyring. Reconnect to use it.")
+                self.key_status.setText(outcome)
             self.save_key_button.setEnabled(True)
 
         self._spawn(run())

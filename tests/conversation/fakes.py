@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Callable
 from typing import Any
 
@@ -146,6 +147,12 @@ class FakeStore:
 
     def record_consent(self, record: ConsentRecord) -> None:
         self.consents.append(record)
+
+    def set_session_consent(self, session_id: str, consent_version: str) -> None:
+        self._check()
+        self.sessions[session_id] = dataclasses.replace(
+            self.sessions[session_id], consent_version=consent_version
+        )
 
     def add_reading(self, session_id: str, entry: TimelineEntry) -> None:
         self._check()

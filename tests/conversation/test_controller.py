@@ -26,7 +26,7 @@ from emodesk.conversation.api import (
     TurnLatency,
 )
 from emodesk.conversation.controller import Connection, Controller
-from emodesk.core.consent import ConsentRecord
+from emodesk.core.consent import CONSENT_VERSION, ConsentRecord
 from emodesk.core.emotion import EmotionReading
 from emodesk.core.emotion_tool import REPORT_EMOTION_TOOL_NAME
 from emodesk.live.events import (
@@ -356,6 +356,8 @@ async def test_revoking_consent_stops_readings_and_reconfigures_without_the_tool
     assert len(r.estimator.calls) == 1
     assert [c.granted for c in r.store.consents] == [False]
     assert r.store.consents[0].version
+    meta = r.store.sessions[r.controller.session_id or ""]
+    assert meta.consent_version == CONSENT_VERSION, "readings before the withdrawal had it"
     assert not await r.controller.set_consent(False)
 
 
@@ -375,6 +377,9 @@ async def test_granting_consent_mid_turn_starts_with_the_next_turn(rig: Rig) -> 
     speak_turn(rig)
     await rig.controller.drain()
     assert len(rig.estimator.calls) == 1
+    # The session's readings are recorded under the consent given during it.
+    meta = rig.store.sessions[rig.controller.session_id or ""]
+    assert meta.consent_version == CONSENT_VERSION
 
 
 async def test_voice_change_reconnects_with_the_transcript_seed(rig: Rig) -> None:

@@ -30,7 +30,7 @@ def test_consent_text_says_what_the_design_requires(phrase: str) -> None:
 
 
 def test_consent_text_is_plain_text() -> None:
-    assert CONSENT_TITLE and CONSENT_VERSION == "2026-11-1"
+    assert CONSENT_TITLE and CONSENT_VERSION == "2026-11-2"
     assert "<" not in CONSENT_TEXT and "*" not in CONSENT_TEXT
 
 

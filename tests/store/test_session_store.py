@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import sqlite3
 import threading
 from datetime import UTC, datetime, timedelta
@@ -34,6 +35,13 @@ def test_session_metadata_round_trips(store: SessionStore) -> None:
     meta = make_meta()
     store.start_session(meta)
     assert store.session_metadata(meta.session_id) == meta
+
+
+def test_consent_given_during_a_session_is_recorded_on_it(store: SessionStore) -> None:
+    meta = make_meta()
+    store.start_session(dataclasses.replace(meta, consent_version=None))
+    store.set_session_consent(meta.session_id, "2026-11")
+    assert store.session_metadata(meta.session_id).consent_version == "2026-11"
 
 
 def test_sessions_summarise_newest_first_with_counts_and_end(store: SessionStore) -> None:
@@ -94,8 +102,9 @@ def test_consent_decisions_are_kept_in_order(store: SessionStore) -> None:
         lambda s: s.add_transcript("nope", 1, "user", "hi"),
         lambda s: s.end_session("nope"),
         lambda s: s.session_metadata("nope"),
+        lambda s: s.set_session_consent("nope", "v1"),
     ],
-    ids=["reading", "transcript", "end", "metadata"],
+    ids=["reading", "transcript", "end", "metadata", "consent"],
 )
 def test_an_unknown_session_is_a_typed_error(store: SessionStore, write) -> None:  # type: ignore[no-untyped-def]
     with pytest.raises(SessionNotFound, match="nope"):

@@ -132,6 +132,46 @@ def test_a_retention_failure_is_logged_and_shown_and_the_app_starts(
         stop_rig(started)
 
 
+def test_a_shorter_history_applies_when_saved_and_keep_nothing_empties_it_at_exit(
+    window: MainWindow, qloop: asyncio.AbstractEventLoop, tmp_path: Path
+) -> None:
+    from datetime import UTC, datetime, timedelta
+
+    from tests.store.factories import make_meta
+
+    rig = start_rig(window, qloop, tmp_path / "history.db")
+    stopped = False
+    try:
+        store = rig.backend.store
+        old = make_meta(datetime.now(UTC) - timedelta(days=10))
+        recent = make_meta(datetime.now(UTC) - timedelta(days=2))
+        for meta in (old, recent):
+            store.start_session(meta)
+            store.end_session(meta.session_id, meta.started_utc)
+        rig.connect()
+        rig.speak_by_button()
+        current = window.session_id
+        dialog = window.open_settings("Privacy")
+        dialog.retention_days.setValue(7)
+        rig.in_loop(dialog._apply)
+        rig.settle(lambda: old.session_id not in {s.session_id for s in store.sessions()})
+        assert {s.session_id for s in store.sessions()} == {recent.session_id, current}
+        rig.settle(lambda: "1 older session(s) deleted" in window.statusBar().currentMessage())
+
+        dialog = window.open_settings("Privacy")
+        dialog.retention_days.setValue(0)  # "Only the current session"
+        rig.in_loop(dialog._apply)
+        rig.settle(lambda: {s.session_id for s in store.sessions()} == {current})
+        path = store.path
+        stopped = True
+        stop_rig(rig)  # the session ends with the app
+        with SessionStore(path) as reopened:
+            assert reopened.sessions() == [], "the session outlived 'only the current session'"
+    finally:
+        if not stopped:
+            stop_rig(rig)
+
+
 # ---------------------------------------------------------------- rebuilds
 
 
@@ -376,3 +416,71 @@ def test_a_remote_endpoint_without_a_key_falls_back_to_the_labelled_offline_demo
         assert backend.controller.state is ConversationState.READY
     finally:
         run(qloop, backend.stop(), 30.0)
+
+
+# ---------------------------------------------------------------- a key saved while running
+
+
+def test_a_key_saved_in_the_offline_demo_is_used_at_once(
+    window: MainWindow,
+    qloop: asyncio.AbstractEventLoop,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """No key at start: the offline demo. Saving a key in Settings moves the running app
+    to the endpoint with that key (a second emulator stands in for Google's) and
+    reconnects, with no restart; the demo's emulator is stopped."""
+    import dataclasses
+
+    import keyring
+
+    from emodesk.conversation import connection as connection_module
+    from emodesk.live.emulator.server import EmulatorServer
+
+    saved: list[str] = []
+    monkeypatch.setattr(keyring, "set_password", lambda _s, _u, key: saved.append(key))
+    real_server = EmulatorServer(speed=50.0, record=True)
+    run(qloop, real_server.start())
+    chosen_with: list[str | None] = []
+
+    def choose(endpoint: Any, ca_file: Any, key: str | None) -> Any:
+        chosen_with.append(key)
+        if not key:
+            return connection_module.ConnectionPlan(start_emulator=True)
+        plan = connection_module.ConnectionPlan(start_emulator=True)
+        stand_in = plan.for_emulator(real_server.url, real_server.ca_file)
+        return connection_module.ConnectionPlan(
+            start_emulator=False,
+            connection=dataclasses.replace(stand_in, api_key=key, synthetic=False),
+        )
+
+    monkeypatch.setattr(connection_module, "choose_connection", choose)
+    backend = Backend(
+        window,
+        BackendOptions(
+            history_path=str(tmp_path / "h.db"), emulator_speed=50.0,
+            audio_factory=lambda _loop, _settings: _silent_audio(),
+        ),
+    )  # fmt: skip
+    run(qloop, backend.start(), 30.0)
+    try:
+        demo = backend.emulator
+        assert demo is not None and backend.synthetic and "offline" in window.banners.banners
+        window.connect_action.trigger()
+        settle(qloop, lambda: window.state is S.READY, 15)
+
+        dialog = window.open_settings("API key")
+        dialog.api_key.setText("  AIzaSyTest-key-0123456789  ")
+        dialog.save_key_button.click()
+        settle(qloop, lambda: "now uses it" in dialog.key_status.text(), 10)
+        settle(qloop, lambda: bool(real_server.connections) and window.state is S.READY, 20)
+
+        assert saved == ["AIzaSyTest-key-0123456789"] and chosen_with[-1] == saved[0]
+        assert real_server.connections[-1].api_key == saved[0]
+        assert not backend.synthetic and backend.emulator is None
+        assert "offline" not in window.banners.banners and not window.synthetic_label.isVisible()
+        assert demo._server is None, "the offline demo's emulator was left running"
+        dialog.close()
+    finally:
+        run(qloop, backend.stop(), 30.0)
+        run(qloop, real_server.stop())
