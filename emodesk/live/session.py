@@ -108,6 +108,9 @@ class RetryPolicy:
     max_attempts: int = 6
     base_delay_s: float = 0.5
     max_delay_s: float = 10.0
+    # A link that stayed up this long worked: its loss starts a fresh count of tries, so
+    # drops hours apart never add up to "gave up" (links that die at once still do).
+    stable_after_s: float = 30.0
 
     def delay(self, attempt: int, rng: random.Random) -> float:
         ceiling = min(self.max_delay_s, self.base_delay_s * 2 ** max(0, attempt - 1))
@@ -285,6 +288,7 @@ class LiveSession:
         self._transcript: list[tuple[str, str]] = []
         self._seed_next: tuple[tuple[str, str], ...] = ()
         self._failed_attempts = 0
+        self._link_up_at: float | None = None  # when the current link was set up
         # Go-away: a turn is in progress (sent, or being answered) and not yet complete.
         self._turn_open = False
         self._go_away_pending = False
@@ -744,6 +748,7 @@ class LiveSession:
                 outcome = classify(exc, during_setup=self._link is None, resuming=resuming)
             finally:
                 self._link = None
+            up_at, self._link_up_at = self._link_up_at, None
             # Library errors can quote what was sent, the key included (a bad header).
             reason = outcome.reason = self._redact(outcome.reason)
             if outcome.retryable and not outcome.refused_resume:
@@ -778,6 +783,9 @@ class LiveSession:
                 attempt = 0
                 delay = 0.0
             else:
+                up_for = time.monotonic() - up_at if up_at is not None else 0.0
+                if up_for >= self._retry.stable_after_s:
+                    self._failed_attempts = 0
                 attempt = self._failed_attempts + 1
                 if attempt > self._retry.max_attempts:
                     self._emit(
@@ -818,6 +826,7 @@ class LiveSession:
             self._restart = None
             if self._settings is not settings:  # reconfigured while connecting
                 raise _Failure("settings changed", reconfigure=True)
+            self._link_up_at = time.monotonic()
             self._set_state(LinkState.CONNECTED, resumed=resume is not None)
             self._trim_buffer()
             await self._serve_link(link)

@@ -14,7 +14,10 @@ from emodesk.live.events import (
     SessionError,
     TurnComplete,
 )
+from emodesk.live.session import LiveSession
 from tests.support.emulator import (
+    FAST_RETRY,
+    EventLog,
     frames,
     live_session,
     push_to_talk_turn,
@@ -95,6 +98,27 @@ async def test_retries_are_bounded() -> None:
         assert failed.reason
         # The turn never got through: its audio is reported, not silently lost.
         assert abs(sum(d.seconds for d in log.of(AudioDropped)) - 0.2) < 1e-9
+
+
+async def test_drops_of_links_that_had_worked_do_not_add_up_to_giving_up() -> None:
+    """Tries are counted in a row: a link that stayed up (here: any, stable_after_s=0)
+    starts the count afresh, so more idle drops than `max_attempts` are all survived."""
+    async with running_emulator() as server:
+        session = LiveSession(retry=replace(FAST_RETRY, stable_after_s=0.0), connect_timeout_s=5)
+        log = EventLog()
+        session.set_listener(log)
+        await session.start(settings_for(server))
+        try:
+            drops = FAST_RETRY.max_attempts + 2
+            for done in range(1, drops + 1):
+                assert server.drop_open_connections() == 1
+                await log.wait_for(
+                    LinkStateChanged, lambda e: e.state is LinkState.CONNECTED, count=done + 1
+                )
+            assert [e.attempt for e in _states(log, LinkState.RECONNECTING)] == [1] * drops
+            assert session.state is LinkState.CONNECTED
+        finally:
+            await session.close()
 
 
 async def test_invalid_key_is_reported_and_not_retried() -> None:

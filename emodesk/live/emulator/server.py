@@ -282,6 +282,14 @@ class EmulatorServer:
         """Fire `kind` at the next turn (of whichever connection has it first)."""
         self._armed.append(FaultKind(kind))
 
+    def drop_open_connections(self) -> int:
+        """Cut the TCP of every open connection now (a network drop while idle); returns
+        how many were cut."""
+        open_links = list(self._server.connections) if self._server is not None else []
+        for ws in open_links:
+            ws.transport.abort()
+        return len(open_links)
+
     async def wait_until(self, predicate: Callable[[], bool], within_s: float = 5.0) -> None:
         """Waits until `predicate()` holds after some server activity; TimeoutError if not."""
         async with asyncio.timeout(within_s), self._changed:
