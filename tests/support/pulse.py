@@ -171,7 +171,7 @@ class PulseStack:
     def play_into_mic(self, wav_path: str | Path, *, wait: bool = True) -> subprocess.Popen[bytes]:
         """Play a WAV file into the `mic` sink (the app hears it); waits unless told not to."""
         proc = subprocess.Popen(
-            ["paplay", "-d", "mic", "--latency-msec=10", str(wav_path)],
+            ["paplay", "-d", "mic", "--latency-msec=200", str(wav_path)],
             env=self.env(),
             stdout=subprocess.DEVNULL,
             stderr=subprocess.PIPE,
