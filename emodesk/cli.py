@@ -107,9 +107,18 @@ def build_parser() -> argparse.ArgumentParser:
     _add_endpoint_options(converse, top_level=False)
 
     analyze = sub.add_parser("analyze", help="local acoustic emotion per utterance of a WAV file")
-    analyze.add_argument("file", metavar="FILE.wav")
-    analyze.add_argument("--csv", metavar="OUT.csv")
-    analyze.add_argument("--json", metavar="OUT.json")
+    analyze.add_argument(
+        "file",
+        metavar="FILE.wav",
+        help="a PCM WAV recording (8/16/24/32-bit integer or 32-bit float, any rate, "
+        "mono or stereo); convert other formats first, e.g. `sox in.flac out.wav`",
+    )
+    analyze.add_argument(
+        "--csv", metavar="OUT.csv", help="also write the readings as CSV (the design's columns)"
+    )
+    analyze.add_argument(
+        "--json", metavar="OUT.json", help="also write the readings and metadata as JSON"
+    )
 
     emulator = sub.add_parser("emulator", help="the local Live emulator (TLS WebSocket server)")
     emulator.add_argument("--port", type=int, default=0, help="0 picks a free port")

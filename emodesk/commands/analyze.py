@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import sys
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any, TextIO
 
 import numpy as np
@@ -16,6 +17,7 @@ from emodesk.core.export import (
     new_session_id,
     timeline_csv,
     timeline_json,
+    unwritable_reason,
     write_text_atomic,
 )
 from emodesk.core.timeline import TimelineEntry
@@ -60,7 +62,8 @@ class _Progress:
 
 
 def _show_progress(duration_s: float) -> bool:
-    return sys.stderr.isatty() or duration_s > PROGRESS_MIN_S
+    # Only a terminal redraws the line; a log would collect every update.
+    return sys.stderr.isatty() and duration_s > PROGRESS_MIN_S
 
 
 class _ReadingProgress:
@@ -124,10 +127,36 @@ def _table(entries: list[TimelineEntry], out: TextIO) -> None:
         )
 
 
+def _output_problem(args: argparse.Namespace) -> str:
+    """Why the outputs asked for cannot be written, before the (long) analysis: never
+    over the recording itself, never both to one file, and only where writing works."""
+    outputs = [path for path in (args.csv, args.json) if path]
+    source = Path(args.file).resolve()
+    resolved = [Path(path).resolve() for path in outputs]
+    for path, target in zip(outputs, resolved, strict=True):
+        if target == source:
+            return f"{path} is the recording itself: choose another output file"
+    if len(set(resolved)) < len(resolved):
+        return f"--csv and --json both name {outputs[0]}: give each its own file"
+    for path in outputs:
+        reason = unwritable_reason(path)
+        if reason:
+            return f"cannot write {path}: {reason}"
+    return ""
+
+
 def run(args: argparse.Namespace) -> int:
+    problem = _output_problem(args)
+    if problem:
+        print(f"emodesk analyze: {problem}", file=sys.stderr)
+        return 2
     read_progress = _ReadingProgress()
     try:
-        pcm, duration_s = read_wav(args.file, on_progress=read_progress)
+        pcm, duration_s = read_wav(
+            args.file,
+            on_progress=read_progress,
+            on_warning=lambda message: print(f"emodesk analyze: {message}", file=sys.stderr),
+        )
     except WavError as exc:
         read_progress.close()
         print(f"emodesk analyze: {exc}", file=sys.stderr)

@@ -136,8 +136,11 @@ def segment_utterances(
     min_speech_ms: float = 150.0,
     min_pause_ms: float = 500.0,
     pad_ms: float = 100.0,
+    max_utterance_s: float = 15.0,
 ) -> list[tuple[int, int]]:
-    """Sample ranges [start, end) of the utterances in a buffer, in order, within bounds."""
+    """Sample ranges [start, end) of the utterances in a buffer, in order, within bounds.
+    Speech with only short pauses (a monologue) is cut at its quietest moment into
+    pieces of at most `max_utterance_s`: one reading per minute says little."""
     vad = EnergyVad(
         rate,
         threshold_dbfs=threshold_dbfs,
@@ -152,4 +155,27 @@ def segment_utterances(
     if levels.size:
         vad._noise_db = float(np.percentile(levels, 5))
     ranges = vad.feed_levels(levels) + vad.flush()
-    return [(s, min(e, a.size)) for s, e in ranges if s < a.size]
+    max_hops = max(1, round(max_utterance_s * 1000.0 / HOP_MS))
+    pieces: list[tuple[int, int]] = []
+    for start, end in ranges:
+        if start < a.size:
+            pieces += _split_long(levels, vad._hop, start, min(end, a.size), max_hops)
+    return pieces
+
+
+def _split_long(
+    levels: np.ndarray[Any, Any], hop: int, start: int, end: int, max_hops: int
+) -> list[tuple[int, int]]:
+    """Cut [start, end) into pieces of at most `max_hops` hops, each cut at the quietest
+    100 ms in the last two thirds of the allowed length (so no piece is a sliver)."""
+    pieces = []
+    while (end - start) > max_hops * hop:
+        first = start // hop + max_hops // 3
+        last = start // hop + max_hops
+        window = levels[first:last]
+        smooth = np.convolve(window, np.ones(10) / 10, mode="same") if window.size >= 10 else window
+        cut = (first + int(np.argmin(smooth))) * hop
+        pieces.append((start, cut))
+        start = cut
+    pieces.append((start, end))
+    return pieces

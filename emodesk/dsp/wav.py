@@ -53,20 +53,22 @@ class WavError(ValueError):
     """The file cannot be read as uncompressed PCM WAV audio."""
 
 
-def _chunks(handle: BinaryIO, file_size: int, path: Path) -> dict[bytes, tuple[int, int]]:
-    """Chunk id -> (offset, size) for the first "fmt " and "data" chunks; seeks over the rest
-    and tolerates a truncated last chunk."""
-    found: dict[bytes, tuple[int, int]] = {}
+def _chunks(handle: BinaryIO, file_size: int, path: Path) -> dict[bytes, tuple[int, int, int]]:
+    """Chunk id -> (offset, size present, size declared) for the first "fmt " and "data"
+    chunks; seeks over the rest and tolerates a truncated last chunk."""
+    found: dict[bytes, tuple[int, int, int]] = {}
     pos = 12
     while pos + 8 <= file_size and not (b"fmt " in found and b"data" in found):
         handle.seek(pos)
-        chunk_id, size = struct.unpack("<4sI", handle.read(8))
+        chunk_id, declared = struct.unpack("<4sI", handle.read(8))
         start = pos + 8
         # Streaming writers leave the size as 0 or 0xFFFFFFFF; take what is there.
-        size = min(size, file_size - start)
+        size = min(declared, file_size - start)
         if chunk_id == b"data" and size == 0 and start < file_size:
             size = file_size - start
-        found.setdefault(chunk_id, (start, size))
+        if declared in (0, 0xFFFFFFFF):
+            declared = size
+        found.setdefault(chunk_id, (start, size, declared))
         pos = start + size + (size & 1)
     if b"fmt " not in found:
         raise WavError(f"{path}: WAV file has no format chunk")
@@ -164,12 +166,15 @@ class _Output:
 
 
 def read_wav(
-    path: str | os.PathLike[str], on_progress: ProgressCallback | None = None
+    path: str | os.PathLike[str],
+    on_progress: ProgressCallback | None = None,
+    on_warning: Callable[[str], None] | None = None,
 ) -> tuple[Int16Array, float]:
     """Read a WAV file as 16 kHz mono int16 samples; returns (samples, duration in seconds).
 
     `on_progress(done_s, total_s)`, if given, is called after each block with the seconds
-    of audio read so far and in all."""
+    of audio read so far and in all. `on_warning(message)` hears about a file that can be
+    read, but not whole (truncated)."""
     p = Path(path)
     if not p.exists():
         raise WavError(f"{p}: no such file")
@@ -177,13 +182,16 @@ def read_wav(
         raise WavError(f"{p}: is a directory, not a WAV file")
     try:
         with p.open("rb") as handle:
-            return _read(handle, p, on_progress)
+            return _read(handle, p, on_progress, on_warning)
     except OSError as exc:
         raise WavError(f"{p}: cannot read the file ({exc.strerror or exc})") from exc
 
 
 def _read(
-    handle: BinaryIO, p: Path, on_progress: ProgressCallback | None
+    handle: BinaryIO,
+    p: Path,
+    on_progress: ProgressCallback | None,
+    on_warning: Callable[[str], None] | None,
 ) -> tuple[Int16Array, float]:
     file_size = os.fstat(handle.fileno()).st_size
     if file_size == 0:
@@ -192,7 +200,7 @@ def _read(
     if len(riff) < 12 or riff[:4] not in (b"RIFF", b"RF64") or riff[8:12] != b"WAVE":
         raise WavError(f"{p}: not a WAV file (no RIFF/WAVE header)")
     chunks = _chunks(handle, file_size, p)
-    fmt_off, fmt_size = chunks[b"fmt "]
+    fmt_off, fmt_size, _ = chunks[b"fmt "]
     if fmt_size < 16:
         raise WavError(f"{p}: WAV format chunk is truncated")
     handle.seek(fmt_off)
@@ -202,11 +210,16 @@ def _read(
         # The real format is the first two bytes of the sub-format GUID.
         (fmt_tag,) = struct.unpack_from("<H", fmt, 24)
     _check_format(fmt_tag, channels, rate, block_align, bits, p)
-    data_off, data_size = chunks[b"data"]
+    data_off, data_size, declared_size = chunks[b"data"]
     n_frames = data_size // block_align
     if n_frames == 0:
         raise WavError(f"{p}: the WAV file holds no audio samples")
     duration_s = n_frames / rate
+    if declared_size > data_size and on_warning is not None:
+        on_warning(
+            f"{p}: the file is truncated: its header says {declared_size // block_align / rate:.1f}"
+            f" s of audio, only {duration_s:.1f} s are there (the rest is used)"
+        )
 
     block_frames = max(1, _BLOCK_BYTES // block_align)
     resampler = StreamResampler(rate, TARGET_RATE)

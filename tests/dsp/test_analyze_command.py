@@ -3,6 +3,7 @@
 import json
 import re
 import struct
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -74,17 +75,61 @@ def test_noise_only_file_has_no_readings(
     assert "no speech found" in capsys.readouterr().out
 
 
-def test_long_file_shows_reading_and_analysing_progress(
-    tmp_path: Path, capsys: pytest.CaptureFixture[str]
-) -> None:
+def _long_wav(path: Path) -> Path:
     rate = 48000
-    t = np.arange(31 * rate) / rate  # longer than PROGRESS_MIN_S: the bar is drawn
+    t = np.arange(31 * rate) / rate  # longer than PROGRESS_MIN_S
     bursts = np.where(t % 2.5 < 1.5, 6000 * np.sin(2 * np.pi * 200 * t), 0.0)
     stereo = np.repeat(bursts.astype(np.int16), 2).reshape(-1, 2)  # 6 MB: several blocks
-    path = tmp_path / "long.wav"
     write_wav(path, stereo, rate)
-    assert main(["analyze", str(path)]) == 0
+    return path
+
+
+def test_long_file_shows_reading_and_analysing_progress_on_a_terminal(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(sys.stderr, "isatty", lambda: True)
+    assert main(["analyze", str(_long_wav(tmp_path / "long.wav"))]) == 0
     err = capsys.readouterr().err
     for label in ("reading", "analysing"):
         shown = [int(n) for n in re.findall(rf"{label} +\[[#.]{{30}}\] +(\d+)%", err)]
         assert len(shown) > 2 and shown == sorted(shown) and shown[-1] == 100, (label, shown)
+
+
+def test_no_progress_bar_into_a_log(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["analyze", str(_long_wav(tmp_path / "long.wav"))]) == 0
+    assert capsys.readouterr().err == ""
+
+
+def test_a_truncated_file_is_read_as_far_as_it_goes_and_said(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    whole = _long_wav(tmp_path / "whole.wav").read_bytes()
+    cut = tmp_path / "cut.wav"
+    cut.write_bytes(whole[: len(whole) // 2])
+    assert main(["analyze", str(cut)]) == 0
+    err = capsys.readouterr().err
+    assert "truncated" in err and "31.0 s" in err and "15.5 s" in err
+
+
+@pytest.mark.parametrize(
+    ("outputs", "message"),
+    [
+        (["--csv", "{wav}"], "is the recording itself"),
+        (["--json", "{dir}/./in.wav"], "is the recording itself"),
+        (["--csv", "{dir}/o.txt", "--json", "{dir}/o.txt"], "give each its own file"),
+        (["--csv", "{dir}/missing/o.csv"], "does not exist"),
+        (["--json", "{dir}"], "is a folder"),
+    ],
+)
+def test_outputs_are_checked_before_the_work_and_never_replace_the_recording(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], outputs: list[str], message: str
+) -> None:
+    wav = tmp_path / "in.wav"
+    write_wav(wav, (6000 * np.sin(np.arange(16000) / 10)).astype(np.int16), 16000)
+    before = wav.read_bytes()
+    args = [a.format(wav=wav, dir=tmp_path) for a in outputs]
+    assert main(["analyze", str(wav), *args]) == 2
+    captured = capsys.readouterr()
+    assert message in captured.err and len(captured.err.strip().splitlines()) == 1
+    assert captured.out == "", "the analysis ran before the outputs were checked"
+    assert wav.read_bytes() == before

@@ -1,3 +1,5 @@
+import itertools
+
 import numpy as np
 import pytest
 
@@ -21,6 +23,23 @@ def test_finds_each_sentence_between_silences() -> None:
         assert start <= true_start + audible[0] * 160
         assert end >= true_start + (audible[-1] + 1) * 160  # the word tails are kept
         assert 0 <= start < end <= pcm.size
+
+
+def test_a_monologue_with_short_pauses_is_cut_in_its_pauses_into_bounded_pieces() -> None:
+    # 60 s of 1.7 s phrases with 0.3 s breaths: never the 500 ms pause that ends one.
+    t = np.arange(60 * RATE) / RATE
+    phrase = (t % 2.0) < 1.7
+    pcm = np.where(phrase, 8000 * np.sin(2 * np.pi * 180 * t), 0.0).astype(np.int16)
+    ranges = segment_utterances(pcm, RATE, max_utterance_s=15.0)
+    assert len(ranges) >= 4
+    assert ranges[0][0] == 0 and ranges[-1][1] >= int(59.7 * RATE)  # the last phrase's end
+    for (_, end), (start, _) in itertools.pairwise(ranges):
+        assert end == start  # contiguous: nothing lost between pieces
+    for start, end in ranges[:-1]:
+        assert 5 * RATE <= end - start <= 15 * RATE
+    assert ranges[-1][1] - ranges[-1][0] <= 15 * RATE
+    for _, cut in ranges[:-1]:
+        assert not phrase[cut], f"cut at {cut / RATE:.2f} s, inside a phrase"
 
 
 def test_silence_and_steady_noise_give_no_utterances() -> None:
