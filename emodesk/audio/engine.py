@@ -168,7 +168,13 @@ class AudioEngine:
 
         # Optional timing traces for the benchmark (None: off).
         self.trace_capture: deque[float] | None = None  # callback time per frame posted
-        self.trace_playout: deque[tuple[float, float]] | None = None  # (play(), in buffer)
+        # Bench tracing: (play() time, in-buffer time, index of the chunk's first sample
+        # among all reply samples buffered) and (reply samples handed to the device so
+        # far, output callback time).
+        self.trace_playout: deque[tuple[float, float, int]] | None = None
+        self.trace_device: deque[tuple[int, float]] | None = None
+        self._traced_written = 0
+        self._traced_played = 0
 
     # ---- AudioPort ------------------------------------------------------------------
 
@@ -352,6 +358,9 @@ class AudioEngine:
         out = np.empty(frames, dtype=np.int16)
         got = playout.read_into(out)
         if got:
+            if self.trace_device is not None:
+                self._traced_played += got
+                self.trace_device.append((self._traced_played, now))
             self._last_reply_audio = now
             self.reply_ring.write(out)
             if playout.started_at != self._reported_start:
@@ -593,7 +602,8 @@ class AudioEngine:
                     continue  # a flush came while this chunk was being resampled
                 self._playout.write(samples)
             if self.trace_playout is not None:
-                self.trace_playout.append((t_play, time.monotonic()))
+                self.trace_playout.append((t_play, time.monotonic(), self._traced_written))
+                self._traced_written += samples.size
         if self._out_stream is None and not self._failed:
             self._open_output()
 
