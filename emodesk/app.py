@@ -16,7 +16,7 @@ import os
 import signal
 import sys
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -544,7 +544,24 @@ def install_error_reporting(
     return reporter
 
 
+def no_display_reason(env: Mapping[str, str]) -> str:
+    """Why Qt would abort for want of a screen (over SSH, in a container), or ""."""
+    if sys.platform != "linux" or env.get("QT_QPA_PLATFORM"):
+        return ""
+    if env.get("DISPLAY") or env.get("WAYLAND_DISPLAY"):
+        return ""
+    return (
+        "no display to open the window on (DISPLAY and WAYLAND_DISPLAY are unset). Run it "
+        "in a desktop session, or use `emodesk converse` (files or the sound card, no "
+        "window) or `emodesk analyze`."
+    )
+
+
 def run(args: argparse.Namespace) -> int:
+    reason = no_display_reason(os.environ)
+    if reason:
+        print(f"emodesk: {reason}", file=sys.stderr)
+        return 2
     import qasync
 
     app = QApplication.instance() or QApplication(sys.argv[:1])

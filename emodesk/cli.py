@@ -61,6 +61,22 @@ def _add_endpoint_options(parser: argparse.ArgumentParser, *, top_level: bool = 
     )
 
 
+# The emulator's fault kinds, spelled out here so --help needs no import of the layer.
+FAULT_KINDS = (
+    "drop", "goaway", "goawayreply", "close1011", "close1007", "slow", "burst", "malformed"
+)  # fmt: skip
+
+
+def _port(text: str) -> int:
+    try:
+        port = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a port number: {text!r}") from None
+    if not 0 <= port <= 65535:
+        raise argparse.ArgumentTypeError(f"a port is 0 to 65535, not {port}")
+    return port
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="emodesk",
@@ -121,12 +137,13 @@ def build_parser() -> argparse.ArgumentParser:
     )
 
     emulator = sub.add_parser("emulator", help="the local Live emulator (TLS WebSocket server)")
-    emulator.add_argument("--port", type=int, default=0, help="0 picks a free port")
+    emulator.add_argument("--port", type=_port, default=0, help="0 picks a free port")
     emulator.add_argument(
         "--faults",
         default="",
         metavar="LIST",
-        help="comma-separated fault switches, e.g. drop@2,goaway@3,close1011@4,malformed@1",
+        help="comma-separated KIND@TURN (or KIND@* for every turn), e.g. drop@2,goaway@3; "
+        "kinds: " + ", ".join(FAULT_KINDS),
     )
 
     sub.add_parser("devices", help="audio devices with default rate and latency")

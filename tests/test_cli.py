@@ -1,5 +1,6 @@
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
@@ -75,3 +76,57 @@ def test_unknown_voice_or_profile_is_a_usage_error_naming_the_choices(
         main(["converse", "--audio-in", "x.wav", option, value])
     assert exit_info.value.code == 2
     assert expected in capsys.readouterr().err
+
+
+def test_the_emulator_help_lists_every_fault_kind() -> None:
+    from emodesk.cli import FAULT_KINDS
+    from emodesk.live.emulator.faults import FaultKind
+
+    assert set(FAULT_KINDS) == {kind.value for kind in FaultKind}
+
+
+@pytest.mark.parametrize("port", ["99999", "-5", "http"])
+def test_a_bad_emulator_port_is_a_usage_error(
+    port: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    with pytest.raises(SystemExit) as exit_info:
+        main(["emulator", "--port", port])
+    assert exit_info.value.code == 2
+    err = capsys.readouterr().err
+    assert "--port" in err and "Traceback" not in err
+
+
+async def test_a_failed_emulator_start_leaves_no_private_key(tmp_path: Path) -> None:
+    import socket
+
+    from emodesk.live.emulator.server import EmulatorServer
+
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        server = EmulatorServer(port=taken.getsockname()[1])
+        with pytest.raises(OSError):
+            await server.start()
+    assert server.certificate is not None
+    assert not server.certificate.cert_file.parent.exists(), "the key was left on disk"
+
+
+@pytest.mark.parametrize(
+    ("env", "refused"),
+    [
+        ({}, True),
+        ({"DISPLAY": ":0"}, False),
+        ({"WAYLAND_DISPLAY": "wayland-0"}, False),
+        ({"QT_QPA_PLATFORM": "offscreen"}, False),
+    ],
+)
+def test_the_window_without_a_display_is_refused_with_a_way_on(
+    env: dict[str, str], refused: bool, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from emodesk.app import no_display_reason
+
+    monkeypatch.setattr(sys, "platform", "linux")
+    reason = no_display_reason(env)
+    assert bool(reason) is refused
+    if refused:
+        assert "emodesk converse" in reason

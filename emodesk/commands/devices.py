@@ -48,7 +48,11 @@ def run(args: argparse.Namespace, out: TextIO = sys.stdout) -> int:
     finally:
         pa.terminate()
     if not devices:
-        print("no audio devices found", file=out)
+        print(
+            "emodesk: no audio devices found; check that a sound card is connected and the "
+            "sound server (PulseAudio or PipeWire) is running",
+            file=sys.stderr,
+        )
         return 1
     print(format_table(devices), file=out)
     return 0

@@ -237,15 +237,19 @@ class EmulatorServer:
 
     async def start(self) -> None:
         self.certificate = make_certificate(self._cert_dir)
-        self._server = await serve(
-            self._handle,
-            self.host,
-            self.port,
-            ssl=self.certificate.server_context(),
-            process_request=self._check_request,
-            max_size=16 * 1024 * 1024,
-            compression=None,
-        )
+        try:
+            self._server = await serve(
+                self._handle,
+                self.host,
+                self.port,
+                ssl=self.certificate.server_context(),
+                process_request=self._check_request,
+                max_size=16 * 1024 * 1024,
+                compression=None,
+            )
+        except BaseException:
+            await self.stop()  # no private key left behind by a failed start
+            raise
         sock = next(iter(self._server.sockets))
         self.port = sock.getsockname()[1]
 
