@@ -220,6 +220,9 @@ class Backend:
                 output_device=settings.output_device or None,
                 playout_buffer_ms=settings.playout_buffer_ms,
                 echo_mode=settings.echo_mode,  # type: ignore[arg-type]
+                frame_ms=settings.frame_ms,
+                noise_gate=settings.noise_gate,
+                normalize=settings.normalize,
             ),
         )
         engine.start()
@@ -464,6 +467,10 @@ RESTART_LABELS = {
     "playout_buffer_ms": "the playout buffer",
     "echo_mode": "the echo mode",
     "vad_sensitivity": "the hands-free sensitivity",
+    "vad_silence_ms": "the hands-free pause",
+    "frame_ms": "the frame length",
+    "noise_gate": "the noise gate",
+    "normalize": "the volume levelling",
 }
 RESTART_FIELDS = tuple(RESTART_LABELS)
 

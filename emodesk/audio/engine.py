@@ -40,7 +40,7 @@ from emodesk.audio.devices import AudioDeviceError, DeviceInfo, choose_device, o
 from emodesk.audio.echo import EchoCanceller
 from emodesk.audio.playout import PlayoutBuffer
 from emodesk.audio.processing import CaptureProcessor
-from emodesk.audio.settings import CAPTURE_RATE, REPLY_RATE, AudioSettings
+from emodesk.audio.settings import CAPTURE_RATE, REPLY_RATE, AudioSettings, EchoMode
 from emodesk.dsp.levels import peak_dbfs, rms_dbfs
 from emodesk.dsp.resample import StreamResampler
 from emodesk.dsp.ringbuffer import RingBuffer
@@ -144,6 +144,9 @@ class AudioEngine:
         self._out_resamplers: dict[int, StreamResampler] = {}
         self._pending = np.zeros(0, dtype=np.int16)
         self._processor = CaptureProcessor(s)
+        # The echo mode in force: the configured one, or full duplex with AEC while
+        # hands-free (set_hands_free). Read by the engine thread only.
+        self._echo_mode: EchoMode = s.echo_mode
         self._echo = EchoCanceller(s.aec_stream_delay_ms) if self._aec_on else None
         self._playout = PlayoutBuffer(REPLY_RATE, s.playout_buffer_ms)
         self._reported_start: float | None = None
@@ -293,7 +296,25 @@ class AudioEngine:
 
     @property
     def _aec_on(self) -> bool:
-        return self.settings.echo_mode == "full_duplex_aec"
+        return self._echo_mode == "full_duplex_aec"
+
+    def set_hands_free(self, enabled: bool) -> None:
+        """Hands-free turns are ended and interrupted by voice, so the microphone cannot be
+        held while the reply plays: the reply's echo is cancelled instead (full duplex with
+        AEC) while enabled; the configured echo mode applies otherwise."""
+        mode: EchoMode = "full_duplex_aec" if enabled else self.settings.echo_mode
+        self._post(lambda: self._use_echo_mode(mode))
+
+    def _use_echo_mode(self, mode: EchoMode) -> None:
+        if mode == self._echo_mode:
+            return
+        self._echo_mode = mode
+        if mode == "full_duplex_aec":
+            self._far_ring.read_new()  # what played before AEC was on is not its far end
+            self._far_resampler = None
+            self._echo = EchoCanceller(self.settings.aec_stream_delay_ms)
+        else:
+            self._echo = None
 
     # ---- loop-thread helpers ----------------------------------------------------------
 
@@ -621,7 +642,7 @@ class AudioEngine:
         pending = np.concatenate((self._pending, new)) if self._pending.size else new
         n = self.frame_samples
         whole = pending.size // n
-        held = self.settings.echo_mode == "half_duplex" and self._reply_active(now)
+        held = self._echo_mode == "half_duplex" and self._reply_active(now)
         for i in range(whole):
             self._process_frame(pending[i * n : (i + 1) * n], t_callback, echo_live, held)
         self._pending = pending[whole * n :].copy() if pending.size % n else _EMPTY

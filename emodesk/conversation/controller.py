@@ -477,6 +477,7 @@ class Controller:
             push_to_talk=not self._settings.hands_free,
             vad_start_sensitivity=_sensitivity(self._settings.vad_sensitivity),
             vad_end_sensitivity=_sensitivity(self._settings.vad_sensitivity),
+            vad_silence_ms=self._settings.vad_silence_ms,
             endpoint=conn.endpoint,
             ca_file=conn.ca_file,
             api_key=conn.api_key,
@@ -587,12 +588,14 @@ class Controller:
     def _start_hands_free_capture(self) -> None:
         if not self._hands_free_capture:
             self._hands_free_capture = True
+            self._audio.set_hands_free(True)
             self._audio.start_capture(self._on_frame)
 
     def _stop_hands_free_capture(self) -> None:
         if self._hands_free_capture:
             self._hands_free_capture = False
             self._audio.stop_capture()
+            self._audio.set_hands_free(False)
 
     def _on_frame(self, pcm: bytes) -> None:
         if self._hands_free_capture:

@@ -87,6 +87,9 @@ class FileAudio:
         if pump is not None:
             pump.cancel()
 
+    def set_hands_free(self, enabled: bool) -> None:
+        """A file has no echo to cancel."""
+
     async def _run_mic(self, on_frame: Callable[[bytes], None]) -> None:
         period = self._frame / MIC_RATE / self._pace
         next_at = self._clock()

@@ -32,6 +32,10 @@ class AudioPort(Protocol):
 
     def stop_capture(self) -> None: ...
 
+    def set_hands_free(self, enabled: bool) -> None:
+        """Hands-free: the reply's echo is cancelled rather than the microphone held while
+        it plays (the user interrupts by voice); off: the configured echo mode."""
+
     def play(self, pcm: bytes, rate: int) -> None:
         """Queue reply audio (mono PCM16 at `rate`) for playback; never blocks."""
 

@@ -25,6 +25,8 @@ FEATURED_VOICES: tuple[str, ...] = ("Aoede", "Kore", "Puck")
 ECHO_MODES: tuple[str, ...] = ("half_duplex", "full_duplex_aec")
 VAD_SENSITIVITIES: tuple[str, ...] = ("high", "low")
 PLAYOUT_BUFFER_RANGE_MS = (10, 60)  # the design's budget: at most 60 ms
+FRAME_MS_CHOICES: tuple[int, ...] = (10, 20, 30, 40)  # smaller: less latency, more packets
+VAD_SILENCE_RANGE_MS = (100, 3000)  # hands-free: the pause that ends a turn
 RETENTION_RANGE_DAYS = (0, 3650)
 _MAX_TEXT = 256
 _TRUE = frozenset({"true", "1", "yes", "on"})
@@ -40,12 +42,15 @@ class AppSettings:
     push_to_talk_key: str = "Space"
     hands_free: bool = False
     vad_sensitivity: str = "high"
+    vad_silence_ms: int = 500
     playout_buffer_ms: int = 60
     echo_mode: str = "half_duplex"
     input_device: str = ""  # "" = the system default
     output_device: str = ""
+    frame_ms: int = 20
+    noise_gate: bool = False
+    normalize: bool = False
     retention_days: int = 30  # 0 = keep nothing after the session
-    record_audio: bool = False
     consent: ConsentRecord | None = None
 
     def validated(self) -> AppSettings:
@@ -158,12 +163,15 @@ def parse_settings(values: object) -> tuple[AppSettings, tuple[str, ...]]:
         "push_to_talk_key": lambda v: _text(v, lambda s: 0 < len(s.strip()) <= 32),
         "hands_free": _bool,
         "vad_sensitivity": lambda v: v if v in VAD_SENSITIVITIES else None,
+        "vad_silence_ms": lambda v: _int(v, *VAD_SILENCE_RANGE_MS),
         "playout_buffer_ms": lambda v: _int(v, *PLAYOUT_BUFFER_RANGE_MS),
         "echo_mode": lambda v: v if v in ECHO_MODES else None,
         "input_device": _text,
         "output_device": _text,
+        "frame_ms": lambda v: n if (n := _int(v, 10, 40)) in FRAME_MS_CHOICES else None,
+        "noise_gate": _bool,
+        "normalize": _bool,
         "retention_days": lambda v: _int(v, *RETENTION_RANGE_DAYS),
-        "record_audio": _bool,
     }
     chosen: dict[str, object] = {}
     rejected: list[str] = []

@@ -13,6 +13,7 @@ from typing import Any
 from PySide6.QtCore import Qt, Signal
 from PySide6.QtGui import QKeySequence
 from PySide6.QtWidgets import (
+    QCheckBox,
     QComboBox,
     QDialog,
     QDialogButtonBox,
@@ -29,7 +30,12 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from emodesk.core.settings import PLAYOUT_BUFFER_RANGE_MS, RETENTION_RANGE_DAYS
+from emodesk.core.settings import (
+    FRAME_MS_CHOICES,
+    PLAYOUT_BUFFER_RANGE_MS,
+    RETENTION_RANGE_DAYS,
+    VAD_SILENCE_RANGE_MS,
+)
 from emodesk.ui import theme
 from emodesk.ui.scope import LevelMeter, SampleSource, dbfs
 from emodesk.ui.services import Services
@@ -45,7 +51,7 @@ ECHO_MODES = (
 )
 
 
-def _combo(items: Sequence[tuple[str, str]], current: str) -> QComboBox:
+def _combo(items: Sequence[tuple[Any, str]], current: Any) -> QComboBox:
     box = QComboBox()
     for value, title in items:
         box.addItem(title, value)
@@ -85,12 +91,19 @@ class SettingsDialog(QDialog):
         self.ptt_key = QKeySequenceEdit(QKeySequence(str(values.get("push_to_talk_key", "Space"))))
         self.ptt_key.setMaximumSequenceLength(1)
         self.sensitivity = _combo(SENSITIVITIES, str(values.get("vad_sensitivity", "high")))
+        self.vad_silence = QSpinBox()
+        self.vad_silence.setRange(*VAD_SILENCE_RANGE_MS)
+        self.vad_silence.setSingleStep(100)
+        self.vad_silence.setSuffix(" ms")
+        self.vad_silence.setToolTip("Hands-free: how long a pause ends your turn")
+        self.vad_silence.setValue(int(values.get("vad_silence_ms", 500)))
         form = QFormLayout()
         form.addRow("Model", self.model)
         form.addRow("Reply language", self.language)
         form.addRow("Profile", self.profile)
         form.addRow("Push-to-talk key", self.ptt_key)
         form.addRow("Hands-free sensitivity", self.sensitivity)
+        form.addRow("Hands-free pause that ends a turn", self.vad_silence)
         self.tabs.addTab(self._page(form), "Conversation")
 
         # -- audio: the device lists arrive from an executor (PortAudio is slow to ask),
@@ -110,6 +123,15 @@ class SettingsDialog(QDialog):
         self.playout_ms.setSuffix(" ms")
         self.playout_ms.setValue(int(values.get("playout_buffer_ms", 60)))
         self.echo_mode = _combo(ECHO_MODES, str(values.get("echo_mode", "half_duplex")))
+        self.echo_mode.setToolTip("Hands-free always cancels the echo, so you can interrupt")
+        self.frame_ms = _combo(
+            [(ms, f"{ms} ms") for ms in FRAME_MS_CHOICES], int(values.get("frame_ms", 20))
+        )
+        self.frame_ms.setToolTip("Shorter frames send your voice sooner, in more packets")
+        self.noise_gate = QCheckBox("Silence the microphone below a noise floor")
+        self.noise_gate.setChecked(bool(values.get("noise_gate", False)))
+        self.normalize = QCheckBox("Even out a quiet or loud microphone")
+        self.normalize.setChecked(bool(values.get("normalize", False)))
         device_row = QHBoxLayout()
         device_row.addWidget(self.device_status, 1)
         device_row.addWidget(self.refresh_devices_button)
@@ -120,6 +142,9 @@ class SettingsDialog(QDialog):
         audio.addRow("", device_row)
         audio.addRow("Playout buffer", self.playout_ms)
         audio.addRow("Echo handling", self.echo_mode)
+        audio.addRow("Frame length", self.frame_ms)
+        audio.addRow("Noise gate", self.noise_gate)
+        audio.addRow("Volume", self.normalize)
         self.tabs.addTab(self._page(audio), "Audio")
         self.input_device.currentIndexChanged.connect(lambda _: self._start_preview())
 
@@ -233,6 +258,10 @@ class SettingsDialog(QDialog):
             "profile": self.profile.currentData(),
             "push_to_talk_key": key_text,
             "vad_sensitivity": self.sensitivity.currentData(),
+            "vad_silence_ms": self.vad_silence.value(),
+            "frame_ms": self.frame_ms.currentData(),
+            "noise_gate": self.noise_gate.isChecked(),
+            "normalize": self.normalize.isChecked(),
             "input_device": self.input_device.currentData() or "",
             "output_device": self.output_device.currentData() or "",
             "playout_buffer_ms": self.playout_ms.value(),

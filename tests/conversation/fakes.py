@@ -84,6 +84,7 @@ class FakeAudio:
         self.on_playback_started: Callable[[float], None] | None = None
         self.on_error: Callable[[str, str], None] | None = None
         self.on_info: Callable[[str, str], None] | None = None
+        self.hands_free = False  # set_hands_free: echo cancelled, mic not held
 
     def prepare_capture(self) -> None:
         self.prepared = True
@@ -99,6 +100,9 @@ class FakeAudio:
 
     def stop_capture(self) -> None:
         self.capturing = False
+
+    def set_hands_free(self, enabled: bool) -> None:
+        self.hands_free = enabled
 
     def feed(self, frames: int = 1, frame_bytes: int = 640, value: int = 1000) -> None:
         """Deliver mic frames (20 ms at 16 kHz by default) if capture is open."""

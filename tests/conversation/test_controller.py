@@ -497,6 +497,7 @@ async def test_hands_free_refuses_push_to_talk_and_reconnects_without_it(rig: Ri
     for _ in range(10):
         await asyncio.sleep(0)
     assert not rig.live.settings[-1].push_to_talk
+    assert rig.live.settings[-1].vad_silence_ms == 500  # the saved pause, passed on
     assert not rig.controller.push_to_talk_down()
     assert rig.refused()[-1] == ("push_to_talk_down", "hands-free mode is on")
 
@@ -519,6 +520,7 @@ async def test_hands_free_streams_the_mic_and_lets_the_server_end_turns(consenti
     await r.controller.connect()
     assert r.controller.set_hands_free(True)
     assert r.audio.capturing
+    assert r.audio.hands_free, "hands-free must cancel the echo, not hold the mic"
     r.audio.feed(4)
     r.live.emit(InputTranscript("hi"))
     assert r.controller.state is S.LISTENING
@@ -532,7 +534,7 @@ async def test_hands_free_streams_the_mic_and_lets_the_server_end_turns(consenti
     assert sum(1 for w in r.live.wire if w[0] == "audio") == 6
     assert [c[:2] for c in r.estimator.calls] == [(1, 4 * 320)]
     assert r.controller.set_hands_free(False)
-    assert not r.audio.capturing
+    assert not r.audio.capturing and not r.audio.hands_free
 
 
 async def test_a_turn_unanswered_when_the_link_drops_is_awaited_after_the_reconnect(

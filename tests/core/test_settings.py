@@ -19,7 +19,9 @@ def test_defaults() -> None:
     assert DEFAULTS.model == "gemini-3.1-flash-live-preview"
     assert (DEFAULTS.voice, DEFAULTS.profile, DEFAULTS.language) == ("Puck", "general", "English")
     assert (DEFAULTS.playout_buffer_ms, DEFAULTS.echo_mode) == (60, "half_duplex")
-    assert (DEFAULTS.retention_days, DEFAULTS.record_audio, DEFAULTS.consent) == (30, False, None)
+    assert (DEFAULTS.retention_days, DEFAULTS.consent) == (30, None)
+    assert (DEFAULTS.frame_ms, DEFAULTS.noise_gate, DEFAULTS.normalize) == (20, False, False)
+    assert DEFAULTS.vad_silence_ms == 500
     assert not DEFAULTS.consent_given
 
 
@@ -41,7 +43,10 @@ def test_round_trip_through_a_flat_store_of_text() -> None:
         echo_mode="full_duplex_aec",
         input_device="USB Mic",
         retention_days=0,
-        record_audio=True,
+        frame_ms=40,
+        noise_gate=True,
+        normalize=True,
+        vad_silence_ms=900,
         consent=ConsentRecord.grant(datetime(2026, 11, 22, 8, tzinfo=UTC)),
     )
     # QSettings hands everything back as text.
@@ -95,7 +100,10 @@ def test_lenient_forms_are_read(key: str, value: object, accepted: object) -> No
         ("input_device", "bad\x00name"),
         ("retention_days", -1),
         ("retention_days", "9" * 40),
-        ("record_audio", None),
+        ("frame_ms", "25"),
+        ("frame_ms", 80),
+        ("noise_gate", "sometimes"),
+        ("vad_silence_ms", 50),
     ],
 )
 def test_bad_values_fall_back_to_defaults_and_are_named(key: str, value: object) -> None:

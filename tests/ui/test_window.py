@@ -210,6 +210,12 @@ def test_settings_and_geometry_persist_across_a_restart(
     dialog.language.setText("German")
     dialog.playout_ms.setValue(40)
     dialog.retention_days.setValue(7)
+    dialog.noise_gate.setChecked(True)
+    dialog.frame_ms.setCurrentIndex(dialog.frame_ms.findData(40))
+    dialog.vad_silence.setValue(800)
+    values = dialog.values()
+    assert (values["noise_gate"], values["normalize"]) == (True, False)
+    assert (values["frame_ms"], values["vad_silence_ms"]) == (40, 800)
     from PySide6.QtGui import QKeySequence
 
     dialog.ptt_key.setKeySequence(QKeySequence("F8"))
