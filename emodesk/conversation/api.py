@@ -168,3 +168,7 @@ class ControllerProtocol(Protocol):
         """Write the timeline of this (or a past) session as "csv" or "json"."""
 
     async def end_session(self) -> bool: ...
+
+    def session_report(self) -> str | None:
+        """A plain-text summary of this (or the last) session's timeline; None before
+        any session."""

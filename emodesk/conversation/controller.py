@@ -39,6 +39,7 @@ from emodesk.core.consent import CONSENT_VERSION, ConsentRecord
 from emodesk.core.emotion import EmotionReading
 from emodesk.core.export import SessionMetadata, new_session_id
 from emodesk.core.profiles import get_profile, system_instruction
+from emodesk.core.report import session_report
 from emodesk.core.settings import AppSettings
 from emodesk.core.timeline import Timeline, TimelineEntry
 from emodesk.core.tracker import EmotionTracker
@@ -179,6 +180,7 @@ class Controller:
         self._pending: set[asyncio.Future[Any]] = set()
         self._tasks: set[asyncio.Task[Any]] = set()
         self._mic_prepared = False  # the microphone is held open while not offline
+        self._session_meta: SessionMetadata | None = None  # this or the last session
         live.set_listener(self._on_live_event)
         audio.set_listeners(
             on_playback_started=self._on_playback_started,
@@ -213,6 +215,14 @@ class Controller:
     def timeline(self) -> Timeline:
         """This session's readings with the tracker's verdicts (a new one per session)."""
         return self._timeline
+
+    def session_report(self) -> str | None:
+        """The plain-text summary of this (or the last) session's timeline, as the
+        wellness profile offers it; None before the first session."""
+        if self._session_meta is None:
+            return None
+        profile = get_profile(self._settings.profile)
+        return session_report(self._session_meta, self._timeline.entries(), profile)
 
     def subscribe(self, on_event: Callable[[ControllerEvent], None]) -> Callable[[], None]:
         self._subscribers.append(on_event)
@@ -455,6 +465,7 @@ class Controller:
             consent_version=CONSENT_VERSION if self._consent else None,
             language=self._settings.language,
         )
+        self._session_meta = meta
         self._submit(self._store.start_session, meta)
         self._emit(
             SessionStarted(

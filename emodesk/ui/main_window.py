@@ -87,6 +87,8 @@ STATE_TEXT = {
 }
 _NEXT_IN = re.compile(r"next in (\d+(?:\.\d+)?) s")
 SYNTHETIC_TEXT = "Offline demo: replies are synthetic"
+# The tutor profile's escalation button says this, as the user, to the model.
+ANOTHER_APPROACH = "I am not following. Could you explain that another way, more simply?"
 
 
 @dataclass(frozen=True)
@@ -227,6 +229,8 @@ class MainWindow(QMainWindow):
         self.export_csv_action.triggered.connect(lambda: self.open_export_dialog("csv"))
         self.export_json_action = self.export_menu.addAction("Export timeline as JSON…")
         self.export_json_action.triggered.connect(lambda: self.open_export_dialog("json"))
+        self.report_action = self.export_menu.addAction("Session report…")
+        self.report_action.triggered.connect(self.show_session_report)
         self.past_sessions_menu = self.export_menu.addMenu("Export a past session")
         self.past_sessions_menu.aboutToShow.connect(self._fill_past_sessions)
         self.export_button.setMenu(self.export_menu)
@@ -444,11 +448,11 @@ class MainWindow(QMainWindow):
         if kind is NoticeKind.ESCALATION:
             if not self.consent:
                 return
-            # The advice is the action, and it is the user's to take: the button only
-            # acknowledges it (the trend stays on the timeline's header).
+            # The button does what the profile's advice asks where the app can (the
+            # trend stays on the timeline's header).
+            label, act = self._escalation_action()
             self.banners.show_banner(
-                kind, "error", f"Escalation — {notice.action or notice.message}", "Got it",
-                lambda: None,
+                kind, "error", f"Escalation — {notice.action or notice.message}", label, act,
             )  # fmt: skip
         elif kind is NoticeKind.MIC_LOST:
             self.banners.show_banner(
@@ -747,6 +751,32 @@ class MainWindow(QMainWindow):
                 action.triggered.connect(
                     lambda _=False, s=session_id, f=fmt: self.open_export_dialog(f, s)
                 )
+
+    def _escalation_action(self) -> tuple[str, Callable[[], None]]:
+        """What the escalation banner's button does, by profile: hand the session to a
+        person, ask the model for another way, or show the wellness report."""
+        if self.profile == "support":
+            return "Export for a human agent…", lambda: self.open_export_dialog("json")
+        if self.profile == "tutor":
+            return "Ask for another approach", lambda: self.send_text(ANOTHER_APPROACH)
+        if self.profile == "wellness":
+            return "Session report…", self.show_session_report
+        return "Got it", lambda: None
+
+    def show_session_report(self) -> None:
+        """This session's summary (counts, trend, escalations: no transcript) in a dialog
+        the user can copy from."""
+        report = self.controller.session_report() if self.controller is not None else None
+        if report is None:
+            self._show_message("Session report", "No session yet.", QMessageBox.Icon.Information)
+            return
+        box = QMessageBox(
+            QMessageBox.Icon.Information, "Session report", report,
+            QMessageBox.StandardButton.Close, self,
+        )  # fmt: skip
+        box.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
+        self._replace_dialog("message_box", box)
+        box.open()
 
     def _show_message(
         self, title: str, text: str, icon: QMessageBox.Icon = QMessageBox.Icon.Warning

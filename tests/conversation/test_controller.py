@@ -693,3 +693,16 @@ async def test_a_new_session_is_a_new_server_conversation_but_a_reconnect_resume
     assert await rig.controller.end_session()
     assert await rig.controller.connect()
     assert rig.live.forget_calls == 2
+
+
+async def test_the_session_report_summarises_this_sessions_timeline(consenting: Rig) -> None:
+    r = consenting
+    assert r.controller.session_report() is None  # no session yet
+    await r.controller.connect()
+    speak_turn(r)
+    r.live.emit(TurnComplete())
+    await r.controller.drain()
+    report = r.controller.session_report()
+    assert report is not None
+    assert f"Session: {r.controller.session_id}" in report
+    assert "Turns with estimates: 1" in report and "not a diagnosis" in report

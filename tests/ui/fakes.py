@@ -29,6 +29,7 @@ class FakeController:
         self.consent = False
         self.hands_free = False
         self.export_result = True
+        self.report: str | None = "EmoDesk session report\nEscalations: none\n"
 
     @property
     def state(self) -> ConversationState:
@@ -108,6 +109,10 @@ class FakeController:
         self.consent = granted
         self._settings_changed()
         return True
+
+    def session_report(self) -> str | None:
+        self.calls.append(("session_report", None))
+        return self.report
 
     async def export(self, path: str, fmt: str = "csv", session_id: str | None = None) -> bool:
         self.calls.append(("export", (path, fmt, session_id)))

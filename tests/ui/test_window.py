@@ -18,7 +18,7 @@ from PySide6.QtGui import QKeyEvent
 from PySide6.QtWidgets import QApplication, QMessageBox
 
 from emodesk.conversation.api import ConversationState, Notice, NoticeKind, StateChanged
-from emodesk.ui.main_window import SYNTHETIC_TEXT, MainWindow
+from emodesk.ui.main_window import ANOTHER_APPROACH, SYNTHETIC_TEXT, MainWindow
 from emodesk.ui.settings_store import SettingsStore
 from tests.ui.conftest import run, settle
 from tests.ui.fakes import FakeController
@@ -279,3 +279,46 @@ def test_a_device_back_or_substituted_clears_the_lost_banners_and_says_so(
     assert NoticeKind.MIC_LOST not in window.banners.banners
     assert NoticeKind.SPEAKER_LOST not in window.banners.banners
     assert window.statusBar().currentMessage() == "Audio input: audio devices reopened"
+
+
+@pytest.mark.parametrize(
+    ("profile", "button", "effect"),
+    [
+        ("support", "Export for a human agent…", "export dialog"),
+        ("tutor", "Ask for another approach", "send_text"),
+        ("wellness", "Session report…", "report"),
+        ("general", "Got it", "nothing"),
+    ],
+)
+def test_the_escalation_banner_does_what_the_profile_advises(
+    window: MainWindow, fake: FakeController, qloop: asyncio.AbstractEventLoop,
+    profile: str, button: str, effect: str,
+) -> None:  # fmt: skip
+    answer = window.open_consent_dialog()
+    assert answer.accept_button is not None
+    answer.accept_button.click()
+    settle(qloop, lambda: fake.consent)
+    window.profile = profile
+    fake.emit(Notice(NoticeKind.ESCALATION, "three negative turns", "Act"))
+    action = window.banners.banners[NoticeKind.ESCALATION].action_button
+    assert action is not None and action.text() == button
+    action.click()
+    if effect == "export dialog":
+        assert window.export_dialog is not None and window.export_dialog.isVisible()
+    elif effect == "send_text":
+        settle(qloop, lambda: ("send_text", ANOTHER_APPROACH) in fake.calls)
+    elif effect == "report":
+        box = window.message_box
+        assert box is not None and box.isVisible() and "Escalations: none" in box.text()
+    else:
+        assert not [c for c in fake.calls if c[0] in ("send_text", "session_report")]
+
+
+def test_the_session_report_is_in_the_export_menu_and_says_when_there_is_none(
+    window: MainWindow, fake: FakeController
+) -> None:
+    window.report_action.trigger()
+    assert window.message_box is not None and "Escalations" in window.message_box.text()
+    fake.report = None
+    window.report_action.trigger()
+    assert window.message_box is not None and window.message_box.text() == "No session yet."
