@@ -43,7 +43,11 @@ def _finite(name: str, value: float) -> float:
     return as_float
 
 
-def _clamp(value: float, low: float, high: float) -> float:
+def _in_range(name: str, value: float, low: float, high: float, slack: float) -> float:
+    """Clamp what is slightly out of range (rounding, a model's 1.05); refuse what is far
+    out (a confidence of 42 is a different scale, not "very sure")."""
+    if not low - slack <= value <= high + slack:
+        raise InvalidReading(f"{name} must be between {low:g} and {high:g}, got {value:g}")
     return min(high, max(low, value))
 
 
@@ -55,10 +59,11 @@ def _utc_now() -> datetime:
 class EmotionReading:
     """One emotion estimate for one user turn.
 
-    Confidence is clamped to [0, 1] and arousal/valence to [-1, 1]: slightly out of
-    range numbers come from rounding and scaling and are safe to pull in. NaN,
+    Confidence is clamped to [0, 1] and arousal/valence to [-1, 1] when slightly out of
+    range (rounding and scaling; up to 0.5 and 1.0 beyond); further out, NaN,
     infinities, unknown labels and negative or reversed times are rejected with
-    `InvalidReading`. Arousal and valence are None for the model source.
+    `InvalidReading`. Arousal and valence are None for the model source (dropped if
+    given: the model reports a label, not coordinates).
     """
 
     turn: int
@@ -96,11 +101,17 @@ class EmotionReading:
             raise InvalidReading(f"t_end_s ({end}) is before t_start_s ({start})")
         set_(self, "t_start_s", start)
         set_(self, "t_end_s", end)
-        set_(self, "confidence", _clamp(_finite("confidence", self.confidence), 0.0, 1.0))
+        confidence = _finite("confidence", self.confidence)
+        set_(self, "confidence", _in_range("confidence", confidence, 0.0, 1.0, 0.5))
         for name in ("arousal", "valence"):
             value = getattr(self, name)
-            if value is not None:
-                set_(self, name, _clamp(_finite(name, value), -1.0, 1.0))
+            if value is None:
+                continue
+            if self.source is Source.MODEL:
+                # The design leaves them empty for the model: it reports a label only.
+                set_(self, name, None)
+                continue
+            set_(self, name, _in_range(name, _finite(name, value), -1.0, 1.0, 1.0))
         if not isinstance(self.utc, datetime) or self.utc.tzinfo is None:
             raise InvalidReading("utc must be a timezone-aware datetime")
         set_(self, "utc", self.utc.astimezone(UTC))

@@ -41,11 +41,14 @@ def test_strings_become_enums() -> None:
         ("turn", -1),
         ("turn", True),
         ("confidence", "0.5"),
+        ("confidence", 42.0),
+        ("arousal", -99.0),
+        ("valence", 2.5),
     ],
 )
 def test_rejects_unreadable_values(field: str, value: object) -> None:
     with pytest.raises(InvalidReading):
-        reading(**{field: value})
+        reading(**{"source": "acoustic", field: value})
 
 
 @pytest.mark.parametrize(
@@ -58,7 +61,7 @@ def test_rejects_unreadable_values(field: str, value: object) -> None:
     ],
 )
 def test_clamps_slightly_out_of_range_numbers(field: str, value: float, expected: float) -> None:
-    assert getattr(reading(**{field: value}), field) == expected
+    assert getattr(reading(**{"source": "acoustic", field: value}), field) == expected
 
 
 def test_utc_must_be_aware_and_is_normalised() -> None:
@@ -73,3 +76,8 @@ def test_utc_must_be_aware_and_is_normalised() -> None:
 def test_negative_labels() -> None:
     assert reading(emotion="sad").is_negative
     assert not reading(emotion="neutral").is_negative
+
+
+def test_a_model_reading_has_no_arousal_or_valence() -> None:
+    r = reading(source="model", arousal=0.2, valence=-0.4)
+    assert (r.arousal, r.valence) == (None, None)
