@@ -345,10 +345,15 @@ class LiveSession:
         self._seed_next = ()
 
     async def reconfigure(self, settings: LiveSettings) -> None:
-        """Reconnects with the handle and `settings`; fresh and seeded if refused."""
+        """Reconnects with the handle and `settings`; fresh and seeded if refused. A new
+        voice always starts fresh, seeded with the transcript: a resumed session can keep
+        its old voice without saying so (live-protocol.md), and the user asked for it."""
         if self._supervisor is None or self._supervisor.done():
             await self.start(settings)
             return
+        if self._settings is not None and settings.voice != self._settings.voice:
+            self._handle = None
+            self._seed_next = settings.transcript_seed or self.transcript
         self._settings = settings
         self._settled.clear()
         self._restart = _Failure("settings changed", reconfigure=True)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import replace
+from typing import Any
 
 from emodesk.live.emulator.wire import normalize_keys
 from emodesk.live.events import (
@@ -143,48 +144,56 @@ async def test_malformed_server_message_is_reported_and_skipped() -> None:
         assert len(server.connections) == 1
 
 
-async def test_voice_change_applies_to_the_next_reply() -> None:
+def _assert_seeded(connection: Any, said_before: list[tuple[str, str]]) -> None:
+    """Seeded the SDK's way: history_config in the setup, then the transcript as
+    client_content with turn_complete=True, before any realtime input."""
+    assert connection.resumed_from is None
+    wire = [normalize_keys(m) for m in connection.received]
+    assert "setup" in wire[0]
+    assert wire[0]["setup"]["history_config"] == {"initial_history_in_client_content": True}
+    seed = wire[1]["client_content"]
+    assert seed["turn_complete"] is True
+    assert [(t["role"], t["parts"][0]["text"]) for t in seed["turns"]] == list(said_before)
+
+
+async def test_a_voice_change_starts_fresh_seeded_with_the_transcript() -> None:
+    """Not resumed: a resumed session can keep its old voice without saying so."""
     async with running_emulator() as server, live_session(server, voice="Puck") as (s, log):
         push_to_talk_turn(s, tone(0.2))
         await log.wait_for(TurnComplete)
         assert "voice Puck" in s.transcript[-1][1]
-        await s.reconfigure(replace(settings_for(server), voice="Kore"))
-        assert s.state is LinkState.CONNECTED
-        push_to_talk_turn(s, tone(0.2))
-        await log.wait_for(TurnComplete, count=2)
-        assert "voice Kore" in s.transcript[-1][1]
-        assert s.transcript[-1][1].startswith("Synthetic reply 2,")  # same conversation
-        setup = server.connections[1].setup
-        voice = setup["generation_config"]["speech_config"]["voice_config"]
-        assert voice["prebuilt_voice_config"]["voice_name"] == "Kore"
-        assert server.connections[1].resumed_from is not None
-
-
-async def test_voice_change_refused_on_resume_starts_fresh_seeded_with_the_transcript() -> None:
-    async with (
-        running_emulator(resume_accepts_changes=False) as server,
-        live_session(server, voice="Puck") as (s, log),
-    ):
-        push_to_talk_turn(s, tone(0.2))
-        await log.wait_for(TurnComplete)
         said_before = s.transcript
         await s.reconfigure(replace(settings_for(server), voice="Kore"))
         assert s.state is LinkState.CONNECTED
-        refused, fresh = server.connections[1], server.connections[2]
-        assert refused.close_code == 1007
-        assert fresh.resumed_from is None
-        # Seeded the SDK's way: history_config in the setup, then the transcript as
-        # client_content with turn_complete=True, before any realtime input.
-        wire = [normalize_keys(m) for m in fresh.received]
-        assert "setup" in wire[0]
-        assert wire[0]["setup"]["history_config"] == {"initial_history_in_client_content": True}
-        seed = wire[1]["client_content"]
-        assert seed["turn_complete"] is True
-        assert [(t["role"], t["parts"][0]["text"]) for t in seed["turns"]] == list(said_before)
+        assert len(server.connections) == 2
+        fresh = server.connections[1]
+        setup = fresh.setup
+        voice = setup["generation_config"]["speech_config"]["voice_config"]
+        assert voice["prebuilt_voice_config"]["voice_name"] == "Kore"
+        _assert_seeded(fresh, said_before)
         assert not _states(log, LinkState.CONNECTED)[-1].resumed
         push_to_talk_turn(s, tone(0.2))
         await log.wait_for(TurnComplete, count=2)
         assert "voice Kore" in s.transcript[-1][1]
+
+
+async def test_a_tool_change_refused_on_resume_starts_fresh_seeded() -> None:
+    async with (
+        running_emulator(resume_accepts_changes=False) as server,
+        live_session(server, emotion_tool=False) as (s, log),
+    ):
+        push_to_talk_turn(s, tone(0.2))
+        await log.wait_for(TurnComplete)
+        said_before = s.transcript
+        await s.reconfigure(settings_for(server, emotion_tool=True))
+        assert s.state is LinkState.CONNECTED
+        refused, fresh = server.connections[1], server.connections[2]
+        assert refused.close_code == 1007 and refused.setup["session_resumption"]["handle"]
+        _assert_seeded(fresh, said_before)
+        assert not _states(log, LinkState.CONNECTED)[-1].resumed
+        push_to_talk_turn(s, tone(0.2))
+        await log.wait_for(TurnComplete, count=2)
+        assert server.connections[2].turns[-1].tool_call_id is not None
 
 
 async def test_without_consent_no_emotion_tool_or_rules_go_on_the_wire() -> None:

@@ -202,7 +202,10 @@ def test_voice_switch_from_the_toolbar_reconnects_with_the_new_voice(rig: Rig) -
     rig.settle(lambda: len(rig.emulator.connections) == 2 and rig.window.state is S.READY)
     second = rig.emulator.connections[1]
     assert voice_of(second) == "Kore"
-    assert second.resumed_from is not None  # the conversation continues
+    # The conversation continues: a fresh session (so the voice surely changes) that
+    # starts from the transcript so far.
+    assert second.resumed_from is None
+    assert any("client_content" in str(message) for message in second.received[:3])
     assert rig.window.voice_actions["Kore"].isChecked()
     assert rig.window.settings.voice == "Kore"  # saved for the next start
     # The next reply comes in the new voice, on the new connection.
