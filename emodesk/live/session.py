@@ -545,6 +545,7 @@ class LiveSession:
             while True:
                 try:
                     message = await anext(messages)
+                    received_at = time.perf_counter()  # the SDK has just parsed it
                 except StopAsyncIteration:
                     break
                 except (ValueError, TypeError) as exc:
@@ -562,11 +563,12 @@ class LiveSession:
                     )
                     break
                 # Outside the try: an error of our own is a failure, not a bad frame.
-                await self._handle_message(link, message)
+                await self._handle_message(link, message, received_at)
 
-    async def _handle_message(self, link: Any, message: Any) -> None:
+    async def _handle_message(self, link: Any, message: Any, received_at: float) -> None:
         if message.tool_call is not None:
-            await self._answer_tool_calls(link, message.tool_call.function_calls or [])
+            calls = message.tool_call.function_calls or []
+            await self._answer_tool_calls(link, calls, received_at)
         content = message.server_content
         if content is not None:
             self._handle_content(content)
@@ -668,14 +670,14 @@ class LiveSession:
         end = self._turn_t_end if self._turn_t_end is not None else now
         return {"t_start_s": start, "t_end_s": max(start, end)}
 
-    async def _answer_tool_calls(self, link: Any, calls: list[Any]) -> None:
+    async def _answer_tool_calls(self, link: Any, calls: list[Any], received_at: float) -> None:
         from google.genai import types
 
         from emodesk.core.emotion import Source
         from emodesk.core.emotion_tool import REPORT_EMOTION_RESPONSE, REPORT_EMOTION_TOOL_NAME
         from emodesk.core.parsing import EmotionParseError, parse_emotion_args
 
-        t_in = time.perf_counter()
+        t_in = received_at  # from the message's arrival: the imports below count too
         self._reply_started()
         responses: list[types.FunctionResponse] = []
         events: list[LiveEvent] = []
