@@ -435,11 +435,15 @@ class Backend:
         if audio is not None and hasattr(audio, "close"):
             await asyncio.get_running_loop().run_in_executor(None, audio.close)
 
-    async def stop(self) -> None:
-        """Close everything in order; every step is bounded, so closing never hangs."""
-        for task in (self._rebuilding, self._switching):
+    async def settled(self) -> None:
+        """Wait (bounded) for a settings rebuild or a key switch in progress."""
+        for task in (self._rebuilding, self._switching, self._retention_task):
             if task is not None and not task.done():
                 await _bounded(asyncio.shield(task))
+
+    async def stop(self) -> None:
+        """Close everything in order; every step is bounded, so closing never hangs."""
+        await self.settled()
         if self.controller is not None:
             self.window.detach_controller()
             await _bounded(self.controller.close())
@@ -448,8 +452,6 @@ class Backend:
             self._preview = None
         await _bounded(self._close_audio(self.audio))
         if self.store is not None:
-            if self._retention_task is not None and not self._retention_task.done():
-                await _bounded(asyncio.shield(self._retention_task))
             if self._retention_days is not None:
                 # The session just ended counts too: "only the current session" (0 days)
                 # leaves nothing behind at exit.

@@ -230,7 +230,12 @@ def test_the_loaded_key_and_tokens_never_reach_the_log_file(
         logging.getLogger("emodesk.test").error("request failed for %s with %s", key, token)
         stored = "another-plain-secret-1234"
         monkeypatch.setattr(keyring, "set_password", lambda *_: None)
-        run(qloop, window.services.store_api_key(stored))  # type: ignore[misc]
+
+        async def save_key() -> None:
+            await window.services.store_api_key(stored)  # type: ignore[misc]
+            await backend.settled()  # the key is put to use in the background
+
+        run(qloop, save_key(), 30.0)
         logging.getLogger("emodesk.test").error("saving %s failed", stored)
         flush_log()
         logged = log_path.read_text(encoding="utf-8")
