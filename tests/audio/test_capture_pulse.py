@@ -89,6 +89,15 @@ class SpeechIntoMic:
     async def played(self) -> None:
         await asyncio.wait_for(asyncio.to_thread(self.player.wait, 30), 35)
 
+    async def captured(self, engine: AudioEngine, frames: list[bytes]) -> None:
+        """Wait until the speech has played and come through the capture path, then
+        stop capturing (also on failure)."""
+        try:
+            await self.played()
+            await speech_through(frames)
+        finally:
+            engine.stop_capture()
+
     async def heard(self) -> np.ndarray:
         """The speech as the mic carried it (trimmed to 100 ms around the loud part)."""
         recording = await asyncio.to_thread(self._pulse.stop_recording, self._recorder)
@@ -162,11 +171,7 @@ async def test_speech_starting_at_the_press_arrives_whole(
     # pre-roll covers the other order.
     speech = await SpeechIntoMic(pulse, speech_wav).start()
     engine.start_capture(frames.append)
-    try:
-        await speech.played()
-        await speech_through(frames)
-    finally:
-        engine.stop_capture()
+    await speech.captured(engine, frames)
     assert_whole_speech(frames, await speech.heard(), engine)
 
 
@@ -186,11 +191,7 @@ async def test_a_press_during_a_reply_delivers_speech_from_the_press(
     speech = await SpeechIntoMic(pulse, speech_wav).start()
     engine.flush()
     engine.start_capture(frames.append)
-    try:
-        await speech.played()
-        await speech_through(frames)
-    finally:
-        engine.stop_capture()
+    await speech.captured(engine, frames)
     assert not engine.reply_active
     assert engine.counters.frames_suppressed == 0, "frames of the barge-in turn were held back"
     assert_whole_speech(frames, await speech.heard(), engine)
@@ -284,11 +285,7 @@ async def test_an_input_that_cannot_do_16k_opens_at_its_own_rate_and_resamples(
     frames: list[bytes] = []
     engine.start_capture(frames.append)
     speech = await SpeechIntoMic(pulse, speech_wav).start()
-    try:
-        await speech.played()
-        await speech_through(frames)
-    finally:
-        engine.stop_capture()
+    await speech.captured(engine, frames)
     assert {len(f) for f in frames} == {640}, "frames are 20 ms of 16 kHz whatever the device"
     expected = await speech.heard()
     captured = np.frombuffer(b"".join(frames), dtype=np.int16)

@@ -479,11 +479,13 @@ def test_a_key_saved_in_the_offline_demo_is_used_at_once(
         dialog.save_key_button.click()
         settle(qloop, lambda: "now uses it" in dialog.key_status.text(), 10)
         settle(qloop, lambda: bool(real_server.connections) and window.state is S.READY, 20)
+        settle(qloop, lambda: backend._switching is not None and backend._switching.done(), 20)
 
         assert saved == ["AIzaSyTest-key-0123456789"] and chosen_with[-1] == saved[0]
         assert real_server.connections[-1].api_key == saved[0]
         assert not backend.synthetic and backend.emulator is None
         assert "offline" not in window.banners.banners and not window.synthetic_label.isVisible()
+        assert backend._switching.exception() is None
         assert demo._server is None, "the offline demo's emulator was left running"
         dialog.close()
     finally:
