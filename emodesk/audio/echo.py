@@ -43,6 +43,11 @@ class EchoCanceller:
             far = far[-self._max_far :]
         self._far = far
 
+    def trim_far(self, keep: int) -> None:
+        """Drop all but the newest `keep` far-end samples (stale reference)."""
+        if self._far.size > keep:
+            self._far = self._far[self._far.size - keep :]
+
     def process(self, near: Int16Array) -> Int16Array:
         """The captured frame with the speaker's echo removed (far end from `push_far`)."""
         n = near.size
@@ -58,11 +63,6 @@ class EchoCanceller:
             np.ascontiguousarray(near, dtype=np.int16), np.ascontiguousarray(far, dtype=np.int16)
         )
         return out
-
-    def drop_far(self) -> None:
-        """Forget queued far-end audio (the speaker has been quiet: nothing to align)."""
-        if self._far.size:
-            self._far = self._far[:0]
 
     def reset(self) -> None:
         self._aec.reset()

@@ -64,10 +64,7 @@ _STALL_S = 3.0
 _OUTPUT_BLOCK_MS = 10  # output callback size: small, so a flush has little to drain
 _RING_SECONDS = 10
 _CAPTURE_RING_S = 2.0  # captured audio the engine thread may fall behind before overflow
-# AEC runs while the far end played reply audio this recently (plus the output latency):
-# the reply's echo and reverberation are still in the room. Otherwise there is no echo to
-# remove, and the capture path skips AEC and the far-end feed altogether.
-_ECHO_HOLD_S = 0.5
+_FAR_LEAD_MARGIN_S = 0.08  # AEC far-end lead beyond the stream latencies (room, jitter)
 
 
 @dataclass(frozen=True, slots=True)
@@ -151,6 +148,7 @@ class AudioEngine:
         self._playout = PlayoutBuffer(REPLY_RATE, s.playout_buffer_ms)
         self._reported_start: float | None = None
         self._out_latency = 0.0  # the output stream's latency, read once per open
+        self._in_latency = 0.0  # the input stream's, likewise
         self._next_watchdog = 0.0
         self._input_held = False  # prepare_capture: keep the input open between turns
         self._delivery_generation: int | None = None  # frames go to on_frame (a turn)
@@ -373,8 +371,10 @@ class AudioEngine:
                 zeros = np.zeros(frames, dtype=np.int16)
                 silence = zeros.tobytes()
                 self._silence = (frames, silence, zeros)
-            if self._echo is not None and now - self._last_reply_audio < self._echo_hold_s:
-                self._far_ring.write(zeros)  # a pause within a reply: AEC must see it too
+            if self._echo is not None:
+                # AEC3 wants far and near end in lockstep, silence included: skipping it
+                # while quiet cost 20-40 dB of echo reduction (bench_audio).
+                self._far_ring.write(zeros)
             return (silence, pyaudio.paContinue)
         out = np.empty(frames, dtype=np.int16)
         got = playout.read_into(out)
@@ -466,7 +466,7 @@ class AudioEngine:
                 self._set_output_rate(rate)
             self._out_device = device
             self._out_stream = stream
-            self._out_latency = _output_latency(stream)
+            self._out_latency = _stream_latency(stream, "output")
             self._last_out_callback = time.monotonic()
             stream.start_stream()
             return
@@ -553,6 +553,7 @@ class AudioEngine:
             self._pending = np.zeros(0, dtype=np.int16)
             self._in_device = device
             self._in_stream = stream
+            self._in_latency = _stream_latency(stream, "input")
             self._last_in_callback = time.monotonic()
             stream.start_stream()
             return
@@ -630,9 +631,8 @@ class AudioEngine:
 
     def _drain_capture(self) -> None:
         now = time.monotonic()
-        echo_live = False
         if self._echo is not None:
-            echo_live = self._feed_far_end(self._echo, now)
+            self._feed_far_end(self._echo)
         if self._in_stream is None or self._capture_ring.available == 0:
             return
         new = self._capture_ring.read_new()
@@ -643,12 +643,14 @@ class AudioEngine:
         n = self.frame_samples
         whole = pending.size // n
         held = self._echo_mode == "half_duplex" and self._reply_active(now)
+        if self._echo is not None:
+            self._echo.trim_far(self._far_lead_samples + whole * n)
         for i in range(whole):
-            self._process_frame(pending[i * n : (i + 1) * n], t_callback, echo_live, held)
+            self._process_frame(pending[i * n : (i + 1) * n], t_callback, held)
         self._pending = pending[whole * n :].copy() if pending.size % n else _EMPTY
 
-    def _feed_far_end(self, echo: EchoCanceller, now: float) -> bool:
-        """Hand what the speaker played to the AEC; returns whether AEC is needed now."""
+    def _feed_far_end(self, echo: EchoCanceller) -> None:
+        """Hand what the speaker played (silence included) to the AEC."""
         if self._far_ring.available:
             far = self._far_ring.read_new()
             if self._out_rate != CAPTURE_RATE:
@@ -656,14 +658,16 @@ class AudioEngine:
                     self._far_resampler = StreamResampler(self._out_rate, CAPTURE_RATE)
                 far = self._far_resampler.process(far)
             echo.push_far(far)
-        if now - self._last_reply_audio < self._echo_hold_s:
-            return True
-        echo.drop_far()  # quiet for long enough: the next reply starts aligned
-        return False
 
     @property
-    def _echo_hold_s(self) -> float:
-        return _ECHO_HOLD_S + self._out_latency
+    def _far_lead_samples(self) -> int:
+        """How far the far-end reference may run ahead of the captured audio it is paired
+        with: the capture and output latencies (the echo of what was just handed to the
+        speaker reaches the captured stream that much later) and a margin for the room
+        and block jitter. More is stale: far end played while nothing was captured
+        (input opening, a paused stream), which would pair the echo with a reference
+        from after it and leave AEC3 nothing to cancel with."""
+        return round((self._in_latency + self._out_latency + _FAR_LEAD_MARGIN_S) * CAPTURE_RATE)
 
     def _reply_active(self, now: float) -> bool:
         tail = self.settings.half_duplex_tail_ms / 1000 + self._out_latency
@@ -671,10 +675,8 @@ class AudioEngine:
             self._playout.depth > 0 or bool(self._play_queue) or now - self._last_reply_audio < tail
         )
 
-    def _process_frame(
-        self, frame: Int16Array, t_callback: float, echo_live: bool, held: bool
-    ) -> None:
-        if self._echo is not None and echo_live:
+    def _process_frame(self, frame: Int16Array, t_callback: float, held: bool) -> None:
+        if self._echo is not None:
             frame = self._echo.process(frame)
         frame = self._processor.process(frame)
         self.mic_ring.write(frame)
@@ -756,8 +758,10 @@ class AudioEngine:
 _EMPTY: Int16Array = np.zeros(0, dtype=np.int16)
 
 
-def _output_latency(stream: Any) -> float:
+def _stream_latency(stream: Any, side: Side) -> float:
     try:
+        if side == "input":
+            return float(stream.get_input_latency())
         return float(stream.get_output_latency())
     except OSError:
         return 0.0

