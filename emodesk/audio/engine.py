@@ -144,7 +144,9 @@ class AudioEngine:
         # The echo mode in force: the configured one, or full duplex with AEC while
         # hands-free (set_hands_free). Read by the engine thread only.
         self._echo_mode: EchoMode = s.echo_mode
-        self._echo = EchoCanceller(s.aec_stream_delay_ms) if self._aec_on else None
+        self._echo = (
+            EchoCanceller(s.aec_stream_delay_ms) if s.echo_mode == "full_duplex_aec" else None
+        )
         self._playout = PlayoutBuffer(REPLY_RATE, s.playout_buffer_ms)
         self._reported_start: float | None = None
         self._out_latency = 0.0  # the output stream's latency, read once per open
@@ -291,10 +293,6 @@ class AudioEngine:
     @property
     def output_rate(self) -> int:
         return self._out_rate
-
-    @property
-    def _aec_on(self) -> bool:
-        return self._echo_mode == "full_duplex_aec"
 
     def set_hands_free(self, enabled: bool) -> None:
         """Hands-free turns are ended and interrupted by voice, so the microphone cannot be
@@ -554,6 +552,7 @@ class AudioEngine:
             self._in_device = device
             self._in_stream = stream
             self._in_latency = _stream_latency(stream, "input")
+            self._far_ring.clear()  # played while no input was open: nothing to pair with
             self._last_in_callback = time.monotonic()
             stream.start_stream()
             return
@@ -593,8 +592,8 @@ class AudioEngine:
             self._cut_reply_tail()
 
     def _cut_reply_tail(self) -> None:
-        """After a flush nothing plays, so there is no echo: the half-duplex tail (and AEC)
-        need not wait. Audio captured while the reply still played is suppressed first."""
+        """After a flush nothing plays, so there is no echo: the half-duplex tail need not
+        wait. Audio captured while the reply still played is suppressed first."""
         self._drain_capture()
         self._last_reply_audio = -1e9
 
@@ -630,11 +629,10 @@ class AudioEngine:
             self._open_output()
 
     def _drain_capture(self) -> None:
-        now = time.monotonic()
+        if self._in_stream is None or self._capture_ring.available == 0:
+            return  # the far end waits in its ring: nothing captured to pair it with
         if self._echo is not None:
             self._feed_far_end(self._echo)
-        if self._in_stream is None or self._capture_ring.available == 0:
-            return
         new = self._capture_ring.read_new()
         t_callback = self._last_in_callback
         if self._in_resampler is not None:
@@ -642,7 +640,7 @@ class AudioEngine:
         pending = np.concatenate((self._pending, new)) if self._pending.size else new
         n = self.frame_samples
         whole = pending.size // n
-        held = self._echo_mode == "half_duplex" and self._reply_active(now)
+        held = self._echo_mode == "half_duplex" and self._reply_active(time.monotonic())
         if self._echo is not None:
             self._echo.trim_far(self._far_lead_samples + whole * n)
         for i in range(whole):
