@@ -13,6 +13,7 @@ import sys
 from collections.abc import Callable, Sequence
 
 from emodesk import __version__
+from emodesk.live.emulator.faults import FaultKind
 
 
 def _one_of(what: str, names: Sequence[str]) -> Callable[[str], str]:
@@ -61,10 +62,8 @@ def _add_endpoint_options(parser: argparse.ArgumentParser, *, top_level: bool = 
     )
 
 
-# The emulator's fault kinds, spelled out here so --help needs no import of the layer.
-FAULT_KINDS = (
-    "drop", "goaway", "goawayreply", "close1011", "close1007", "slow", "burst", "malformed"
-)  # fmt: skip
+# For --help; the faults module is standard library only, cheap to import here.
+FAULT_KINDS = tuple(FaultKind)
 
 
 def _port(text: str) -> int:

@@ -336,6 +336,11 @@ class LiveSession:
         self._supervisor = asyncio.create_task(self._supervise(), name="live-session")
         await self._wait_settled()
 
+    def _start_fresh_seeded(self, settings: LiveSettings) -> None:
+        """The next link is a new server session that starts from the transcript."""
+        self._handle = None
+        self._seed_next = settings.transcript_seed or self.transcript
+
     def forget(self) -> None:
         """Drops the resumption handle and the transcript: the next `start()` begins a
         new conversation. (Without it, `start()` after `close()` or a failure resumes.)"""
@@ -352,8 +357,7 @@ class LiveSession:
             await self.start(settings)
             return
         if self._settings is not None and settings.voice != self._settings.voice:
-            self._handle = None
-            self._seed_next = settings.transcript_seed or self.transcript
+            self._start_fresh_seeded(settings)
         self._settings = settings
         self._settled.clear()
         self._restart = _Failure("settings changed", reconfigure=True)
@@ -568,7 +572,7 @@ class LiveSession:
     async def _handle_message(self, link: Any, message: Any, received_at: float) -> None:
         if message.tool_call is not None:
             calls = message.tool_call.function_calls or []
-            await self._answer_tool_calls(link, calls, received_at)
+            await self._answer_tool_calls(link, calls, t_in=received_at)
         content = message.server_content
         if content is not None:
             self._handle_content(content)
@@ -670,14 +674,14 @@ class LiveSession:
         end = self._turn_t_end if self._turn_t_end is not None else now
         return {"t_start_s": start, "t_end_s": max(start, end)}
 
-    async def _answer_tool_calls(self, link: Any, calls: list[Any], received_at: float) -> None:
+    async def _answer_tool_calls(self, link: Any, calls: list[Any], t_in: float) -> None:
+        """Answer at once; `t_in` is the message's arrival (the turnaround probe's start)."""
         from google.genai import types
 
         from emodesk.core.emotion import Source
         from emodesk.core.emotion_tool import REPORT_EMOTION_RESPONSE, REPORT_EMOTION_TOOL_NAME
         from emodesk.core.parsing import EmotionParseError, parse_emotion_args
 
-        t_in = received_at  # from the message's arrival: the imports below count too
         self._reply_started()
         responses: list[types.FunctionResponse] = []
         events: list[LiveEvent] = []
@@ -776,8 +780,7 @@ class LiveSession:
                 return
             if outcome.refused_resume:
                 # The old session cannot take this setup: start fresh, seeded.
-                self._handle = None
-                self._seed_next = settings.transcript_seed or self.transcript
+                self._start_fresh_seeded(settings)
                 self._set_state(
                     LinkState.RECONNECTING,
                     attempt=0,
