@@ -156,7 +156,8 @@ class Backend:
     async def _choose_connection(self, key: str | None) -> tuple[Any, str]:
         """The connection (and the banner text, if any): the endpoint asked for with the
         key, or the in-process emulator (the offline demo) when there is no key, when
-        --offline is given, or when the endpoint cannot be used (said in a banner)."""
+        --offline is given, or when the endpoint cannot be used (said in a banner). Sets
+        `emulator` and `synthetic` to match, once the choice is made."""
         from emodesk.conversation.connection import (
             ConnectionChoiceError,
             ConnectionPlan,
@@ -179,13 +180,15 @@ class Backend:
                 if plan.start_emulator:
                     reason = "No API key yet: this is the offline demo, with synthetic replies."
         if not plan.start_emulator:
+            self.emulator, self.synthetic = None, False
             return plan.connection, reason
         from emodesk.live.emulator.server import EmulatorServer
 
-        self.emulator = EmulatorServer(speed=options.emulator_speed, record=options.emulator_record)
-        await self.emulator.start()
-        self.synthetic = True  # a real key never goes to the emulator: for_emulator's own
-        return plan.for_emulator(self.emulator.url, self.emulator.ca_file), reason
+        emulator = EmulatorServer(speed=options.emulator_speed, record=options.emulator_record)
+        await emulator.start()
+        # A real key never goes to the emulator: for_emulator uses its own.
+        self.emulator, self.synthetic = emulator, True
+        return plan.for_emulator(emulator.url, emulator.ca_file), reason
 
     def _build_stack(self, settings: AppSettings) -> None:
         """The audio engine and the controller for `settings`, attached to the window."""
@@ -261,15 +264,12 @@ class Backend:
         async with self._stack_lock:
             if self.controller is None:
                 return  # still starting: start() reads the saved key itself
-            old_emulator, self.emulator, self.synthetic = self.emulator, None, False
-            try:
-                self._connection, reason = await self._choose_connection(key)
-            except Exception:
-                self.emulator, self.synthetic = old_emulator, old_emulator is not None
-                raise
-            await self._rebuild(self.controller.settings, what="the API key")
+            old_emulator = self.emulator
+            self._connection, reason = await self._choose_connection(key)
+            # A rejected key left the controller in ERROR: the new one connects anyway.
+            await self._rebuild(self.controller.settings, "the API key", after_error=True)
             self.window.set_offline_demo(self.synthetic, reason)
-            if old_emulator is not None:
+            if old_emulator is not None and old_emulator is not self.emulator:
                 await _bounded(old_emulator.stop())
 
     async def _level_preview(self, device: str | None) -> Any:
@@ -304,13 +304,19 @@ class Backend:
     async def _test_key(self, key: str) -> tuple[bool, str]:
         """Lists models with the key: proves the key without opening a Live session."""
         from emodesk.live.credentials import load_api_key
+        from emodesk.live.endpoint import EndpointError, resolve_endpoint
 
-        key = key or (load_api_key() or "")
+        loop = asyncio.get_running_loop()
+        key = key or (await loop.run_in_executor(None, load_api_key) or "")  # D-Bus
         if not key:
             return False, "no key to test"
         if self.options.offline:
             return False, "this run is offline (--offline): keys are not checked"
-        if self.options.endpoint or os.environ.get("EMODESK_ENDPOINT"):
+        try:
+            custom = not resolve_endpoint(self.options.endpoint, self.options.ca_file).is_default
+        except EndpointError:
+            custom = True
+        if custom:
             # Only Google's API answers the check; another server judges at connect.
             return False, "a custom endpoint checks the key when connecting: save it"
         # Asked for by the user, so it goes to Google even from the offline demo.
@@ -325,7 +331,7 @@ class Backend:
                 return False, f"the key was not accepted: {type(exc).__name__}"
             return True, "the key works"
 
-        return await asyncio.get_running_loop().run_in_executor(None, check)
+        return await loop.run_in_executor(None, check)
 
     async def _delete_all(self) -> str:
         """End the open session, withdraw consent, delete the history, forget the saved
@@ -404,15 +410,15 @@ class Backend:
         async with self._stack_lock:
             await self._rebuild(settings, ", ".join(RESTART_LABELS[name] for name in changed))
 
-    async def _rebuild(self, settings: AppSettings, what: str) -> None:
+    async def _rebuild(self, settings: AppSettings, names: str, after_error: bool = False) -> None:
+        """`names`: what changed, for the status bar; `after_error`: reconnect also from
+        ERROR (the change may be what fixes it)."""
         from emodesk.conversation.api import ConversationState as S
 
         old_controller, old_audio = self.controller, self.audio
-        # A rejected key ends in ERROR; a new key should then connect, so it counts.
         was_connected = old_controller.state is not S.OFFLINE and (
-            old_controller.state is not S.ERROR or what == "the API key"
+            after_error or old_controller.state is not S.ERROR
         )
-        names = what
         bar = self.window.statusBar()
         bar.showMessage(
             f"Applying {names}: reconnecting with a new session…" if was_connected
