@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from enum import StrEnum
 from types import MappingProxyType
 
 from emodesk.core.emotion_tool import REPORT_EMOTION_TOOL_NAME
@@ -15,6 +16,15 @@ from emodesk.core.tracker import TrackerVerdict, Trend
 
 DEFAULT_LANGUAGE = "English"
 _MAX_LANGUAGE_CHARS = 40
+
+
+class EscalationRemedy(StrEnum):
+    """What the app itself can do when a profile's escalation fires."""
+
+    ACKNOWLEDGE = "acknowledge"  # the advice is the user's to act on
+    HAND_OFF = "hand_off"  # export the session for a human agent
+    ASK_AGAIN = "ask_again"  # ask the model for another approach
+    SESSION_REPORT = "session_report"  # show the session report
 
 
 @dataclass(frozen=True, slots=True)
@@ -26,6 +36,7 @@ class Profile:
     trend_advice: Mapping[Trend, str]
     escalation_action: str
     offers_session_report: bool = field(default=False)
+    escalation_remedy: EscalationRemedy = field(default=EscalationRemedy.ACKNOWLEDGE)
 
     def __post_init__(self) -> None:
         missing = [trend.value for trend in Trend if trend not in self.trend_advice]
@@ -90,6 +101,7 @@ SUPPORT = Profile(
         Trend.PERSISTENT_NEGATIVE: "Offer a human agent",
     },
     escalation_action="Offer a human agent",
+    escalation_remedy=EscalationRemedy.HAND_OFF,
 )
 
 TUTOR = Profile(
@@ -111,6 +123,7 @@ TUTOR = Profile(
         Trend.PERSISTENT_NEGATIVE: "Try another approach",
     },
     escalation_action="Try another approach",
+    escalation_remedy=EscalationRemedy.ASK_AGAIN,
 )
 
 WELLNESS = Profile(
@@ -133,6 +146,7 @@ WELLNESS = Profile(
     },
     escalation_action="Suggest professional help",
     offers_session_report=True,
+    escalation_remedy=EscalationRemedy.SESSION_REPORT,
 )
 
 PROFILES: Mapping[str, Profile] = MappingProxyType(

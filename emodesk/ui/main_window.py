@@ -58,6 +58,7 @@ from emodesk.conversation.api import (
 )
 from emodesk.core.consent import ConsentRecord
 from emodesk.core.export import unwritable_reason
+from emodesk.core.profiles import EscalationRemedy, get_profile
 from emodesk.core.settings import AppSettings, parse_settings
 from emodesk.ui import theme
 from emodesk.ui.banners import BannerArea
@@ -753,13 +754,13 @@ class MainWindow(QMainWindow):
                 )
 
     def _escalation_action(self) -> tuple[str, Callable[[], None]]:
-        """What the escalation banner's button does, by profile: hand the session to a
-        person, ask the model for another way, or show the wellness report."""
-        if self.profile == "support":
+        """The escalation banner's button: the profile's remedy, as the window does it."""
+        remedy = get_profile(self.profile).escalation_remedy
+        if remedy is EscalationRemedy.HAND_OFF:
             return "Export for a human agent…", lambda: self.open_export_dialog("json")
-        if self.profile == "tutor":
+        if remedy is EscalationRemedy.ASK_AGAIN:
             return "Ask for another approach", lambda: self.send_text(ANOTHER_APPROACH)
-        if self.profile == "wellness":
+        if remedy is EscalationRemedy.SESSION_REPORT:
             return "Session report…", self.show_session_report
         return "Got it", lambda: None
 

@@ -118,3 +118,15 @@ def test_tool_declaration_matches_the_parser_and_the_sdk() -> None:
         "confidence",
         "energy_level",
     ]
+
+
+def test_each_profile_names_what_the_app_does_on_escalation() -> None:
+    from emodesk.core.profiles import EscalationRemedy, get_profile
+
+    remedies = {key: get_profile(key).escalation_remedy for key in PROFILES}
+    assert remedies == {
+        "general": EscalationRemedy.ACKNOWLEDGE,
+        "support": EscalationRemedy.HAND_OFF,
+        "tutor": EscalationRemedy.ASK_AGAIN,
+        "wellness": EscalationRemedy.SESSION_REPORT,
+    }
