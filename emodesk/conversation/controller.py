@@ -164,7 +164,6 @@ class Controller:
         self._state = S.OFFLINE
         self._session_id: str | None = None
         self._session_t0 = 0.0
-        self._last_session_id: str | None = None
         self._turn_count = 0
         self._turn: _Turn | None = None  # the turn being spoken or answered
         self._ptt_held = False
@@ -426,7 +425,8 @@ class Controller:
     async def export(self, path: str, fmt: str = "csv", session_id: str | None = None) -> bool:
         if fmt not in ("csv", "json"):
             return self._refuse("export", f"unknown format {fmt!r} (csv or json)")
-        target = session_id or self._session_id or self._last_session_id
+        last = self._session_meta.session_id if self._session_meta is not None else None
+        target = session_id or last
         if target is None:
             return self._refuse("export", "no session to export")
         await self.drain()
@@ -445,7 +445,6 @@ class Controller:
     def _begin_session(self) -> None:
         session_id = new_session_id()
         self._session_id = session_id
-        self._last_session_id = session_id
         self._session_t0 = self._clock()
         self._turn_count = 0
         self._tracker = EmotionTracker()

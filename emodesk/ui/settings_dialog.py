@@ -63,6 +63,15 @@ def _combo(items: Sequence[tuple[Any, str]], current: Any) -> QComboBox:
     return box
 
 
+def _spin(bounds: tuple[int, int], value: int, suffix: str, step: int = 1) -> QSpinBox:
+    box = QSpinBox()
+    box.setRange(*bounds)
+    box.setSingleStep(step)
+    box.setSuffix(suffix)
+    box.setValue(value)  # after the range, or it would be clamped to the default 0..99
+    return box
+
+
 class SettingsDialog(QDialog):
     applied = Signal(dict)
 
@@ -91,12 +100,9 @@ class SettingsDialog(QDialog):
         self.ptt_key = QKeySequenceEdit(QKeySequence(str(values.get("push_to_talk_key", "Space"))))
         self.ptt_key.setMaximumSequenceLength(1)
         self.sensitivity = _combo(SENSITIVITIES, str(values.get("vad_sensitivity", "high")))
-        self.vad_silence = QSpinBox()
-        self.vad_silence.setRange(*VAD_SILENCE_RANGE_MS)
-        self.vad_silence.setSingleStep(100)
-        self.vad_silence.setSuffix(" ms")
+        self.vad_silence = _spin(VAD_SILENCE_RANGE_MS, int(values.get("vad_silence_ms", 500)),
+                                 " ms", step=100)  # fmt: skip
         self.vad_silence.setToolTip("Hands-free: how long a pause ends your turn")
-        self.vad_silence.setValue(int(values.get("vad_silence_ms", 500)))
         form = QFormLayout()
         form.addRow("Model", self.model)
         form.addRow("Reply language", self.language)
@@ -116,12 +122,9 @@ class SettingsDialog(QDialog):
         self.refresh_devices_button.clicked.connect(lambda: self.load_devices(refresh=True))
         self.devices_loaded = False
         self.input_meter = LevelMeter("Input level", theme.MIC_COLOUR)
-        self.playout_ms = QSpinBox()
-        self.playout_ms.setRange(*PLAYOUT_BUFFER_RANGE_MS)
-        self.playout_ms.setSingleStep(5)
+        self.playout_ms = _spin(PLAYOUT_BUFFER_RANGE_MS, int(values.get("playout_buffer_ms", 60)),
+                                " ms", step=5)  # fmt: skip
         self.playout_ms.setToolTip("Reply audio buffered before playback, against network jitter")
-        self.playout_ms.setSuffix(" ms")
-        self.playout_ms.setValue(int(values.get("playout_buffer_ms", 60)))
         self.echo_mode = _combo(ECHO_MODES, str(values.get("echo_mode", "half_duplex")))
         self.echo_mode.setToolTip("Hands-free always cancels the echo, so you can interrupt")
         self.frame_ms = _combo(
@@ -176,11 +179,9 @@ class SettingsDialog(QDialog):
         self.tabs.addTab(self._page(key_form), "API key")
 
         # -- privacy
-        self.retention_days = QSpinBox()
-        self.retention_days.setRange(*RETENTION_RANGE_DAYS)
+        self.retention_days = _spin(RETENTION_RANGE_DAYS, int(values.get("retention_days", 30)),
+                                    " days")  # fmt: skip
         self.retention_days.setSpecialValueText("Only the current session")
-        self.retention_days.setSuffix(" days")
-        self.retention_days.setValue(int(values.get("retention_days", 30)))
         self.delete_button = QPushButton("Delete all data…")
         self.delete_button.setEnabled(services.delete_all_data is not None)
         self.delete_button.clicked.connect(self._confirm_delete)
