@@ -23,21 +23,39 @@ from tests.ui.fakes import FakeController
 T = TypeVar("T")
 
 
+class HarnessEventLoop(qasync.QEventLoop):
+    """qasync's loop that stays the thread's running loop between runs, as the app's one
+    `run_until_complete` keeps it for the app's whole life. Tests run many, and between
+    them Qt events are still processed (qasync's last pass after each run, pytest-qt's
+    after each test): a task stepped there with no running loop fails on its next
+    `Event.wait()` ("bound to a different event loop") or `asyncio.sleep()`."""
+
+    def run_forever(self) -> Any:
+        try:
+            return super().run_forever()
+        finally:
+            asyncio.events._set_running_loop(self)
+
+
 @pytest.fixture
 def qloop(qapp: QApplication) -> Iterator[asyncio.AbstractEventLoop]:
-    loop = qasync.QEventLoop(qapp, already_running=False)
+    loop = HarnessEventLoop(qapp, already_running=False)
     asyncio.set_event_loop(loop)
-    yield loop
-    loop.run_until_complete(asyncio.sleep(0))
-    # Work a test left running (a device listing, a preview) ends with the test, not
-    # as "never awaited" noise when the loop is gone.
-    left = asyncio.all_tasks(loop)
-    for task in left:
-        task.cancel()
-    if left:
-        loop.run_until_complete(asyncio.gather(*left, return_exceptions=True))
-    asyncio.set_event_loop(None)
-    loop.close()
+    asyncio.events._set_running_loop(loop)
+    try:
+        yield loop
+        loop.run_until_complete(asyncio.sleep(0))
+        # Work a test left running (a device listing, a preview) ends with the test, not
+        # as "never awaited" noise when the loop is gone.
+        left = asyncio.all_tasks(loop)
+        for task in left:
+            task.cancel()
+        if left:
+            loop.run_until_complete(asyncio.gather(*left, return_exceptions=True))
+    finally:
+        asyncio.events._set_running_loop(None)  # other tests' asyncio.run must not see it
+        asyncio.set_event_loop(None)
+        loop.close()
 
 
 @pytest.fixture

@@ -334,6 +334,7 @@ def test_the_key_check_does_not_ask_the_keyring_on_the_gui_thread(
     dialog = rig.window.open_settings("API key")
     assert "No key" in dialog.key_status.text()
     rig.window._show_synthetic()  # the status bar's "Add API key" asks too
+    rig.settle(dialog.refresh_devices_button.isEnabled)  # what the dialog started ran
     dialog.close()
     assert threading.main_thread().name not in asked_on
 

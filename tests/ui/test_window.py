@@ -150,12 +150,13 @@ def test_reconnect_countdown_banner_and_its_action(
 
 
 def test_invalid_key_banner_opens_the_key_settings(
-    window: MainWindow, fake: FakeController
+    window: MainWindow, fake: FakeController, qloop: asyncio.AbstractEventLoop
 ) -> None:
     fake.emit(Notice(NoticeKind.INVALID_KEY, "API key not valid"))
     window.banners.banners[NoticeKind.INVALID_KEY].action_button.click()  # type: ignore[union-attr]
     dialog = window.settings_dialog
     assert dialog is not None and dialog.tabs.tabText(dialog.tabs.currentIndex()) == "API key"
+    settle(qloop, dialog.refresh_devices_button.isEnabled)  # its device listing ran
 
 
 def test_offline_demo_is_labelled(
@@ -258,7 +259,11 @@ def test_settings_and_geometry_persist_across_a_restart(
     ],
 )
 def test_a_lost_device_banner_opens_the_audio_settings(
-    window: MainWindow, fake: FakeController, kind: NoticeKind, message: str
+    window: MainWindow,
+    fake: FakeController,
+    qloop: asyncio.AbstractEventLoop,
+    kind: NoticeKind,
+    message: str,
 ) -> None:
     fake.emit(Notice(kind, message, action="Choose another device"))
     banner = window.banners.banners[kind]
@@ -267,6 +272,7 @@ def test_a_lost_device_banner_opens_the_audio_settings(
     banner.action_button.click()  # type: ignore[union-attr]
     dialog = window.settings_dialog
     assert dialog is not None and dialog.tabs.tabText(dialog.tabs.currentIndex()) == "Audio"
+    settle(qloop, dialog.refresh_devices_button.isEnabled)  # its device listing ran
 
 
 def test_a_device_back_or_substituted_clears_the_lost_banners_and_says_so(
