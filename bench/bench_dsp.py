@@ -143,6 +143,7 @@ def _verdict(budget: str, met: bool, figure: str) -> None:
 
 
 def main() -> None:
+    from emodesk.commands.analyze import MAX_READING_S
     from emodesk.dsp.estimator import AcousticEstimator
     from emodesk.dsp.pitch import yin
     from emodesk.dsp.prosody import ProsodyStream, extract_features
@@ -159,13 +160,13 @@ def main() -> None:
         print(f"{'what':<34} {'wall s':>8} {'cpu s':>8} {'real time':>11}")
 
         def pipeline() -> int:
-            ranges = segment_utterances(pcm, RATE)
+            ranges = segment_utterances(pcm, RATE, max_utterance_s=MAX_READING_S)
             estimator = AcousticEstimator()
             for turn, (start, end) in enumerate(ranges, start=1):
                 estimator.estimate(pcm[start:end], RATE, turn=turn, t_start_s=0.0, t_end_s=1.0)
             return len(ranges)
 
-        ranges = segment_utterances(pcm, RATE)
+        ranges = segment_utterances(pcm, RATE, max_utterance_s=MAX_READING_S)
         wall, cpu = _timed(pipeline)
         _row("EmoDesk VAD+features+estimate", duration, wall, cpu, f"{len(ranges)} utterances")
         ours_wall = wall

@@ -30,6 +30,7 @@ from emodesk.dsp.wav import TARGET_RATE, WavError, read_wav
 
 SILENT_PEAK_DBFS = -60.0
 PROGRESS_MIN_S = 30.0
+MAX_READING_S = 15.0  # a monologue gives a reading per piece this long, not one per minute
 _CHUNK = TARGET_RATE  # feed one second at a time: steady progress, bounded work per step
 _PEAK_BLOCK = 1 << 20
 
@@ -99,7 +100,8 @@ def analyse(
     """Readings (with their features) for each utterance of 16 kHz int16 audio."""
     estimator = AcousticEstimator()
     results: list[tuple[EmotionReading, dict[str, float]]] = []
-    for start, end in segment_utterances(pcm, TARGET_RATE):
+    pieces = segment_utterances(pcm, TARGET_RATE, max_utterance_s=MAX_READING_S)
+    for start, end in pieces:
         stream = ProsodyStream(TARGET_RATE)
         for pos in range(start, end, _CHUNK):
             stream.feed(pcm[pos : min(pos + _CHUNK, end)])

@@ -136,11 +136,12 @@ def segment_utterances(
     min_speech_ms: float = 150.0,
     min_pause_ms: float = 500.0,
     pad_ms: float = 100.0,
-    max_utterance_s: float = 15.0,
+    max_utterance_s: float | None = None,
 ) -> list[tuple[int, int]]:
     """Sample ranges [start, end) of the utterances in a buffer, in order, within bounds.
-    Speech with only short pauses (a monologue) is cut at its quietest moment into
-    pieces of at most `max_utterance_s`: one reading per minute says little."""
+    With `max_utterance_s`, speech with only short pauses (a monologue) is cut at its
+    quietest moments into pieces of at most that length (for readings: one per minute
+    says little); without, an utterance is as long as the speaker makes it (a turn)."""
     vad = EnergyVad(
         rate,
         threshold_dbfs=threshold_dbfs,
@@ -155,11 +156,13 @@ def segment_utterances(
     if levels.size:
         vad._noise_db = float(np.percentile(levels, 5))
     ranges = vad.feed_levels(levels) + vad.flush()
+    ranges = [(start, min(end, a.size)) for start, end in ranges if start < a.size]
+    if max_utterance_s is None:
+        return ranges
     max_hops = max(1, round(max_utterance_s * 1000.0 / HOP_MS))
     pieces: list[tuple[int, int]] = []
     for start, end in ranges:
-        if start < a.size:
-            pieces += _split_long(levels, vad._hop, start, min(end, a.size), max_hops)
+        pieces += _split_long(levels, vad._hop, start, end, max_hops)
     return pieces
 
 

@@ -42,6 +42,14 @@ def test_a_monologue_with_short_pauses_is_cut_in_its_pauses_into_bounded_pieces(
         assert not phrase[cut], f"cut at {cut / RATE:.2f} s, inside a phrase"
 
 
+def test_without_a_bound_a_monologue_is_one_utterance() -> None:
+    """`converse` cuts a file into turns with no bound: a long turn stays one turn."""
+    t = np.arange(30 * RATE) / RATE
+    pcm = np.where((t % 2.0) < 1.7, 8000 * np.sin(2 * np.pi * 180 * t), 0.0).astype(np.int16)
+    [(start, end)] = segment_utterances(pcm, RATE)
+    assert start == 0 and end >= int(29.7 * RATE)
+
+
 def test_silence_and_steady_noise_give_no_utterances() -> None:
     assert segment_utterances(np.zeros(RATE * 3, np.int16), RATE) == []
     noise = np.random.default_rng(1).normal(0, 3000, RATE * 5).astype(np.int16)  # -21 dBFS
