@@ -139,14 +139,12 @@ class AudioEngine:
         self._in_resampler: StreamResampler | None = None
         self._far_resampler: StreamResampler | None = None
         self._out_resamplers: dict[int, StreamResampler] = {}
-        self._pending = np.zeros(0, dtype=np.int16)
+        self._pending = _EMPTY
         self._processor = CaptureProcessor(s)
-        # The echo mode in force: the configured one, or full duplex with AEC while
-        # hands-free (set_hands_free). Read by the engine thread only.
-        self._echo_mode: EchoMode = s.echo_mode
-        self._echo = (
-            EchoCanceller(s.aec_stream_delay_ms) if s.echo_mode == "full_duplex_aec" else None
-        )
+        # AEC while the echo mode in force is full duplex: the configured mode, or full
+        # duplex while hands-free (set_hands_free); None is half duplex.
+        self._echo: EchoCanceller | None = None
+        self._use_echo_mode(s.echo_mode)
         self._playout = PlayoutBuffer(REPLY_RATE, s.playout_buffer_ms)
         self._reported_start: float | None = None
         self._out_latency = 0.0  # the output stream's latency, read once per open
@@ -302,11 +300,10 @@ class AudioEngine:
         self._post(lambda: self._use_echo_mode(mode))
 
     def _use_echo_mode(self, mode: EchoMode) -> None:
-        if mode == self._echo_mode:
+        if (mode == "full_duplex_aec") == (self._echo is not None):
             return
-        self._echo_mode = mode
         if mode == "full_duplex_aec":
-            self._far_ring.read_new()  # what played before AEC was on is not its far end
+            self._far_ring.clear()  # what played before AEC was on is not its far end
             self._far_resampler = None
             self._echo = EchoCanceller(self.settings.aec_stream_delay_ms)
         else:
@@ -369,7 +366,7 @@ class AudioEngine:
                 zeros = np.zeros(frames, dtype=np.int16)
                 silence = zeros.tobytes()
                 self._silence = (frames, silence, zeros)
-            if self._echo is not None:
+            if self._echo is not None and self._in_stream is not None:
                 # AEC3 wants far and near end in lockstep, silence included: skipping it
                 # while quiet cost 20-40 dB of echo reduction (bench_audio).
                 self._far_ring.write(zeros)
@@ -384,7 +381,7 @@ class AudioEngine:
             self.reply_ring.write(out)
             if playout.started_at != self._reported_start:
                 self._wake.set()
-        if self._echo is not None:
+        if self._echo is not None and self._in_stream is not None:
             self._far_ring.write(out)  # silence after the reply's end included
         return (out.tobytes(), pyaudio.paContinue)
 
@@ -399,8 +396,7 @@ class AudioEngine:
                 self._wake.clear()
                 while self._commands:
                     self._safely(*self._commands.popleft())
-                if self._play_queue or self._out_stream is None:
-                    self._safely(self._feed_playout, "output")
+                self._safely(self._feed_playout, "output")
                 self._drain_capture()
                 self._report_playback_start()
                 now = time.monotonic()
@@ -548,7 +544,7 @@ class AudioEngine:
                 StreamResampler(rate, CAPTURE_RATE) if rate != CAPTURE_RATE else None
             )
             self._capture_ring = RingBuffer(int(rate * _CAPTURE_RING_S), np.int16)
-            self._pending = np.zeros(0, dtype=np.int16)
+            self._pending = _EMPTY
             self._in_device = device
             self._in_stream = stream
             self._in_latency = _stream_latency(stream, "input")
@@ -562,7 +558,7 @@ class AudioEngine:
         stream, self._in_stream = self._in_stream, None
         if stream is not None:
             _close_quietly(stream)
-        self._pending = np.zeros(0, dtype=np.int16)
+        self._pending = _EMPTY
         self._preroll.clear()
         self._capture_ring.read_new()  # discard what was not yet framed
         if self._echo is not None:
@@ -576,17 +572,16 @@ class AudioEngine:
         for r in self._out_resamplers.values():
             r.flush()
         stream = self._out_stream
-        if stream is not None:
-            try:
-                _abort_and_restart(stream)
-                self._last_out_callback = time.monotonic()
-                self._cut_reply_tail()
-                return
-            except (OSError, AttributeError) as exc:
-                log.info("restarting the output stream failed (%s); reopening it", exc)
-                self._out_stream = None
-                _close_quietly(stream)
         try:
+            if stream is not None:
+                try:
+                    _abort_and_restart(stream)
+                    self._last_out_callback = time.monotonic()
+                    return
+                except (OSError, AttributeError) as exc:
+                    log.info("restarting the output stream failed (%s); reopening it", exc)
+                    self._out_stream = None
+                    _close_quietly(stream)
             self._open_output()
         finally:
             self._cut_reply_tail()
@@ -640,7 +635,7 @@ class AudioEngine:
         pending = np.concatenate((self._pending, new)) if self._pending.size else new
         n = self.frame_samples
         whole = pending.size // n
-        held = self._echo_mode == "half_duplex" and self._reply_active(time.monotonic())
+        held = self._echo is None and self._reply_active(time.monotonic())  # half duplex
         if self._echo is not None:
             self._echo.trim_far(self._far_lead_samples + whole * n)
         for i in range(whole):

@@ -52,9 +52,7 @@ class CaptureProcessor:
         if s.silence_detection:
             self._silence.feed(frame)
         if s.normalize:
-            # The detector has just measured the raw frame: do not measure it twice.
-            raw_level = self._silence.level_dbfs if s.silence_detection else rms_dbfs(frame)
-            out = self._normalize(out, raw_level)
+            out = self._normalize(out, rms_dbfs(frame))
         return out
 
     def _gate(self, frame: Int16Array) -> Int16Array:
