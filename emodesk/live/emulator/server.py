@@ -226,6 +226,7 @@ class EmulatorServer:
         self.record = record
         self.received: list[dict[str, Any]] = []
         self.connections: list[ConnectionRecord] = []
+        self._links: set[_Connection] = set()  # the open ones
         self.sessions: OrderedDict[str, SessionState] = OrderedDict()  # handle -> snapshot
         self._fired: set[tuple[FaultKind, int]] = set()
         self._armed: list[FaultKind] = []
@@ -289,10 +290,10 @@ class EmulatorServer:
     def drop_open_connections(self) -> int:
         """Cut the TCP of every open connection now (a network drop while idle); returns
         how many were cut."""
-        open_links = list(self._server.connections) if self._server is not None else []
-        for ws in open_links:
-            ws.transport.abort()
-        return len(open_links)
+        links = list(self._links)
+        for link in links:
+            link.fail(None)  # as a DROP fault does
+        return len(links)
 
     async def wait_until(self, predicate: Callable[[], bool], within_s: float = 5.0) -> None:
         """Waits until `predicate()` holds after some server activity; TimeoutError if not."""
@@ -330,6 +331,7 @@ class EmulatorServer:
         self.connections.append(record)
         await self._notify()
         link = _Connection(self, ws, record)
+        self._links.add(link)
         try:
             await link.run()
         except _Close as close:
@@ -343,6 +345,7 @@ class EmulatorServer:
         except ConnectionClosed:
             pass
         finally:
+            self._links.discard(link)
             await link.shutdown()
             await self._notify()
 
