@@ -78,6 +78,7 @@ class Backend:
         self._preview_lock = asyncio.Lock()
         self._rebuilding: asyncio.Task[None] | None = None
         self._switching: asyncio.Task[None] | None = None  # a saved key being applied
+        self._newest_key: str | None = None  # of keys saved in a row, only this one is used
         self._retention_days: int | None = None  # as last applied
         self._retention_task: asyncio.Task[None] | None = None
         # Settings waiting for a rebuild; a rebuild in progress picks up the newest.
@@ -131,10 +132,8 @@ class Backend:
         a failure is shown and the app works on with the old sessions still there."""
         self._retention_days = keep_days
         try:
-            return int(
-                await asyncio.get_running_loop().run_in_executor(
-                    None, self.store.apply_retention, keep_days
-                )
+            return await asyncio.get_running_loop().run_in_executor(
+                None, self.store.apply_retention, keep_days
             )
         except Exception as exc:
             log.warning("retention could not be applied: %s", exc)
@@ -252,8 +251,8 @@ class Backend:
         self._key_saved = True
         if self.options.offline:
             return "Key saved in the system keyring. This run stays offline (--offline)."
-        if self._switching is not None and not self._switching.done():
-            self._switching.cancel()  # a newer key replaces one still being applied
+        # Not a cancel: a switch cut short would leave the old stack closed and no new one.
+        self._newest_key = key
         self._switching = asyncio.ensure_future(self._use_key(key))
         return "Key saved in the system keyring. EmoDesk now uses it."
 
@@ -261,9 +260,9 @@ class Backend:
         """A key saved while running is used at once: the connection is chosen again (the
         offline demo gives way to the endpoint; a new key replaces a rejected one) and the
         conversation starts anew on it, reconnecting if it was connected."""
-        async with self._stack_lock:
-            if self.controller is None:
-                return  # still starting: start() reads the saved key itself
+        async with self._stack_lock:  # first come, first served: the newest runs last
+            if key != self._newest_key:
+                return  # a newer key was saved meanwhile
             old_emulator = self.emulator
             self._connection, reason = await self._choose_connection(key)
             # A rejected key left the controller in ERROR: the new one connects anyway.
@@ -458,10 +457,10 @@ class Backend:
             self._preview = None
         await _bounded(self._close_audio(self.audio))
         if self.store is not None:
-            if self._retention_days is not None:
-                # The session just ended counts too: "only the current session" (0 days)
-                # leaves nothing behind at exit.
-                await _bounded(self._apply_retention(self._retention_days))
+            if self._retention_days == 0:
+                # "Only the current session": it has just ended, so nothing is left behind.
+                # (A longer retention was applied at start; a day more of a run is moot.)
+                await _bounded(self._apply_retention(0))
             await _bounded(asyncio.get_running_loop().run_in_executor(None, self.store.close))
         if self.emulator is not None:
             await _bounded(self.emulator.stop())
