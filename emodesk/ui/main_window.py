@@ -768,21 +768,22 @@ class MainWindow(QMainWindow):
         """This session's summary (counts, trend, escalations: no transcript) in a dialog
         the user can copy from."""
         report = self.controller.session_report() if self.controller is not None else None
+        info = QMessageBox.Icon.Information
         if report is None:
-            self._show_message("Session report", "No session yet.", QMessageBox.Icon.Information)
-            return
-        box = QMessageBox(
-            QMessageBox.Icon.Information, "Session report", report,
-            QMessageBox.StandardButton.Close, self,
-        )  # fmt: skip
-        box.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
-        self._replace_dialog("message_box", box)
-        box.open()
+            self._show_message("Session report", "No session yet.", info)
+        else:
+            self._show_message("Session report", report, info, selectable=True)
 
     def _show_message(
-        self, title: str, text: str, icon: QMessageBox.Icon = QMessageBox.Icon.Warning
+        self,
+        title: str,
+        text: str,
+        icon: QMessageBox.Icon = QMessageBox.Icon.Warning,
+        selectable: bool = False,
     ) -> None:
         box = QMessageBox(icon, title, text, QMessageBox.StandardButton.Ok, self)
+        if selectable:
+            box.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
         self._replace_dialog("message_box", box)
         box.open()
 
