@@ -26,6 +26,7 @@ ECHO_MODES: tuple[str, ...] = ("half_duplex", "full_duplex_aec")
 VAD_SENSITIVITIES: tuple[str, ...] = ("high", "low")
 PLAYOUT_BUFFER_RANGE_MS = (10, 60)  # the design's budget: at most 60 ms
 FRAME_MS_CHOICES: tuple[int, ...] = (10, 20, 30, 40)  # smaller: less latency, more packets
+FRAME_MS_RANGE = (min(FRAME_MS_CHOICES), max(FRAME_MS_CHOICES))
 VAD_SILENCE_RANGE_MS = (100, 3000)  # hands-free: the pause that ends a turn
 RETENTION_RANGE_DAYS = (0, 3650)
 _MAX_TEXT = 256
@@ -168,7 +169,7 @@ def parse_settings(values: object) -> tuple[AppSettings, tuple[str, ...]]:
         "echo_mode": lambda v: v if v in ECHO_MODES else None,
         "input_device": _text,
         "output_device": _text,
-        "frame_ms": lambda v: n if (n := _int(v, 10, 40)) in FRAME_MS_CHOICES else None,
+        "frame_ms": lambda v: n if (n := _int(v, *FRAME_MS_RANGE)) in FRAME_MS_CHOICES else None,
         "noise_gate": _bool,
         "normalize": _bool,
         "retention_days": lambda v: _int(v, *RETENTION_RANGE_DAYS),
