@@ -9,8 +9,8 @@ the loop thread loaded like a busy GUI, engine CPU, and AEC echo reduction (an e
 path through the sound server, and a simulated room path offline: a synthetic impulse
 response, not a measured room).
 
-`python -m bench.bench_audio [--seconds N | --five-minutes]` (default: 5 minutes, or
-$EMODESK_BENCH_AUDIO_S seconds).
+`python -m bench.bench_audio [--seconds N | --latency-only]` (default: 5 minutes, or
+$EMODESK_BENCH_AUDIO_S seconds, also under `make bench`).
 """
 
 from __future__ import annotations
@@ -342,10 +342,9 @@ async def _run(pulse: PulseStack, speech: Path, seconds: float) -> None:
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="bench_audio")
     parser.add_argument("--seconds", type=float, default=DEFAULT_SECONDS)
-    parser.add_argument("--five-minutes", action="store_true")
     parser.add_argument("--latency-only", action="store_true", help="press and flush only")
     args = parser.parse_args(argv if argv is not None else [])
-    seconds = 300.0 if args.five_minutes else 0.0 if args.latency_only else args.seconds
+    seconds = 0.0 if args.latency_only else args.seconds
     if missing_binaries():
         print(f"skipped: PulseAudio binaries missing: {missing_binaries()}")
         return

@@ -17,9 +17,8 @@ import pytest
 from emodesk.audio import AudioEngine, AudioSettings
 from emodesk.audio import engine as engine_module
 from emodesk.audio.devices import open_portaudio
-from emodesk.dsp.resample import resample
 from tests.audio.test_engine_pulse import band_limited_noise, best_match, wait_until
-from tests.support.pulse import PulseStack, read_wav
+from tests.support.pulse import PulseStack
 
 pytestmark = [pytest.mark.audio_stack, pytest.mark.timeout(60)]
 
@@ -37,11 +36,6 @@ async def make_engine(pulse: PulseStack) -> AsyncIterator[Callable[..., AudioEng
     yield make
     for engine in engines:
         await asyncio.to_thread(engine.close)
-
-
-def speech_16k(wav: Path) -> np.ndarray:
-    source, rate = read_wav(wav)
-    return resample(source, rate, 16000)
 
 
 async def prepared(engine: AudioEngine) -> AudioEngine:
