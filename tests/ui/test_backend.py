@@ -12,6 +12,7 @@ import subprocess
 import sys
 import threading
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -427,15 +428,19 @@ def test_a_remote_endpoint_without_a_key_falls_back_to_the_labelled_offline_demo
 # ---------------------------------------------------------------- a key saved while running
 
 
-def test_a_key_saved_in_the_offline_demo_is_used_at_once(
-    window: MainWindow,
-    qloop: asyncio.AbstractEventLoop,
-    tmp_path: Path,
-    monkeypatch: pytest.MonkeyPatch,
-) -> None:
-    """No key at start: the offline demo. Saving a key in Settings moves the running app
-    to the endpoint with that key (a second emulator stands in for Google's) and
-    reconnects, with no restart; the demo's emulator is stopped."""
+@dataclass
+class KeySwitchRig:
+    backend: Backend
+    real_server: Any  # the emulator standing in for Google's endpoint
+    saved: list[str]  # keys written to the keyring
+    chosen_with: list[str | None]  # keys the connection was chosen with
+
+
+def start_offline_with_a_stand_in_endpoint(
+    window: MainWindow, qloop: asyncio.AbstractEventLoop, tmp_path: Path, monkeypatch: Any
+) -> KeySwitchRig:
+    """The app started without a key (the offline demo); a key makes it choose a second
+    emulator that stands in for Google's endpoint."""
     import dataclasses
 
     import keyring
@@ -469,6 +474,25 @@ def test_a_key_saved_in_the_offline_demo_is_used_at_once(
         ),
     )  # fmt: skip
     run(qloop, backend.start(), 30.0)
+    return KeySwitchRig(backend, real_server, saved, chosen_with)
+
+
+def test_a_key_saved_in_the_offline_demo_is_used_at_once(
+    window: MainWindow,
+    qloop: asyncio.AbstractEventLoop,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """No key at start: the offline demo. Saving a key in Settings moves the running app
+    to the endpoint with that key (a second emulator stands in for Google's) and
+    reconnects, with no restart; the demo's emulator is stopped."""
+    keys = start_offline_with_a_stand_in_endpoint(window, qloop, tmp_path, monkeypatch)
+    backend, real_server, saved, chosen_with = (
+        keys.backend,
+        keys.real_server,
+        keys.saved,
+        keys.chosen_with,
+    )
     try:
         demo = backend.emulator
         assert demo is not None and backend.synthetic and "offline" in window.banners.banners
@@ -492,3 +516,36 @@ def test_a_key_saved_in_the_offline_demo_is_used_at_once(
     finally:
         run(qloop, backend.stop(), 30.0)
         run(qloop, real_server.stop())
+
+
+def test_two_keys_saved_in_a_row_end_on_the_newest_with_a_working_stack(
+    window: MainWindow,
+    qloop: asyncio.AbstractEventLoop,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A key saved while the previous one is still being applied: the first switch is
+    not cut off half-way (old stack closed, no new one); the newest key is the one in
+    use, connected, and the demo's emulator is stopped."""
+    keys = start_offline_with_a_stand_in_endpoint(window, qloop, tmp_path, monkeypatch)
+    backend = keys.backend
+    try:
+        demo = backend.emulator
+        window.connect_action.trigger()
+        settle(qloop, lambda: window.state is S.READY, 15)
+
+        async def save_two() -> None:
+            await backend._store_key("AIzaSyFirst-key-0123456789")
+            await backend._store_key("AIzaSySecond-key-0123456789")
+
+        run(qloop, save_two())
+        run(qloop, backend.settled(), 30)
+        settle(qloop, lambda: window.state is S.READY, 20)
+        assert keys.saved == ["AIzaSyFirst-key-0123456789", "AIzaSySecond-key-0123456789"]
+        assert keys.chosen_with[-1] == keys.saved[-1]
+        assert keys.real_server.connections[-1].api_key == keys.saved[-1]
+        assert backend.controller.state is S.READY and not backend.synthetic
+        assert demo is not None and demo._server is None, "the demo's emulator was left running"
+    finally:
+        run(qloop, backend.stop(), 30.0)
+        run(qloop, keys.real_server.stop())
