@@ -370,9 +370,9 @@ class Backend:
         ]
 
     def _settings_applied(self, settings: AppSettings) -> None:
-        # Voice, profile, consent and hands-free go through the controller's intents (the
-        # window sends them). Model, language and audio devices are fixed when the
-        # controller and the engine are made, so a change there starts a new stack.
+        # Voice, profile, consent, hands-free and its tuning go through the controller's
+        # intents (the window sends them). Model, language and audio devices are fixed
+        # when the controller and the engine are made, so a change there starts a new stack.
         if self.controller is None:
             return
         if self.store is not None and settings.retention_days != self._retention_days:
@@ -473,8 +473,6 @@ RESTART_LABELS = {
     "output_device": "the speaker",
     "playout_buffer_ms": "the playout buffer",
     "echo_mode": "the echo mode",
-    "vad_sensitivity": "the hands-free sensitivity",
-    "vad_silence_ms": "the hands-free pause",
     "frame_ms": "the frame length",
     "noise_gate": "the noise gate",
     "normalize": "the volume levelling",

@@ -409,6 +409,24 @@ class Controller:
         await self._reconfigure_when_idle(f"profile {profile}")
         return True
 
+    async def tune_hands_free(self, sensitivity: str, silence_ms: int) -> bool:
+        """How the server detects the end of a hands-free turn. Push-to-talk does not use
+        it: stored for the next setup. Hands-free: applied now (between turns), resuming
+        the session as a voice change would not need to."""
+        s = self._settings
+        if (sensitivity, silence_ms) == (s.vad_sensitivity, s.vad_silence_ms):
+            return self._refuse("tune_hands_free", "the hands-free settings are unchanged")
+        self._settings = dataclasses.replace(
+            s, vad_sensitivity=sensitivity, vad_silence_ms=silence_ms
+        )
+        if s.hands_free:
+            why = "the hands-free settings"
+            if self._state in (S.CONNECTING, S.RECONNECTING):
+                self._pending_reconfigure = why  # applied once ready
+            else:
+                await self._reconfigure_when_idle(why)
+        return True
+
     async def set_consent(self, granted: bool) -> bool:
         if granted == self._consent:
             return self._refuse("set_consent", f"consent is already {_given(granted)}")

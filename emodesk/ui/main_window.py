@@ -696,8 +696,12 @@ class MainWindow(QMainWindow):
         self._update_ptt_label()
         old, self.settings = self.settings, new
         self.store.save(new)
-        if new.profile != old.profile and self.controller is not None:
-            self._run(self.controller.change_profile(new.profile))
+        if self.controller is not None:
+            if new.profile != old.profile:
+                self._run(self.controller.change_profile(new.profile))
+            tuning = (new.vad_sensitivity, new.vad_silence_ms)
+            if tuning != (old.vad_sensitivity, old.vad_silence_ms):
+                self._run(self.controller.tune_hands_free(*tuning))
         self.model_label.setText(new.model)
         self.settings_applied.emit(new)
 

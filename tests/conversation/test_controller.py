@@ -502,6 +502,31 @@ async def test_hands_free_refuses_push_to_talk_and_reconnects_without_it(rig: Ri
     assert rig.refused()[-1] == ("push_to_talk_down", "hands-free mode is on")
 
 
+async def test_hands_free_tuning_is_stored_in_push_to_talk_and_applied_in_hands_free(
+    rig: Rig,
+) -> None:
+    await rig.controller.connect()
+    setups = len(rig.live.settings)
+    # Push-to-talk: the server's end-of-turn detection is off, so nothing reconnects.
+    assert await rig.controller.tune_hands_free("low", 900)
+    assert len(rig.live.settings) == setups
+    assert not await rig.controller.tune_hands_free("low", 900)
+    assert rig.refused()[-1][0] == "tune_hands_free"
+    # Switching to hands-free takes the stored tuning.
+    assert rig.controller.set_hands_free(True)
+    assert await rig.controller.wait_for_state(S.READY, limit_s=2)
+    for _ in range(10):
+        await asyncio.sleep(0)
+    assert rig.live.settings[-1].vad_silence_ms == 900
+    assert rig.live.settings[-1].vad_end_sensitivity != rig.live.settings[0].vad_end_sensitivity
+    # Hands-free: applied at once on the same session (a reconfigure, not a new stack).
+    setups = len(rig.live.settings)
+    assert await rig.controller.tune_hands_free("low", 300)
+    assert len(rig.live.settings) == setups + 1 and rig.live.wire[-1][0] == "reconfigure"
+    assert rig.live.settings[-1].vad_silence_ms == 300
+    assert rig.controller.state is S.READY
+
+
 async def test_export_and_end_session(consenting: Rig) -> None:
     r = consenting
     await r.controller.connect()

@@ -104,6 +104,10 @@ class FakeController:
         self._settings_changed()
         return True
 
+    async def tune_hands_free(self, sensitivity: str, silence_ms: int) -> bool:
+        self.calls.append(("tune_hands_free", (sensitivity, silence_ms)))
+        return True
+
     async def set_consent(self, granted: bool) -> bool:
         self.calls.append(("set_consent", granted))
         self.consent = granted

@@ -224,6 +224,9 @@ def test_settings_and_geometry_persist_across_a_restart(
     dialog.profile.setCurrentIndex(dialog.profile.findData("support"))
     dialog._apply()
     settle(qloop, lambda: ("change_profile", "support") in fake.calls)
+    # The hands-free pause goes to the controller's intent, not to a new stack.
+    tuning = ("tune_hands_free", (window.settings.vad_sensitivity, 800))
+    settle(qloop, lambda: tuning in fake.calls)
     window.resize(1100, 700)
     window.close()
 
