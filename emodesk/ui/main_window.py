@@ -48,12 +48,14 @@ from emodesk.conversation.api import (
     Notice,
     NoticeKind,
     ReadingAdded,
+    ReplyRestarted,
     SessionEnded,
     SessionStarted,
     SettingsChanged,
     StateChanged,
     TranscriptLine,
     TrendChanged,
+    TurnClosed,
     TurnLatency,
 )
 from emodesk.core.consent import ConsentRecord
@@ -353,7 +355,13 @@ class MainWindow(QMainWindow):
             case SessionEnded():
                 pass
             case TranscriptLine():
-                self.transcript.add_line(event.role, event.text, event.turn, event.final)
+                self.transcript.add_piece(event.role, event.text, event.turn)
+            case ReplyRestarted():
+                self.transcript.restart_reply(event.turn)
+            case TurnClosed():
+                self.transcript.settle(
+                    event.turn, event.outcome, event.reason, event.user_text, event.model_text
+                )
             case ReadingAdded():
                 if self.consent:
                     self.timeline.add_reading(event)
@@ -480,6 +488,10 @@ class MainWindow(QMainWindow):
                 kind, "warning", f"Connection lost, reconnecting ({notice.message})",
                 notice.action or "Reconnect now", self.reconnect_now,
             )  # fmt: skip
+        elif kind is NoticeKind.TURN_FAILED:
+            # Passing news, like a restored connection: the turn's row in the transcript
+            # keeps the reason; the next turn can go ahead.
+            self.statusBar().showMessage(f"Turn not answered: {notice.message}", 8000)
         elif kind is NoticeKind.RECONNECTED:
             self.banners.dismiss(NoticeKind.RECONNECTING)
             self.statusBar().showMessage("Connection restored", 4000)

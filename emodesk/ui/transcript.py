@@ -1,14 +1,42 @@
-"""The transcript: both sides of the conversation as a Qt list model (one row per side per
-turn, pieces appended as they stream in) and the panel that shows it with a box to type
-a turn."""
+"""The transcript: both sides of the conversation as a Qt list model and the panel that
+shows it with a box to type a turn.
+
+A turn has at most one row per side, keyed by (turn, side), and the rows are ordered by
+turn, the user's above the model's, whatever order the pieces arrive in (hands-free, the
+reply can start before the user's own transcript does). Pieces stream into their row
+(grey italic while unsettled); `TurnClosed` settles both rows with the texts the
+database stores. Rows wrap, never elide, and grow as their text does.
+"""
 
 from __future__ import annotations
 
+import math
+from bisect import bisect_left
 from dataclasses import dataclass
 from typing import Any
 
-from PySide6.QtCore import QAbstractListModel, QModelIndex, QPersistentModelIndex, Qt, Signal
-from PySide6.QtGui import QBrush, QColor, QFont
+from PySide6.QtCore import (
+    QAbstractListModel,
+    QModelIndex,
+    QObject,
+    QPersistentModelIndex,
+    QPointF,
+    QRectF,
+    QSize,
+    Qt,
+    QTimer,
+    Signal,
+)
+from PySide6.QtGui import (
+    QBrush,
+    QColor,
+    QFont,
+    QPainter,
+    QPainterPath,
+    QPen,
+    QTextLayout,
+    QTextOption,
+)
 from PySide6.QtWidgets import (
     QAbstractItemView,
     QHBoxLayout,
@@ -16,36 +44,81 @@ from PySide6.QtWidgets import (
     QLineEdit,
     QListView,
     QPushButton,
+    QStyledItemDelegate,
+    QStyleOptionViewItem,
     QVBoxLayout,
     QWidget,
 )
 
+from emodesk.conversation.api import Role, TurnOutcome
+
 ROLE_TITLES = {"user": "You", "model": "Gemini"}
+INTERRUPTED_NOTE = "— interrupted"
+NOT_ANSWERED = "Not answered"
+_SIDE_ORDER = {Role.USER: 0, Role.MODEL: 1}
 _BACKGROUNDS = {"user": QColor("#e6f6f4"), "model": QColor("#fdf0e1")}
+_FAILED_BACKGROUND = QColor("#fdecea")
+_TITLE_COLOURS = {"user": QColor("#1f7a70"), "model": QColor("#a84f00")}
+_SETTLED_TEXT = QColor("#1f2328")
+_STREAMING_TEXT = QColor("#57606a")
+_NOTE_COLOURS = {TurnOutcome.INTERRUPTED: QColor("#a84f00"), TurnOutcome.FAILED: QColor("#c0392b")}
 _ModelIndex = QModelIndex | QPersistentModelIndex
+
+RELAYOUT_MS = 80  # streamed pieces re-measure the rows at most this often
 
 
 @dataclass(slots=True)
 class TranscriptEntry:
-    role: str
+    role: Role
     turn: int
     text: str
-    final: bool = False
+    final: bool = False  # settled by the turn's TurnClosed
+    outcome: TurnOutcome | None = None
+    reason: str = ""
+
+    @property
+    def key(self) -> tuple[int, int]:
+        return (self.turn, _SIDE_ORDER[self.role])
+
+    @property
+    def note(self) -> str:
+        """What the row says about how its turn ended, below the text ("" if nothing)."""
+        if self.role is not Role.MODEL:
+            return ""
+        if self.outcome is TurnOutcome.INTERRUPTED:
+            return INTERRUPTED_NOTE
+        if self.outcome is TurnOutcome.FAILED:
+            return f"{NOT_ANSWERED}: {self.reason}" if self.reason else NOT_ANSWERED
+        return ""
+
+    @property
+    def shown_text(self) -> str:
+        """The row's text as shown and copied: the text, then the note, if any."""
+        text, note = self.text.strip(), self.note
+        if not note:
+            return text
+        if self.outcome is TurnOutcome.INTERRUPTED and text:
+            return f"{text} {note}"
+        return f"{text}\n{note}" if text else note
 
 
 class TranscriptModel(QAbstractListModel):
-    """Rows in arrival order. A non-final piece for the same side and turn as an open row
-    extends it; a final line carries that side's whole turn text and replaces the pieces
-    (the controller joins and trims them); anything else starts a new row."""
+    """One row per side per turn, ordered by (turn, user before model)."""
 
-    RoleRole = Qt.ItemDataRole.UserRole + 1
-    TurnRole = Qt.ItemDataRole.UserRole + 2
-    FinalRole = Qt.ItemDataRole.UserRole + 3
+    RoleRole = Qt.ItemDataRole.UserRole + 1  # "user" / "model"
+    TurnRole = Qt.ItemDataRole.UserRole + 2  # the turn number
+    FinalRole = Qt.ItemDataRole.UserRole + 3  # settled by the turn's TurnClosed
+    OutcomeRole = Qt.ItemDataRole.UserRole + 4  # "completed"/"interrupted"/"failed"; "" streaming
+    ReasonRole = Qt.ItemDataRole.UserRole + 5  # why a failed turn failed
+    TextRole = Qt.ItemDataRole.UserRole + 6  # the side's text alone (no title, no note)
+    NoteRole = Qt.ItemDataRole.UserRole + 7  # "— interrupted", "Not answered: …" or ""
 
-    def __init__(self, parent: Any = None) -> None:
+    def __init__(self, parent: QObject | None = None) -> None:
         super().__init__(parent)
         self.entries: list[TranscriptEntry] = []
+        self._settled: set[int] = set()  # turns whose TurnClosed came: pieces are late
 
+    # ------------------------------------------------------------------ Qt model
     def rowCount(self, parent: _ModelIndex = QModelIndex()) -> int:  # noqa: B008
         return 0 if parent.isValid() else len(self.entries)
 
@@ -54,61 +127,249 @@ class TranscriptModel(QAbstractListModel):
             return None
         entry = self.entries[index.row()]
         if role == Qt.ItemDataRole.DisplayRole:
-            return f"{ROLE_TITLES.get(entry.role, entry.role)}\n{entry.text.strip()}"
+            return f"{ROLE_TITLES[entry.role]}\n{entry.shown_text}"
         if role == Qt.ItemDataRole.ToolTipRole:
-            return f"Turn {entry.turn}"
+            if entry.outcome is None or entry.outcome is TurnOutcome.COMPLETED:
+                return f"Turn {entry.turn}"
+            return f"Turn {entry.turn} · {entry.outcome.value}"
         if role == Qt.ItemDataRole.BackgroundRole:
-            return QBrush(_BACKGROUNDS.get(entry.role, QColor("#f1f3f5")))
+            if entry.outcome is TurnOutcome.FAILED and entry.role is Role.MODEL:
+                return QBrush(_FAILED_BACKGROUND)
+            return QBrush(_BACKGROUNDS[entry.role])
         if role == Qt.ItemDataRole.ForegroundRole:
-            return QBrush(QColor("#1f2328" if entry.final else "#57606a"))
-        if role == Qt.ItemDataRole.FontRole and not entry.final:
+            return QBrush(_SETTLED_TEXT if entry.final else _STREAMING_TEXT)
+        if role == Qt.ItemDataRole.FontRole:
             font = QFont()
-            font.setItalic(True)
+            font.setItalic(not entry.final)
             return font
         if role == self.RoleRole:
-            return entry.role
+            return entry.role.value
         if role == self.TurnRole:
             return entry.turn
         if role == self.FinalRole:
             return entry.final
+        if role == self.OutcomeRole:
+            return entry.outcome.value if entry.outcome is not None else ""
+        if role == self.ReasonRole:
+            return entry.reason
+        if role == self.TextRole:
+            return entry.text.strip()
+        if role == self.NoteRole:
+            return entry.note
         return None
 
-    def add_piece(self, role: str, text: str, turn: int, final: bool) -> None:
-        open_row = self._open_row(role, turn)
-        if open_row is None:
-            if not text.strip() and final:
-                return  # an empty closing piece for a row we never opened
-            self.beginInsertRows(QModelIndex(), len(self.entries), len(self.entries))
-            self.entries.append(TranscriptEntry(role, turn, text, final))
-            self.endInsertRows()
+    # ------------------------------------------------------------------ events
+    def add_piece(self, role: Role | str, text: str, turn: int) -> None:
+        """A streamed piece (`TranscriptLine`): appended to that side's text of the turn."""
+        side = Role(role)
+        if turn in self._settled:
+            return  # the settled text is what was stored; a straggler changes nothing
+        row = self._find(turn, side)
+        if row is None:
+            if not text.strip():
+                return  # no row for nothing but blanks
+            self._insert(TranscriptEntry(side, turn, text))
             return
-        entry = self.entries[open_row]
-        if final:
-            entry.text = text or entry.text
-            entry.final = True
-        else:
-            entry.text += text
-        index = self.index(open_row)
-        self.dataChanged.emit(index, index)
+        self.entries[row].text += text
+        self._changed(row)
 
-    def _open_row(self, role: str, turn: int) -> int | None:
-        # Both sides can stream at once (the reply starts while the user's transcript
-        # finishes), so look back a few rows rather than only at the last one.
-        for row in range(len(self.entries) - 1, max(-1, len(self.entries) - 4), -1):
-            entry = self.entries[row]
-            if entry.role == role and entry.turn == turn and not entry.final:
-                return row
-        return None
+    def restart_reply(self, turn: int) -> None:
+        """`ReplyRestarted`: the reply so far is void; a whole new one streams in."""
+        if turn in self._settled:
+            return
+        row = self._find(turn, Role.MODEL)
+        if row is not None:
+            self._remove(row)
+
+    def settle(
+        self,
+        turn: int,
+        outcome: TurnOutcome | str,
+        reason: str,
+        user_text: str,
+        model_text: str,
+    ) -> None:
+        """`TurnClosed`: both rows get the stored texts and their normal style. A side with
+        no text has no row, except that a failed turn always says it was not answered."""
+        outcome = TurnOutcome(outcome)
+        self._settled.add(turn)
+        self._settle_side(turn, Role.USER, user_text, outcome, reason, keep=False)
+        failed = outcome is TurnOutcome.FAILED
+        self._settle_side(turn, Role.MODEL, model_text, outcome, reason, keep=failed)
+
+    def _settle_side(
+        self, turn: int, side: Role, text: str, outcome: TurnOutcome, reason: str, keep: bool
+    ) -> None:
+        row = self._find(turn, side)
+        if not text.strip() and not keep:
+            if row is not None:
+                self._remove(row)
+            return
+        entry = TranscriptEntry(side, turn, text, True, outcome, reason)
+        if row is None:
+            self._insert(entry)
+        else:
+            self.entries[row] = entry
+            self._changed(row)
 
     def clear(self) -> None:
         self.beginResetModel()
         self.entries.clear()
+        self._settled.clear()
         self.endResetModel()
 
     def plain_text(self) -> str:
-        return "\n".join(
-            f"{ROLE_TITLES.get(e.role, e.role)}: {e.text.strip()}" for e in self.entries
+        return "\n".join(f"{ROLE_TITLES[e.role]}: {e.shown_text}" for e in self.entries)
+
+    # ------------------------------------------------------------------ rows
+    def _find(self, turn: int, side: Role) -> int | None:
+        key = (turn, _SIDE_ORDER[side])
+        row = bisect_left(self.entries, key, key=lambda e: e.key)
+        if row < len(self.entries) and self.entries[row].key == key:
+            return row
+        return None
+
+    def _insert(self, entry: TranscriptEntry) -> None:
+        row = bisect_left(self.entries, entry.key, key=lambda e: e.key)
+        self.beginInsertRows(QModelIndex(), row, row)
+        self.entries.insert(row, entry)
+        self.endInsertRows()
+
+    def _remove(self, row: int) -> None:
+        self.beginRemoveRows(QModelIndex(), row, row)
+        del self.entries[row]
+        self.endRemoveRows()
+
+    def _changed(self, row: int) -> None:
+        index = self.index(row)
+        self.dataChanged.emit(index, index)
+
+
+# ====================================================================== drawing
+PAD_X = 10  # inside a row's bubble
+PAD_Y = 6
+GAP = 2  # between title, text and note
+RADIUS = 6.0
+_WRAP = QTextOption()
+_WRAP.setWrapMode(QTextOption.WrapMode.WrapAtWordBoundaryOrAnywhere)
+
+
+def wrapped_layout(text: str, font: QFont, width: float) -> tuple[QTextLayout, float]:
+    """`text` laid out in lines no wider than `width` (words wrap; a word longer than the
+    line breaks anywhere; nothing is elided), and the height of those lines."""
+    layout = QTextLayout(text.replace("\n", "\u2028"), font)
+    layout.setTextOption(_WRAP)
+    layout.beginLayout()
+    height = 0.0
+    while True:
+        line = layout.createLine()
+        if not line.isValid():
+            break
+        line.setLineWidth(max(1.0, width))
+        line.setPosition(QPointF(0.0, height))
+        height += line.height()
+    layout.endLayout()
+    return layout, height
+
+
+@dataclass(frozen=True, slots=True)
+class _Parts:
+    title: str
+    text: str
+    note: str
+    role: str
+    final: bool
+    outcome: str
+
+    @classmethod
+    def of(cls, index: _ModelIndex) -> _Parts:
+        m = TranscriptModel
+        role = str(index.data(m.RoleRole) or "")
+        return cls(
+            ROLE_TITLES.get(role, role),
+            str(index.data(m.TextRole) or ""),
+            str(index.data(m.NoteRole) or ""),
+            role,
+            bool(index.data(m.FinalRole)),
+            str(index.data(m.OutcomeRole) or ""),
         )
+
+
+def _note_colour(outcome: str) -> QColor:
+    return _NOTE_COLOURS.get(TurnOutcome(outcome), _STREAMING_TEXT) if outcome else _STREAMING_TEXT
+
+
+class TranscriptDelegate(QStyledItemDelegate):
+    """Draws a row as a bubble: the side's name, its whole text wrapped to the view's
+    width, and how the turn ended. `sizeHint` measures the same layout at the viewport's
+    width (cached per row and width, so re-measuring a long session is cheap)."""
+
+    def __init__(self, view: QListView) -> None:
+        super().__init__(view)
+        self._view = view
+        self._cache: dict[tuple[int, str], tuple[int, _Parts, QSize]] = {}
+
+    def row_width(self) -> int:
+        """A row's width: the viewport's, less the view's spacing on both sides."""
+        return max(60, self._view.viewport().width() - 2 * self._view.spacing())
+
+    def forget(self) -> None:
+        self._cache.clear()
+
+    def sizeHint(self, option: QStyleOptionViewItem, index: _ModelIndex) -> QSize:
+        parts = _Parts.of(index)
+        width = self.row_width()
+        key = (int(index.data(TranscriptModel.TurnRole) or 0), parts.role)
+        cached = self._cache.get(key)
+        if cached is not None and cached[0] == width and cached[1] == parts:
+            return cached[2]
+        size = self.measure(option.font, parts, width)
+        self._cache[key] = (width, parts, size)
+        return size
+
+    def measure(self, font: QFont, parts: _Parts, width: int) -> QSize:
+        """The size of a row `width` wide: all its text, wrapped, and the padding."""
+        blocks = self.blocks(font, parts, width - 2 * PAD_X)
+        height = 2 * PAD_Y + sum(h for _, h, _ in blocks) + GAP * (len(blocks) - 1)
+        return QSize(width, math.ceil(height))
+
+    @staticmethod
+    def blocks(base: QFont, parts: _Parts, width: float) -> list[tuple[QTextLayout, float, QColor]]:
+        """The title, the text and the note, each laid out at `width`, with its height
+        and colour, top to bottom."""
+        title_font = QFont(base)
+        title_font.setBold(True)
+        title = wrapped_layout(parts.title, title_font, width)
+        blocks = [(*title, _TITLE_COLOURS.get(parts.role, _SETTLED_TEXT))]
+        if parts.text:
+            body_font = QFont(base)
+            body_font.setItalic(not parts.final)
+            body = wrapped_layout(parts.text, body_font, width)
+            blocks.append((*body, _SETTLED_TEXT if parts.final else _STREAMING_TEXT))
+        if parts.note:
+            note_font = QFont(base)
+            note_font.setItalic(True)
+            note = wrapped_layout(parts.note, note_font, width)
+            blocks.append((*note, _note_colour(parts.outcome)))
+        return blocks
+
+    def paint(self, painter: QPainter, option: QStyleOptionViewItem, index: _ModelIndex) -> None:
+        parts = _Parts.of(index)
+        rect = QRectF(option.rect)
+        background = index.data(Qt.ItemDataRole.BackgroundRole)
+        painter.save()
+        painter.setRenderHint(QPainter.RenderHint.Antialiasing)
+        painter.setClipRect(rect)
+        path = QPainterPath()
+        path.addRoundedRect(rect, RADIUS, RADIUS)
+        painter.fillPath(path, background if isinstance(background, QBrush) else QBrush())
+        y = rect.top() + PAD_Y
+        font: QFont = option.font
+        for layout, height, colour in self.blocks(font, parts, rect.width() - 2 * PAD_X):
+            painter.setPen(QPen(colour))
+            layout.draw(painter, QPointF(rect.left() + PAD_X, y))
+            y += height + GAP
+        painter.restore()
 
 
 class TranscriptPanel(QWidget):
@@ -122,12 +383,16 @@ class TranscriptPanel(QWidget):
         self.view = QListView()
         self.view.setObjectName("transcript")
         self.view.setModel(self.model)
+        self.delegate = TranscriptDelegate(self.view)
+        self.view.setItemDelegate(self.delegate)
         self.view.setWordWrap(True)
+        self.view.setTextElideMode(Qt.TextElideMode.ElideNone)
         self.view.setUniformItemSizes(False)
-        self.view.setSpacing(2)
+        self.view.setSpacing(3)
         self.view.setSelectionMode(QAbstractItemView.SelectionMode.NoSelection)
         self.view.setFocusPolicy(Qt.FocusPolicy.NoFocus)
         self.view.setVerticalScrollMode(QAbstractItemView.ScrollMode.ScrollPerPixel)
+        self.view.verticalScrollBar().setSingleStep(20)
         self.view.setResizeMode(QListView.ResizeMode.Adjust)
         # Lines wrap to the panel's width; a horizontal bar would only scroll empty space.
         self.view.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
@@ -153,16 +418,54 @@ class TranscriptPanel(QWidget):
         layout.addWidget(self.empty_hint)
         layout.addWidget(self.view, 1)
         layout.addLayout(row)
-        self.model.rowsInserted.connect(self._on_rows_changed)
-        self.model.dataChanged.connect(self._on_rows_changed)
-        self.model.modelReset.connect(self._on_rows_changed)
 
-    def add_line(self, role: str, text: str, turn: int, final: bool) -> None:
-        self.model.add_piece(role, text, turn, final)
+        # Heights follow the text: a change re-measures the rows once per RELAYOUT_MS
+        # at most, however many pieces arrive in between.
+        self._relayout_timer = QTimer(self)
+        self._relayout_timer.setSingleShot(True)
+        self._relayout_timer.setInterval(RELAYOUT_MS)
+        self._relayout_timer.timeout.connect(self.relayout)
+        self._follow = True  # keep the newest row in sight (unless the user scrolled up)
+        self.model.rowsInserted.connect(self._on_rows_changed)
+        self.model.rowsRemoved.connect(self._on_rows_changed)
+        self.model.dataChanged.connect(self._on_rows_changed)
+        self.model.modelReset.connect(self._on_reset)
+
+    # ------------------------------------------------------------------ events
+    def add_piece(self, role: Role | str, text: str, turn: int) -> None:
+        self.model.add_piece(role, text, turn)
+
+    def restart_reply(self, turn: int) -> None:
+        self.model.restart_reply(turn)
+
+    def settle(
+        self, turn: int, outcome: TurnOutcome | str, reason: str, user_text: str, model_text: str
+    ) -> None:
+        self.model.settle(turn, outcome, reason, user_text, model_text)
+
+    # ------------------------------------------------------------------ layout
+    def relayout(self) -> None:
+        """Re-measure the rows now (the timer does this after changes)."""
+        self._relayout_timer.stop()
+        self.view.doItemsLayout()
+        if self._follow:
+            self.view.scrollToBottom()
+        self._follow = True
 
     def _on_rows_changed(self, *args: object) -> None:
         self.empty_hint.setVisible(not self.model.entries)
-        self.view.scrollToBottom()
+        if not self._relayout_timer.isActive():
+            bar = self.view.verticalScrollBar()
+            self._follow = bar.value() >= bar.maximum() - 4
+            self._relayout_timer.start()
+
+    def _on_reset(self) -> None:
+        self.delegate.forget()
+        self._on_rows_changed()
+
+    def resizeEvent(self, event: Any) -> None:
+        super().resizeEvent(event)
+        self._on_rows_changed()
 
     def _submit(self) -> None:
         text = self.input.text().strip()

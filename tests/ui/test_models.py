@@ -2,7 +2,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from emodesk.conversation.api import ReadingAdded
+from emodesk.conversation.api import ReadingAdded, Role, TurnOutcome
 from emodesk.dsp.ringbuffer import RingBuffer
 from emodesk.ui.scope import BINS, ScopeView, peak_envelope
 from emodesk.ui.timeline import VISIBLE_S, TimelineData, describe, row_of, visible_window
@@ -19,25 +19,29 @@ def reading(turn: int, source: str = "model", start: float = 0.0, **kw: object) 
     return ReadingAdded(**values)  # type: ignore[arg-type]
 
 
-def test_transcript_pieces_extend_a_row_and_the_final_line_replaces_them(qapp: object) -> None:
+def test_transcript_pieces_extend_a_row_and_the_closed_turn_replaces_them(qapp: object) -> None:
     model = TranscriptModel()
-    model.add_piece("user", "Hel", 1, False)
-    model.add_piece("model", "Hi", 1, False)  # the reply starts before the user's text ends
-    model.add_piece("user", "lo th", 1, False)
-    model.add_piece("user", "Hello there", 1, True)
-    model.add_piece("model", " you", 1, False)
+    model.add_piece(Role.USER, "Hel", 1)
+    model.add_piece(Role.MODEL, "Hi", 1)  # the reply starts before the user's text ends
+    model.add_piece(Role.USER, "lo th", 1)
+    model.add_piece(Role.MODEL, " you", 1)
     assert [(e.role, e.text, e.final) for e in model.entries] == [
-        ("user", "Hello there", True),
+        ("user", "Hello th", False),
         ("model", "Hi you", False),
     ]
-    model.add_piece("user", "Again", 2, True)
+    model.settle(1, TurnOutcome.COMPLETED, "", "Hello there", "Hi you")
+    assert [(e.role, e.text, e.final) for e in model.entries] == [
+        ("user", "Hello there", True),
+        ("model", "Hi you", True),
+    ]
+    model.add_piece(Role.USER, "Again", 2)
     assert model.rowCount() == 3
     assert model.data(model.index(2)) == "You\nAgain"
 
 
-def test_transcript_ignores_an_empty_final_for_a_row_never_opened(qapp: object) -> None:
+def test_transcript_makes_no_row_for_an_empty_side_of_a_closed_turn(qapp: object) -> None:
     model = TranscriptModel()
-    model.add_piece("model", "", 3, True)
+    model.settle(3, TurnOutcome.COMPLETED, "", "", "")
     assert model.rowCount() == 0
 
 
