@@ -211,13 +211,18 @@ class AudioEngine:
         self._ensure_thread()
         self._wake.set()
 
-    def flush(self) -> None:
+    def flush(self) -> float:
+        """Silence the reply now; returns the seconds dropped unheard (queued and
+        buffered; the device's own few ms are not counted)."""
         with self._play_lock:
             self._flush_generation += 1
+            queued = sum(len(pcm) / 2 / rate for pcm, rate, _ in self._play_queue)
             self._play_queue.clear()
-            self._playout.clear()
+            playout = self._playout
+            buffered = playout.clear() / playout.rate
         # What the device already holds is dropped by reopening the output stream.
         self._post(self._restart_output, "output")
+        return queued + buffered
 
     def set_listeners(
         self,

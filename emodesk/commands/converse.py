@@ -2,9 +2,12 @@
 controller as the desktop app.
 
 Each utterance of the file (or the whole file, `--turns one`) becomes one push-to-talk
-turn, streamed in real time; the command waits for the reply to play before the next
-turn, prints the transcript, the readings and the per-turn latency, and exits non-zero
-with the reason when the conversation fails. With `--device` the microphone and speaker
+turn, streamed in real time; the command waits for each turn to close (and its reply to
+play) before the next, prints the transcript, the readings and the per-turn latency, and
+a summary of answered turns. Exit codes: 0 every turn was answered; 3 the file was gone
+through but some turns were not (each named with its reason); 1 the conversation could
+not be held or broke off (the reason on the last line). The CSV and `--audio-out` are
+written for whatever was received, also on 1 and 3. With `--device` the microphone and speaker
 are the real audio engine: the file then only sets how long each turn is held, and
 "speak now" is printed once the microphone delivers.
 
@@ -30,6 +33,9 @@ log = logging.getLogger(__name__)
 
 ENV_PACE = "EMODESK_CONVERSE_PACE"
 MIC_RATE = 16000
+EXIT_ANSWERED = 0
+EXIT_FAILED = 1
+EXIT_SOME_TURNS_NOT_ANSWERED = 3
 REPLY_LIMIT_S = 60.0  # a reply (including a reconnect) that takes longer is a failure
 DEVICE_TAIL_S = 0.5  # with --device, push-to-talk is held this much past the file's turn
 
@@ -65,6 +71,8 @@ class _Report:
     latencies: list[Any] = field(default_factory=list)
     readings: list[Any] = field(default_factory=list)
     refusals: list[str] = field(default_factory=list)
+    closed: dict[int, Any] = field(default_factory=dict)  # turn -> TurnClosed
+    turn_closed: asyncio.Event = field(default_factory=asyncio.Event)
     failure: str = ""
     failed: asyncio.Event = field(default_factory=asyncio.Event)  # the connection is gone
     mic_failure: str = ""
@@ -74,9 +82,15 @@ class _Report:
         from emodesk.conversation import api
 
         match event:
-            case api.TranscriptLine(final=True):
-                who = "you" if event.role == "user" else "model"
-                self._line(f"[turn {event.turn}] {who}: {event.text}")
+            case api.TurnClosed():
+                self.closed[event.turn] = event
+                self.turn_closed.set()
+                if event.user_text:
+                    self._line(f"[turn {event.turn}] you: {event.user_text}")
+                if event.outcome is api.TurnOutcome.FAILED:
+                    self._line(f"[turn {event.turn}] not answered: {event.reason}")
+                elif event.model_text:
+                    self._line(f"[turn {event.turn}] model: {event.model_text}")
             case api.ReadingAdded():
                 self.readings.append(event)
                 extra = ""
@@ -136,6 +150,17 @@ class _Report:
         except TimeoutError:
             raise ConverseError(too_long) from None
 
+    async def closes(self, count: int) -> None:
+        """Wait until `count` turns have closed."""
+        while len(self.closed) < count:
+            self.turn_closed.clear()
+            await self.turn_closed.wait()
+
+    def unanswered(self) -> list[Any]:
+        from emodesk.conversation.api import TurnOutcome
+
+        return [c for c in self.closed.values() if c.outcome is not TurnOutcome.COMPLETED]
+
     def _line(self, text: str, err: bool = False) -> None:
         print(text, file=sys.stderr if err else self.out, flush=True)
 
@@ -158,9 +183,8 @@ def _pace() -> float:
 
 
 async def _converse(args: argparse.Namespace, out: TextIO) -> int:
-    from emodesk.conversation.api import ConversationState as S
     from emodesk.conversation.connection import ConnectionChoiceError, choose_connection
-    from emodesk.conversation.controller import Controller
+    from emodesk.conversation.controller import TURN_STALL_LIMIT_S, Controller
     from emodesk.conversation.file_audio import FileAudio
     from emodesk.core.consent import ConsentRecord
     from emodesk.core.export import unwritable_reason
@@ -208,6 +232,8 @@ async def _converse(args: argparse.Namespace, out: TextIO) -> int:
         print(f"emodesk converse: {store.open_report.message}", file=sys.stderr, flush=True)
 
     loop = asyncio.get_running_loop()
+    report = _Report(out)
+    broke_off = ""
     emulator: Any = None
     file_audio: FileAudio | None = None
     engine: Any = None
@@ -241,58 +267,19 @@ async def _converse(args: argparse.Namespace, out: TextIO) -> int:
             estimator_factory=AcousticEstimator,
             settings=settings,
             connection=connection,
+            stall_limit_s=TURN_STALL_LIMIT_S / pace,
         )
-        report = _Report(out)
         controller.subscribe(report.on_event)
         if consent is not None:
             store.record_consent(consent)
         if not await controller.connect():
             raise ConverseError(f"cannot connect: {report.failure or controller.state.value}")
         print(f"session {controller.session_id} ({len(segments)} turns)", file=out, flush=True)
-        for start, end in segments:
-            await report.until(
-                controller.wait_for_state(S.READY, limit_s=REPLY_LIMIT_S),
-                REPLY_LIMIT_S + 1,
-                f"the session is still {controller.state.value}",
-            )
-            hold_s = (end - start) / MIC_RATE / pace
-            if file_audio is not None:
-                file_audio.seek(start)
-            if not controller.push_to_talk_down():
-                raise ConverseError(f"push-to-talk refused: {report.refusals[-1]}")
-            try:
-                if file_audio is not None:
-                    await report.until(
-                        file_audio.wait_position(end, limit_s=hold_s + 10.0),
-                        hold_s + 11.0,
-                        "the file microphone stalled",
-                    )
-                else:
-                    await report.until(
-                        watched.live.wait(), 10.0, "the microphone delivers no audio", mic=True
-                    )
-                    print(f"speak now ({hold_s:.1f} s)", file=out, flush=True)
-                    await report.until(
-                        asyncio.sleep(hold_s + DEVICE_TAIL_S),
-                        hold_s + DEVICE_TAIL_S + 5.0,
-                        "the turn did not end",
-                        mic=True,
-                    )
-            finally:
-                controller.push_to_talk_up()  # refused harmlessly if a failure ended the turn
-            reached = await report.until(
-                controller.wait_for_state(S.READY, limit_s=REPLY_LIMIT_S),
-                REPLY_LIMIT_S + 1,
-                f"no reply within {REPLY_LIMIT_S:.0f} s",
-            )
-            if not reached:
-                raise ConverseError(f"no reply within {REPLY_LIMIT_S:.0f} s")
-            if file_audio is not None:
-                await report.until(
-                    file_audio.wait_played(limit_s=REPLY_LIMIT_S),
-                    REPLY_LIMIT_S + 1,
-                    f"the reply did not finish playing within {REPLY_LIMIT_S:.0f} s",
-                )
+        try:
+            for number, (start, end) in enumerate(segments, 1):
+                await _one_turn(controller, report, number, start, end, pace, file_audio, audio)
+        except ConverseError as exc:  # broke off: what was received is still written
+            broke_off = str(exc)
         session_id = controller.session_id
         await controller.drain()
         if args.csv and session_id is not None:
@@ -317,8 +304,65 @@ async def _converse(args: argparse.Namespace, out: TextIO) -> int:
         except (WavError, OSError) as exc:
             raise ConverseError(f"cannot write --audio-out: {exc}") from exc
         print(f"reply audio written to {args.audio_out}", file=out, flush=True)
-    _summary(report, out)
-    return 0
+    _summary(report, out, planned=len(segments))
+    if broke_off:
+        raise ConverseError(broke_off)
+    return EXIT_SOME_TURNS_NOT_ANSWERED if report.unanswered() else EXIT_ANSWERED
+
+
+async def _one_turn(
+    controller: Any,
+    report: _Report,
+    number: int,
+    start: int,
+    end: int,
+    pace: float,
+    file_audio: Any,
+    audio: Any,
+) -> None:
+    """Speak one utterance of the file and wait until its turn closes and its reply
+    has played. ConverseError when the conversation cannot go on."""
+    from emodesk.conversation.api import ConversationState as S
+
+    await report.until(
+        controller.wait_for_state(S.READY, limit_s=REPLY_LIMIT_S),
+        REPLY_LIMIT_S + 1,
+        f"the session is still {controller.state.value}",
+    )
+    hold_s = (end - start) / MIC_RATE / pace
+    if file_audio is not None:
+        file_audio.seek(start)
+    if not controller.push_to_talk_down():
+        raise ConverseError(f"push-to-talk refused: {report.refusals[-1]}")
+    try:
+        if file_audio is not None:
+            await report.until(
+                file_audio.wait_position(end, limit_s=hold_s + 10.0),
+                hold_s + 11.0,
+                "the file microphone stalled",
+            )
+        else:
+            await report.until(
+                audio.live.wait(), 10.0, "the microphone delivers no audio", mic=True
+            )
+            print(f"speak now ({hold_s:.1f} s)", file=report.out, flush=True)
+            await report.until(
+                asyncio.sleep(hold_s + DEVICE_TAIL_S),
+                hold_s + DEVICE_TAIL_S + 5.0,
+                "the turn did not end",
+                mic=True,
+            )
+    finally:
+        controller.push_to_talk_up()  # refused harmlessly if a failure ended the turn
+    # The controller closes every turn (answered, or failed with a reason) in bounded
+    # time; this limit only guards against a bug.
+    await report.until(report.closes(number), REPLY_LIMIT_S + 1, f"turn {number} did not close")
+    if file_audio is not None:
+        await report.until(
+            file_audio.wait_played(limit_s=REPLY_LIMIT_S),
+            REPLY_LIMIT_S + 1,
+            f"the reply did not finish playing within {REPLY_LIMIT_S:.0f} s",
+        )
 
 
 def _retry_policy(pace: float) -> Any:
@@ -351,11 +395,6 @@ def _check_microphone() -> None:
         pa.terminate()
 
 
-def _state_of(controller: Any) -> Any:
-    """The state now (a fresh read after an await; type checkers narrow the property)."""
-    return controller.state
-
-
 def _print_session_report(store: Any, session_id: str, profile_key: str, out: TextIO) -> None:
     """Profiles that promise a session report (wellness) print it at the end."""
     from emodesk.core.profiles import get_profile
@@ -368,7 +407,7 @@ def _print_session_report(store: Any, session_id: str, profile_key: str, out: Te
     print("\n" + text, file=out, flush=True)
 
 
-def _summary(report: _Report, out: TextIO) -> None:
+def _summary(report: _Report, out: TextIO, planned: int) -> None:
     firsts = [t.to_first_audio_s for t in report.latencies if t.to_first_audio_s is not None]
     played = [t.to_first_played_s for t in report.latencies if t.to_first_played_s is not None]
     if firsts:
@@ -380,6 +419,16 @@ def _summary(report: _Report, out: TextIO) -> None:
             flush=True,
         )
     print(f"{len(report.readings)} readings", file=out, flush=True)
+    unanswered = report.unanswered()
+    answered = len(report.closed) - len(unanswered)
+    line = f"answered {answered} of {planned} turns"
+    if unanswered:
+        line += "; not answered: " + "; ".join(
+            f"turn {c.turn} ({c.reason or c.outcome.value})" for c in unanswered
+        )
+    if len(report.closed) < planned:
+        line += f"; not sent: {planned - len(report.closed)}"
+    print(line, file=out, flush=True)
 
 
 def run(args: argparse.Namespace) -> int:
@@ -387,7 +436,7 @@ def run(args: argparse.Namespace) -> int:
         return asyncio.run(_converse(args, sys.stdout))
     except ConverseError as exc:
         print(f"emodesk converse: {exc}", file=sys.stderr)
-        return 1
+        return EXIT_FAILED
     except KeyboardInterrupt:
         return 130
     except Exception as exc:  # a failure nobody foresaw: still one line, not a traceback

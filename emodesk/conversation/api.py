@@ -20,6 +20,21 @@ class ConversationState(StrEnum):
     ERROR = "error"
 
 
+class Role(StrEnum):
+    """Who said a transcript line."""
+
+    USER = "user"
+    MODEL = "model"
+
+
+class TurnOutcome(StrEnum):
+    """How a turn closed (`emodesk.conversation.turn` decides)."""
+
+    COMPLETED = "completed"  # the server finished its reply (turnComplete)
+    INTERRUPTED = "interrupted"  # the user spoke or pressed over the reply
+    FAILED = "failed"  # not answered: `TurnClosed.reason` says why
+
+
 class NoticeKind(StrEnum):
     RECONNECTING = "reconnecting"
     RECONNECTED = "reconnected"
@@ -32,6 +47,7 @@ class NoticeKind(StrEnum):
     CONNECTION_FAILED = "connection_failed"
     STORAGE = "storage"  # the history could not be written (disk full, damaged file)
     ESTIMATION = "estimation"  # a turn's acoustic estimate failed; the session goes on
+    TURN_FAILED = "turn_failed"  # a turn could not be answered; the reason says why
 
 
 @dataclass(frozen=True, slots=True)
@@ -57,12 +73,33 @@ class SessionEnded:
 
 @dataclass(frozen=True, slots=True)
 class TranscriptLine:
-    """A transcript piece; `final` marks the end of that side's turn text."""
+    """A piece of one side of a turn, streamed as it arrives: appended to that side's
+    text. The settled text of both sides comes with `TurnClosed`."""
 
-    role: str  # "user" | "model"
+    role: Role
     text: str
     turn: int
-    final: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class ReplyRestarted:
+    """The reply to `turn` was cut by a lost connection and the turn was sent again:
+    the model's text so far is void, a whole new reply follows."""
+
+    turn: int
+
+
+@dataclass(frozen=True, slots=True)
+class TurnClosed:
+    """A turn ended. `user_text` and `model_text` are the settled texts, exactly as
+    stored: an interrupted reply keeps only what was played. `reason` says why a
+    failed turn failed (empty otherwise)."""
+
+    turn: int
+    outcome: TurnOutcome
+    reason: str
+    user_text: str
+    model_text: str
 
 
 @dataclass(frozen=True, slots=True)
@@ -124,6 +161,8 @@ ControllerEvent = (
     | SessionStarted
     | SessionEnded
     | TranscriptLine
+    | ReplyRestarted
+    | TurnClosed
     | ReadingAdded
     | TrendChanged
     | TurnLatency

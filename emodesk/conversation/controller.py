@@ -13,7 +13,6 @@ import asyncio
 import dataclasses
 import logging
 import time
-from collections import deque
 from collections.abc import Awaitable, Callable
 from concurrent.futures import Executor, ThreadPoolExecutor
 from datetime import UTC, datetime
@@ -26,18 +25,24 @@ from emodesk.conversation.api import (
     Notice,
     NoticeKind,
     ReadingAdded,
+    ReplyRestarted,
+    Role,
     SessionEnded,
     SessionStarted,
     SettingsChanged,
     StateChanged,
     TranscriptLine,
     TrendChanged,
+    TurnClosed,
     TurnLatency,
+    TurnOutcome,
 )
 from emodesk.conversation.ports import AudioPort, LivePort
+from emodesk.conversation.turn import INPUT_RATE, EstimatorAudio, Phase, Turn, TurnKind
 from emodesk.core.consent import CONSENT_VERSION, ConsentRecord
-from emodesk.core.emotion import EmotionReading
+from emodesk.core.emotion import EmotionReading, Source
 from emodesk.core.export import SessionMetadata, new_session_id
+from emodesk.core.parsing import EmotionParseError, ParsedEmotion
 from emodesk.core.profiles import get_profile, system_instruction
 from emodesk.core.report import session_report
 from emodesk.core.settings import AppSettings
@@ -47,6 +52,7 @@ from emodesk.live.events import (
     AudioChunk,
     AudioDropped,
     EmotionReported,
+    EmotionReportRejected,
     InputTranscript,
     Interrupted,
     LinkState,
@@ -55,19 +61,20 @@ from emodesk.live.events import (
     OutputTranscript,
     SessionError,
     TextReply,
+    ToolCall,
     TurnComplete,
+    TurnResent,
+    TurnUndelivered,
 )
 from emodesk.live.settings import LiveSettings
 
 log = logging.getLogger(__name__)
 
-INPUT_RATE = 16000
-# The newest audio of a turn kept for the acoustic estimator. A hands-free turn runs from
-# the end of one reply to the start of the next, silence included, so without a cap it
-# grows without limit (~115 MB per quiet hour) and the estimator then runs over all of
-# it; half a minute is more than any utterance it judges.
-ESTIMATOR_WINDOW_S = 30.0
-_ESTIMATOR_WINDOW_BYTES = int(ESTIMATOR_WINDOW_S * INPUT_RATE) * 2
+# A turn owed a reply with no sign of one for this long (link up) fails, so nothing
+# waits forever: well above a slow reply with a tool call (a few seconds).
+TURN_STALL_LIMIT_S = 30.0
+# How often an owed turn is checked for a stall.
+_STALL_CHECK_S = 1.0
 
 S = ConversationState
 _CONNECTED_STATES = frozenset({S.READY, S.LISTENING, S.WAITING, S.REPLYING})
@@ -110,25 +117,6 @@ class Connection:
     synthetic: bool = False  # the local emulator: replies are synthetic
 
 
-@dataclasses.dataclass(slots=True)
-class _Turn:
-    number: int
-    started: float  # clock time of push-to-talk down (or text sent)
-    consent: bool  # consent as it stood when the turn began
-    frames: deque[bytes] = dataclasses.field(default_factory=deque)  # newest audio only
-    frame_bytes: int = 0  # the bytes in `frames`
-    frames_trimmed: bool = False  # older audio was dropped to stay within the window
-    released: float | None = None
-    first_audio: float | None = None
-    first_played: float | None = None
-    latency_sent: bool = False
-    closed: bool = False
-    user_text: list[str] = dataclasses.field(default_factory=list)
-    model_text: list[str] = dataclasses.field(default_factory=list)
-    user_saved: bool = False
-    model_saved: bool = False
-
-
 class Controller:
     """Implements `ControllerProtocol`. Construct on the loop's thread; `close()` at exit."""
 
@@ -144,6 +132,7 @@ class Controller:
         consent: bool | None = None,
         clock: Callable[[], float] = time.monotonic,
         executor: Executor | None = None,
+        stall_limit_s: float = TURN_STALL_LIMIT_S,
     ) -> None:
         # Consent lives in `settings.consent` (a dated, versioned record); `consent` is
         # accepted only as a cross-check for callers that pass it as well.
@@ -156,6 +145,8 @@ class Controller:
         self._settings = settings
         self._connection = connection or Connection()
         self._clock = clock
+        self._stall_limit_s = stall_limit_s
+        self._stall_timer: asyncio.TimerHandle | None = None
         self._own_executor = executor is None
         self._executor: Executor = executor or ThreadPoolExecutor(
             max_workers=1, thread_name_prefix="emodesk-work"
@@ -164,23 +155,29 @@ class Controller:
         self._state = S.OFFLINE
         self._session_id: str | None = None
         self._session_t0 = 0.0
-        self._turn_count = 0
-        self._turn: _Turn | None = None  # the turn being spoken or answered
+        self._turn_count = 0  # the number of the newest turn (consecutive per session)
+        self._turn: Turn | None = None  # the newest turn: being spoken, answered or closed
+        # An interrupted turn whose reply is still arriving: dropped until the server's
+        # `interrupted` (or turnComplete) for it.
+        self._tail_of: Turn | None = None
+        # Hands-free speech not yet part of a turn (the server has not heard one yet).
+        self._speech_ahead = EstimatorAudio()
         self._ptt_held = False
         self._hands_free_capture = False
-        self._discard_reply = False  # an interrupted reply's tail is still arriving
         self._reconfiguring = False
         self._pending_reconfigure = ""  # why a reconfigure waits for the turn to end
         self._tracker = EmotionTracker()
         self._timeline = Timeline()
         self._trend: tuple[str, bool] | None = None
         self._estimator: Estimator | None = None
-        self._transcript: list[tuple[str, str]] = []
+        # The settled (role, text) of closed turns: a fresh server session's seed.
+        self._history: list[tuple[str, str]] = []
         self._pending: set[asyncio.Future[Any]] = set()
         self._tasks: set[asyncio.Task[Any]] = set()
         self._mic_prepared = False  # the microphone is held open while not offline
         self._session_meta: SessionMetadata | None = None  # this or the last session
         live.set_listener(self._on_live_event)
+        live.set_history(lambda: tuple(self._history))
         audio.set_listeners(
             on_playback_started=self._on_playback_started,
             on_error=self._on_audio_error,
@@ -284,7 +281,7 @@ class Controller:
         self._release_capture()
         self._stop_hands_free_capture()
         self._audio.flush()
-        self._close_turn()
+        self._fail_open_turn("you disconnected")
         self._set_state(S.OFFLINE, "disconnected")
         await self._live.close()
         return True
@@ -307,6 +304,8 @@ class Controller:
             await self.end_session()
         for task in list(self._tasks):
             task.cancel()
+        if self._stall_timer is not None:
+            self._stall_timer.cancel()
         await self.drain()
         if self._own_executor and isinstance(self._executor, ThreadPoolExecutor):
             self._executor.shutdown(wait=True)
@@ -323,12 +322,10 @@ class Controller:
         if self._state in (S.WAITING, S.REPLYING):
             self._barge_in()
         self._ptt_held = True
-        now = self._clock()
-        self._turn_count += 1
-        self._turn = _Turn(self._turn_count, now, self._consent)
+        turn = self._open_turn(TurnKind.PUSH_TO_TALK)
         self._live.activity_start()
         self._audio.start_capture(self._on_frame)
-        self._set_state(S.LISTENING, f"turn {self._turn_count}")
+        self._set_state(S.LISTENING, f"turn {turn.number}")
         return True
 
     def push_to_talk_up(self) -> bool:
@@ -339,9 +336,9 @@ class Controller:
         # Always, even after a very short press: the server must see the turn end.
         self._live.activity_end()
         turn = self._turn
-        if turn is not None:
-            turn.released = self._clock()
+        if turn is not None and turn.released_at(self._clock()):
             self._estimate_turn(turn)
+            self._watch_for_stall()
         if self._state is S.LISTENING:
             self._set_state(S.WAITING, f"turn {turn.number if turn else '?'} sent")
         return True
@@ -370,13 +367,11 @@ class Controller:
             return self._refuse("send_text", self._not_ready_reason())
         if self._state in (S.WAITING, S.REPLYING):
             self._barge_in()
-        now = self._clock()
-        self._turn_count += 1
-        turn = _Turn(self._turn_count, now, self._consent, released=now)
-        turn.user_text.append(text)
-        self._turn = turn
-        self._save_transcript(turn, "user")
+        turn = self._open_turn(TurnKind.TEXT)
+        turn.add_user_text(text, turn.started)
+        self._emit(TranscriptLine(Role.USER, text, turn.number))
         self._set_state(S.WAITING, f"turn {turn.number} sent as text")
+        self._watch_for_stall()
         await self._live.send_text(text)
         return True
 
@@ -468,7 +463,9 @@ class Controller:
         self._tracker = EmotionTracker()
         self._timeline = Timeline()
         self._trend = None
-        self._transcript = []
+        self._history = []
+        self._turn = self._tail_of = None
+        self._speech_ahead.clear()
         self._estimator = None
         # A new stored session is a new conversation on the server too: never resume
         # the previous one (after "end session" or "delete all data").
@@ -494,7 +491,7 @@ class Controller:
             )
         )
 
-    def _live_settings(self, seed: bool = False) -> LiveSettings:
+    def _live_settings(self) -> LiveSettings:
         profile = get_profile(self._settings.profile)
         conn = self._connection
         return LiveSettings(
@@ -509,7 +506,6 @@ class Controller:
             endpoint=conn.endpoint,
             ca_file=conn.ca_file,
             api_key=conn.api_key,
-            transcript_seed=tuple(self._transcript) if seed else (),
         )
 
     async def _reconfigure_when_idle(self, why: str) -> None:
@@ -527,7 +523,7 @@ class Controller:
         self._reconfiguring = True
         self._set_state(S.CONNECTING, f"applying {why}")
         try:
-            await self._live.reconfigure(self._live_settings(seed=True))
+            await self._live.reconfigure(self._live_settings())
         except Exception as exc:
             self._emit(Notice(NoticeKind.CONNECTION_FAILED, f"could not apply {why}: {exc}"))
             self._set_state(S.ERROR, f"could not apply {why}: {exc}")
@@ -629,33 +625,40 @@ class Controller:
         if self._hands_free_capture:
             self._on_hands_free_frame(pcm)
             return
-        turn = self._turn
         if not self._ptt_held:
             return
         self._live.send_audio(pcm)
+        turn = self._turn
         if turn is not None and turn.consent and self._consent:
-            _keep_for_estimator(turn, pcm)
+            turn.audio.keep(pcm)
 
     def _on_hands_free_frame(self, pcm: bytes) -> None:
-        # The server's voice activity detection decides where turns end; a turn here is
-        # the audio from the end of one reply to the first audio of the next.
+        # The server's voice activity detection decides where turns are: a turn opens
+        # when the server shows it heard one (its transcript or its reply), with the
+        # speech kept since the last turn closed.
         if self._state in (S.OFFLINE, S.ERROR):
             return
-        turn = self._turn
-        if turn is None or turn.closed:
-            self._turn_count += 1
-            turn = self._turn = _Turn(self._turn_count, self._clock(), self._consent)
         self._live.send_audio(pcm)
-        if turn.released is None and turn.consent and self._consent:
-            _keep_for_estimator(turn, pcm)
+        if not self._consent:
+            return
+        turn = self._turn
+        if turn is not None and turn.phase is Phase.CAPTURING and turn.consent:
+            turn.audio.keep(pcm)
+        else:
+            self._speech_ahead.keep(pcm)
 
     def _barge_in(self) -> None:
-        """Silence the reply at once. A reply already streaming ends with `interrupted`
-        (or its `turn_complete`), so its tail is dropped until then; a reply that has not
-        started sends neither, and nothing may be dropped after it."""
-        self._audio.flush()
-        self._discard_reply = self._state is S.REPLYING
-        self._close_turn()
+        """The user speaks over the reply: silent at once, the turn closes interrupted
+        with the text of what was heard. A reply already arriving ends with the server's
+        `interrupted` (or its turnComplete), so its tail is dropped until then; a reply
+        not yet started sends neither, and nothing may be dropped after it."""
+        unheard_s = self._audio.flush()
+        turn = self._turn
+        if turn is None or turn.closed:
+            return
+        turn.interrupted(unheard_s)
+        self._tail_of = turn if turn.phase is Phase.ANSWERING else None
+        self._close(turn, TurnOutcome.INTERRUPTED)
 
     def _release_capture(self) -> None:
         if self._ptt_held:
@@ -688,7 +691,7 @@ class Controller:
         # Information only: a turn being spoken goes on.
         self._emit(Notice(NoticeKind.AUDIO_DEVICE, f"{side}: {message}"))
 
-    def _send_latency(self, turn: _Turn) -> None:
+    def _send_latency(self, turn: Turn) -> None:
         if turn.latency_sent or turn.released is None:
             return
         turn.latency_sent = True
@@ -698,15 +701,13 @@ class Controller:
 
     # ------------------------------------------------------------------ internals: emotion
 
-    def _estimate_turn(self, turn: _Turn) -> None:
+    def _estimate_turn(self, turn: Turn) -> None:
         if not (turn.consent and self._consent) or self._estimator_factory is None:
-            _clear_frames(turn)
+            turn.audio.clear()
             return
-        if not turn.frames or turn.released is None:
+        if not turn.audio or turn.released is None:
             return
-        pcm = b"".join(turn.frames)
-        trimmed = turn.frames_trimmed
-        _clear_frames(turn)
+        pcm, trimmed = turn.audio.take()
         if self._estimator is None:
             self._estimator = self._estimator_factory()
         estimator = self._estimator
@@ -783,16 +784,20 @@ class Controller:
 
         stored.add_done_callback(show)
 
-    def _on_model_reading(self, reading: EmotionReading) -> None:
-        turn = self._turn
-        if turn is None or not turn.consent or not self._consent:
+    def _on_model_reading(self, turn: Turn, report: ParsedEmotion) -> None:
+        if not turn.consent or not self._consent:
             return
         t_start = max(0.0, turn.started - self._session_t0)
         end = turn.released if turn.released is not None else self._clock()
         t_end = max(t_start, end - self._session_t0)
-        self._add_reading(
-            dataclasses.replace(reading, turn=turn.number, t_start_s=t_start, t_end_s=t_end)
-        )
+        try:
+            reading = report.to_reading(
+                turn=turn.number, source=Source.MODEL, t_start_s=t_start, t_end_s=t_end
+            )
+        except (EmotionParseError, ValueError) as exc:
+            log.warning("the model's emotion report for turn %d was unusable: %s", turn.number, exc)
+            return
+        self._add_reading(reading)
 
     # ------------------------------------------------------------------ internals: live
 
@@ -800,24 +805,30 @@ class Controller:
         match event:
             case AudioChunk():
                 self._on_audio_chunk(event)
+            case OutputTranscript() | TextReply():
+                self._on_reply_text(event.text)
+            case InputTranscript():
+                self._on_user_text(event.text)
+            case EmotionReported():
+                turn = self._reply_turn()
+                if turn is not None:
+                    self._on_reply_content(turn)
+                    self._on_model_reading(turn, event.report)
+            case EmotionReportRejected() | ToolCall():
+                turn = self._reply_turn()
+                if turn is not None:
+                    self._on_reply_content(turn)
             case Interrupted():
-                self._audio.flush()
-                self._discard_reply = False
-                if self._state in (S.WAITING, S.REPLYING):
-                    self._close_turn()
-                    self._set_state(S.READY, "reply interrupted")
+                self._on_interrupted()
             case TurnComplete():
                 self._on_turn_complete()
-            case InputTranscript():
-                if self._hands_free_capture and self._state is S.READY:
-                    self._set_state(S.LISTENING, "speech heard")
-                self._on_transcript("user", event.text, event.finished)
-            case OutputTranscript():
-                self._on_transcript("model", event.text, event.finished)
-            case TextReply():
-                self._on_transcript("model", event.text, False)
-            case EmotionReported():
-                self._on_model_reading(event.reading)
+            case TurnResent():
+                if self._turn is not None and self._turn.open:
+                    self._turn.last_progress = self._clock()
+            case TurnUndelivered():
+                self._fail_open_turn(event.reason)
+                if self._state in (S.WAITING, S.REPLYING):
+                    self._set_state(S.READY, "turn not delivered")
             case LinkStateChanged():
                 self._on_link_state(event)
             case SessionError():
@@ -825,6 +836,7 @@ class Controller:
                     self._emit(
                         Notice(NoticeKind.INVALID_KEY, event.message, action="Enter an API key")
                     )
+                    self._fail_open_turn(event.message)
                     self._set_state(S.ERROR, event.message)
             case AudioDropped():
                 self._emit(
@@ -836,49 +848,143 @@ class Controller:
             case _:
                 pass
 
-    def _on_audio_chunk(self, chunk: AudioChunk) -> None:
+    # -- which turn the server's words belong to -------------------------------------------
+
+    def _reply_turn(self) -> Turn | None:
+        """The turn that reply content (audio, reply text, a tool call) belongs to, or
+        None when it is to be dropped: the tail of an interrupted reply, a reply while a
+        push-to-talk turn is still being spoken (an earlier reply's last frames), or
+        nothing owed. Hands-free, a reply is the server's sign it heard a turn."""
+        if self._tail_of is not None or self._state not in _CONNECTED_STATES:
+            return None
         turn = self._turn
-        if (
-            self._hands_free_capture
-            and self._state in (S.READY, S.LISTENING)
-            and turn is not None
-            and turn.released is None
-        ):
-            turn.released = self._clock()  # the server heard the end of the user's turn
-            self._estimate_turn(turn)
+        if turn is None or turn.closed:
+            return self._open_hands_free_turn() if self._hands_free_capture else None
+        if turn.phase is Phase.CAPTURING and turn.kind is not TurnKind.HANDS_FREE:
+            return None
+        return turn
+
+    def _open_hands_free_turn(self) -> Turn:
+        # The turn began with the speech kept since the last one closed.
+        turn = self._open_turn(TurnKind.HANDS_FREE, ahead_s=self._speech_ahead.seconds)
+        turn.audio, self._speech_ahead = self._speech_ahead, EstimatorAudio()
+        if self._state is S.READY:
+            self._set_state(S.LISTENING, "speech heard")
+        return turn
+
+    def _open_turn(self, kind: TurnKind, ahead_s: float = 0.0) -> Turn:
+        self._turn_count += 1
+        consent = self._consent
+        turn = Turn(self._turn_count, kind, self._clock() - ahead_s, consent)
+        self._turn = turn
+        return turn
+
+    def _on_reply_content(self, turn: Turn) -> None:
+        was_capturing = turn.phase is Phase.CAPTURING
+        turn.reply_content(self._clock())
+        if was_capturing:
+            self._heard(turn)
+
+    def _heard(self, turn: Turn) -> None:
+        """Hands-free: the server answers, so it heard the end of the user's turn."""
+        self._estimate_turn(turn)
+        self._watch_for_stall()
+        if self._state in (S.READY, S.LISTENING):
             self._set_state(S.WAITING, f"turn {turn.number} heard")
-        if self._discard_reply or self._state not in (S.WAITING, S.REPLYING):
+
+    def _on_audio_chunk(self, chunk: AudioChunk) -> None:
+        turn = self._reply_turn()
+        if turn is None:
             return
-        turn = self._turn
-        if turn is not None and turn.first_audio is None and turn.released is not None:
-            turn.first_audio = self._clock()
+        was_capturing = turn.phase is Phase.CAPTURING
+        turn.audio_received(len(chunk.data) / 2 / chunk.rate, self._clock())
+        if was_capturing:
+            self._heard(turn)
         self._audio.play(chunk.data, chunk.rate)
         if self._state is S.WAITING:
             self._set_state(S.REPLYING)
 
-    def _on_turn_complete(self) -> None:
-        if self._discard_reply:
-            self._discard_reply = False
+    def _on_reply_text(self, text: str) -> None:
+        turn = self._reply_turn()
+        if turn is None or not text:
             return
-        if self._state not in (S.WAITING, S.REPLYING):
-            return
-        self._close_turn()
-        self._set_state(S.READY, "reply complete")
+        was_capturing = turn.phase is Phase.CAPTURING
+        turn.add_reply_text(text, self._clock())
+        if was_capturing:
+            self._heard(turn)
+        self._emit(TranscriptLine(Role.MODEL, text, turn.number))
 
-    def _close_turn(self) -> None:
+    def _on_user_text(self, text: str) -> None:
+        if not text or self._state not in _CONNECTED_STATES:
+            return
+        turn = self._turn
+        if (turn is None or turn.closed) and self._hands_free_capture:
+            turn = self._open_hands_free_turn()
+        # A typed turn's words are known already; a closed turn's are settled.
+        if turn is None or turn.closed or turn.kind is TurnKind.TEXT:
+            return
+        turn.add_user_text(text, self._clock())
+        self._emit(TranscriptLine(Role.USER, text, turn.number))
+
+    def _on_interrupted(self) -> None:
+        if self._tail_of is not None:  # the end of a reply the user pressed over
+            self._tail_of = None
+            return
+        turn = self._turn
+        if turn is None or turn.phase is not Phase.ANSWERING:
+            return
+        # Hands-free: the user spoke over the reply.
+        turn.interrupted(self._audio.flush())
+        self._close(turn, TurnOutcome.INTERRUPTED)
+        if self._state in (S.WAITING, S.REPLYING):
+            self._set_state(S.READY, "reply interrupted")
+
+    def _on_turn_complete(self) -> None:
+        if self._tail_of is not None:  # the interrupted reply finished before it heard
+            self._tail_of = None
+            return
         turn = self._turn
         if turn is None or turn.closed:
             return
-        turn.closed = True
-        self._finish_turn_text()
-        if turn.first_audio is None or turn.first_played is None:
-            # No audio, or not yet at the device: report what is known now.
-            if turn.first_audio is None:
-                self._send_latency(turn)
-            else:
-                self._spawn(self._latency_later(turn))
+        if turn.phase is Phase.CAPTURING:
+            if turn.kind is not TurnKind.HANDS_FREE:
+                return  # an earlier reply's end, while this turn is still being spoken
+            self._on_reply_content(turn)
+        self._close(turn, TurnOutcome.COMPLETED)
+        if self._state in (S.WAITING, S.REPLYING, S.LISTENING):
+            self._set_state(S.READY, "reply complete")
 
-    async def _latency_later(self, turn: _Turn) -> None:
+    # -- closing a turn ---------------------------------------------------------------------
+
+    def _close(self, turn: Turn, outcome: TurnOutcome, reason: str = "") -> None:
+        """Every turn ends here: the settled texts are stored and shown as one."""
+        if not turn.close(outcome, reason):
+            return
+        if outcome is TurnOutcome.FAILED and turn is self._turn:
+            self._live.abandon_turn()  # a reconnect must not bring it back
+        if turn is self._turn:
+            self._speech_ahead.clear()
+        user, model = turn.user_text, turn.model_text
+        self._emit(TurnClosed(turn.number, outcome, turn.reason, user, model))
+        for role, text in ((Role.USER, user), (Role.MODEL, model)):
+            if text and self._session_id is not None:
+                self._history.append((role.value, text))
+                self._submit(self._store.add_transcript, self._session_id, turn.number, role, text)
+        if outcome is TurnOutcome.FAILED:
+            self._emit(
+                Notice(NoticeKind.TURN_FAILED, f"Turn {turn.number} was not answered: {reason}")
+            )
+        if turn.first_audio is None:
+            self._send_latency(turn)  # no audio: report what is known now
+        elif turn.first_played is None:
+            self._spawn(self._latency_later(turn))
+
+    def _fail_open_turn(self, reason: str) -> None:
+        turn = self._turn
+        if turn is not None and turn.open:
+            self._close(turn, TurnOutcome.FAILED, reason)
+
+    async def _latency_later(self, turn: Turn) -> None:
         # Playback may start just after the turn's last message; give it a moment.
         for _ in range(20):
             if turn.latency_sent:
@@ -886,43 +992,32 @@ class Controller:
             await asyncio.sleep(0.05)
         self._send_latency(turn)
 
-    def _on_transcript(self, role: str, text: str, finished: bool) -> None:
-        turn = self._turn
-        if turn is None:
-            return
-        parts = turn.user_text if role == "user" else turn.model_text
-        if text:
-            parts.append(text)
-            self._emit(TranscriptLine(role, text, turn.number, final=False))
-        if finished:
-            self._save_transcript(turn, role)
+    def _watch_for_stall(self) -> None:
+        """Check the owed turn every `_STALL_CHECK_S` until it closes."""
+        if self._stall_timer is None:
+            loop = asyncio.get_running_loop()
+            self._stall_timer = loop.call_later(_STALL_CHECK_S, self._check_stall)
 
-    def _save_transcript(self, turn: _Turn, role: str) -> None:
-        saved = turn.user_saved if role == "user" else turn.model_saved
-        parts = turn.user_text if role == "user" else turn.model_text
-        text = "".join(parts).strip()
-        if saved or not text or self._session_id is None:
-            return
-        if role == "user":
-            turn.user_saved = True
-        else:
-            turn.model_saved = True
-        self._emit(TranscriptLine(role, text, turn.number, final=True))
-        self._transcript.append((role, text))
-        self._submit(self._store.add_transcript, self._session_id, turn.number, role, text)
-
-    def _finish_turn_text(self) -> None:
+    def _check_stall(self) -> None:
+        self._stall_timer = None
         turn = self._turn
-        if turn is None:
+        if turn is None or not turn.awaiting_reply:
             return
-        self._save_transcript(turn, "user")
-        self._save_transcript(turn, "model")
+        # While reconnecting the session's bounded retries decide; the clock restarts
+        # once the link is back.
+        if self._state in (S.WAITING, S.REPLYING) and turn.stalled(
+            self._clock(), self._stall_limit_s
+        ):
+            self._fail_open_turn(f"no reply for {self._stall_limit_s:.0f} s")
+            self._set_state(S.READY, "the reply stalled")
+            return
+        self._watch_for_stall()
 
     def _state_after_reconnect(self) -> ConversationState:
         if self._ptt_held:
             return S.LISTENING
         turn = self._turn
-        if turn is not None and not turn.closed and turn.released is not None:
+        if turn is not None and turn.awaiting_reply:
             return S.WAITING
         return S.READY
 
@@ -932,6 +1027,9 @@ class Controller:
                 self._set_state(S.CONNECTING, "connecting to the Live service")
         elif event.state is LinkState.CONNECTED:
             was = self._state
+            turn = self._turn
+            if turn is not None and turn.open:
+                turn.last_progress = self._clock()  # the stall clock starts again
             if was in (S.CONNECTING, S.RECONNECTING) and not self._reconfiguring:
                 self._set_state(self._state_after_reconnect(), "connected")
             if was is S.RECONNECTING:
@@ -943,47 +1041,38 @@ class Controller:
             if event.reason:
                 detail = f"{event.reason}; {detail}"
             if self._state is not S.RECONNECTING:
-                # A reply cut by the drop will not come back: end that turn here. A turn
-                # not yet answered is sent again by the session and answered after.
-                if self._state is S.REPLYING:
-                    self._audio.flush()
-                    self._close_turn()
+                self._on_link_lost()
                 self._emit(Notice(NoticeKind.RECONNECTING, detail))
             self._set_state(S.RECONNECTING, detail)
         elif event.state is LinkState.FAILED:
+            reason = event.reason or "the connection failed"
             self._release_capture()
-            self._emit(
-                Notice(NoticeKind.CONNECTION_FAILED, event.reason or "the connection failed")
-            )
-            self._set_state(S.ERROR, event.reason or "the connection failed")
+            self._fail_open_turn(f"the connection failed: {reason}")
+            self._emit(Notice(NoticeKind.CONNECTION_FAILED, reason))
+            self._set_state(S.ERROR, reason)
         elif (
             event.state is LinkState.CLOSED
             and self._state is not S.OFFLINE
             and not self._reconfiguring
         ):
             self._release_capture()
+            self._fail_open_turn(f"the connection closed: {event.reason or 'closed'}")
             self._set_state(S.OFFLINE, event.reason or "closed")
+
+    def _on_link_lost(self) -> None:
+        """The session sends the unanswered turn again on the next link, and the server
+        answers it anew: a reply cut by the drop is void (silenced, its text dropped)."""
+        self._tail_of = None  # the link that carried it is gone
+        turn = self._turn
+        if turn is not None and turn.reply_lost(self._clock()):
+            self._audio.flush()
+            self._emit(ReplyRestarted(turn.number))
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
 class _EstimateFailed:
     turn: int
     reason: str
-
-
-def _keep_for_estimator(turn: _Turn, pcm: bytes) -> None:
-    """Keep `pcm` for the turn's estimate, dropping the oldest audio past the window."""
-    turn.frames.append(pcm)
-    turn.frame_bytes += len(pcm)
-    while turn.frame_bytes > _ESTIMATOR_WINDOW_BYTES and len(turn.frames) > 1:
-        turn.frame_bytes -= len(turn.frames.popleft())
-        turn.frames_trimmed = True
-
-
-def _clear_frames(turn: _Turn) -> None:
-    turn.frames.clear()
-    turn.frame_bytes = 0
-    turn.frames_trimmed = False
 
 
 def _sensitivity(value: str) -> str:

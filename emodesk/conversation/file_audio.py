@@ -124,17 +124,19 @@ class FileAudio:
             callback = self._on_playback_started
             asyncio.get_running_loop().call_soon(callback, now)
 
-    def flush(self) -> None:
+    def flush(self) -> float:
         self.flushes += 1
         now = self._clock()
         if self._out_rate is None or now >= self._play_end:
-            return
-        unheard = round((self._play_end - now) * self._pace * self._out_rate) * 2
+            return 0.0
+        unheard_s = (self._play_end - now) * self._pace
+        unheard = round(unheard_s * self._out_rate) * 2
         keep = max(0, self._out_bytes - unheard)
         joined = b"".join(self._out)[:keep]
         self._out = [joined] if joined else []
         self._out_bytes = len(joined)
         self._play_end = now
+        return unheard_s
 
     @property
     def playing(self) -> bool:

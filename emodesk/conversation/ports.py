@@ -4,7 +4,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Literal, Protocol
 
 from emodesk.live.events import LiveEvent
@@ -39,8 +39,9 @@ class AudioPort(Protocol):
     def play(self, pcm: bytes, rate: int) -> None:
         """Queue reply audio (mono PCM16 at `rate`) for playback; never blocks."""
 
-    def flush(self) -> None:
-        """Silence playback at once: drop what is queued and what the device holds."""
+    def flush(self) -> float:
+        """Silence playback at once: drop what is queued and what the device holds.
+        Returns the seconds of reply audio dropped unheard (as near as known)."""
 
     def set_listeners(
         self,
@@ -60,25 +61,35 @@ class LivePort(Protocol):
     def set_listener(self, on_event: Callable[[LiveEvent], None]) -> None:
         """Every event from the session is passed here, on the loop's thread."""
 
+    def set_history(self, history: Callable[[], Sequence[tuple[str, str]]]) -> None:
+        """Where the session reads the conversation so far, as (role, text) pairs, when
+        it must seed a fresh server session (a refused resume, a new voice)."""
+
     async def start(self, settings: LiveSettings) -> None:
         """Connect (reconnecting by itself afterwards as the events report)."""
 
     async def reconfigure(self, settings: LiveSettings) -> None:
         """Apply a change fixed at setup (voice, consent, profile): reconnect with the
-        resumption handle, or start fresh seeded with `settings.transcript_seed`."""
+        resumption handle, or start fresh seeded with the history (`set_history`)."""
 
     async def close(self) -> None: ...
 
     def forget(self) -> None:
-        """Make the next `start()` a new conversation: drop the resumption handle and the
-        transcript (otherwise a reconnect resumes the conversation on the server)."""
+        """Make the next `start()` a new conversation: drop the resumption handle
+        (otherwise a reconnect resumes the conversation on the server)."""
+
+    def abandon_turn(self) -> None:
+        """The unanswered user turn is given up: never send it again after a reconnect."""
 
     def send_audio(self, pcm: bytes) -> None:
         """Queue 16 kHz mono PCM16 for the socket; never blocks. Audio queued while
         reconnecting is sent after the reconnect or reported as `AudioDropped`."""
 
-    def activity_start(self) -> None: ...
+    def activity_start(self) -> None:
+        """A push-to-talk turn begins. Until the server completes it, the turn is kept
+        and sent again (once) after a reconnect (`TurnResent`, `TurnUndelivered`)."""
 
     def activity_end(self) -> None: ...
 
-    async def send_text(self, text: str) -> None: ...
+    async def send_text(self, text: str) -> None:
+        """A typed turn (kept for a re-send like a spoken one)."""

@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any
 
-from emodesk.core.emotion import EmotionReading
+from emodesk.core.parsing import ParsedEmotion
 
 
 @dataclass(frozen=True, slots=True)
@@ -55,9 +55,10 @@ class ToolCall:
 
 @dataclass(frozen=True, slots=True)
 class EmotionReported:
-    """The model's `report_user_emotion` call, answered already, parsed into a reading."""
+    """The model's `report_user_emotion` call (answered already), or an emotion header
+    of a text reply (`call_id` empty). Which turn and when: the controller's turn says."""
 
-    reading: EmotionReading
+    report: ParsedEmotion
     call_id: str
 
 
@@ -141,6 +142,18 @@ class SessionError:
 
 
 @dataclass(frozen=True, slots=True)
+class TurnResent:
+    """The user turn the lost link had not completed was sent again on the new one."""
+
+
+@dataclass(frozen=True, slots=True)
+class TurnUndelivered:
+    """The user turn could not be delivered and will not be sent again."""
+
+    reason: str
+
+
+@dataclass(frozen=True, slots=True)
 class AudioDropped:
     """User audio that could not be sent (link down past the buffer) — reported, not hidden."""
 
@@ -165,5 +178,7 @@ LiveEvent = (
     | Usage
     | LinkStateChanged
     | SessionError
+    | TurnResent
+    | TurnUndelivered
     | AudioDropped
 )

@@ -10,14 +10,23 @@ connections.
 - The newest resumption handle is kept, also across `close()`/`start()` to the same
   endpoint (`forget()` drops it for a new conversation). On a dropped connection or a
   1011 close the session reconnects with it (exponential backoff with jitter, bounded
-  tries, every state an event). The user turn in progress is replayed on the new
-  connection; audio that cannot be kept is reported as `AudioDropped`.
+  tries, every state an event).
+- Delivery: the user turn (push-to-talk audio between its activity signals, or a typed
+  text) is kept as sent until the server completes it (`turnComplete`), not merely
+  until the reply starts: a link lost after the tool call and before the audio still
+  owes the turn. On the next link it is sent again, once (`TurnResent`); lost again
+  unanswered, it is given up (`TurnUndelivered`). Audio that cannot be kept is
+  reported as `AudioDropped`.
+- The session neither numbers turns nor keeps a transcript: the controller's turns own
+  both, and `set_history` tells the session where to read the conversation so far
+  when it must seed a fresh server session.
 - On go-away the reply in progress is let finish: the session reconnects when the turn
   completes or `GO_AWAY_MARGIN_S` before the server's `time_left` runs out.
 - A rejected key (close 1007/1008 naming the key, HTTP 401/403) fails at once, and so
   does a setup the server rejects (1007) unless it was a resumption: a refused resume
-  starts fresh, seeded with the transcript so far (`history_config` +
-  `send_client_content(turn_complete=True)`, the SDK's way to prefill history).
+  starts fresh, seeded with the conversation so far (`history_config` +
+  `send_client_content(turn_complete=True)`, the SDK's way to prefill history; on 3.1
+  this is the only time `client_content` may be sent).
 - Failure reasons and log lines never carry the API key (`credentials.redact`).
 
 google-genai is imported lazily (it costs about half a second at start-up), off the
@@ -34,7 +43,7 @@ import re
 import ssl
 import time
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from enum import Enum, auto
 from typing import Any
@@ -59,6 +68,8 @@ from emodesk.live.events import (
     ToolCall,
     ToolCallCancelled,
     TurnComplete,
+    TurnResent,
+    TurnUndelivered,
     Usage,
 )
 from emodesk.live.settings import LiveSettings
@@ -75,10 +86,15 @@ _AUTH_HEADER = re.compile(r"x-goog-api-key|authorization", re.I)
 GO_AWAY_MARGIN_S = 2.0
 # After the turn completes, wait at most this long for the handle that includes it.
 GO_AWAY_HANDLE_WAIT_S = 1.0
+# Hands-free: when the server says its reply was interrupted, the user's new speech began
+# about this long before; that much of the audio sent is kept for a re-send.
+INTERRUPTING_SPEECH_S = 1.0
 # A malformed frame is logged this short: the SDK's message holds the whole raw frame.
 _LOGGED_ERROR_CHARS = 120
 
 ClientFactory = Callable[[LiveSettings], Any]
+# The conversation so far as (role, text) pairs, role "user" or "model".
+HistorySource = Callable[[], Sequence[tuple[str, str]]]
 
 
 def preload_sdk() -> None:
@@ -272,20 +288,15 @@ class LiveSession:
         self._outbox: deque[_Outgoing] = deque()
         self._outbox_bytes = 0
         self._wake = asyncio.Event()
-        # The user turn in progress, as sent so far on the current link (for replay).
-        self._turn_started_on_link = False
-        self._turn_ended_on_link = False
-        self._turn_sent: list[bytes] = []
-        self._turn_sent_bytes = 0
+        # The user turn the server has not completed, as sent so far (for a re-send).
+        self._pending_started = False  # its activity_start went out (push-to-talk)
+        self._pending_ended = False  # its activity_end (or its text) went out
+        self._pending_text: str | None = None  # a typed turn
+        self._pending_audio: deque[bytes] = deque()
+        self._pending_bytes = 0
+        self._pending_resent = False  # already sent again once, on a later link
         self._dropped_s = 0.0
-        # Conversation bookkeeping.
-        self._t0 = time.monotonic()
-        self._turn = 0
-        self._turn_t_start = 0.0
-        self._turn_t_end: float | None = None
-        self._user_text: list[str] = []
-        self._model_text: list[str] = []
-        self._transcript: list[tuple[str, str]] = []
+        self._history: HistorySource = tuple
         self._seed_next: tuple[tuple[str, str], ...] = ()
         self._failed_attempts = 0
         self._link_up_at: float | None = None  # when the current link was set up
@@ -309,17 +320,16 @@ class LiveSession:
     def resume_handle(self) -> str | None:
         return self._handle
 
-    @property
-    def transcript(self) -> tuple[tuple[str, str], ...]:
-        """Finished (role, text) pairs so far, role "user" or "model"."""
-        return tuple(self._transcript)
-
-    @property
-    def turn(self) -> int:
-        return self._turn
-
     def set_listener(self, on_event: Callable[[LiveEvent], None]) -> None:
         self._listener = on_event
+
+    def set_history(self, history: HistorySource) -> None:
+        """Where a fresh server session reads the conversation so far (its seed)."""
+        self._history = history
+
+    def abandon_turn(self) -> None:
+        """The controller gave the unanswered turn up: never send it again."""
+        self._clear_pending()
 
     async def start(self, settings: LiveSettings) -> None:
         """Connects; returns once connected or failed (the events say which)."""
@@ -330,23 +340,19 @@ class LiveSession:
             self.forget()  # a handle (and the transcript) belongs to its server and account
         self._failed_attempts = 0
         self._turn_open = False
-        self._t0 = time.monotonic()
-        self._seed_next = settings.transcript_seed
         self._settled.clear()
         self._supervisor = asyncio.create_task(self._supervise(), name="live-session")
         await self._wait_settled()
 
-    def _start_fresh_seeded(self, settings: LiveSettings) -> None:
-        """The next link is a new server session that starts from the transcript."""
+    def _start_fresh_seeded(self) -> None:
+        """The next link is a new server session that starts from the conversation."""
         self._handle = None
-        self._seed_next = settings.transcript_seed or self.transcript
+        self._seed_next = tuple(self._history())
 
     def forget(self) -> None:
-        """Drops the resumption handle and the transcript: the next `start()` begins a
-        new conversation. (Without it, `start()` after `close()` or a failure resumes.)"""
+        """Drops the resumption handle: the next `start()` begins a new conversation.
+        (Without it, `start()` after `close()` or a failure resumes.)"""
         self._handle = None
-        self._transcript = []
-        self._user_text, self._model_text = [], []
         self._seed_next = ()
 
     async def reconfigure(self, settings: LiveSettings) -> None:
@@ -357,7 +363,7 @@ class LiveSession:
             await self.start(settings)
             return
         if self._settings is not None and settings.voice != self._settings.voice:
-            self._start_fresh_seeded(settings)
+            self._start_fresh_seeded()
         self._settings = settings
         self._settled.clear()
         self._restart = _Failure("settings changed", reconfigure=True)
@@ -380,20 +386,14 @@ class LiveSession:
         self._enqueue(_Outgoing(_Op.AUDIO, bytes(pcm), time.perf_counter()))
 
     def activity_start(self) -> None:
-        self._turn += 1
-        self._turn_t_start = time.monotonic() - self._t0
-        self._turn_t_end = None
         self._enqueue(_Outgoing(_Op.START, None, time.perf_counter()))
 
     def activity_end(self) -> None:
-        self._turn_t_end = time.monotonic() - self._t0
         self._enqueue(_Outgoing(_Op.END, None, time.perf_counter()))
 
     async def send_text(self, text: str) -> None:
         if not text.strip():
             return
-        self._turn += 1
-        self._turn_t_start = self._turn_t_end = time.monotonic() - self._t0
         self._enqueue(_Outgoing(_Op.TEXT, text, time.perf_counter()))
 
     # -- events ----------------------------------------------------------------------
@@ -439,7 +439,7 @@ class LiveSession:
         queued frames; the loss is reported, never silent."""
         if self._link is not None:
             return
-        excess = self._outbox_bytes + self._turn_sent_bytes - self._buffer_limit_bytes
+        excess = self._outbox_bytes + self._pending_bytes - self._buffer_limit_bytes
         if excess <= 0:
             return
         dropped = 0
@@ -461,16 +461,22 @@ class LiveSession:
         self._outbox_bytes = 0
         if unanswered:
             # Sent on a lost link but never answered: the server does not have it either.
-            unsent += self._turn_sent_bytes
-        self._clear_turn_replay()
+            unsent += self._pending_bytes
+        self._clear_pending()
         if unsent:
             self._emit(AudioDropped(unsent / _BYTES_PER_SECOND, reason))
 
-    def _clear_turn_replay(self) -> None:
-        self._turn_started_on_link = False
-        self._turn_ended_on_link = False
-        self._turn_sent = []
-        self._turn_sent_bytes = 0
+    def _clear_pending(self) -> None:
+        self._pending_started = self._pending_ended = self._pending_resent = False
+        self._pending_text = None
+        self._pending_audio.clear()
+        self._pending_bytes = 0
+
+    def _keep_pending_audio(self, pcm: bytes) -> None:
+        self._pending_audio.append(pcm)
+        self._pending_bytes += len(pcm)
+        while self._pending_bytes > self._buffer_limit_bytes and len(self._pending_audio) > 1:
+            self._pending_bytes -= len(self._pending_audio.popleft())
 
     async def _send_item(self, link: Any, item: _Outgoing) -> None:
         from google.genai import types
@@ -487,21 +493,22 @@ class LiveSession:
             await link.send_realtime_input(text=item.payload)
 
     def _mark_sent(self, item: _Outgoing) -> None:
+        """Keep what went out of the turn the server has not completed (a new turn
+        supersedes the previous one: the server takes it as an interruption)."""
         if item.op in (_Op.START, _Op.TEXT):
             self._turn_open = True
+            self._clear_pending()
         if item.op is _Op.START:
-            self._clear_turn_replay()
-            self._turn_started_on_link = True
+            self._pending_started = True
+        elif item.op is _Op.TEXT:
+            self._pending_text = item.payload
+            self._pending_ended = True
         elif item.op is _Op.END:
-            self._turn_ended_on_link = True
+            self._pending_ended = True
         elif item.op is _Op.AUDIO:
             self._outbox_bytes -= len(item.payload)
-            if self._turn_started_on_link or not self._push_to_talk:
-                self._turn_sent.append(item.payload)
-                self._turn_sent_bytes += len(item.payload)
-                if self._turn_sent_bytes > self._buffer_limit_bytes:
-                    oldest = self._turn_sent.pop(0)
-                    self._turn_sent_bytes -= len(oldest)
+            if self._pending_started or not self._push_to_talk:
+                self._keep_pending_audio(item.payload)
             if self.latency_probe is not None:
                 self.latency_probe("audio", time.perf_counter() - item.queued_at)
 
@@ -509,21 +516,60 @@ class LiveSession:
     def _push_to_talk(self) -> bool:
         return self._settings is None or self._settings.push_to_talk
 
-    async def _replay_turn(self, link: Any) -> None:
-        """The user turn the old link did not see answered, sent again from its start."""
-        if self._push_to_talk and not self._turn_started_on_link:
+    @property
+    def _pending_turn(self) -> bool:
+        """A whole user turn (not hands-free audio alone) awaits the server's answer."""
+        return self._pending_text is not None or (self._push_to_talk and self._pending_started)
+
+    async def _resend_pending(self, link: Any) -> None:
+        """The user turn the old link did not see completed, sent again from its start:
+        once. Lost unanswered a second time, it is given up, not sent forever."""
+        if not self._pending_turn:
+            if not self._push_to_talk:  # hands-free: the speech since the last reply
+                await self._send_pending_audio(link)
+            return
+        if self._pending_resent and self._pending_ended:
+            self._clear_pending()
+            self._emit(
+                TurnUndelivered("the connection was lost again before the turn was answered")
+            )
             return
         from google.genai import types
 
-        if self._push_to_talk:
+        if self._pending_text is not None:
+            await link.send_realtime_input(text=self._pending_text)
+        else:
             await link.send_realtime_input(activity_start=types.ActivityStart())
-        for pcm in self._turn_sent:
+            await self._send_pending_audio(link)
+            if self._pending_ended:
+                await link.send_realtime_input(activity_end=types.ActivityEnd())
+        if self._pending_ended:
+            self._pending_resent = True
+        self._emit(TurnResent())
+
+    async def _send_pending_audio(self, link: Any) -> None:
+        from google.genai import types
+
+        for pcm in list(self._pending_audio):
             await link.send_realtime_input(audio=types.Blob(data=pcm, mime_type=INPUT_MIME))
-        if self._push_to_talk and self._turn_ended_on_link:
-            await link.send_realtime_input(activity_end=types.ActivityEnd())
+
+    def _turn_completed_by_server(self) -> None:
+        """turnComplete: the server has the turn, there is nothing to send again. A
+        push-to-talk turn still being spoken is not the one completed (an earlier one)."""
+        if not self._push_to_talk or self._pending_ended or not self._pending_started:
+            self._clear_pending()
+
+    def _reply_interrupted(self) -> None:
+        """Hands-free: the user spoke over the reply; only that new speech is owed.
+        (Push-to-talk: the new activity_start already superseded the old turn.)"""
+        if self._push_to_talk:
+            return
+        keep = int(INTERRUPTING_SPEECH_S * _BYTES_PER_SECOND)
+        while self._pending_bytes > keep and len(self._pending_audio) > 1:
+            self._pending_bytes -= len(self._pending_audio.popleft())
 
     async def _send_loop(self, link: Any) -> None:
-        await self._replay_turn(link)
+        await self._resend_pending(link)
         while True:
             if not self._outbox:
                 self._wake.clear()
@@ -536,10 +582,8 @@ class LiveSession:
             self._mark_sent(item)
 
     def _reply_started(self) -> None:
-        """The server answers the user's turn: it has it, so there is nothing to replay."""
+        """The server answers the user's turn; it stays owed until turnComplete."""
         self._turn_open = True
-        if not self._push_to_talk or self._turn_ended_on_link:
-            self._clear_turn_replay()
 
     # -- receiving -------------------------------------------------------------------
 
@@ -615,7 +659,6 @@ class LiveSession:
     def _handle_content(self, content: Any) -> None:
         if content.input_transcription is not None and content.input_transcription.text:
             piece = content.input_transcription
-            self._user_text.append(piece.text)
             self._emit(InputTranscript(piece.text, bool(piece.finished)))
         if content.model_turn is not None:
             self._reply_started()
@@ -630,15 +673,14 @@ class LiveSession:
         if content.output_transcription is not None and content.output_transcription.text:
             piece = content.output_transcription
             self._reply_started()
-            self._model_text.append(piece.text)
             self._emit(OutputTranscript(piece.text, bool(piece.finished)))
         if content.interrupted:
+            self._reply_interrupted()
             self._emit(Interrupted())
         if content.generation_complete:
             self._emit(GenerationComplete())
         if content.turn_complete:
-            self._reply_started()
-            self._commit_transcript()
+            self._turn_completed_by_server()
             self._failed_attempts = 0  # a full turn: the link works again
             self._turn_open = False
             self._emit(TurnComplete())
@@ -649,36 +691,18 @@ class LiveSession:
                 self._arm_go_away_timer(min(left, GO_AWAY_HANDLE_WAIT_S))
 
     def _handle_text(self, text: str) -> None:
-        from emodesk.core.emotion import Source
         from emodesk.core.parsing import split_emotion_header
 
         parsed, rest = split_emotion_header(text)
         if parsed is not None and self._settings is not None and self._settings.emotion_tool:
-            reading = parsed.to_reading(turn=self._turn, source=Source.MODEL, **self._turn_times())
-            self._emit(EmotionReported(reading, ""))
+            self._emit(EmotionReported(parsed, ""))
         if rest:
-            self._model_text.append(rest)
             self._emit(TextReply(rest))
-
-    def _commit_transcript(self) -> None:
-        user, model = "".join(self._user_text).strip(), "".join(self._model_text).strip()
-        if user:
-            self._transcript.append(("user", user))
-        if model:
-            self._transcript.append(("model", model))
-        self._user_text, self._model_text = [], []
-
-    def _turn_times(self) -> dict[str, float]:
-        now = time.monotonic() - self._t0
-        start = min(self._turn_t_start, now)
-        end = self._turn_t_end if self._turn_t_end is not None else now
-        return {"t_start_s": start, "t_end_s": max(start, end)}
 
     async def _answer_tool_calls(self, link: Any, calls: list[Any], t_in: float) -> None:
         """Answer at once; `t_in` is the message's arrival (the turnaround probe's start)."""
         from google.genai import types
 
-        from emodesk.core.emotion import Source
         from emodesk.core.emotion_tool import REPORT_EMOTION_RESPONSE, REPORT_EMOTION_TOOL_NAME
         from emodesk.core.parsing import EmotionParseError, parse_emotion_args
 
@@ -697,9 +721,6 @@ class LiveSession:
                 continue
             try:
                 parsed = parse_emotion_args(args)
-                reading = parsed.to_reading(
-                    turn=self._turn, source=Source.MODEL, **self._turn_times()
-                )
             except (EmotionParseError, ValueError) as exc:
                 responses.append(
                     types.FunctionResponse(id=call_id, name=name, response={"error": str(exc)})
@@ -711,7 +732,7 @@ class LiveSession:
                     id=call_id, name=name, response=dict(REPORT_EMOTION_RESPONSE)
                 )
             )
-            events.append(EmotionReported(reading, call_id))
+            events.append(EmotionReported(parsed, call_id))
         if responses:
             # Answer first: the model's reply waits for this.
             await link.send_tool_response(function_responses=responses)
@@ -780,7 +801,7 @@ class LiveSession:
                 return
             if outcome.refused_resume:
                 # The old session cannot take this setup: start fresh, seeded.
-                self._start_fresh_seeded(settings)
+                self._start_fresh_seeded()
                 self._set_state(
                     LinkState.RECONNECTING,
                     attempt=0,

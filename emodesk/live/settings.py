@@ -27,6 +27,3 @@ class LiveSettings:
     endpoint: str | None = None  # None: Google's endpoint
     ca_file: str | None = None
     api_key: str = field(default="", repr=False)  # never in a repr, a log or a file
-    # Seeds a fresh session with the conversation so far when resumption cannot
-    # carry a change: (role, text) pairs with role "user" or "model".
-    transcript_seed: tuple[tuple[str, str], ...] = ()

@@ -491,7 +491,7 @@ class MainWindow(QMainWindow):
         elif kind is NoticeKind.TURN_FAILED:
             # Passing news, like a restored connection: the turn's row in the transcript
             # keeps the reason; the next turn can go ahead.
-            self.statusBar().showMessage(f"Turn not answered: {notice.message}", 8000)
+            self.statusBar().showMessage(notice.message, 8000)
         elif kind is NoticeKind.RECONNECTED:
             self.banners.dismiss(NoticeKind.RECONNECTING)
             self.statusBar().showMessage("Connection restored", 4000)

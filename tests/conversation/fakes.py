@@ -24,6 +24,14 @@ class FakeLive:
         self.listener: Callable[[LiveEvent], None] | None = None
         self.connect_error = connect_error
         self.forget_calls = 0
+        self.abandoned = 0
+        self.history: Callable[[], Any] = tuple
+
+    def set_history(self, history: Callable[[], Any]) -> None:
+        self.history = history
+
+    def abandon_turn(self) -> None:
+        self.abandoned += 1
 
     def set_listener(self, on_event: Callable[[LiveEvent], None]) -> None:
         self.listener = on_event
@@ -85,6 +93,7 @@ class FakeAudio:
         self.on_error: Callable[[str, str], None] | None = None
         self.on_info: Callable[[str, str], None] | None = None
         self.hands_free = False  # set_hands_free: echo cancelled, mic not held
+        self.unheard_s = 0.0  # what flush() reports as dropped unheard
 
     def prepare_capture(self) -> None:
         self.prepared = True
@@ -115,8 +124,9 @@ class FakeAudio:
     def play(self, pcm: bytes, rate: int) -> None:
         self.played.append((len(pcm), rate))
 
-    def flush(self) -> None:
+    def flush(self) -> float:
         self.flushes += 1
+        return self.unheard_s
 
     def set_listeners(
         self,

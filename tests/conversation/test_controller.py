@@ -18,17 +18,20 @@ from emodesk.conversation.api import (
     Notice,
     NoticeKind,
     ReadingAdded,
+    ReplyRestarted,
     SessionEnded,
     SessionStarted,
     StateChanged,
     TranscriptLine,
     TrendChanged,
+    TurnClosed,
     TurnLatency,
 )
 from emodesk.conversation.controller import Connection, Controller
 from emodesk.core.consent import CONSENT_VERSION, ConsentRecord
 from emodesk.core.emotion import EmotionReading
 from emodesk.core.emotion_tool import REPORT_EMOTION_TOOL_NAME
+from emodesk.core.parsing import ParsedEmotion, parse_emotion_args
 from emodesk.live.events import (
     AudioChunk,
     AudioDropped,
@@ -115,17 +118,9 @@ async def consenting() -> AsyncIterator[Rig]:
     await r.controller.close()
 
 
-def model_reading(emotion: str = "sad") -> EmotionReading:
-    # The session's own turn/time guesses; the controller re-stamps them.
-    return EmotionReading(
-        turn=0,
-        source="model",  # type: ignore[arg-type]
-        t_start_s=0.0,
-        t_end_s=0.0,
-        emotion=emotion,  # type: ignore[arg-type]
-        confidence=0.9,
-        energy_level="low",  # type: ignore[arg-type]
-    )
+def model_reading(emotion: str = "sad") -> ParsedEmotion:
+    # The model's report; the controller places it on its turn.
+    return parse_emotion_args({"emotion": emotion, "confidence": 0.9, "energy_level": "low"})
 
 
 def speak_turn(r: Rig, frames: int = 10, seconds: float = 0.2) -> None:
@@ -391,19 +386,17 @@ async def test_voice_change_reconnects_with_the_transcript_seed(rig: Rig) -> Non
     rig.live.emit(TurnComplete())
     assert await rig.controller.change_voice("Kore")
     assert rig.live.wire[-1] == ("reconfigure", "Kore")
-    seed = rig.live.settings[-1].transcript_seed
-    assert seed == (("user", "how are you"), ("model", "fine, thanks"))
+    # A fresh server session is seeded from the controller's settled turns.
+    assert rig.live.history() == (("user", "how are you"), ("model", "fine, thanks"))
     assert rig.controller.state is S.READY
     assert rig.states()[-2:] == [S.CONNECTING, S.READY]
     assert not await rig.controller.change_voice("Kore")
     await rig.controller.drain()
     roles = [(t[1], t[2], t[3]) for t in rig.store.transcript]
     assert roles == [(1, "user", "how are you"), (1, "model", "fine, thanks")]
-    finals = [e for e in rig.of(TranscriptLine) if e.final]
-    assert [(f.role, f.text) for f in finals] == [
-        ("user", "how are you"),
-        ("model", "fine, thanks"),
-    ]
+    # What was shown settles to exactly what was stored.
+    (closed,) = rig.of(TurnClosed)
+    assert (closed.user_text, closed.model_text) == ("how are you", "fine, thanks")
 
 
 async def test_voice_change_during_a_reply_waits_for_the_turn_to_end(rig: Rig) -> None:
@@ -478,8 +471,19 @@ async def test_text_input_is_a_turn(rig: Rig) -> None:
     assert await rig.controller.send_text("hello there")
     assert rig.live.wire[-1] == ("text", "hello there")
     assert rig.controller.state is S.WAITING
+    rig.live.emit(InputTranscript("hello there", finished=True))  # the server's echo
+    rig.live.emit(OutputTranscript("Hi."))
+    rig.live.emit(TurnComplete())
     await rig.controller.drain()
-    assert rig.store.transcript[-1][1:] == (1, "user", "hello there")
+    assert rig.store.transcript[-2:] == [
+        (rig.controller.session_id, 1, "user", "hello there"),
+        (rig.controller.session_id, 1, "model", "Hi."),
+    ]
+    # Shown once: the typed words, not again as the server's transcription of them.
+    lines = [(e.role, e.text) for e in rig.of(TranscriptLine)]
+    assert lines == [("user", "hello there"), ("model", "Hi.")]
+    (closed,) = rig.of(TurnClosed)
+    assert (closed.turn, closed.outcome, closed.user_text) == (1, "completed", "hello there")
 
 
 async def test_profile_change_reconfigures_and_unknown_profiles_are_refused(rig: Rig) -> None:
@@ -576,14 +580,24 @@ async def test_a_turn_unanswered_when_the_link_drops_is_awaited_after_the_reconn
     assert len(rig.audio.played) == 1
 
 
-async def test_a_reply_cut_by_a_dropped_link_ends_its_turn(rig: Rig) -> None:
+async def test_a_reply_cut_by_a_dropped_link_is_void_and_its_turn_waits_for_the_new_one(
+    rig: Rig,
+) -> None:
     await rig.controller.connect()
     speak_turn(rig)
+    rig.live.emit(OutputTranscript("Half a"))
     rig.live.emit(REPLY)
     rig.live.emit(LinkStateChanged(LinkState.RECONNECTING, attempt=1))
-    assert rig.audio.flushes == 1
+    assert rig.audio.flushes == 1  # the cut reply goes silent at once
+    assert rig.of(ReplyRestarted) == [ReplyRestarted(1)]
     rig.live.emit(LinkStateChanged(LinkState.CONNECTED, resumed=True))
+    assert rig.controller.state is S.WAITING  # the session sends the turn again
+    rig.live.emit(OutputTranscript("A whole reply."))
+    rig.live.emit(REPLY)
+    rig.live.emit(TurnComplete())
     assert rig.controller.state is S.READY
+    (closed,) = rig.of(TurnClosed)
+    assert (closed.outcome, closed.model_text) == ("completed", "A whole reply.")
 
 
 async def test_pressing_before_the_reply_starts_does_not_mute_the_next_reply(rig: Rig) -> None:
@@ -663,7 +677,7 @@ def _rig_with(estimator: FakeEstimator, *, consent: bool = True) -> Rig:
 
 
 async def test_a_quiet_hands_free_turn_keeps_only_the_newest_window_for_the_estimator() -> None:
-    from emodesk.conversation.controller import ESTIMATOR_WINDOW_S
+    from emodesk.conversation.turn import ESTIMATOR_WINDOW_S
 
     estimator = _RecordingEstimator()
     r = _rig_with(estimator)

@@ -4,6 +4,7 @@ emulator on loopback, the file streamed through push-to-talk turns (paced 10x)."
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import csv
 import json
 import os
@@ -306,3 +307,64 @@ async def test_an_unusable_api_key_is_refused_before_connecting(
     message = err.decode()
     assert "GEMINI_API_KEY" in message and "Traceback" not in message
     assert env_key not in message and env_key not in out.decode()
+
+
+# Every fault the emulator offers, at turn 2 of 3. The conversation either answers all
+# three turns (the turn is sent again after a lost link, a bad frame is skipped) or
+# names the turn it could not deliver and exits 3 with the others answered.
+ANSWERED_DESPITE = ["drop", "goaway", "goawayreply", "close1011", "close1007", "slow",
+                    "burst", "malformed", "droptool", "dropreply", "badreply"]  # fmt: skip
+LINK_LOST_BY = {"drop", "goaway", "goawayreply", "close1011", "close1007", "droptool",
+                "dropreply"}  # fmt: skip
+
+
+@pytest.mark.parametrize("fault", ANSWERED_DESPITE)
+async def test_three_utterances_are_three_answered_turns_whatever_the_fault(
+    fault: str, three_turns: Path, tmp_path: Path
+) -> None:
+    async with _emulator_with(f"{fault}@2") as server:
+        code, out, err = await converse(
+            "--audio-in", str(three_turns), "--consent", "yes", "--db", str(tmp_path / "h.db"),
+            "--csv", str(tmp_path / "t.csv"),
+            "--endpoint", server.url, "--ca-file", server.ca_file,
+        )  # fmt: skip
+    assert code == 0, err
+    assert "answered 3 of 3 turns" in out, out
+    for turn in (1, 2, 3):
+        assert f"[turn {turn}] model: Synthetic reply" in out, out
+    assert "[turn 4]" not in out  # no turn split, none counted twice
+    if fault in LINK_LOST_BY:
+        assert len(server.connections) >= 2  # the fault really cut the link
+    # The server answered turn 2 once to completion (not twice, not never).
+    completed = [t.number for t in server.all_turns() if t.completed]
+    assert completed == [1, 2, 3], completed
+    rows = csv_rows(tmp_path / "t.csv")
+    assert sorted({int(r["turn"]) for r in rows}) == [1, 2, 3]
+
+
+async def test_a_turn_whose_reply_stalls_is_named_and_the_others_are_answered(
+    three_turns: Path, tmp_path: Path
+) -> None:
+    out_wav, out_csv = tmp_path / "reply.wav", tmp_path / "t.csv"
+    async with _emulator_with("stall@2") as server:
+        code, out, err = await converse(
+            "--audio-in", str(three_turns), "--consent", "yes", "--db", str(tmp_path / "h.db"),
+            "--csv", str(out_csv), "--audio-out", str(out_wav),
+            "--endpoint", server.url, "--ca-file", server.ca_file,
+        )  # fmt: skip
+    assert code == 3, err
+    assert "[turn 2] not answered: no reply for" in out, out
+    assert "answered 2 of 3 turns; not answered: turn 2 (no reply for" in out, out
+    assert "[turn 1] model:" in out and "[turn 3] model:" in out
+    assert out_wav.exists() and out_csv.exists()  # written for what was received
+    assert {int(r["turn"]) for r in csv_rows(out_csv)} >= {1, 3}
+
+
+@contextlib.asynccontextmanager
+async def _emulator_with(faults: str) -> AsyncIterator[EmulatorServer]:
+    server = EmulatorServer(speed=float(PACE), faults=faults)
+    await server.start()
+    try:
+        yield server
+    finally:
+        await server.stop()

@@ -14,6 +14,8 @@ from emodesk.live.events import (
     LinkStateChanged,
     SessionError,
     TurnComplete,
+    TurnResent,
+    TurnUndelivered,
 )
 from emodesk.live.session import LiveSession
 from tests.support.emulator import (
@@ -55,9 +57,9 @@ async def test_go_away_mid_turn_resumes_with_all_audio_and_the_transcript() -> N
         assert turn.number == 2 and bytes(turn.audio) == second  # nothing lost, nothing twice
         assert _states(log, LinkState.CONNECTED)[-1].resumed
         assert not log.of(AudioDropped)
-        assert [role for role, _ in s.transcript] == ["user", "model", "user", "model"]
-        assert s.transcript[2] == ("user", "[0.50 s of speech]")
-        assert s.transcript[3][1].startswith("Synthetic reply 2,")
+        assert [role for role, _ in log.said()] == ["user", "model", "user", "model"]
+        assert log.said()[2] == ("user", "[0.50 s of speech]")
+        assert log.said()[3][1].startswith("Synthetic reply 2,")
 
 
 async def test_dropped_connection_resumes_and_replays_the_unanswered_turn() -> None:
@@ -74,7 +76,7 @@ async def test_dropped_connection_resumes_and_replays_the_unanswered_turn() -> N
         reconnecting = _states(log, LinkState.RECONNECTING)
         assert reconnecting[0].attempt == 1 and reconnecting[0].delay_s > 0
         assert not log.of(AudioDropped)
-        assert s.transcript[-1][1].startswith("Synthetic reply 2,")
+        assert log.said()[-1][1].startswith("Synthetic reply 2,")
 
 
 async def test_close_1011_is_retried_and_reported() -> None:
@@ -89,16 +91,34 @@ async def test_close_1011_is_retried_and_reported() -> None:
 
 
 async def test_retries_are_bounded() -> None:
-    async with running_emulator(faults="drop@*") as server, live_session(server) as (s, log):
+    async with running_emulator() as server, live_session(server) as (s, log):
         push_to_talk_turn(s, tone(0.2))
+        await log.wait_for(TurnComplete)
+        s.activity_start()
+        for frame in frames(tone(0.2)):
+            s.send_audio(frame)
+        await server.wait_until(lambda: len(server.all_turns()) == 2)
+        await server.stop()  # the server is gone for good: every try is refused
         failed = await log.wait_for(
             LinkStateChanged, lambda e: e.state is LinkState.FAILED, within_s=10
         )
         assert [e.attempt for e in _states(log, LinkState.RECONNECTING)] == [1, 2, 3]
-        assert len(server.connections) == 4
+        assert len(server.connections) == 1
         assert failed.reason
         # The turn never got through: its audio is reported, not silently lost.
         assert abs(sum(d.seconds for d in log.of(AudioDropped)) - 0.2) < 1e-9
+
+
+async def test_a_turn_lost_again_after_its_resend_is_given_up_not_sent_forever() -> None:
+    async with running_emulator(faults="drop@*") as server, live_session(server) as (s, log):
+        push_to_talk_turn(s, tone(0.2))
+        (undelivered,) = [await log.wait_for(TurnUndelivered, within_s=10)]
+        assert "lost again" in undelivered.reason
+        # Sent on the first link, sent again once on the second, not on the third.
+        assert [len(c.turns) for c in server.connections] == [1, 1, 0]
+        assert len(log.of(TurnResent)) == 1
+        await log.wait_for(LinkStateChanged, lambda e: e.state is LinkState.CONNECTED, count=3)
+        assert s.state is LinkState.CONNECTED  # the link itself is fine
 
 
 async def test_drops_of_links_that_had_worked_do_not_add_up_to_giving_up() -> None:
@@ -161,8 +181,8 @@ async def test_a_voice_change_starts_fresh_seeded_with_the_transcript() -> None:
     async with running_emulator() as server, live_session(server, voice="Puck") as (s, log):
         push_to_talk_turn(s, tone(0.2))
         await log.wait_for(TurnComplete)
-        assert "voice Puck" in s.transcript[-1][1]
-        said_before = s.transcript
+        assert "voice Puck" in log.said()[-1][1]
+        said_before = log.said()
         await s.reconfigure(replace(settings_for(server), voice="Kore"))
         assert s.state is LinkState.CONNECTED
         assert len(server.connections) == 2
@@ -174,7 +194,7 @@ async def test_a_voice_change_starts_fresh_seeded_with_the_transcript() -> None:
         assert not _states(log, LinkState.CONNECTED)[-1].resumed
         push_to_talk_turn(s, tone(0.2))
         await log.wait_for(TurnComplete, count=2)
-        assert "voice Kore" in s.transcript[-1][1]
+        assert "voice Kore" in log.said()[-1][1]
 
 
 async def test_a_tool_change_refused_on_resume_starts_fresh_seeded() -> None:
@@ -184,7 +204,7 @@ async def test_a_tool_change_refused_on_resume_starts_fresh_seeded() -> None:
     ):
         push_to_talk_turn(s, tone(0.2))
         await log.wait_for(TurnComplete)
-        said_before = s.transcript
+        said_before = log.said()
         await s.reconfigure(settings_for(server, emotion_tool=True))
         assert s.state is LinkState.CONNECTED
         refused, fresh = server.connections[1], server.connections[2]
@@ -327,7 +347,7 @@ async def test_go_away_mid_reply_lets_the_reply_finish_then_moves_on() -> None:
         await log.wait_for(TurnComplete, count=2)
         (second,) = server.connections[1].turns
         assert second.completed and second.number == 2
-        assert s.transcript[-1][1].startswith("Synthetic reply 2,")
+        assert log.said()[-1][1].startswith("Synthetic reply 2,")
 
 
 async def test_a_manual_reconnect_resumes_the_conversation() -> None:
@@ -341,14 +361,14 @@ async def test_a_manual_reconnect_resumes_the_conversation() -> None:
         assert server.connections[1].resumed_from == handle
         push_to_talk_turn(s, tone(0.2))
         await log.wait_for(TurnComplete, count=2)
-        assert s.transcript[-1][1].startswith("Synthetic reply 2,")  # the same conversation
+        assert log.said()[-1][1].startswith("Synthetic reply 2,")  # the same conversation
 
 
 async def test_a_manual_reconnect_with_an_expired_handle_starts_fresh_and_seeded() -> None:
     async with running_emulator() as server, live_session(server) as (s, log):
         push_to_talk_turn(s, tone(0.2))
         await log.wait_for(TurnComplete)
-        said_before = s.transcript
+        said_before = log.said()
         await s.close()
         server.sessions.clear()  # the handles have expired meanwhile
         await s.start(settings_for(server))
@@ -369,7 +389,6 @@ async def test_forget_starts_a_new_conversation() -> None:
         fresh = server.connections[1]
         assert fresh.resumed_from is None and len(fresh.received) == 1  # setup, no seed
         assert "history_config" not in normalize_keys(fresh.received[0])["setup"]
-        assert s.transcript == ()
 
 
 async def test_the_client_is_built_off_the_event_loop() -> None:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from emodesk.core.emotion import Source
 from emodesk.live.emulator.wire import normalize_keys
 from emodesk.live.events import (
     AudioChunk,
@@ -55,7 +54,7 @@ async def test_push_to_talk_turn_end_to_end() -> None:
         assert spoken == turn.reply_text
         kinds = [type(e) for e in log.events]
         assert kinds.index(GenerationComplete) < kinds.index(TurnComplete)
-        assert session.transcript == (("user", "[0.40 s of speech]"), ("model", turn.reply_text))
+        assert log.said() == (("user", "[0.40 s of speech]"), ("model", turn.reply_text))
 
         # The newest handle is kept, and a second turn works on the same link.
         await log.wait_for(ResumptionHandle, count=2)
@@ -75,9 +74,10 @@ async def test_emotion_tool_call_is_answered_and_reading_emitted() -> None:
         await log.wait_for(TurnComplete)
         turn = server.connections[0].turns[0]
         assert reported.call_id == turn.tool_call_id
-        assert reported.reading.source is Source.MODEL and reported.reading.turn == 1
-        assert reported.reading.emotion.value == turn.tool_args["emotion"]
-        assert reported.reading.energy_level.value == turn.tool_args["energy_level"]
+        # The report as the model made it; which turn it is for is the controller's call.
+        assert reported.report.emotion.value == turn.tool_args["emotion"]
+        assert reported.report.energy_level.value == turn.tool_args["energy_level"]
+        assert reported.report.confidence == turn.tool_args["confidence"]
         # The wire carries the answer with the call's id, before any reply audio.
         responses = [m["tool_response"] for m in server.received if "tool_response" in m]
         assert responses == [

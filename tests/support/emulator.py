@@ -11,7 +11,13 @@ from typing import Any, TypeVar
 import numpy as np
 
 from emodesk.live.emulator.server import EmulatorServer
-from emodesk.live.events import LiveEvent
+from emodesk.live.events import (
+    InputTranscript,
+    LiveEvent,
+    OutputTranscript,
+    TextReply,
+    TurnComplete,
+)
 from emodesk.live.session import LiveSession, RetryPolicy
 from emodesk.live.settings import LiveSettings
 
@@ -52,6 +58,23 @@ class EventLog:
         async with asyncio.timeout(within_s), self._changed:
             await self._changed.wait_for(found)
         return [e for e in self.of(kind) if where(e)][count - 1]
+
+    def said(self) -> tuple[tuple[str, str], ...]:
+        """The completed turns as (role, text), read off the events the way a consumer
+        of the session (the controller) keeps them; the session's history source."""
+        said: list[tuple[str, str]] = []
+        user: list[str] = []
+        model: list[str] = []
+        for event in self.events:
+            if isinstance(event, InputTranscript):
+                user.append(event.text)
+            elif isinstance(event, OutputTranscript | TextReply):
+                model.append(event.text)
+            elif isinstance(event, TurnComplete):
+                said += [(r, "".join(t).strip()) for r, t in (("user", user), ("model", model))]
+                said = [(r, t) for r, t in said if t]
+                user, model = [], []
+        return tuple(said)
 
     def mark(self) -> int:
         return len(self.events)
@@ -103,6 +126,7 @@ async def live_session(
     session = LiveSession(retry=FAST_RETRY, connect_timeout_s=5.0)
     log = EventLog()
     session.set_listener(log)
+    session.set_history(log.said)
     async with asyncio.timeout(10):
         await session.start(settings_for(server, **settings_changes))
     try:

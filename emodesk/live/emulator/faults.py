@@ -1,7 +1,8 @@
 """Fault switches for the emulator: "drop@2,goaway@3,close1011@4,close1007@1,slow@2,
-burst@2,malformed@1,goawayreply@2". The number is the user turn of the conversation at
-which the fault fires (a resumed session keeps counting); each numbered fault fires
-once per server, so the retried turn after a resume goes through. `kind@*` fires on every turn, and
+burst@2,malformed@1,goawayreply@2,droptool@2,dropreply@2,badreply@2,stall@2". The number
+is the user turn of the conversation at which the fault fires (a resumed session keeps
+counting); each numbered fault fires once per server, so the retried turn after a resume
+goes through. `kind@*` fires on every turn, and
 `EmulatorServer.arm(kind)` fires at the next turn of whichever connection gets there.
 
 - drop: the TCP connection is cut without a close frame when the turn's input ends.
@@ -13,6 +14,12 @@ once per server, so the retried turn after a resume goes through. `kind@*` fires
 - burst: the reply's audio comes all at once instead of paced.
 - malformed: one frame that is not valid JSON (a transcript cut short, 5 kB) before the
   reply.
+- droptool: the TCP connection is cut right after the tool response arrives, before any
+  reply audio (the client must send the turn again: the server never completed it).
+- dropreply: the TCP connection is cut halfway through the reply's audio.
+- badreply: halfway through the reply, one JSON frame the SDK cannot read (a field of the
+  wrong type); the reply then goes on.
+- stall: the reply stops halfway and nothing more comes; the connection stays open.
 """
 
 from __future__ import annotations
@@ -30,6 +37,10 @@ class FaultKind(StrEnum):
     SLOW = "slow"
     BURST = "burst"
     MALFORMED = "malformed"
+    DROP_AFTER_TOOL = "droptool"
+    DROP_MID_REPLY = "dropreply"
+    BAD_REPLY_FRAME = "badreply"
+    STALL = "stall"
 
 
 class FaultSpecError(ValueError):

@@ -70,6 +70,8 @@ GOAWAY_TIME_LEFT_S = 1.0
 GOAWAY_REPLY_TIME_LEFT_S = 50.0
 # A frame cut short, as large and as private as a real one (a transcript).
 MALFORMED_FRAME = b'{"serverContent": {"outputTranscription": {"text": "' + b"private words " * 400
+# badreply: valid JSON that the SDK cannot read (parts must be a list).
+BAD_REPLY_FRAME = {"serverContent": {"modelTurn": {"parts": 7}}}
 # Resumption snapshots kept (newest first out last); older handles are expired.
 MAX_SESSION_HANDLES = 64
 # History a snapshot carries, in (role, text) entries, as a compressed context would.
@@ -626,21 +628,16 @@ class _Connection:
 
     async def on_client_content(self, body: dict[str, Any]) -> None:
         assert self.state is not None
+        if not self.awaiting_history:
+            # gemini-3.1-flash-live: client_content is for the initial history only.
+            raise _Close(1007, "Request contains an invalid argument.")
         for content in body.get("turns") or []:
             role = str(content.get("role") or "user")
             text = "".join(str(p.get("text", "")) for p in content.get("parts") or [])
             self.state.remember((role, text))
-        if self.awaiting_history:
-            # Initial history: no model call; turn_complete ends it.
-            self.awaiting_history = not body.get("turn_complete")
-            await self.server._notify()
-            return
-        if body.get("turn_complete"):
-            await self.interrupt_reply()
-            turn = self.new_turn()
-            turn.text = self.state.history[-1][1] if self.state.history else ""
-            self.turn = turn
-            await self.end_turn()
+        # Initial history: no model call; turn_complete ends it.
+        self.awaiting_history = not body.get("turn_complete")
+        await self.server._notify()
 
     def on_tool_response(self, body: dict[str, Any]) -> None:
         for response in body.get("function_responses") or []:
@@ -677,18 +674,17 @@ class _Connection:
             )
             if EMOTION_TOOL_NAME in state.tools:
                 await self.ask_emotion(turn, calls)
+                if FaultKind.DROP_AFTER_TOOL in faults:
+                    self.fail(None)
+                    return
             reply_text = (
                 f"Synthetic reply {turn.number}, in the voice {state.voice}, "
                 f"to {heard.strip('[]')}."
             )
             turn.reply_text = reply_text
             started = True
-            await self.stream_reply(
-                turn,
-                reply_text,
-                burst=FaultKind.BURST in faults,
-                go_away=FaultKind.GOAWAY_REPLY in faults,
-            )
+            if not await self.stream_reply(turn, reply_text, faults):
+                return  # cut off halfway by a fault
             await self.send({"serverContent": {"generationComplete": True}})
             await self.send({"serverContent": {"turnComplete": True}})
             await self.send(
@@ -739,10 +735,10 @@ class _Connection:
         except TimeoutError:
             log.warning("no tool response for %s; replying without it", call_id)
 
-    async def stream_reply(
-        self, turn: TurnRecord, text: str, *, burst: bool, go_away: bool = False
-    ) -> None:
+    async def stream_reply(self, turn: TurnRecord, text: str, faults: set[FaultKind]) -> bool:
+        """Streams the reply; False if a fault cut it off halfway."""
         assert self.state is not None
+        burst = FaultKind.BURST in faults
         # 30-70 ms of numpy per reply: off the event loop, which paces every connection.
         audio = await asyncio.to_thread(synthesize, text, self.state.voice)
         chunk_bytes = OUTPUT_RATE * CHUNK_MS // 1000 * 2
@@ -755,8 +751,16 @@ class _Connection:
         interval = CHUNK_MS / 1000 / self.server.speed
         start = time.monotonic()
         for i, chunk in enumerate(chunks):
-            if go_away and i == len(chunks) // 2:
-                self.go_away(GOAWAY_REPLY_TIME_LEFT_S)
+            if i == len(chunks) // 2:
+                if FaultKind.GOAWAY_REPLY in faults:
+                    self.go_away(GOAWAY_REPLY_TIME_LEFT_S)
+                if FaultKind.BAD_REPLY_FRAME in faults:
+                    await self.send(BAD_REPLY_FRAME)
+                if FaultKind.DROP_MID_REPLY in faults:
+                    self.fail(None)
+                    return False
+                if FaultKind.STALL in faults:
+                    return False
             await self.send(
                 {
                     "serverContent": {
@@ -784,3 +788,4 @@ class _Connection:
                 # Paced against the clock, so slow sends do not add up.
                 delay = start + (i + 1) * interval - time.monotonic()
                 await asyncio.sleep(max(0.0, delay))
+        return True
