@@ -1,0 +1,196 @@
+"""Turns from key press to close, through the controller and the real google-genai SDK
+over TLS to the emulator (audio ports are in-memory doubles): each turn is answered or
+closed with a reason, the settled text is what is stored, and numbers are consecutive."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
+from dataclasses import dataclass, field
+from typing import Any
+
+import pytest
+
+from emodesk.conversation.api import (
+    ControllerEvent,
+    ConversationState,
+    ReplyRestarted,
+    TranscriptLine,
+    TurnClosed,
+    TurnOutcome,
+)
+from emodesk.conversation.controller import Connection, Controller
+from emodesk.core.consent import ConsentRecord
+from emodesk.core.settings import AppSettings
+from emodesk.live.emulator.server import EmulatorServer
+from emodesk.live.session import LiveSession
+from tests.conversation.fakes import FakeAudio, FakeEstimator, FakeStore
+from tests.support.emulator import FAST_RETRY, TEST_KEY
+
+S = ConversationState
+pytestmark = pytest.mark.timeout(30)
+LOUD, QUIET = 4000, 0  # frame sample values: speech and silence for the emulator's VAD
+
+
+@dataclass
+class Wired:
+    controller: Controller
+    server: EmulatorServer
+    audio: FakeAudio
+    store: FakeStore
+    events: list[ControllerEvent] = field(default_factory=list)
+
+    def of(self, kind: type[Any]) -> list[Any]:
+        return [e for e in self.events if isinstance(e, kind)]
+
+    def closed(self) -> dict[int, TurnClosed]:
+        return {e.turn: e for e in self.of(TurnClosed)}
+
+    async def until(self, condition: Callable[[], bool], within_s: float = 10.0) -> None:
+        async with asyncio.timeout(within_s):
+            while not condition():
+                await asyncio.sleep(0.01)
+
+    def stored(self) -> list[tuple[int, str, str]]:
+        return [(turn, role, text) for _, turn, role, text in self.store.transcript]
+
+
+@asynccontextmanager
+async def wired(
+    faults: str = "", *, speed: float = 20.0, consent: bool = False, hands_free: bool = False
+) -> AsyncIterator[Wired]:
+    server = EmulatorServer(speed=speed, faults=faults, record=True)
+    await server.start()
+    audio, store = FakeAudio(), FakeStore()
+    settings = AppSettings(
+        consent=ConsentRecord.grant() if consent else None,
+        hands_free=hands_free,
+        vad_silence_ms=300,
+    )
+    controller = Controller(
+        live=LiveSession(retry=FAST_RETRY, connect_timeout_s=5.0),
+        audio=audio,
+        store=store,
+        estimator_factory=FakeEstimator,
+        settings=settings,
+        connection=Connection(
+            endpoint=server.url, ca_file=server.ca_file, api_key=TEST_KEY, synthetic=True
+        ),
+        stall_limit_s=5.0,
+    )
+    rig = Wired(controller, server, audio, store)
+    controller.subscribe(rig.events.append)
+    try:
+        assert await controller.connect()
+        yield rig
+    finally:
+        await controller.close()
+        await server.stop()
+
+
+def speak(rig: Wired, frames: int = 15) -> None:
+    assert rig.controller.push_to_talk_down()
+    rig.audio.feed(frames, value=LOUD)
+    assert rig.controller.push_to_talk_up()
+
+
+async def test_a_typed_turn_appears_once_and_is_stored_as_shown() -> None:
+    async with wired() as rig:
+        assert await rig.controller.send_text("what time is it")
+        await rig.until(lambda: 1 in rig.closed())
+        await rig.controller.drain()
+        closed = rig.closed()[1]
+        assert closed.outcome is TurnOutcome.COMPLETED
+        assert closed.user_text == "what time is it"
+        assert closed.model_text == rig.server.all_turns()[0].reply_text
+        # The emulator echoes the text as an input transcription: not shown twice.
+        user_lines = [e for e in rig.of(TranscriptLine) if e.role == "user"]
+        assert [e.text for e in user_lines] == ["what time is it"]
+        assert rig.stored() == [(1, "user", closed.user_text), (1, "model", closed.model_text)]
+
+
+async def test_a_typed_turn_lost_with_the_link_is_sent_again_and_answered() -> None:
+    async with wired("drop@1") as rig:
+        assert await rig.controller.send_text("are you there")
+        await rig.until(lambda: 1 in rig.closed())
+        assert rig.closed()[1].outcome is TurnOutcome.COMPLETED
+        assert rig.server.connections[0].dropped
+        (again,) = rig.server.connections[1].turns
+        assert again.text == "are you there" and again.completed
+
+
+async def test_pressing_over_a_reply_closes_it_interrupted_and_the_next_reply_is_whole() -> None:
+    async with wired(speed=2.0) as rig:
+        speak(rig)
+        await rig.until(lambda: rig.controller.state is S.REPLYING and len(rig.audio.played) > 3)
+        speak(rig)  # barge in
+        await rig.until(lambda: 2 in rig.closed())
+        first, second = rig.closed()[1], rig.closed()[2]
+        assert first.outcome is TurnOutcome.INTERRUPTED and second.outcome is TurnOutcome.COMPLETED
+        full_first = rig.server.all_turns()[0].reply_text
+        assert rig.server.all_turns()[0].interrupted
+        # Only what was heard of the first reply, and nothing of it glued to the second.
+        assert full_first.startswith(first.model_text) and first.model_text != full_first
+        assert second.model_text == rig.server.all_turns()[1].reply_text
+        assert second.model_text.startswith("Synthetic reply 2")
+        await rig.controller.drain()
+        assert [t for t, _, _ in rig.stored()] == [1, 1, 2, 2]  # in order, one row a side
+
+
+async def test_only_the_played_part_of_an_interrupted_reply_is_kept() -> None:
+    async with wired(speed=2.0) as rig:
+        speak(rig)
+        await rig.until(lambda: len([e for e in rig.of(TranscriptLine) if e.role == "model"]) > 2)
+        rig.audio.unheard_s = 1e6  # the device had heard none of it
+        speak(rig)
+        await rig.until(lambda: 1 in rig.closed())
+        assert rig.closed()[1].model_text == ""
+
+
+async def test_a_reply_cut_by_a_drop_is_replaced_whole_not_appended_to() -> None:
+    async with wired("dropreply@1") as rig:
+        speak(rig)
+        await rig.until(lambda: 1 in rig.closed())
+        closed = rig.closed()[1]
+        assert closed.outcome is TurnOutcome.COMPLETED
+        assert rig.of(ReplyRestarted) == [ReplyRestarted(1)]
+        assert closed.model_text == rig.server.connections[1].turns[0].reply_text
+        assert rig.controller.state is S.READY
+
+
+async def test_a_hands_free_utterance_split_by_a_pause_is_two_settled_turns() -> None:
+    async with wired(hands_free=True, speed=2.0) as rig:
+        rig.audio.feed(40, value=LOUD)  # 0.8 s of speech
+        rig.audio.feed(20, value=QUIET)  # 0.4 s pause: the server ends the turn there
+        await rig.until(lambda: rig.controller.state is S.REPLYING)
+        rig.audio.feed(30, value=LOUD)  # the rest of the thought, over the reply
+        rig.audio.feed(20, value=QUIET)
+        await rig.until(lambda: 2 in rig.closed())
+        first, second = rig.closed()[1], rig.closed()[2]
+        assert first.outcome is TurnOutcome.INTERRUPTED
+        assert second.outcome is TurnOutcome.COMPLETED
+        assert first.user_text and second.user_text  # both halves settled, none left open
+        await rig.controller.drain()
+        assert rig.stored() == [
+            (1, "user", first.user_text), (1, "model", first.model_text),
+            (2, "user", second.user_text), (2, "model", second.model_text),
+        ]  # fmt: skip
+        assert "reply 1" not in second.model_text  # the interrupted reply's tail is not glued on
+        assert rig.controller.state is S.READY
+
+
+async def test_turn_numbers_are_consecutive_with_readings_for_each() -> None:
+    async with wired("drop@2", consent=True) as rig:
+        for n in (1, 2, 3):
+            await rig.until(lambda: rig.controller.state is S.READY)
+            speak(rig)
+            await rig.until(lambda n=n: n in rig.closed())
+        await rig.controller.drain()
+        assert sorted(rig.closed()) == [1, 2, 3]
+        entries = rig.store.entries[rig.controller.session_id or ""]
+        assert sorted({e.reading.turn for e in entries}) == [1, 2, 3]
+        assert sorted((e.reading.turn, str(e.reading.source)) for e in entries) == [
+            (1, "acoustic"), (1, "model"), (2, "acoustic"), (2, "model"),
+            (3, "acoustic"), (3, "model"),
+        ]  # fmt: skip
