@@ -48,8 +48,9 @@ class Wired:
         return {e.turn: e for e in self.of(TurnClosed)}
 
     async def until(self, condition: Callable[[], bool], within_s: float = 10.0) -> None:
+        """Poll in-memory state against a deadline (the doubles have no events to await)."""
         async with asyncio.timeout(within_s):
-            while not condition():
+            while not condition():  # noqa: ASYNC110
                 await asyncio.sleep(0.01)
 
     def stored(self) -> list[tuple[int, str, str]]:
