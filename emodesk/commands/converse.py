@@ -195,7 +195,7 @@ async def _converse(args: argparse.Namespace, out: TextIO) -> int:
     from emodesk.dsp.wav import WavError, read_wav, write_wav
     from emodesk.live.credentials import CredentialError, load_api_key
     from emodesk.live.session import LiveSession
-    from emodesk.store import SessionStore, StoreError, default_history_path
+    from emodesk.store import NotAHistory, SessionStore, StoreError, default_history_path
 
     pace = _pace()
     try:
@@ -225,7 +225,9 @@ async def _converse(args: argparse.Namespace, out: TextIO) -> int:
         raise ConverseError(str(exc)) from exc
 
     try:
-        store = SessionStore(args.db or default_history_path())
+        store = SessionStore(args.db or default_history_path(), named_by_user=bool(args.db))
+    except NotAHistory as exc:  # the user's own file: refused, left as it was
+        raise ConverseError(f"--db {exc}") from exc
     except (StoreError, OSError) as exc:
         raise ConverseError(f"cannot open the session history: {exc}") from exc
     if store.open_report.message:

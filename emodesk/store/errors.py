@@ -12,6 +12,11 @@ class StoreError(Exception):
     """The history could not be read or written. `str(error)` is a sentence for the UI."""
 
 
+class NotAHistory(StoreError):
+    """A file the user named cannot serve as the history (not SQLite, another program's
+    database, a newer format, damaged); it was left as it was."""
+
+
 class SessionNotFound(StoreError):
     """No session with that id is in the history (never started, or deleted)."""
 

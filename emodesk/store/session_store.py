@@ -77,10 +77,14 @@ class SessionStore:
 
     open_report: OpenReport  # what happened at open: shown to the user when not empty
 
-    def __init__(self, path: str | os.PathLike[str] | None = None) -> None:
+    def __init__(
+        self, path: str | os.PathLike[str] | None = None, *, named_by_user: bool = False
+    ) -> None:
+        """`named_by_user`: the user chose `path` (`--db`); if it cannot serve as the
+        history it is refused with NotAHistory and left as it was, not set aside."""
         self.path = Path(path) if path is not None else default_history_path()
         self._lock = threading.Lock()
-        self._conn, self.open_report = open_history(self.path)
+        self._conn, self.open_report = open_history(self.path, named_by_user=named_by_user)
         try:
             self._conn.execute(f"PRAGMA wal_autocheckpoint = {SAFETY_NET_PAGES}")
         except sqlite3.Error as exc:

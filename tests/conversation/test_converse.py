@@ -239,21 +239,24 @@ async def test_losing_the_connection_mid_turn_is_one_line_and_exit_1(tmp_path: P
 
 
 async def test_a_damaged_history_is_reported_and_the_conversation_goes_on(
-    emulator: EmulatorServer, tmp_path: Path
+    emulator: EmulatorServer, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    db = tmp_path / "h.db"
+    # The app's own history (no --db); a file named with --db is refused instead.
+    monkeypatch.setenv("XDG_DATA_HOME", str(tmp_path / "xdg"))
+    db = tmp_path / "xdg" / "emodesk" / "history.sqlite3"
+    db.parent.mkdir(parents=True)
     db.write_bytes(b"this is not a database at all" * 100)
     short = tmp_path / "short.wav"
     write_wav(short, speech_16k("Hello there."), 16000)
     code, _, err = await converse(
-        "--audio-in", str(short), "--turns", "one", "--db", str(db),
+        "--audio-in", str(short), "--turns", "one",
         "--endpoint", emulator.url, "--ca-file", emulator.ca_file,
     )  # fmt: skip
     assert code == 0, err
     with SessionStore(db) as store:
         assert len(store.sessions()) == 1  # a fresh history took the damaged one's place
-    kept = [name for name in os.listdir(tmp_path) if name.startswith("h.damaged")]
-    assert kept, os.listdir(tmp_path)
+    kept = [name for name in os.listdir(db.parent) if name.startswith("history.damaged")]
+    assert kept, os.listdir(db.parent)
     report = [line for line in err.splitlines() if kept[0] in line]
     assert report and report[0].startswith("emodesk converse: "), err
 

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from emodesk.store import SessionStore, StoreError
+from emodesk.store import NotAHistory, SessionStore, StoreError
 from emodesk.store.schema import SCHEMA_VERSION
 from tests.store.factories import make_entry, make_meta
 
@@ -192,3 +192,76 @@ def test_a_read_only_folder_is_a_store_error(reachable_path: Path, existing: boo
     assert f"StoreError: The history at {history_path} could not be used while opening it" in (
         child.stdout
     )
+
+
+# A file the user named (`converse --db PATH`) is the user's: if it cannot be the history
+# it is refused and left exactly as it was; only the app's own file is set aside.
+def _snapshot(folder: Path) -> dict[str, bytes]:
+    return {p.name: p.read_bytes() for p in sorted(folder.iterdir())}
+
+
+def test_a_named_file_that_is_not_sqlite_is_refused_and_left_as_it_was(tmp_path: Path) -> None:
+    notes = tmp_path / "notes.txt"
+    notes.write_text("Call the dentist on Tuesday.\n")
+    before = _snapshot(tmp_path)
+    with pytest.raises(NotAHistory) as caught:
+        SessionStore(notes, named_by_user=True)
+    assert str(caught.value) == (
+        f"{notes} is not an EmoDesk history (not an SQLite database); nothing was changed"
+    )
+    assert _snapshot(tmp_path) == before
+
+
+def test_the_apps_own_file_that_is_not_sqlite_is_still_set_aside(history_path: Path) -> None:
+    history_path.parent.mkdir(parents=True)
+    history_path.write_text("Call the dentist on Tuesday.\n")
+    with SessionStore(history_path) as store:
+        kept = _assert_recovered(store, history_path, "damaged")
+    assert kept.read_text() == "Call the dentist on Tuesday.\n"
+
+
+def test_a_named_database_of_another_program_is_refused_unchanged(tmp_path: Path) -> None:
+    other = tmp_path / "photos.db"
+    with sqlite3.connect(other) as conn:
+        conn.execute("CREATE TABLE albums (name TEXT)")
+        conn.execute("INSERT INTO albums VALUES ('summer')")
+    conn.close()
+    before = _snapshot(tmp_path)
+    with pytest.raises(NotAHistory, match=r"another program.*nothing was changed"):
+        SessionStore(other, named_by_user=True)
+    assert _snapshot(tmp_path) == before  # not switched to WAL, nothing beside it
+
+
+def test_a_named_newer_history_is_refused_unchanged(tmp_path: Path) -> None:
+    newer = tmp_path / "newer.db"
+    _filled_history(newer, readings=2)
+    with sqlite3.connect(newer) as conn:
+        conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION + 1}")
+    conn.close()
+    before = _snapshot(tmp_path)
+    with pytest.raises(NotAHistory, match=r"newer EmoDesk.*nothing was changed"):
+        SessionStore(newer, named_by_user=True)
+    assert _snapshot(tmp_path) == before
+
+
+@pytest.mark.parametrize("kind", ["folder", "fifo"])
+def test_a_named_path_that_is_not_a_file_is_refused(tmp_path: Path, kind: str) -> None:
+    path = tmp_path / "odd"
+    if kind == "folder":
+        path.mkdir()
+    else:
+        os.mkfifo(path)
+    with pytest.raises(NotAHistory, match=r"is not an EmoDesk history .*nothing was changed"):
+        SessionStore(path, named_by_user=True)
+
+
+@pytest.mark.parametrize("existing", ["missing", "empty"])
+def test_a_named_new_or_empty_file_becomes_the_history(tmp_path: Path, existing: str) -> None:
+    path = tmp_path / "mine.db"
+    if existing == "empty":
+        path.touch()
+    with SessionStore(path, named_by_user=True) as store:
+        store.start_session(make_meta())
+        assert len(store.sessions()) == 1
+    with SessionStore(path, named_by_user=True) as store:
+        assert len(store.sessions()) == 1
