@@ -556,6 +556,24 @@ def install_error_reporting(
     return reporter
 
 
+def make_app_folders_private(log_path: Path | None, settings_path: Path | None) -> None:
+    """Take away what an older version left readable by others in the app's own folders:
+    the log folder and the settings folder (the store does the data folder when it opens
+    the default history). Only folders that carry the app's name, never their parents."""
+    from emodesk.core.privacy import make_private
+
+    folders = []
+    if log_path is not None:
+        log_folder = log_path.parent  # Linux: ~/.local/state/emodesk/log
+        app_named = log_folder.parent.name.lower() == "emodesk"
+        folders.append(log_folder.parent if app_named else log_folder)
+    if settings_path is not None and settings_path.parent.name == ORGANISATION:
+        folders.append(settings_path.parent)  # ~/.config/EmoDesk
+    changed = make_private(folders)
+    if changed:
+        log.info("made private (owner only): %s", ", ".join(str(path) for path in changed))
+
+
 def no_display_reason(env: Mapping[str, str]) -> str:
     """Why Qt would abort for want of a screen (over SSH, in a container), or ""."""
     if sys.platform != "linux" or env.get("QT_QPA_PLATFORM"):
@@ -589,7 +607,9 @@ def run(args: argparse.Namespace) -> int:
         log_path = setup_logging()
     except OSError:
         log_path = None
-    store = SettingsStore(open_qsettings(os.environ.get("EMODESK_SETTINGS_FILE") or None))
+    settings_file = os.environ.get("EMODESK_SETTINGS_FILE") or None
+    store = SettingsStore(open_qsettings(settings_file))
+    make_app_folders_private(log_path, None if settings_file else Path(store.path))
     window = build_window(store)
     window.show()
     if os.environ.get("EMODESK_EXIT_AFTER_SHOW"):  # bench: time to the first window only

@@ -13,6 +13,7 @@ import sys
 from collections.abc import Callable, Sequence
 
 from emodesk import __version__
+from emodesk.core.privacy import use_private_umask
 from emodesk.live.emulator.faults import FaultKind
 
 
@@ -160,6 +161,9 @@ _COMMANDS = {
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    # Before anything is written: the history (with sqlite's WAL and SHM), the log, the
+    # settings and exports are personal data, created readable by their owner only.
+    use_private_umask()
     args = build_parser().parse_args(argv)
     module_name, layer = _COMMANDS[args.command]
     if importlib.util.find_spec(module_name) is None:

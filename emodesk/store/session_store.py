@@ -10,6 +10,7 @@ WAL snapshot without holding the lock that a reading arriving on the loop needs.
 from __future__ import annotations
 
 import contextlib
+import logging
 import os
 import sqlite3
 import threading
@@ -29,11 +30,14 @@ from emodesk.core.export import (
     timeline_json,
     write_text_atomic,
 )
+from emodesk.core.privacy import make_private
 from emodesk.core.timeline import TimelineEntry
 from emodesk.core.tracker import Trend
 from emodesk.store.checkpoint import SAFETY_NET_PAGES, Checkpointer
 from emodesk.store.errors import OpenReport, SessionNotFound, StoreError, store_error
 from emodesk.store.opening import connect, kept_copies, open_history
+
+log = logging.getLogger(__name__)
 
 HISTORY_FILE_NAME = "history.sqlite3"
 TRANSCRIPT_ROLES = frozenset({"user", "model"})
@@ -42,6 +46,14 @@ EXPORT_FORMATS = frozenset({"csv", "json"})
 
 def default_history_path() -> Path:
     return Path(platformdirs.user_data_dir("emodesk")) / HISTORY_FILE_NAME
+
+
+def _make_data_folder_private(folder: Path) -> None:
+    """The app's own data folder, as an older version may have left it: readable by its
+    owner only (files the process creates are, by the umask the command line sets)."""
+    changed = make_private([folder])
+    if changed:
+        log.info("made private (owner only): %s", ", ".join(str(path) for path in changed))
 
 
 @dataclass(frozen=True)
@@ -84,6 +96,8 @@ class SessionStore:
         history it is refused with NotAHistory and left as it was, not set aside."""
         self.path = Path(path) if path is not None else default_history_path()
         self._lock = threading.Lock()
+        if self.path.absolute() == default_history_path().absolute():
+            _make_data_folder_private(self.path.parent)
         self._conn, self.open_report = open_history(self.path, named_by_user=named_by_user)
         try:
             self._conn.execute(f"PRAGMA wal_autocheckpoint = {SAFETY_NET_PAGES}")
