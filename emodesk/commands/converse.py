@@ -199,7 +199,10 @@ async def _converse(args: argparse.Namespace, out: TextIO) -> int:
 
     pace = _pace()
     try:
-        pcm, duration = read_wav(args.audio_in)
+        pcm, duration = read_wav(
+            args.audio_in,
+            on_warning=lambda message: print(f"emodesk converse: {message}", file=sys.stderr),
+        )
     except (WavError, OSError) as exc:
         raise ConverseError(f"cannot read --audio-in: {exc}") from exc
     one_turn = [(0, int(pcm.size))]

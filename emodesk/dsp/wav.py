@@ -13,6 +13,7 @@ from __future__ import annotations
 import io
 import math
 import os
+import stat
 import struct
 import wave
 from collections.abc import Callable
@@ -111,8 +112,9 @@ def _check_format(
 
 def _decode(
     raw: bytes, fmt_tag: int, bits: int, block_align: int, channels: int, path: Path
-) -> np.ndarray[Any, np.dtype[np.float64]]:
-    """Samples as float64 frames x channels in [-1, 1]."""
+) -> tuple[np.ndarray[Any, np.dtype[np.float64]], int]:
+    """Samples as float64 frames x channels in [-1, 1], and how many float samples were
+    not numbers (NaN, +-Inf): those are set to 0, silence rather than a full-scale click."""
     frame_bytes = block_align
     n_frames = len(raw) // frame_bytes
     raw = raw[: n_frames * frame_bytes]
@@ -122,8 +124,18 @@ def _decode(
             raise WavError(f"{path}: {bits}-bit float WAV is not supported (only 32 or 64)")
         dt = np.dtype("<f4") if bytes_per_sample == 4 else np.dtype("<f8")
         samples = np.frombuffer(raw, dtype=dt).astype(np.float64)
-        np.nan_to_num(samples, copy=False, nan=0.0, posinf=1.0, neginf=-1.0)
-        return np.clip(samples, -1.0, 1.0, out=samples).reshape(n_frames, channels)
+        bad = ~np.isfinite(samples)
+        not_numbers = int(np.count_nonzero(bad))
+        if not_numbers:
+            samples[bad] = 0.0
+        clipped = np.clip(samples, -1.0, 1.0, out=samples).reshape(n_frames, channels)
+        return clipped, not_numbers
+    return _decode_integer(raw, bits, bytes_per_sample, n_frames, channels, path), 0
+
+
+def _decode_integer(
+    raw: bytes, bits: int, bytes_per_sample: int, n_frames: int, channels: int, path: Path
+) -> np.ndarray[Any, np.dtype[np.float64]]:
     if bytes_per_sample == 1:
         u8 = np.frombuffer(raw, dtype=np.uint8)
         return ((u8.astype(np.float64) - 128.0) / 128.0).reshape(n_frames, channels)
@@ -174,17 +186,36 @@ def read_wav(
 
     `on_progress(done_s, total_s)`, if given, is called after each block with the seconds
     of audio read so far and in all. `on_warning(message)` hears about a file that can be
-    read, but not whole (truncated)."""
+    read, but not as it was written: truncated, or float samples that were not numbers
+    (NaN/Inf, read as 0)."""
     p = Path(path)
-    if not p.exists():
-        raise WavError(f"{p}: no such file")
-    if p.is_dir():
-        raise WavError(f"{p}: is a directory, not a WAV file")
+    try:
+        mode = p.stat().st_mode
+    except FileNotFoundError:
+        raise WavError(f"{p}: no such file") from None
+    except OSError as exc:
+        raise WavError(f"{p}: cannot read the file ({exc.strerror or exc})") from exc
+    # Checked before opening: opening a FIFO with no writer waits forever.
+    if not stat.S_ISREG(mode):
+        hint = " (save the audio to a file first)" if stat.S_ISFIFO(mode) else ""
+        raise WavError(f"{p}: is {_what_it_is(mode)}, not a WAV file{hint}")
     try:
         with p.open("rb") as handle:
             return _read(handle, p, on_progress, on_warning)
     except OSError as exc:
         raise WavError(f"{p}: cannot read the file ({exc.strerror or exc})") from exc
+
+
+def _what_it_is(mode: int) -> str:
+    if stat.S_ISDIR(mode):
+        return "a directory"
+    if stat.S_ISFIFO(mode):
+        return "a named pipe (FIFO)"
+    if stat.S_ISSOCK(mode):
+        return "a socket"
+    if stat.S_ISCHR(mode) or stat.S_ISBLK(mode):
+        return "a device"
+    return "a special file"
 
 
 def _read(
@@ -226,20 +257,31 @@ def _read(
     out = _Output(math.ceil(n_frames * TARGET_RATE / rate))
     handle.seek(data_off)
     done = 0
+    not_numbers = 0
     while done < n_frames:
         want = min(block_frames, n_frames - done)
         raw = handle.read(want * block_align)
         got = len(raw) // block_align
         if got == 0:  # the file shrank while we read it: keep what arrived
             break
-        frames = _decode(raw, fmt_tag, bits, block_align, channels, p)  # drops a partial frame
+        # A partial frame at the end is dropped.
+        frames, bad = _decode(raw, fmt_tag, bits, block_align, channels, p)
         del raw
+        not_numbers += bad
         out.append(resampler.process(_to_int16_mono(frames, channels)))
         done += got
         if on_progress is not None:
             on_progress(done / rate, duration_s)
     out.append(resampler.flush())
+    if not_numbers and on_warning is not None:
+        on_warning(_not_numbers_message(p, not_numbers))
     return out.samples[: out.size], done / rate
+
+
+def _not_numbers_message(p: Path, count: int) -> str:
+    if count == 1:
+        return f"{p}: 1 sample was not a number (NaN/Inf) and was set to 0"
+    return f"{p}: {count} samples were not numbers (NaN/Inf) and were set to 0"
 
 
 def write_wav(path: str | os.PathLike[str], pcm: np.ndarray[Any, Any], rate: int) -> None:

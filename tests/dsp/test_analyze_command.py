@@ -1,8 +1,11 @@
 """`emodesk analyze` end to end through the CLI entry point."""
 
 import json
+import os
 import re
+import stat
 import struct
+import subprocess
 import sys
 from pathlib import Path
 
@@ -133,3 +136,56 @@ def test_outputs_are_checked_before_the_work_and_never_replace_the_recording(
     assert message in captured.err and len(captured.err.strip().splitlines()) == 1
     assert captured.out == "", "the analysis ran before the outputs were checked"
     assert wav.read_bytes() == before
+
+
+def test_a_fifo_with_no_writer_is_refused_at_once(tmp_path: Path) -> None:
+    """Was: `emodesk analyze` waited forever, silently, for a writer to the pipe."""
+    fifo = tmp_path / "mic.wav"
+    os.mkfifo(fifo)
+    done = subprocess.run(
+        [sys.executable, "-m", "emodesk", "analyze", str(fifo)],
+        capture_output=True,
+        text=True,
+        timeout=30,
+        cwd=Path(__file__).resolve().parents[2],
+    )
+    assert done.returncode == 2
+    assert done.stderr.strip() == (
+        f"emodesk analyze: {fifo}: is a named pipe (FIFO), not a WAV file "
+        "(save the audio to a file first)"
+    )
+
+
+def _float_wav_with_bad_samples(path: Path) -> None:
+    t = np.arange(3 * 16000) / 16000
+    samples = (0.2 * np.sin(2 * np.pi * 220 * t) * (t % 1.5 < 1.0)).astype("<f4")
+    samples[1000:1010] = np.nan
+    samples[2000:2002] = np.inf
+    data = samples.tobytes()
+    fmt = struct.pack("<HHIIHH", 3, 1, 16000, 16000 * 4, 4, 32)
+    body = b"WAVEfmt " + struct.pack("<I", 16) + fmt + b"data" + struct.pack("<I", len(data))
+    path.write_bytes(b"RIFF" + struct.pack("<I", len(body) + len(data)) + body + data)
+
+
+def test_samples_that_are_not_numbers_are_said_on_stderr(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    wav = tmp_path / "float.wav"
+    _float_wav_with_bad_samples(wav)
+    assert main(["analyze", str(wav)]) == 0
+    err = capsys.readouterr().err
+    assert err == (
+        f"emodesk analyze: {wav}: 12 samples were not numbers (NaN/Inf) and were set to 0\n"
+    )
+
+
+def test_exports_are_readable_by_their_owner_only(tmp_path: Path) -> None:
+    os.umask(0o022)  # the usual default; `main` sets the app's own
+    wav = tmp_path / "in.wav"
+    write_wav(wav, np.random.default_rng(3).normal(0, 2000, 32000).astype(np.int16), 16000)
+    csv_path, json_path = tmp_path / "o.csv", tmp_path / "o.json"
+    json_path.write_text("an older export, world-readable")
+    json_path.chmod(0o644)
+    assert main(["analyze", str(wav), "--csv", str(csv_path), "--json", str(json_path)]) == 0
+    assert stat.S_IMODE(csv_path.stat().st_mode) == 0o600
+    assert stat.S_IMODE(json_path.stat().st_mode) == 0o600

@@ -249,3 +249,51 @@ def test_a_long_file_is_read_with_bounded_extra_memory(tmp_path: Path) -> None:
     # to a few block-sized buffers whatever the length.
     assert extra < 8 * wav._BLOCK_BYTES
     assert peak < data_size / 2
+
+
+@pytest.mark.timeout(10)
+def test_a_fifo_is_refused_before_it_is_opened(tmp_path: Path) -> None:
+    # Opening a FIFO with no writer would wait forever: the timeout is the test.
+    fifo = tmp_path / "live.wav"
+    os.mkfifo(fifo)
+    with pytest.raises(WavError, match=r"is a named pipe \(FIFO\), not a WAV file"):
+        read_wav(fifo)
+
+
+def test_a_directory_is_refused(tmp_path: Path) -> None:
+    with pytest.raises(WavError, match="is a directory, not a WAV file"):
+        read_wav(tmp_path)
+
+
+def test_samples_that_are_not_numbers_are_counted_said_and_silenced(tmp_path: Path) -> None:
+    samples = (_tone(16000) / 32768.0).astype(np.float32)
+    samples[100:110] = np.nan
+    samples[200] = np.inf
+    samples[300] = -np.inf
+    path = tmp_path / "f.wav"
+    _float_wav(path, samples, 16000)
+    warnings: list[str] = []
+    pcm, _ = read_wav(path, on_warning=warnings.append)
+    assert warnings == [f"{path}: 12 samples were not numbers (NaN/Inf) and were set to 0"]
+    assert pcm[100:110].tolist() == [0] * 10 and pcm[200] == 0 and pcm[300] == 0
+    good = np.ones(pcm.size, bool)
+    good[[*range(100, 110), 200, 300]] = False
+    np.testing.assert_allclose(pcm[good], _tone(16000)[good], atol=1)
+
+
+def test_one_sample_that_is_not_a_number_is_said_in_the_singular(tmp_path: Path) -> None:
+    samples = (_tone(16000) / 32768.0).astype(np.float32)
+    samples[5] = np.nan
+    path = tmp_path / "f.wav"
+    _float_wav(path, samples, 16000)
+    warnings: list[str] = []
+    read_wav(path, on_warning=warnings.append)
+    assert warnings == [f"{path}: 1 sample was not a number (NaN/Inf) and was set to 0"]
+
+
+def test_a_clean_float_file_gives_no_warning(tmp_path: Path) -> None:
+    path = tmp_path / "f.wav"
+    _float_wav(path, _tone(16000) / 32768.0, 16000)
+    warnings: list[str] = []
+    read_wav(path, on_warning=warnings.append)
+    assert warnings == []
