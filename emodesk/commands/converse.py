@@ -289,7 +289,9 @@ async def _converse(args: argparse.Namespace, out: TextIO) -> int:
         await controller.drain()
         if args.csv and session_id is not None:
             if not await controller.export(args.csv, "csv", session_id):
-                raise ConverseError(f"export failed: {report.refusals[-1]}")
+                # One sentence ("Could not write X: why"), not the refusal's prefixes again.
+                why = report.refusals[-1].removeprefix("export: ").removeprefix("export failed: ")
+                raise ConverseError(why)
             print(f"timeline written to {args.csv}", file=out, flush=True)
         if session_id is not None and consent is not None:
             _print_session_report(store, session_id, args.profile, out)

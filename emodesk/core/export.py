@@ -261,17 +261,38 @@ def read_timeline_json(text: str) -> tuple[SessionMetadata, list[TimelineEntry]]
     return meta, entries
 
 
-def _message(exc: OSError, path: Path) -> str:
+def _not_a_folder(path: Path) -> Path:
+    """The nearest existing ancestor of `path` (a file where a folder should be)."""
+    for ancestor in path.parents:
+        if ancestor.exists():
+            return ancestor
+    return path.parent
+
+
+def _reason(exc: OSError, path: Path) -> str:
+    """Why `path` could not be written, as the end of a sentence."""
     code = exc.errno
-    if isinstance(exc, PermissionError) or code in (errno.EACCES, errno.EPERM, errno.EROFS):
-        return f"No permission to write {path}"
+    if code == errno.EROFS:
+        return "the file system is read-only"
+    if isinstance(exc, PermissionError) or code in (errno.EACCES, errno.EPERM):
+        return "permission denied"
     if isinstance(exc, FileNotFoundError) or code == errno.ENOENT:
-        return f"The folder {path.parent} does not exist"
+        return f"the folder {path.parent} does not exist"
+    if isinstance(exc, NotADirectoryError) or code == errno.ENOTDIR:
+        return f"{_not_a_folder(path)} is a file, not a folder"
     if isinstance(exc, IsADirectoryError) or code == errno.EISDIR:
-        return f"{path} is a folder, not a file"
-    if code in (errno.ENOSPC, errno.EDQUOT):
-        return f"The disk is full; {path} was not written"
-    return f"Could not write {path}: {exc.strerror or exc}"
+        return "it is a folder, not a file"
+    if code == errno.ENOSPC:
+        return "the disk is full (no space left on device)"
+    if code == errno.EDQUOT:
+        return "the disk quota is used up"
+    reason = exc.strerror or str(exc) or "unknown error"
+    return reason[:1].lower() + reason[1:]
+
+
+def _message(exc: OSError, path: Path) -> str:
+    """One sentence naming the file and the reason: "Could not write /x/y.csv: ..."."""
+    return f"Could not write {path}: {_reason(exc, path)}"
 
 
 def _sync_folder(folder: Path) -> None:
@@ -290,7 +311,8 @@ def write_text_atomic(path: str | os.PathLike[str], text: str) -> None:
     try:
         data = text.encode("utf-8")
     except UnicodeEncodeError as exc:
-        raise ExportError(errno.EINVAL, f"The text cannot be saved as UTF-8: {exc.reason}") from exc
+        why = f"the text cannot be saved as UTF-8 ({exc.reason})"
+        raise ExportError(errno.EINVAL, f"Could not write {path}: {why}") from exc
     write_bytes_atomic(path, data)
 
 
@@ -343,7 +365,7 @@ def unwritable_reason(path: str | os.PathLike[str]) -> str:
     try:
         fd, probe = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".probe", dir=folder)
     except OSError as exc:
-        return _message(exc, target)
+        return _reason(exc, target)  # callers say which file: "cannot write --csv: ..."
     os.close(fd)
     with contextlib.suppress(OSError):
         os.unlink(probe)

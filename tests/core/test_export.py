@@ -235,8 +235,10 @@ def test_atomic_write_without_permission(tmp_path: Path, monkeypatch: pytest.Mon
         raise PermissionError(errno.EACCES, "Permission denied")
 
     monkeypatch.setattr("tempfile.mkstemp", refuse)
-    with pytest.raises(ExportError, match="No permission"):
-        write_text_atomic(tmp_path / "t.csv", "x")
+    target = tmp_path / "t.csv"
+    with pytest.raises(ExportError) as caught:
+        write_text_atomic(target, "x")
+    assert str(caught.value) == f"Could not write {target}: permission denied"
     assert os.listdir(tmp_path) == []
 
 
@@ -366,4 +368,52 @@ def test_unwritable_reason_sees_a_refusal_that_permission_bits_hide(
         raise OSError(errno.EROFS, "Read-only file system")
 
     monkeypatch.setattr("tempfile.mkstemp", refuse)
-    assert unwritable_reason(tmp_path / "t.csv") == f"No permission to write {tmp_path / 't.csv'}"
+    assert unwritable_reason(tmp_path / "t.csv") == "the file system is read-only"
+
+
+# What a user reads when a timeline cannot be written: one sentence naming the file and
+# the reason, never the same words twice.
+def test_a_folder_that_is_a_file_names_the_file_and_the_reason(tmp_path: Path) -> None:
+    (tmp_path / "notes").write_text("a file where the folder should be")
+    target = tmp_path / "notes" / "t.csv"
+    with pytest.raises(ExportError) as caught:
+        write_text_atomic(target, "x")
+    assert (
+        str(caught.value)
+        == f"Could not write {target}: {tmp_path / 'notes'} is a file, not a folder"
+    )
+    assert caught.value.errno == errno.ENOTDIR
+
+
+def test_a_folder_deeper_under_a_file_names_the_file(tmp_path: Path) -> None:
+    (tmp_path / "notes").write_text("x")
+    target = tmp_path / "notes" / "deeper" / "t.csv"
+    with pytest.raises(ExportError) as caught:
+        write_text_atomic(target, "x")
+    assert (
+        str(caught.value)
+        == f"Could not write {target}: {tmp_path / 'notes'} is a file, not a folder"
+    )
+
+
+@pytest.mark.parametrize(
+    ("code", "os_text", "reason"),
+    [
+        (errno.ENOSPC, "No space left on device", "the disk is full (no space left on device)"),
+        (errno.EROFS, "Read-only file system", "the file system is read-only"),
+        (errno.EIO, "Input/output error", "input/output error"),
+    ],
+)
+def test_an_os_refusal_is_one_sentence_with_the_os_reason(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, code: int, os_text: str, reason: str
+) -> None:
+    def refuse(_fd: int) -> None:
+        raise OSError(code, os_text)
+
+    monkeypatch.setattr(os, "fsync", refuse)
+    target = tmp_path / "t.csv"
+    with pytest.raises(ExportError) as caught:
+        write_text_atomic(target, "x")
+    message = str(caught.value)
+    assert message == f"Could not write {target}: {reason}"
+    assert message.count(str(target)) == 1 and "failed" not in message

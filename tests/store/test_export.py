@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+import stat
 from pathlib import Path
 
 import pytest
@@ -74,3 +76,35 @@ def test_an_unknown_format_is_refused(store: SessionStore, past_session, tmp_pat
     session_id, _ = past_session
     with pytest.raises(StoreError, match="format"):
         store.export_session(session_id, tmp_path / "x.xml", fmt="xml")
+
+
+def test_an_export_that_cannot_be_written_says_where_and_why_once(
+    store: SessionStore,
+    past_session,  # type: ignore[no-untyped-def]
+    tmp_path: Path,
+) -> None:
+    session_id, _ = past_session
+    (tmp_path / "notes").write_text("a file, not a folder")
+    target = tmp_path / "notes" / "x.csv"
+    with pytest.raises(StoreError) as caught:
+        store.export_session(session_id, target)
+    assert (
+        str(caught.value)
+        == f"Could not write {target}: {tmp_path / 'notes'} is a file, not a folder"
+    )
+
+
+@pytest.mark.parametrize("fmt", ["csv", "json"])
+def test_an_export_is_readable_by_its_owner_only(
+    store: SessionStore,
+    past_session,  # type: ignore[no-untyped-def]
+    tmp_path: Path,
+    fmt: str,
+) -> None:
+    os.umask(0o022)  # even without the app's umask (the conftest restores it)
+    session_id, _ = past_session
+    out = tmp_path / f"t.{fmt}"
+    out.write_text("an older export, world-readable")
+    out.chmod(0o644)
+    store.export_session(session_id, out, fmt=fmt)
+    assert stat.S_IMODE(out.stat().st_mode) == 0o600
