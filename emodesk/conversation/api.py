@@ -48,6 +48,7 @@ class NoticeKind(StrEnum):
     STORAGE = "storage"  # the history could not be written (disk full, damaged file)
     ESTIMATION = "estimation"  # a turn's acoustic estimate failed; the session goes on
     TURN_FAILED = "turn_failed"  # a turn could not be answered; the reason says why
+    SERVER_DATA = "server_data"  # the server sent something unusable; it was skipped
 
 
 @dataclass(frozen=True, slots=True)

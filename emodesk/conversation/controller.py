@@ -63,6 +63,7 @@ from emodesk.live.events import (
     TextReply,
     ToolCall,
     TurnComplete,
+    TurnLimitExceeded,
     TurnResent,
     TurnUndelivered,
 )
@@ -831,6 +832,11 @@ class Controller:
                     self._set_state(S.READY, "turn not delivered")
             case LinkStateChanged():
                 self._on_link_state(event)
+            case TurnLimitExceeded():
+                self._audio.flush()  # a flood is not played out
+                self._fail_open_turn(event.reason)
+                if self._state in (S.WAITING, S.REPLYING):
+                    self._set_state(S.READY, "the reply went over a limit")
             case SessionError():
                 if event.auth:
                     self._emit(
@@ -838,6 +844,9 @@ class Controller:
                     )
                     self._fail_open_turn(event.message)
                     self._set_state(S.ERROR, event.message)
+                elif event.retryable and event.code is None:
+                    # Server data the session skipped (a bad frame, an unusable chunk).
+                    self._emit(Notice(NoticeKind.SERVER_DATA, event.message))
             case AudioDropped():
                 self._emit(
                     Notice(

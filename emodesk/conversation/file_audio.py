@@ -17,6 +17,7 @@ import numpy as np
 import numpy.typing as npt
 
 MIC_RATE = 16000
+SPEAKER_RATE = 24000  # the "device" rate: Gemini's reply rate; other rates are resampled
 
 
 class FileAudio:
@@ -42,11 +43,11 @@ class FileAudio:
         self._on_playback_started: Callable[[float], None] | None = None
         self._on_error: Callable[[str, str], None] | None = None
         # Playback: the chunks "heard" so far and when the queued audio runs out.
-        self._out_rate: int | None = None
+        self._out_rate = SPEAKER_RATE
         self._out: list[bytes] = []
         self._out_bytes = 0
         self._play_end = 0.0
-        self.dropped_chunks = 0  # reply audio at a rate other than the first one's
+        self.resampled_chunks = 0  # reply audio at another rate, resampled to the speaker's
         self.flushes = 0
         self.prepared = False
 
@@ -108,16 +109,19 @@ class FileAudio:
     # -- the speaker -----------------------------------------------------------------
 
     def play(self, pcm: bytes, rate: int) -> None:
-        if self._out_rate is None:
-            self._out_rate = rate
-        if rate != self._out_rate or not pcm:
-            self.dropped_chunks += 1 if pcm else 0
+        if not pcm:
             return
+        if rate != self._out_rate:
+            from emodesk.dsp.resample import resample
+
+            samples = np.frombuffer(pcm, dtype=np.int16)
+            pcm = resample(samples, rate, self._out_rate).tobytes()
+            self.resampled_chunks += 1
         now = self._clock()
         idle = now >= self._play_end
         if idle:
             self._play_end = now
-        self._play_end += len(pcm) / 2 / rate / self._pace
+        self._play_end += len(pcm) / 2 / self._out_rate / self._pace
         self._out.append(bytes(pcm))
         self._out_bytes += len(pcm)
         if idle and self._on_playback_started is not None:
@@ -127,7 +131,7 @@ class FileAudio:
     def flush(self) -> float:
         self.flushes += 1
         now = self._clock()
-        if self._out_rate is None or now >= self._play_end:
+        if now >= self._play_end:
             return 0.0
         unheard_s = (self._play_end - now) * self._pace
         unheard = round(unheard_s * self._out_rate) * 2
@@ -152,7 +156,7 @@ class FileAudio:
     def recorded(self) -> tuple[npt.NDArray[np.int16], int]:
         """Every reply sample that played, in order, and its rate (24000 if none)."""
         data = np.frombuffer(b"".join(self._out), dtype=np.int16).copy()
-        return data, self._out_rate or 24000
+        return data, self._out_rate
 
     def set_listeners(
         self,

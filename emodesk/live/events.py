@@ -154,6 +154,14 @@ class TurnUndelivered:
 
 
 @dataclass(frozen=True, slots=True)
+class TurnLimitExceeded:
+    """The reply went past a per-turn limit (`emodesk.live.limits`); the rest of it is
+    dropped. `reason` names the limit."""
+
+    reason: str
+
+
+@dataclass(frozen=True, slots=True)
 class AudioDropped:
     """User audio that could not be sent (link down past the buffer) — reported, not hidden."""
 
@@ -180,5 +188,6 @@ LiveEvent = (
     | SessionError
     | TurnResent
     | TurnUndelivered
+    | TurnLimitExceeded
     | AudioDropped
 )

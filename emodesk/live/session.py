@@ -68,9 +68,16 @@ from emodesk.live.events import (
     ToolCall,
     ToolCallCancelled,
     TurnComplete,
+    TurnLimitExceeded,
     TurnResent,
     TurnUndelivered,
     Usage,
+)
+from emodesk.live.limits import (
+    DEFAULT_REPLY_RATE,
+    MAX_REPLY_RATE,
+    MIN_REPLY_RATE,
+    ReplyBudget,
 )
 from emodesk.live.settings import LiveSettings
 
@@ -89,8 +96,11 @@ GO_AWAY_HANDLE_WAIT_S = 1.0
 # Hands-free: when the server says its reply was interrupted, the user's new speech began
 # about this long before; that much of the audio sent is kept for a re-send.
 INTERRUPTING_SPEECH_S = 1.0
-# A malformed frame is logged this short: the SDK's message holds the whole raw frame.
-_LOGGED_ERROR_CHARS = 120
+# A reason shown to the user or logged is cut to this: library errors can quote a whole
+# frame (megabytes of transcript) or what was sent.
+_REASON_CHARS = 200
+# Waiting for a clean close (1000) of the link on the way out.
+_CLOSE_TIMEOUT_S = 1.0
 
 ClientFactory = Callable[[LiveSettings], Any]
 # The conversation so far as (role, text) pairs, role "user" or "model".
@@ -119,7 +129,10 @@ def preload_sdk() -> None:
 
 @dataclass(frozen=True, slots=True)
 class RetryPolicy:
-    """Exponential backoff with full jitter in [delay/2, delay], `max_attempts` tries."""
+    """One policy for every way a link is lost (a drop, a 1011 close, goAway, a setup
+    that never completes): exponential backoff with jitter in [delay/2, delay], at most
+    `max_attempts` tries in a row. A goAway is honoured at once the first time; a link
+    that goes away again backs off like any other loss."""
 
     max_attempts: int = 6
     base_delay_s: float = 0.5
@@ -130,7 +143,7 @@ class RetryPolicy:
 
     def delay(self, attempt: int, rng: random.Random) -> float:
         ceiling = min(self.max_delay_s, self.base_delay_s * 2 ** max(0, attempt - 1))
-        return ceiling * rng.uniform(0.5, 1.0)
+        return float(ceiling * rng.uniform(0.5, 1.0))
 
 
 class _Op(Enum):
@@ -180,6 +193,10 @@ def _time_left(value: str | None) -> float | None:
         return None
 
 
+def _short(text: str) -> str:
+    return text if len(text) <= _REASON_CHARS else text[: _REASON_CHARS - 1] + "…"
+
+
 def classify(exc: BaseException, *, during_setup: bool, resuming: bool) -> _Failure:
     """Sorts a connection error: auth (never retried), refused resumption, retryable..."""
     from google.genai import errors
@@ -198,6 +215,7 @@ def classify(exc: BaseException, *, during_setup: bool, resuming: bool) -> _Fail
     if isinstance(exc, errors.APIError):
         code = int(exc.code) if exc.code is not None else None
         detail = exc.details if isinstance(exc.details, str) else str(exc.message or exc.details)
+        detail = _short(detail)
         reason = f"closed with {code}: {detail}" if detail else f"closed with {code}"
         if code in (1007, 1008) and _AUTH_WORDS.search(detail or ""):
             return _Failure(reason, code=code, retryable=False, auth=True)
@@ -243,7 +261,21 @@ def classify(exc: BaseException, *, during_setup: bool, resuming: bool) -> _Fail
         return _Failure("the server did not answer in time")
     if isinstance(exc, OSError):
         return _Failure(f"cannot reach the server: {exc.strerror or exc}")
-    return _Failure(f"{type(exc).__name__}: {exc}")
+    if during_setup and isinstance(exc, ValueError | TypeError | AttributeError | KeyError):
+        # The SDK could not read the server's answer to the setup.
+        return _Failure(
+            f"the server's answer to the setup could not be read ({type(exc).__name__})"
+        )
+    return _Failure(_short(f"{type(exc).__name__}: {exc}"))
+
+
+def _is_close(exc: BaseException) -> bool:
+    """The link closed (the SDK's APIError with a WebSocket close code), as opposed to a
+    frame it could not read."""
+    from google.genai import errors
+
+    code = exc.code if isinstance(exc, errors.APIError) else None
+    return isinstance(code, int) and 1000 <= code <= 4999
 
 
 def _server_of(settings: LiveSettings) -> tuple[str | None, str]:
@@ -296,6 +328,11 @@ class LiveSession:
         self._pending_bytes = 0
         self._pending_resent = False  # already sent again once, on a later link
         self._dropped_s = 0.0
+        # What the reply in progress has used of the per-turn limits, and its parsing.
+        self._budget = ReplyBudget()
+        self._carry = b""  # an odd byte of reply audio, completed by the next chunk
+        self._carry_rate = 0
+        self._skipped: set[str] = set()  # kinds of reply data refused (said once a reply)
         self._history: HistorySource = tuple
         self._seed_next: tuple[tuple[str, str], ...] = ()
         self._failed_attempts = 0
@@ -498,6 +535,10 @@ class LiveSession:
         if item.op in (_Op.START, _Op.TEXT):
             self._turn_open = True
             self._clear_pending()
+            if not self._budget.exceeded:
+                # An over-limit reply still in flight is dropped until the server ends
+                # it (interrupted, turnComplete), not counted against this turn.
+                self._new_reply()
         if item.op is _Op.START:
             self._pending_started = True
         elif item.op is _Op.TEXT:
@@ -545,6 +586,7 @@ class LiveSession:
                 await link.send_realtime_input(activity_end=types.ActivityEnd())
         if self._pending_ended:
             self._pending_resent = True
+        self._new_reply()
         self._emit(TurnResent())
 
     async def _send_pending_audio(self, link: Any) -> None:
@@ -552,6 +594,27 @@ class LiveSession:
 
         for pcm in list(self._pending_audio):
             await link.send_realtime_input(audio=types.Blob(data=pcm, mime_type=INPUT_MIME))
+
+    def _new_reply(self) -> None:
+        """A reply begins afresh: the per-turn limits and audio parsing start over."""
+        self._budget.reset()
+        self._carry, self._carry_rate = b"", 0
+        self._skipped.clear()
+
+    def _within(self, ok: bool) -> bool:
+        """`ok` from the budget; the first time a limit is passed the turn is told."""
+        if not ok and self._budget.exceeded and "limit" not in self._skipped:
+            self._skipped.add("limit")
+            log.warning("reply dropped: %s", self._budget.exceeded)
+            self._emit(TurnLimitExceeded(self._budget.exceeded))
+        return ok
+
+    def _skip(self, kind: str, reason: str) -> None:
+        """Refused server data: said once a reply, never raised."""
+        if kind not in self._skipped:
+            self._skipped.add(kind)
+            log.warning("server data skipped: %s", reason)
+            self._emit(SessionError(f"{reason}; skipped", retryable=True))
 
     def _turn_completed_by_server(self) -> None:
         """turnComplete: the server has the turn, there is nothing to send again. A
@@ -596,18 +659,15 @@ class LiveSession:
                     received_at = time.perf_counter()  # the SDK has just parsed it
                 except StopAsyncIteration:
                     break
-                except (ValueError, TypeError) as exc:
-                    # The SDK raises these for a frame it cannot parse; the link is still
-                    # up. Its text holds the whole raw frame (transcripts, megabytes).
-                    log.warning(
-                        "malformed message from the server ignored (%s: %s)",
-                        type(exc).__name__,
-                        self._redact(str(exc)[:_LOGGED_ERROR_CHARS]),
-                    )
-                    self._emit(
-                        SessionError(
-                            "a malformed message from the server was ignored", retryable=True
-                        )
+                except Exception as exc:
+                    if _is_close(exc):
+                        raise
+                    # The SDK raises ValueError, TypeError, AttributeError, or an APIError
+                    # without a close code, for a frame it cannot read; the link is still
+                    # up. Its text holds the whole raw frame (transcripts, megabytes), so
+                    # none of it is logged.
+                    self._skip(
+                        "frame", f"a malformed message from the server ({type(exc).__name__})"
                     )
                     break
                 # Outside the try: an error of our own is a failure, not a bad frame.
@@ -616,7 +676,8 @@ class LiveSession:
     async def _handle_message(self, link: Any, message: Any, received_at: float) -> None:
         if message.tool_call is not None:
             calls = message.tool_call.function_calls or []
-            await self._answer_tool_calls(link, calls, t_in=received_at)
+            if self._within(self._budget.take_tool_calls(len(calls))):
+                await self._answer_tool_calls(link, calls, t_in=received_at)
         content = message.server_content
         if content is not None:
             self._handle_content(content)
@@ -657,30 +718,37 @@ class LiveSession:
         self._go_away_timer = loop.call_later(max(0.0, delay_s), self._go_away_due.set)
 
     def _handle_content(self, content: Any) -> None:
+        budget = self._budget
         if content.input_transcription is not None and content.input_transcription.text:
             piece = content.input_transcription
-            self._emit(InputTranscript(piece.text, bool(piece.finished)))
+            if self._within(budget.take_text(len(piece.text))):
+                self._emit(InputTranscript(piece.text, bool(piece.finished)))
         if content.model_turn is not None:
             self._reply_started()
-            for part in content.model_turn.parts or []:
+            for part in content.model_turn.parts or []:  # every part: audio and text may mix
                 blob = part.inline_data
                 if blob is not None and blob.data:
-                    match = _RATE_IN_MIME.search(blob.mime_type or "")
-                    rate = int(match.group(1)) if match else 24_000
-                    self._emit(AudioChunk(blob.data, rate))
-                elif part.text and not part.thought:
+                    self._reply_audio(blob.data, blob.mime_type or "")
+                elif (
+                    part.text
+                    and not part.thought
+                    and self._within(budget.take_text(len(part.text)))
+                ):
                     self._handle_text(part.text)
         if content.output_transcription is not None and content.output_transcription.text:
             piece = content.output_transcription
             self._reply_started()
-            self._emit(OutputTranscript(piece.text, bool(piece.finished)))
+            if self._within(budget.take_text(len(piece.text))):
+                self._emit(OutputTranscript(piece.text, bool(piece.finished)))
         if content.interrupted:
             self._reply_interrupted()
+            self._new_reply()
             self._emit(Interrupted())
         if content.generation_complete:
             self._emit(GenerationComplete())
         if content.turn_complete:
             self._turn_completed_by_server()
+            self._new_reply()
             self._failed_attempts = 0  # a full turn: the link works again
             self._turn_open = False
             self._emit(TurnComplete())
@@ -689,6 +757,27 @@ class LiveSession:
                 self._go_away_turn_done = True
                 left = self._go_away_deadline - time.monotonic()
                 self._arm_go_away_timer(min(left, GO_AWAY_HANDLE_WAIT_S))
+
+    def _reply_audio(self, data: bytes, mime: str) -> None:
+        """Reply audio as PCM16 at a usable rate, never an exception: an odd byte waits
+        for the next chunk, an unusable rate or format is refused per chunk."""
+        kind, _, params = mime.partition(";")
+        if kind.strip() and kind.strip().lower() != "audio/pcm":
+            self._skip("format", f"reply audio in an unsupported format ({_short(kind)[:40]})")
+            return
+        match = _RATE_IN_MIME.search(params)
+        rate = int(match.group(1)) if match else DEFAULT_REPLY_RATE
+        if not MIN_REPLY_RATE <= rate <= MAX_REPLY_RATE:
+            self._skip("rate", f"reply audio at an unusable rate ({rate} Hz)")
+            return
+        if self._carry and rate == self._carry_rate:
+            data = self._carry + data
+        if len(data) % 2:
+            data, self._carry, self._carry_rate = data[:-1], data[-1:], rate
+        else:
+            self._carry = b""
+        if data and self._within(self._budget.take_audio(len(data) / 2 / rate)):
+            self._emit(AudioChunk(data, rate))
 
     def _handle_text(self, text: str) -> None:
         from emodesk.core.parsing import split_emotion_header
@@ -810,7 +899,7 @@ class LiveSession:
                 )
                 first = False
                 continue
-            if outcome.go_away or outcome.reconfigure:
+            if outcome.reconfigure:  # asked for: not a loss
                 attempt = 0
                 delay = 0.0
             else:
@@ -819,15 +908,14 @@ class LiveSession:
                     self._failed_attempts = 0
                 attempt = self._failed_attempts + 1
                 if attempt > self._retry.max_attempts:
-                    self._emit(
-                        SessionError(
-                            f"Gave up after {attempt - 1} tries: {reason}", code=outcome.code
-                        )
-                    )
+                    final = f"gave up after {attempt - 1} tries in a row: {reason}"
+                    self._emit(SessionError(final[:1].upper() + final[1:], code=outcome.code))
                     self._report_unsent("the connection could not be restored")
-                    self._set_state(LinkState.FAILED, reason=reason)
+                    self._set_state(LinkState.FAILED, reason=final)
                     return
-                delay = self._retry.delay(attempt, self._rng)
+                # A server going away is honoured at once, the first time in a row.
+                first_go_away = outcome.go_away and attempt == 1
+                delay = 0.0 if first_go_away else self._retry.delay(attempt, self._rng)
                 if outcome.code is not None:
                     self._emit(SessionError(reason, code=outcome.code, retryable=True))
             self._failed_attempts = attempt
@@ -860,7 +948,7 @@ class LiveSession:
             self._link_up_at = time.monotonic()
             self._set_state(LinkState.CONNECTED, resumed=resume is not None)
             self._trim_buffer()
-            await self._serve_link(link)
+            await self._serve_then_close(link)
 
     def _seed_turns(self) -> list[Any]:
         from google.genai import types
@@ -870,6 +958,16 @@ class LiveSession:
             for role, t in self._seed_next
             if t.strip()
         ]
+
+    async def _serve_then_close(self, link: Any) -> None:
+        """Serve the link; however that ends (closed by us, a reconnect, a failure),
+        close it cleanly with 1000 rather than let the context manager say 1011."""
+        try:
+            await self._serve_link(link)
+        finally:
+            with contextlib.suppress(Exception, asyncio.CancelledError):
+                async with asyncio.timeout(_CLOSE_TIMEOUT_S):
+                    await link.close()
 
     async def _serve_link(self, link: Any) -> None:
         self._go_away_pending = self._go_away_turn_done = False

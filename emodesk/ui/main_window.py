@@ -488,7 +488,7 @@ class MainWindow(QMainWindow):
                 kind, "warning", f"Connection lost, reconnecting ({notice.message})",
                 notice.action or "Reconnect now", self.reconnect_now,
             )  # fmt: skip
-        elif kind is NoticeKind.TURN_FAILED:
+        elif kind in (NoticeKind.TURN_FAILED, NoticeKind.SERVER_DATA):
             # Passing news, like a restored connection: the turn's row in the transcript
             # keeps the reason; the next turn can go ahead.
             self.statusBar().showMessage(notice.message, 8000)

@@ -47,13 +47,13 @@ async def emulator(request: pytest.FixtureRequest) -> AsyncIterator[EmulatorServ
 
 
 async def converse(*args: str) -> tuple[int, str, str]:
+    return await _run(sys.executable, "-m", "emodesk", "converse", *args)
+
+
+async def _run(*command: str) -> tuple[int, str, str]:
     env = dict(os.environ, EMODESK_CONVERSE_PACE=PACE)
     proc = await asyncio.create_subprocess_exec(
-        sys.executable,
-        "-m",
-        "emodesk",
-        "converse",
-        *args,
+        *command,
         stdout=asyncio.subprocess.PIPE,
         stderr=asyncio.subprocess.PIPE,
         env=env,
@@ -316,7 +316,8 @@ async def test_an_unusable_api_key_is_refused_before_connecting(
 # three turns (the turn is sent again after a lost link, a bad frame is skipped) or
 # names the turn it could not deliver and exits 3 with the others answered.
 ANSWERED_DESPITE = ["drop", "goaway", "goawayreply", "close1011", "close1007", "slow",
-                    "burst", "malformed", "droptool", "dropreply", "badreply"]  # fmt: skip
+                    "burst", "malformed", "droptool", "dropreply", "badreply", "oddpcm",
+                    "badrate"]  # fmt: skip
 LINK_LOST_BY = {"drop", "goaway", "goawayreply", "close1011", "close1007", "droptool",
                 "dropreply"}  # fmt: skip
 
@@ -371,3 +372,60 @@ async def _emulator_with(faults: str) -> AsyncIterator[EmulatorServer]:
         yield server
     finally:
         await server.stop()
+
+
+# A normal three-turn conversation peaks at about 100 MB here; without the limits a reply
+# flood reached 6.7 GB in 60 s and a transcript flood 24 GB.
+FLOOD_PEAK_LIMIT_MB = 250
+
+
+@pytest.mark.parametrize("fault", ["flood@1", "textflood@1"])
+async def test_a_flooding_server_is_cut_off_with_memory_bounded(
+    fault: str, three_turns: Path, tmp_path: Path
+) -> None:
+    out_wav = tmp_path / "reply.wav"
+    async with _emulator_with(fault) as server:
+        code, out, err, peak_mb = await converse_measured(
+            "--audio-in", str(three_turns), "--consent", "yes", "--db", str(tmp_path / "h.db"),
+            "--audio-out", str(out_wav), "--endpoint", server.url, "--ca-file", server.ca_file,
+        )  # fmt: skip
+        assert server.all_turns()[0].reply_bytes > 5_000_000  # it really flooded (100x a limit)
+    assert code == 3, err
+    assert "answered 2 of 3 turns; not answered: turn 1 (the " in out, out
+    assert peak_mb < FLOOD_PEAK_LIMIT_MB, f"peak RSS {peak_mb:.0f} MB"
+    assert out_wav.exists()
+
+
+async def converse_measured(*args: str) -> tuple[int, str, str, float]:
+    """`converse` run under a small parent that reports its peak RSS (the parent's only
+    child, so the figure is converse's own)."""
+    parent = (
+        "import resource, subprocess, sys\n"
+        "code = subprocess.run(sys.argv[1:]).returncode\n"
+        "kb = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss\n"
+        "print(f'peak_rss_kb={kb}', file=sys.stderr)\n"
+        "sys.exit(code)\n"
+    )
+    code, out, err = await _run(sys.executable, "-c", parent, sys.executable, "-m", "emodesk",
+                                "converse", *args)  # fmt: skip
+    (line,) = [x for x in err.splitlines() if x.startswith("peak_rss_kb=")]
+    return code, out, err, int(line.split("=")[1]) / 1024
+
+
+@pytest.mark.parametrize("fault", ["goawaysetup@*", "goaway@*"])
+async def test_a_server_that_always_goes_away_ends_in_bounded_tries_and_exit_1(
+    fault: str, three_turns: Path, tmp_path: Path
+) -> None:
+    async with _emulator_with(fault) as server:
+        code, out, err = await converse(
+            "--audio-in", str(three_turns), "--db", str(tmp_path / "h.db"),
+            "--csv", str(tmp_path / "t.csv"),
+            "--endpoint", server.url, "--ca-file", server.ca_file,
+        )  # fmt: skip
+        connections = len(server.connections)
+    assert code == 1, err
+    assert connections <= 8  # the default policy: 6 tries in a row, not thousands
+    last = err.strip().splitlines()[-1]
+    assert last.startswith("emodesk converse: ") and "gave up after 6 tries" in last, err
+    assert "answered 0 of 3 turns" in out, out
+    assert (tmp_path / "t.csv").exists()  # written for what was received (nothing)

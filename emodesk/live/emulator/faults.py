@@ -1,5 +1,6 @@
 """Fault switches for the emulator: "drop@2,goaway@3,close1011@4,close1007@1,slow@2,
-burst@2,malformed@1,goawayreply@2,droptool@2,dropreply@2,badreply@2,stall@2". The number
+burst@2,malformed@1,goawayreply@2,droptool@2,dropreply@2,badreply@2,stall@2,flood@1,
+textflood@1,oddpcm@1,badrate@1,goawaysetup@*". The number
 is the user turn of the conversation at which the fault fires (a resumed session keeps
 counting); each numbered fault fires once per server, so the retried turn after a resume
 goes through. `kind@*` fires on every turn, and
@@ -12,14 +13,22 @@ goes through. `kind@*` fires on every turn, and
 - close1011 / close1007: a close frame with that code when the turn's input ends.
 - slow: the reply starts late (`slow_delay_s`).
 - burst: the reply's audio comes all at once instead of paced.
-- malformed: one frame that is not valid JSON (a transcript cut short, 5 kB) before the
-  reply.
+- malformed: before the reply, a frame that is not valid JSON (a transcript cut short,
+  5 kB), one that is JSON but not an object, and an object of unknown fields.
 - droptool: the TCP connection is cut right after the tool response arrives, before any
   reply audio (the client must send the turn again: the server never completed it).
 - dropreply: the TCP connection is cut halfway through the reply's audio.
 - badreply: halfway through the reply, one JSON frame the SDK cannot read (a field of the
   wrong type); the reply then goes on.
 - stall: the reply stops halfway and nothing more comes; the connection stays open.
+- flood: the reply's audio never ends, sent as fast as the socket takes it.
+- textflood: the reply's transcription never ends (1 kB pieces, as fast as possible).
+- oddpcm: the reply's audio comes in chunks of odd byte counts (samples split across
+  chunks, as a careless server could send them).
+- badrate: the reply's first chunk is 8 kHz audio labelled rate=8000, one chunk is
+  labelled rate=0, the rest is 24 kHz as usual.
+- goawaysetup: `goAway` right after the setup is complete (with `@*`: on every
+  connection), the connection closed a second later.
 """
 
 from __future__ import annotations
@@ -41,6 +50,11 @@ class FaultKind(StrEnum):
     DROP_MID_REPLY = "dropreply"
     BAD_REPLY_FRAME = "badreply"
     STALL = "stall"
+    FLOOD = "flood"
+    TEXT_FLOOD = "textflood"
+    ODD_PCM = "oddpcm"
+    BAD_RATE = "badrate"
+    GOAWAY_AT_SETUP = "goawaysetup"
 
 
 class FaultSpecError(ValueError):

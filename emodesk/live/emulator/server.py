@@ -19,6 +19,7 @@ import asyncio
 import contextlib
 import dataclasses
 import http
+import itertools
 import json
 import logging
 import re
@@ -70,6 +71,9 @@ GOAWAY_TIME_LEFT_S = 1.0
 GOAWAY_REPLY_TIME_LEFT_S = 50.0
 # A frame cut short, as large and as private as a real one (a transcript).
 MALFORMED_FRAME = b'{"serverContent": {"outputTranscription": {"text": "' + b"private words " * 400
+# malformed: that frame, then valid JSON that is not an object, then an object that
+# names nothing the protocol knows.
+MALFORMED_FRAMES = (MALFORMED_FRAME, b'"private words"', b'{"privateWords": 1}')
 # badreply: valid JSON that the SDK cannot read (parts must be a list).
 BAD_REPLY_FRAME = {"serverContent": {"modelTurn": {"parts": 7}}}
 # Resumption snapshots kept (newest first out last); older handles are expired.
@@ -134,9 +138,10 @@ class ConnectionRecord:
     setup: dict[str, Any] | None = None
     resumed_from: str | None = None
     turns: list[TurnRecord] = field(default_factory=list)
-    close_code: int | None = None
+    close_code: int | None = None  # the emulator's own close, if it closed first
     close_reason: str = ""
     dropped: bool = False
+    client_close_code: int | None = None  # the close frame the client sent, if any
 
 
 def _system_text(setup: dict[str, Any]) -> str:
@@ -347,9 +352,24 @@ class EmulatorServer:
         except ConnectionClosed:
             pass
         finally:
+            close_rcvd = ws.protocol.close_rcvd
+            if close_rcvd is not None:
+                record.client_close_code = close_rcvd.code
             self._links.discard(link)
             await link.shutdown()
             await self._notify()
+
+    def _take_fault(self, kind: FaultKind, turn: int) -> bool:
+        """Whether `kind` fires now (at `turn`), leaving the other faults untouched."""
+        for fault in self.faults.faults:
+            if fault.kind is not kind:
+                continue
+            if fault.turn is None:
+                return True
+            if fault.turn == turn and (kind, turn) not in self._fired:
+                self._fired.add((kind, turn))
+                return True
+        return False
 
     def _take_faults(self, turn: int) -> set[FaultKind]:
         kinds: set[FaultKind] = set()
@@ -509,6 +529,8 @@ class _Connection:
             )
         await self.send({"setupComplete": {"sessionId": self.state.session_id}})
         await self.send_handle()
+        if self.server._take_fault(FaultKind.GOAWAY_AT_SETUP, self.state.turns + 1):
+            self.go_away(GOAWAY_TIME_LEFT_S)
 
     async def send_handle(self) -> None:
         if not self.resumption or self.state is None:
@@ -665,7 +687,8 @@ class _Connection:
         started = False
         try:
             if FaultKind.MALFORMED in faults:
-                await self.ws.send(MALFORMED_FRAME)
+                for frame in MALFORMED_FRAMES:
+                    await self.ws.send(frame)
             if FaultKind.SLOW in faults:
                 await asyncio.sleep(self.server.slow_delay_s)
             heard = turn.text or f"[{turn.audio_seconds:.2f} s of speech]"
@@ -683,6 +706,9 @@ class _Connection:
             )
             turn.reply_text = reply_text
             started = True
+            if FaultKind.FLOOD in faults or FaultKind.TEXT_FLOOD in faults:
+                await self.flood(turn, text=FaultKind.TEXT_FLOOD in faults)
+                return
             if not await self.stream_reply(turn, reply_text, faults):
                 return  # cut off halfway by a fault
             await self.send({"serverContent": {"generationComplete": True}})
@@ -735,6 +761,21 @@ class _Connection:
         except TimeoutError:
             log.warning("no tool response for %s; replying without it", call_id)
 
+    async def flood(self, turn: TurnRecord, *, text: bool) -> None:
+        """A reply without end (audio or transcription), as fast as the socket takes
+        it, until the client interrupts it or goes away."""
+        chunk = encode_b64(bytes(OUTPUT_RATE * CHUNK_MS // 1000 * 2))
+        audio = {"modelTurn": {"parts": [{"inlineData": {
+            "mimeType": f"audio/pcm;rate={OUTPUT_RATE}", "data": chunk}}]}}  # fmt: skip
+        words = {"outputTranscription": {"text": "flood " * 170}}  # about 1 kB
+        frame = json.dumps({"serverContent": words if text else audio}).encode()
+        for sent in itertools.count(1):
+            await self.ws.send(frame)
+            turn.reply_bytes += len(frame)
+            if sent % 200 == 0:
+                await self.server._notify()  # tests wait on how much has gone out
+            await asyncio.sleep(0)
+
     async def stream_reply(self, turn: TurnRecord, text: str, faults: set[FaultKind]) -> bool:
         """Streams the reply; False if a fault cut it off halfway."""
         assert self.state is not None
@@ -742,7 +783,14 @@ class _Connection:
         # 30-70 ms of numpy per reply: off the event loop, which paces every connection.
         audio = await asyncio.to_thread(synthesize, text, self.state.voice)
         chunk_bytes = OUTPUT_RATE * CHUNK_MS // 1000 * 2
+        if FaultKind.ODD_PCM in faults:
+            chunk_bytes += 1  # every chunk ends mid-sample
         chunks = [audio[i : i + chunk_bytes] for i in range(0, len(audio), chunk_bytes)]
+        rates = [OUTPUT_RATE] * len(chunks)
+        if FaultKind.BAD_RATE in faults and len(chunks) > 2:
+            first = np.frombuffer(chunks[0], dtype="<i2")[::3]  # 8 kHz, as labelled
+            chunks[0], rates[0] = first.astype("<i2").tobytes(), 8_000
+            rates[1] = 0
         words = text.split(" ")
         # Word w goes out with chunk w * len(chunks) // len(words): spread over the audio.
         word_at: dict[int, list[str]] = {}
@@ -768,7 +816,7 @@ class _Connection:
                             "parts": [
                                 {
                                     "inlineData": {
-                                        "mimeType": f"audio/pcm;rate={OUTPUT_RATE}",
+                                        "mimeType": f"audio/pcm;rate={rates[i]}",
                                         "data": encode_b64(chunk),
                                     }
                                 }
