@@ -3,6 +3,8 @@ odd reply audio never raises: the real SDK over TLS against the emulator's fault
 
 from __future__ import annotations
 
+import asyncio
+
 import numpy as np
 import pytest
 
@@ -18,11 +20,14 @@ from emodesk.live.events import (
     TurnUndelivered,
 )
 from emodesk.live.limits import MAX_REPLY_AUDIO_S, MAX_TURN_TEXT_CHARS
+from emodesk.live.session import LiveSession
 from tests.support.emulator import (
     FAST_RETRY,
+    EventLog,
     live_session,
     push_to_talk_turn,
     running_emulator,
+    settings_for,
     tone,
 )
 
@@ -129,3 +134,46 @@ async def test_a_reconnect_for_new_settings_closes_the_old_link_with_1000() -> N
 def test_the_synthetic_reply_is_long_enough_for_the_chunk_faults() -> None:
     # The badrate fault needs at least three chunks of reply audio.
     assert np.frombuffer(synthesize("Synthetic reply 1.", "Puck"), np.int16).size > 3 * 960
+
+
+async def test_an_unreadable_setup_answer_is_retried_boundedly_and_never_echoed(caplog) -> None:
+    async with running_emulator(faults="badsetup@*") as server:
+        session = LiveSession(retry=FAST_RETRY, connect_timeout_s=5.0)
+        log = EventLog()
+        session.set_listener(log)
+        await session.start(settings_for(server))
+        try:
+            assert session.state is LinkState.FAILED
+            (failed,) = [e for e in log.of(LinkStateChanged) if e.state is LinkState.FAILED]
+            assert failed.reason == (
+                f"gave up after {FAST_RETRY.max_attempts} tries in a row: "
+                "the server's answer to the setup could not be read (ValueError)"
+            )
+            assert len(server.connections) == FAST_RETRY.max_attempts + 1
+            shown = " ".join(str(e) for e in log.events) + caplog.text
+            assert "private words" not in shown and len(shown) < 20_000
+        finally:
+            await session.close()
+
+
+async def test_a_setup_never_answered_times_out_and_is_retried_boundedly() -> None:
+    async with running_emulator(faults="nosetup@*") as server:
+        session = LiveSession(retry=FAST_RETRY, connect_timeout_s=0.3)
+        log = EventLog()
+        session.set_listener(log)
+        async with asyncio.timeout(20):
+            await session.start(settings_for(server))
+        try:
+            (failed,) = [e for e in log.of(LinkStateChanged) if e.state is LinkState.FAILED]
+            assert "did not answer in time" in failed.reason and "gave up" in failed.reason
+            assert len(server.connections) == FAST_RETRY.max_attempts + 1
+        finally:
+            await session.close()
+
+
+async def test_a_server_closing_with_1011_every_turn_is_retried_boundedly() -> None:
+    async with running_emulator(faults="close1011@*") as server, live_session(server) as (s, log):
+        push_to_talk_turn(s, tone(0.2))
+        await log.wait_for(TurnUndelivered, within_s=20)  # sent, sent again once, given up
+        assert [len(c.turns) for c in server.connections[:2]] == [1, 1]
+        assert all(c.close_code == 1011 for c in server.connections[:2])

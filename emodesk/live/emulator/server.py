@@ -527,6 +527,12 @@ class _Connection:
                 tools=tools,
                 system_instruction=system,
             )
+        next_turn = self.state.turns + 1
+        if self.server._take_fault(FaultKind.BAD_SETUP_REPLY, next_turn):
+            await self.ws.send(MALFORMED_FRAME * 180)  # 900 kB, under the 1 MiB frame limit
+            return
+        if self.server._take_fault(FaultKind.NO_SETUP_REPLY, next_turn):
+            return
         await self.send({"setupComplete": {"sessionId": self.state.session_id}})
         await self.send_handle()
         if self.server._take_fault(FaultKind.GOAWAY_AT_SETUP, self.state.turns + 1):
