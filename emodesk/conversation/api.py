@@ -20,6 +20,17 @@ class ConversationState(StrEnum):
     ERROR = "error"
 
 
+# The states with a live session: a turn can start, a text can be sent.
+CONNECTED_STATES: frozenset[ConversationState] = frozenset(
+    {
+        ConversationState.READY,
+        ConversationState.LISTENING,
+        ConversationState.WAITING,
+        ConversationState.REPLYING,
+    }
+)
+
+
 class Role(StrEnum):
     """Who said a transcript line."""
 
@@ -33,6 +44,24 @@ class TurnOutcome(StrEnum):
     COMPLETED = "completed"  # the server finished its reply (turnComplete)
     INTERRUPTED = "interrupted"  # the user spoke or pressed over the reply
     FAILED = "failed"  # not answered: `TurnClosed.reason` says why
+
+
+class Intent(StrEnum):
+    """What the UI asked for, as `IntentRefused` names it: one per intent method of
+    `ControllerProtocol`, named after it."""
+
+    CONNECT = "connect"
+    DISCONNECT = "disconnect"
+    END_SESSION = "end_session"
+    PUSH_TO_TALK_DOWN = "push_to_talk_down"
+    PUSH_TO_TALK_UP = "push_to_talk_up"
+    SET_HANDS_FREE = "set_hands_free"
+    SEND_TEXT = "send_text"
+    CHANGE_VOICE = "change_voice"
+    CHANGE_PROFILE = "change_profile"
+    TUNE_HANDS_FREE = "tune_hands_free"
+    SET_CONSENT = "set_consent"
+    EXPORT = "export"
 
 
 class NoticeKind(StrEnum):
@@ -53,9 +82,13 @@ class NoticeKind(StrEnum):
 
 @dataclass(frozen=True, slots=True)
 class StateChanged:
+    """`detail` is for people; `retry_in_s` is set while RECONNECTING: the wait before
+    the next try, in seconds."""
+
     state: ConversationState
     previous: ConversationState
     detail: str = ""
+    retry_in_s: float | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -145,7 +178,7 @@ class Notice:
 
 @dataclass(frozen=True, slots=True)
 class IntentRefused:
-    intent: str
+    intent: Intent
     reason: str
 
 

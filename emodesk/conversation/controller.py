@@ -19,8 +19,10 @@ from datetime import UTC, datetime
 from typing import Any, Protocol
 
 from emodesk.conversation.api import (
+    CONNECTED_STATES,
     ControllerEvent,
     ConversationState,
+    Intent,
     IntentRefused,
     Notice,
     NoticeKind,
@@ -78,7 +80,6 @@ TURN_STALL_LIMIT_S = 30.0
 _STALL_CHECK_S = 1.0
 
 S = ConversationState
-_CONNECTED_STATES = frozenset({S.READY, S.LISTENING, S.WAITING, S.REPLYING})
 _IN_TURN_STATES = frozenset({S.LISTENING, S.WAITING, S.REPLYING})
 
 
@@ -258,7 +259,7 @@ class Controller:
 
     async def connect(self) -> bool:
         if self._state not in (S.OFFLINE, S.ERROR):
-            return self._refuse("connect", f"already {self._state.value}")
+            return self._refuse(Intent.CONNECT, f"already {self._state.value}")
         if self._session_id is None:
             self._begin_session()
         self._set_state(S.CONNECTING, "connecting to the Live service")
@@ -278,7 +279,7 @@ class Controller:
 
     async def disconnect(self) -> bool:
         if self._state is S.OFFLINE:
-            return self._refuse("disconnect", "not connected")
+            return self._refuse(Intent.DISCONNECT, "not connected")
         self._release_capture()
         self._stop_hands_free_capture()
         self._audio.flush()
@@ -289,7 +290,7 @@ class Controller:
 
     async def end_session(self) -> bool:
         if self._session_id is None:
-            return self._refuse("end_session", "no session is open")
+            return self._refuse(Intent.END_SESSION, "no session is open")
         if self._state is not S.OFFLINE:
             await self.disconnect()
         session_id = self._session_id
@@ -315,11 +316,11 @@ class Controller:
 
     def push_to_talk_down(self) -> bool:
         if self._settings.hands_free:
-            return self._refuse("push_to_talk_down", "hands-free mode is on")
+            return self._refuse(Intent.PUSH_TO_TALK_DOWN, "hands-free mode is on")
         if self._ptt_held:
-            return self._refuse("push_to_talk_down", "push-to-talk is already held")
+            return self._refuse(Intent.PUSH_TO_TALK_DOWN, "push-to-talk is already held")
         if self._state not in (S.READY, S.WAITING, S.REPLYING):
-            return self._refuse("push_to_talk_down", self._not_ready_reason())
+            return self._refuse(Intent.PUSH_TO_TALK_DOWN, self._not_ready_reason())
         if self._state in (S.WAITING, S.REPLYING):
             self._barge_in()
         self._ptt_held = True
@@ -331,7 +332,7 @@ class Controller:
 
     def push_to_talk_up(self) -> bool:
         if not self._ptt_held:
-            return self._refuse("push_to_talk_up", "push-to-talk is not held")
+            return self._refuse(Intent.PUSH_TO_TALK_UP, "push-to-talk is not held")
         self._ptt_held = False
         self._audio.stop_capture()
         # Always, even after a very short press: the server must see the turn end.
@@ -346,9 +347,9 @@ class Controller:
 
     def set_hands_free(self, enabled: bool) -> bool:
         if enabled == self._settings.hands_free:
-            return self._refuse("set_hands_free", f"hands-free is already {_on_off(enabled)}")
+            return self._refuse(Intent.SET_HANDS_FREE, f"hands-free is already {_on_off(enabled)}")
         if self._ptt_held:
-            return self._refuse("set_hands_free", "release push-to-talk first")
+            return self._refuse(Intent.SET_HANDS_FREE, "release push-to-talk first")
         self._settings = dataclasses.replace(self._settings, hands_free=enabled)
         self._settings_changed()
         if not enabled:
@@ -361,11 +362,11 @@ class Controller:
     async def send_text(self, text: str) -> bool:
         text = text.strip()
         if not text:
-            return self._refuse("send_text", "the text is empty")
+            return self._refuse(Intent.SEND_TEXT, "the text is empty")
         if self._ptt_held:
-            return self._refuse("send_text", "release push-to-talk first")
+            return self._refuse(Intent.SEND_TEXT, "release push-to-talk first")
         if self._state not in (S.READY, S.WAITING, S.REPLYING):
-            return self._refuse("send_text", self._not_ready_reason())
+            return self._refuse(Intent.SEND_TEXT, self._not_ready_reason())
         if self._state in (S.WAITING, S.REPLYING):
             self._barge_in()
         turn = self._open_turn(TurnKind.TEXT)
@@ -381,11 +382,11 @@ class Controller:
     async def change_voice(self, voice: str) -> bool:
         voice = voice.strip()
         if not voice:
-            return self._refuse("change_voice", "no voice given")
+            return self._refuse(Intent.CHANGE_VOICE, "no voice given")
         if voice == self._settings.voice:
-            return self._refuse("change_voice", f"the voice is already {voice}")
+            return self._refuse(Intent.CHANGE_VOICE, f"the voice is already {voice}")
         if self._state in (S.CONNECTING, S.RECONNECTING):
-            return self._refuse("change_voice", self._not_ready_reason())
+            return self._refuse(Intent.CHANGE_VOICE, self._not_ready_reason())
         self._settings = dataclasses.replace(self._settings, voice=voice)
         self._settings_changed()
         await self._reconfigure_when_idle(f"voice {voice}")
@@ -395,11 +396,11 @@ class Controller:
         try:
             get_profile(profile)
         except (KeyError, ValueError) as exc:
-            return self._refuse("change_profile", f"unknown profile {profile!r}: {exc}")
+            return self._refuse(Intent.CHANGE_PROFILE, f"unknown profile {profile!r}: {exc}")
         if profile == self._settings.profile:
-            return self._refuse("change_profile", f"the profile is already {profile}")
+            return self._refuse(Intent.CHANGE_PROFILE, f"the profile is already {profile}")
         if self._state in (S.CONNECTING, S.RECONNECTING):
-            return self._refuse("change_profile", self._not_ready_reason())
+            return self._refuse(Intent.CHANGE_PROFILE, self._not_ready_reason())
         self._settings = dataclasses.replace(self._settings, profile=profile)
         self._settings_changed()
         await self._reconfigure_when_idle(f"profile {profile}")
@@ -411,7 +412,7 @@ class Controller:
         the session as a voice change would not need to."""
         s = self._settings
         if (sensitivity, silence_ms) == (s.vad_sensitivity, s.vad_silence_ms):
-            return self._refuse("tune_hands_free", "the hands-free settings are unchanged")
+            return self._refuse(Intent.TUNE_HANDS_FREE, "the hands-free settings are unchanged")
         self._settings = dataclasses.replace(
             s, vad_sensitivity=sensitivity, vad_silence_ms=silence_ms
         )
@@ -425,7 +426,7 @@ class Controller:
 
     async def set_consent(self, granted: bool) -> bool:
         if granted == self._consent:
-            return self._refuse("set_consent", f"consent is already {_given(granted)}")
+            return self._refuse(Intent.SET_CONSENT, f"consent is already {_given(granted)}")
         # Revoking takes effect at once for anything recorded; granting from the next turn.
         record = ConsentRecord.grant() if granted else ConsentRecord.decline()
         self._settings = dataclasses.replace(self._settings, consent=record)
@@ -438,11 +439,11 @@ class Controller:
 
     async def export(self, path: str, fmt: str = "csv", session_id: str | None = None) -> bool:
         if fmt not in ("csv", "json"):
-            return self._refuse("export", f"unknown format {fmt!r} (csv or json)")
+            return self._refuse(Intent.EXPORT, f"unknown format {fmt!r} (csv or json)")
         last = self._session_meta.session_id if self._session_meta is not None else None
         target = session_id or last
         if target is None:
-            return self._refuse("export", "no session to export")
+            return self._refuse(Intent.EXPORT, "no session to export")
         await self.drain()
         loop = asyncio.get_running_loop()
         try:
@@ -451,7 +452,7 @@ class Controller:
             )
         except Exception as exc:
             self._emit(Notice(NoticeKind.STORAGE, f"export failed: {exc}"))
-            return self._refuse("export", f"export failed: {exc}")
+            return self._refuse(Intent.EXPORT, f"export failed: {exc}")
         return True
 
     # ------------------------------------------------------------------ internals: session
@@ -545,12 +546,14 @@ class Controller:
             except Exception:  # one broken view must not stop the conversation
                 log.exception("event subscriber failed on %r", event)
 
-    def _set_state(self, state: ConversationState, detail: str = "") -> None:
+    def _set_state(
+        self, state: ConversationState, detail: str = "", retry_in_s: float | None = None
+    ) -> None:
         if state is self._state:
             return
         previous, self._state = self._state, state
         self._hold_microphone(state not in (S.OFFLINE, S.ERROR))
-        self._emit(StateChanged(state, previous, detail))
+        self._emit(StateChanged(state, previous, detail, retry_in_s))
         if state is S.READY and self._pending_reconfigure and not self._reconfiguring:
             self._spawn(self._reconfigure(self._pending_reconfigure))
 
@@ -569,7 +572,7 @@ class Controller:
         """The state now, for re-checks after an await (listeners may have changed it)."""
         return self._state
 
-    def _refuse(self, intent: str, reason: str) -> bool:
+    def _refuse(self, intent: Intent, reason: str) -> bool:
         self._emit(IntentRefused(intent, reason))
         return False
 
@@ -864,7 +867,7 @@ class Controller:
         None when it is to be dropped: the tail of an interrupted reply, a reply while a
         push-to-talk turn is still being spoken (an earlier reply's last frames), or
         nothing owed. Hands-free, a reply is the server's sign it heard a turn."""
-        if self._tail_of is not None or self._state not in _CONNECTED_STATES:
+        if self._tail_of is not None or self._state not in CONNECTED_STATES:
             return None
         turn = self._turn
         if turn is None or turn.closed:
@@ -924,7 +927,7 @@ class Controller:
         self._emit(TranscriptLine(Role.MODEL, text, turn.number))
 
     def _on_user_text(self, text: str) -> None:
-        if not text or self._state not in _CONNECTED_STATES:
+        if not text or self._state not in CONNECTED_STATES:
             return
         turn = self._turn
         if (turn is None or turn.closed) and self._hands_free_capture:
@@ -1052,7 +1055,7 @@ class Controller:
             if self._state is not S.RECONNECTING:
                 self._on_link_lost()
                 self._emit(Notice(NoticeKind.RECONNECTING, detail))
-            self._set_state(S.RECONNECTING, detail)
+            self._set_state(S.RECONNECTING, detail, retry_in_s=event.delay_s)
         elif event.state is LinkState.FAILED:
             reason = event.reason or "the connection failed"
             self._release_capture()
