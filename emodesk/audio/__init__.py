@@ -12,17 +12,9 @@ from emodesk.audio.devices import (
     open_portaudio,
 )
 from emodesk.audio.engine import AudioCounters, AudioEngine, AudioLevels
-from emodesk.audio.settings import (
-    CAPTURE_RATE,
-    REPLY_RATE,
-    AudioSettings,
-    AudioSettingsError,
-    EchoMode,
-)
+from emodesk.audio.settings import AudioSettings, AudioSettingsError, EchoMode
 
 __all__ = [
-    "CAPTURE_RATE",
-    "REPLY_RATE",
     "AudioCounters",
     "AudioDeviceError",
     "AudioEngine",

@@ -13,7 +13,7 @@ from typing import Any
 import numpy as np
 from pywebrtc_audio import AudioProcessor
 
-from emodesk.audio.settings import CAPTURE_RATE
+from emodesk.core.pcm import MIC_RATE
 
 Int16Array = np.ndarray[Any, np.dtype[np.int16]]
 
@@ -22,7 +22,7 @@ _MAX_FAR_S = 0.5
 
 
 class EchoCanceller:
-    def __init__(self, stream_delay_ms: int = 0, rate: int = CAPTURE_RATE) -> None:
+    def __init__(self, stream_delay_ms: int = 0, rate: int = MIC_RATE) -> None:
         self.rate = rate
         self._aec = AudioProcessor(
             sample_rate=rate, echo_cancellation=True, stream_delay_ms=stream_delay_ms

@@ -40,7 +40,8 @@ from emodesk.audio.devices import AudioDeviceError, DeviceInfo, choose_device, o
 from emodesk.audio.echo import EchoCanceller
 from emodesk.audio.playout import PlayoutBuffer
 from emodesk.audio.processing import CaptureProcessor
-from emodesk.audio.settings import CAPTURE_RATE, REPLY_RATE, AudioSettings, EchoMode
+from emodesk.audio.settings import AudioSettings, EchoMode
+from emodesk.core.pcm import MIC_RATE, REPLY_RATE
 from emodesk.dsp.levels import peak_dbfs, rms_dbfs
 from emodesk.dsp.resample import StreamResampler
 from emodesk.dsp.ringbuffer import RingBuffer
@@ -107,7 +108,7 @@ class AudioEngine:
         self.frame_samples = s.frame_samples
 
         # For the UI plots: processed capture at 16 kHz, played reply at `reply_rate`.
-        self.mic_ring = RingBuffer(CAPTURE_RATE * _RING_SECONDS, np.int16)
+        self.mic_ring = RingBuffer(MIC_RATE * _RING_SECONDS, np.int16)
         self.reply_ring = RingBuffer(REPLY_RATE * _RING_SECONDS, np.int16)
         self.reply_rate = REPLY_RATE
 
@@ -132,9 +133,9 @@ class AudioEngine:
         self._out_stream: Any = None
         self._in_device: DeviceInfo | None = None
         self._out_device: DeviceInfo | None = None
-        self._in_rate = CAPTURE_RATE
+        self._in_rate = MIC_RATE
         self._out_rate = REPLY_RATE
-        self._capture_ring = RingBuffer(int(CAPTURE_RATE * _CAPTURE_RING_S), np.int16)
+        self._capture_ring = RingBuffer(int(MIC_RATE * _CAPTURE_RING_S), np.int16)
         self._far_ring = RingBuffer(REPLY_RATE, np.int16)
         self._in_resampler: StreamResampler | None = None
         self._far_resampler: StreamResampler | None = None
@@ -526,7 +527,7 @@ class AudioEngine:
                 "input",
             )
         wanted = self.settings.input_device_rate
-        rates = [wanted] if wanted else [CAPTURE_RATE, round(device.default_rate)]
+        rates = [wanted] if wanted else [MIC_RATE, round(device.default_rate)]
         last_error: Exception | None = None
         for rate in dict.fromkeys(rates):
             block = rate * self.settings.frame_ms // 1000
@@ -545,9 +546,7 @@ class AudioEngine:
                 last_error = exc
                 continue
             self._in_rate = rate
-            self._in_resampler = (
-                StreamResampler(rate, CAPTURE_RATE) if rate != CAPTURE_RATE else None
-            )
+            self._in_resampler = StreamResampler(rate, MIC_RATE) if rate != MIC_RATE else None
             self._capture_ring = RingBuffer(int(rate * _CAPTURE_RING_S), np.int16)
             self._pending = _EMPTY
             self._in_device = device
@@ -651,9 +650,9 @@ class AudioEngine:
         """Hand what the speaker played (silence included) to the AEC."""
         if self._far_ring.available:
             far = self._far_ring.read_new()
-            if self._out_rate != CAPTURE_RATE:
+            if self._out_rate != MIC_RATE:
                 if self._far_resampler is None:
-                    self._far_resampler = StreamResampler(self._out_rate, CAPTURE_RATE)
+                    self._far_resampler = StreamResampler(self._out_rate, MIC_RATE)
                 far = self._far_resampler.process(far)
             echo.push_far(far)
 
@@ -665,7 +664,7 @@ class AudioEngine:
         and block jitter. More is stale: far end played while nothing was captured
         (input opening, a paused stream), which would pair the echo with a reference
         from after it and leave AEC3 nothing to cancel with."""
-        return round((self._in_latency + self._out_latency + _FAR_LEAD_MARGIN_S) * CAPTURE_RATE)
+        return round((self._in_latency + self._out_latency + _FAR_LEAD_MARGIN_S) * MIC_RATE)
 
     def _reply_active(self, now: float) -> bool:
         tail = self.settings.half_duplex_tail_ms / 1000 + self._out_latency

@@ -12,7 +12,8 @@ from typing import Any
 
 import numpy as np
 
-from emodesk.audio.settings import CAPTURE_RATE, AudioSettings
+from emodesk.audio.settings import AudioSettings
+from emodesk.core.pcm import MIC_RATE
 from emodesk.dsp.levels import FLOOR_DBFS, SilenceDetector, noise_gate, rms_dbfs
 
 Int16Array = np.ndarray[Any, np.dtype[np.int16]]
@@ -22,7 +23,7 @@ _NORMALIZE_SMOOTHING = 0.1  # weight of a new speech frame in the running level
 
 
 class CaptureProcessor:
-    def __init__(self, settings: AudioSettings, rate: int = CAPTURE_RATE) -> None:
+    def __init__(self, settings: AudioSettings, rate: int = MIC_RATE) -> None:
         self._settings = settings
         self._rate = rate
         self._history = np.zeros(0, dtype=np.int16)

@@ -5,8 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Literal
 
-CAPTURE_RATE = 16000  # what the Live API takes: 16 kHz mono PCM16
-REPLY_RATE = 24000  # what the Live API sends
+from emodesk.core.pcm import MIC_RATE
 
 EchoMode = Literal["half_duplex", "full_duplex_aec"]
 
@@ -52,7 +51,7 @@ class AudioSettings:
     recovery_attempts: int = 3
 
     def __post_init__(self) -> None:
-        if not 10 <= self.frame_ms <= 100 or (CAPTURE_RATE * self.frame_ms) % 1000:
+        if not 10 <= self.frame_ms <= 100 or (MIC_RATE * self.frame_ms) % 1000:
             raise AudioSettingsError(f"frame_ms must be 10..100 ms, got {self.frame_ms}")
         if not 0 <= self.playout_buffer_ms <= 500:
             raise AudioSettingsError(
@@ -73,7 +72,7 @@ class AudioSettings:
 
     @property
     def frame_samples(self) -> int:
-        return CAPTURE_RATE * self.frame_ms // 1000
+        return MIC_RATE * self.frame_ms // 1000
 
     @property
     def preroll_frames(self) -> int:

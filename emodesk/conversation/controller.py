@@ -40,11 +40,12 @@ from emodesk.conversation.api import (
     TurnOutcome,
 )
 from emodesk.conversation.ports import AudioPort, LivePort
-from emodesk.conversation.turn import INPUT_RATE, EstimatorAudio, Phase, Turn, TurnKind
+from emodesk.conversation.turn import EstimatorAudio, Phase, Turn, TurnKind
 from emodesk.core.consent import CONSENT_VERSION, ConsentRecord
 from emodesk.core.emotion import EmotionReading, Source
 from emodesk.core.export import SessionMetadata, new_session_id
 from emodesk.core.parsing import EmotionParseError, ParsedEmotion
+from emodesk.core.pcm import MIC_RATE, pcm_seconds
 from emodesk.core.profiles import get_profile, system_instruction
 from emodesk.core.report import session_report
 from emodesk.core.settings import AppSettings
@@ -718,7 +719,7 @@ class Controller:
         t_start = max(0.0, turn.started - self._session_t0)
         t_end = max(t_start, turn.released - self._session_t0)
         if trimmed:  # the reading covers the audio it was made from
-            t_start = max(t_start, t_end - len(pcm) / 2 / INPUT_RATE)
+            t_start = max(t_start, t_end - pcm_seconds(len(pcm), MIC_RATE))
         number = turn.number
 
         def work() -> EmotionReading | _EstimateFailed | None:
@@ -727,7 +728,7 @@ class Controller:
             samples = np.frombuffer(pcm, dtype=np.int16)
             try:
                 return estimator.estimate(
-                    samples, INPUT_RATE, turn=number, t_start_s=t_start, t_end_s=t_end
+                    samples, MIC_RATE, turn=number, t_start_s=t_start, t_end_s=t_end
                 )
             except Exception as exc:  # a bad estimate must not end the conversation
                 log.exception("the acoustic estimate of turn %d failed", number)

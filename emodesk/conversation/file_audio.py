@@ -16,8 +16,9 @@ from collections.abc import Callable
 import numpy as np
 import numpy.typing as npt
 
-MIC_RATE = 16000
-SPEAKER_RATE = 24000  # the "device" rate: Gemini's reply rate; other rates are resampled
+from emodesk.core.pcm import MIC_RATE, REPLY_RATE
+
+SPEAKER_RATE = REPLY_RATE  # the "device" rate; replies at other rates are resampled
 
 
 class FileAudio:

@@ -31,13 +31,13 @@ from collections import deque
 from enum import StrEnum
 
 from emodesk.conversation.api import Role, TurnOutcome
+from emodesk.core.pcm import MIC_BYTES_PER_SECOND, MIC_RATE, pcm_seconds
 
-INPUT_RATE = 16_000
 # The newest audio of a turn kept for the acoustic estimator. A hands-free turn can run
 # from the end of one reply to the start of the next, silence included, so without a cap
 # it grows without limit; half a minute is more than any utterance the estimator judges.
 ESTIMATOR_WINDOW_S = 30.0
-_ESTIMATOR_WINDOW_BYTES = int(ESTIMATOR_WINDOW_S * INPUT_RATE) * 2
+_ESTIMATOR_WINDOW_BYTES = int(ESTIMATOR_WINDOW_S * MIC_BYTES_PER_SECOND)
 
 
 class Phase(StrEnum):
@@ -65,7 +65,7 @@ class EstimatorAudio:
 
     @property
     def seconds(self) -> float:
-        return self._bytes / 2 / INPUT_RATE
+        return pcm_seconds(self._bytes, MIC_RATE)
 
     def __bool__(self) -> bool:
         return self._bytes > 0

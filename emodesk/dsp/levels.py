@@ -12,6 +12,8 @@ from typing import Any
 
 import numpy as np
 
+from emodesk.core.pcm import MIC_RATE
+
 FLOOR_DBFS = -120.0
 INT16_FULL_SCALE = 32768.0
 _FLOOR_POWER = 10.0 ** (FLOOR_DBFS / 10.0)
@@ -80,7 +82,7 @@ def _to_int16(a: Array) -> np.ndarray[Any, np.dtype[np.int16]]:
 def noise_gate(
     x: Array,
     threshold_dbfs: float,
-    rate: int = 16000,
+    rate: int = MIC_RATE,
     *,
     block_ms: float = 10.0,
     attack_ms: float = 10.0,
@@ -144,7 +146,7 @@ class SilenceDetector:
     """
 
     def __init__(
-        self, threshold_dbfs: float = -45.0, hangover_ms: float = 500.0, rate: int = 16000
+        self, threshold_dbfs: float = -45.0, hangover_ms: float = 500.0, rate: int = MIC_RATE
     ):
         if rate <= 0:
             raise ValueError(f"rate must be positive, got {rate}")

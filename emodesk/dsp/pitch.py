@@ -20,6 +20,8 @@ from typing import Any
 
 import numpy as np
 
+from emodesk.core.pcm import MIC_RATE
+
 FloatArray = np.ndarray[Any, np.dtype[np.float64]]
 BoolArray = np.ndarray[Any, np.dtype[np.bool_]]
 
@@ -28,7 +30,7 @@ _BLOCK_FRAMES = 64  # frames per FFT block: fits in cache, bounds the time of on
 
 @dataclass(frozen=True)
 class YinConfig:
-    rate: int = 16000
+    rate: int = MIC_RATE
     fmin: float = 60.0
     fmax: float = 500.0
     window_ms: float = 25.0  # integration window of the difference function

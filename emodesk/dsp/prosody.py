@@ -28,12 +28,13 @@ from typing import Any
 
 import numpy as np
 
+from emodesk.core.pcm import MIC_RATE
 from emodesk.dsp.levels import FLOOR_DBFS, to_float
 from emodesk.dsp.pitch import YinConfig, yin, yin_frames
 
 FloatArray = np.ndarray[Any, np.dtype[np.float64]]
 
-RATE = 16000
+RATE = MIC_RATE
 HOP_MS = 10.0
 SPECTRAL_WINDOW_MS = 25.0
 N_MEL_BANDS = 20

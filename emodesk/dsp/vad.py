@@ -15,6 +15,7 @@ from typing import Any
 
 import numpy as np
 
+from emodesk.core.pcm import MIC_RATE
 from emodesk.dsp.levels import FLOOR_DBFS, frame_levels_dbfs
 
 HOP_MS = 10.0
@@ -25,7 +26,7 @@ class EnergyVad:
 
     def __init__(
         self,
-        rate: int = 16000,
+        rate: int = MIC_RATE,
         *,
         threshold_dbfs: float = -45.0,
         margin_db: float = 12.0,
@@ -131,7 +132,7 @@ class EnergyVad:
 
 def segment_utterances(
     pcm16: np.ndarray[Any, Any],
-    rate: int = 16000,
+    rate: int = MIC_RATE,
     threshold_dbfs: float = -45.0,
     min_speech_ms: float = 150.0,
     min_pause_ms: float = 500.0,

@@ -23,9 +23,10 @@ from typing import Any, BinaryIO
 import numpy as np
 
 from emodesk.core.export import write_bytes_atomic
+from emodesk.core.pcm import MIC_RATE
 from emodesk.dsp.resample import StreamResampler
 
-TARGET_RATE = 16000
+TARGET_RATE = MIC_RATE  # what the estimator and the Live API take
 MIN_RATE = 4000
 MAX_RATE = 384000
 MAX_CHANNELS = 8

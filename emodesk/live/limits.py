@@ -10,6 +10,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from emodesk.core.pcm import REPLY_RATE
+
 # One WebSocket message. websockets' own default: a bigger frame closes the link (1009)
 # before it is buffered. Live frames are a 40 ms audio chunk or a few words (< 10 kB).
 MAX_MESSAGE_BYTES = 1 << 20
@@ -27,7 +29,7 @@ MAX_TOOL_CALLS_PER_TURN = 32
 MIN_REPLY_RATE = 8_000
 MAX_REPLY_RATE = 96_000
 # The reply rate when a chunk's mime type names none: Gemini's.
-DEFAULT_REPLY_RATE = 24_000
+DEFAULT_REPLY_RATE = REPLY_RATE
 
 
 @dataclass(slots=True)

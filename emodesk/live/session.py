@@ -48,6 +48,7 @@ from dataclasses import dataclass
 from enum import Enum, auto
 from typing import Any
 
+from emodesk.core.pcm import MIC_BYTES_PER_SECOND, MIC_MIME
 from emodesk.live.credentials import redact
 from emodesk.live.events import (
     AudioChunk,
@@ -83,9 +84,6 @@ from emodesk.live.settings import LiveSettings
 
 log = logging.getLogger(__name__)
 
-INPUT_RATE = 16_000
-INPUT_MIME = f"audio/pcm;rate={INPUT_RATE}"
-_BYTES_PER_SECOND = INPUT_RATE * 2
 _AUTH_WORDS = re.compile(r"api key|api_key|permission|unauthenticated|credential", re.I)
 _RATE_IN_MIME = re.compile(r"rate=(\d+)")
 _AUTH_HEADER = re.compile(r"x-goog-api-key|authorization", re.I)
@@ -301,7 +299,7 @@ class LiveSession:
     ) -> None:
         self._client_factory = client_factory
         self._retry = retry or RetryPolicy()
-        self._buffer_limit_bytes = int(buffer_limit_s * _BYTES_PER_SECOND)
+        self._buffer_limit_bytes = int(buffer_limit_s * MIC_BYTES_PER_SECOND)
         self._connect_timeout_s = connect_timeout_s
         self._rng = rng or random.Random()
         self._listener: Callable[[LiveEvent], None] | None = None
@@ -488,7 +486,7 @@ class LiveSession:
             kept.append(item)
         self._outbox = kept
         self._outbox_bytes -= dropped
-        seconds = dropped / _BYTES_PER_SECOND
+        seconds = dropped / MIC_BYTES_PER_SECOND
         self._dropped_s += seconds
         self._emit(AudioDropped(seconds, "the link is down and the audio buffer is full"))
 
@@ -501,7 +499,7 @@ class LiveSession:
             unsent += self._pending_bytes
         self._clear_pending()
         if unsent:
-            self._emit(AudioDropped(unsent / _BYTES_PER_SECOND, reason))
+            self._emit(AudioDropped(unsent / MIC_BYTES_PER_SECOND, reason))
 
     def _clear_pending(self) -> None:
         self._pending_started = self._pending_ended = self._pending_resent = False
@@ -519,9 +517,7 @@ class LiveSession:
         from google.genai import types
 
         if item.op is _Op.AUDIO:
-            await link.send_realtime_input(
-                audio=types.Blob(data=item.payload, mime_type=INPUT_MIME)
-            )
+            await link.send_realtime_input(audio=types.Blob(data=item.payload, mime_type=MIC_MIME))
         elif item.op is _Op.START:
             await link.send_realtime_input(activity_start=types.ActivityStart())
         elif item.op is _Op.END:
@@ -593,7 +589,7 @@ class LiveSession:
         from google.genai import types
 
         for pcm in list(self._pending_audio):
-            await link.send_realtime_input(audio=types.Blob(data=pcm, mime_type=INPUT_MIME))
+            await link.send_realtime_input(audio=types.Blob(data=pcm, mime_type=MIC_MIME))
 
     def _new_reply(self) -> None:
         """A reply begins afresh: the per-turn limits and audio parsing start over."""
@@ -627,7 +623,7 @@ class LiveSession:
         (Push-to-talk: the new activity_start already superseded the old turn.)"""
         if self._push_to_talk:
             return
-        keep = int(INTERRUPTING_SPEECH_S * _BYTES_PER_SECOND)
+        keep = int(INTERRUPTING_SPEECH_S * MIC_BYTES_PER_SECOND)
         while self._pending_bytes > keep and len(self._pending_audio) > 1:
             self._pending_bytes -= len(self._pending_audio.popleft())
 

@@ -7,7 +7,6 @@ import pytest
 from emodesk.conversation.api import TurnOutcome
 from emodesk.conversation.turn import (
     ESTIMATOR_WINDOW_S,
-    INPUT_RATE,
     EstimatorAudio,
     Phase,
     Turn,
@@ -98,7 +97,7 @@ def test_the_estimator_window_keeps_the_newest_audio() -> None:
         audio.keep(frame)
     assert audio.seconds == pytest.approx(ESTIMATOR_WINDOW_S)
     pcm, trimmed = audio.take()
-    assert trimmed and len(pcm) == ESTIMATOR_WINDOW_S * INPUT_RATE * 2
+    assert trimmed and len(pcm) == ESTIMATOR_WINDOW_S * 16_000 * 2  # 16 kHz PCM16
     assert not audio and audio.seconds == 0.0
 
 

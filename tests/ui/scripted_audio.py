@@ -10,10 +10,9 @@ import numpy as np
 import numpy.typing as npt
 
 from emodesk.conversation.file_audio import MIC_RATE, FileAudio
+from emodesk.core.pcm import REPLY_RATE
 from emodesk.dsp.ringbuffer import RingBuffer
 from tests.support.speech import NORMAL, Prosody, speech_16k
-
-REPLY_RATE = 24000
 
 
 class ScriptedAudio(FileAudio):

@@ -38,6 +38,7 @@ from websockets.exceptions import ConnectionClosed
 from websockets.http11 import Request, Response
 
 from emodesk.core.emotion_tool import REPORT_EMOTION_TOOL_NAME
+from emodesk.core.pcm import MIC_RATE
 from emodesk.live.emulator.faults import FaultKind, FaultPlan, parse_faults
 from emodesk.live.emulator.synth import OUTPUT_RATE, synthesize
 from emodesk.live.emulator.tls import Certificate, make_certificate
@@ -99,7 +100,7 @@ class TurnRecord:
 
     number: int
     audio: bytearray = field(default_factory=bytearray)
-    rate: int = 16_000
+    rate: int = MIC_RATE
     text: str = ""
     tool_call_id: str | None = None
     tool_args: dict[str, Any] | None = None

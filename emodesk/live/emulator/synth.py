@@ -12,7 +12,9 @@ import zlib
 
 import numpy as np
 
-OUTPUT_RATE = 24_000
+from emodesk.core.pcm import REPLY_RATE
+
+OUTPUT_RATE = REPLY_RATE  # the emulator speaks as Gemini does
 CHARS_PER_SECOND = 14.0
 SYLLABLE_RATE_HZ = 4.0
 
