@@ -13,7 +13,6 @@ import asyncio
 import dataclasses
 import logging
 import os
-import re
 import time
 from collections.abc import Callable, Coroutine, Sequence
 from dataclasses import dataclass
@@ -21,7 +20,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from PySide6.QtCore import QByteArray, Qt, Signal
+from PySide6.QtCore import Qt, Signal
 from PySide6.QtGui import QAction, QActionGroup, QCloseEvent, QKeySequence
 from PySide6.QtWidgets import (
     QComboBox,
@@ -41,9 +40,11 @@ from PySide6.QtWidgets import (
 )
 
 from emodesk.conversation.api import (
+    CONNECTED_STATES,
     ControllerEvent,
     ControllerProtocol,
     ConversationState,
+    Intent,
     IntentRefused,
     Notice,
     NoticeKind,
@@ -60,7 +61,6 @@ from emodesk.conversation.api import (
 )
 from emodesk.core.consent import ConsentRecord
 from emodesk.core.export import unwritable_reason
-from emodesk.core.profiles import EscalationRemedy, get_profile
 from emodesk.core.settings import AppSettings, parse_settings
 from emodesk.ui import theme
 from emodesk.ui.banners import BannerArea
@@ -73,11 +73,12 @@ from emodesk.ui.settings_dialog import SettingsDialog
 from emodesk.ui.settings_store import SettingsStore
 from emodesk.ui.timeline import TimelineView
 from emodesk.ui.transcript import TranscriptPanel
+from emodesk.ui.window.notices import ANOTHER_APPROACH as ANOTHER_APPROACH
+from emodesk.ui.window.notices import NoticePresenter
 
 log = logging.getLogger(__name__)
 
 S = ConversationState
-CONNECTED = frozenset({S.READY, S.LISTENING, S.WAITING, S.REPLYING})
 STATE_TEXT = {
     S.OFFLINE: ("Disconnected", "#6b7280"),
     S.CONNECTING: ("Connecting…", "#e0a100"),
@@ -88,10 +89,7 @@ STATE_TEXT = {
     S.RECONNECTING: ("Reconnecting", "#e0a100"),
     S.ERROR: ("Connection failed", "#e5533d"),
 }
-_NEXT_IN = re.compile(r"next in (\d+(?:\.\d+)?) s")
 SYNTHETIC_TEXT = "Offline demo: replies are synthetic"
-# The tutor profile's escalation button says this, as the user, to the model.
-ANOTHER_APPROACH = "I am not following. Could you explain that another way, more simply?"
 
 
 @dataclass(frozen=True)
@@ -151,6 +149,7 @@ class MainWindow(QMainWindow):
         self._build_toolbar()
         self._build_central()
         self._build_status_bar()
+        self.notices = NoticePresenter(self.banners, self.statusBar().showMessage, self)
         self.ptt_key = PushToTalkKey(self, self._usable_key(settings.push_to_talk_key))
         self.ptt_key.pressed.connect(self._ptt_down)
         self.ptt_key.released.connect(self._ptt_up)
@@ -372,7 +371,7 @@ class MainWindow(QMainWindow):
                 if event.to_first_audio_s is not None:
                     self.latency_label.setText(f"Last turn: {event.to_first_audio_s * 1000:.0f} ms")
             case Notice():
-                self._on_notice(event)
+                self.notices.show(event)
             case IntentRefused():
                 self._on_refused(event)
             case SettingsChanged():
@@ -381,16 +380,15 @@ class MainWindow(QMainWindow):
     def _on_state(self, event: StateChanged) -> None:
         self.state = event.state
         if event.state is S.RECONNECTING:
-            match = _NEXT_IN.search(event.detail)
-            self._reconnect_deadline = time.monotonic() + float(match.group(1)) if match else None
+            wait = event.retry_in_s
+            self._reconnect_deadline = None if wait is None else time.monotonic() + wait
         else:
             self._reconnect_deadline = None
-            if event.state in CONNECTED:
+            if event.state in CONNECTED_STATES:
                 self.banners.dismiss(NoticeKind.RECONNECTING)
                 self.banners.dismiss(NoticeKind.CONNECTION_FAILED)
-        if event.state not in CONNECTED and self.ptt_key.held:
+        if event.state not in CONNECTED_STATES and self.ptt_key.held:
             self.ptt_key.held = False
-        self._state_detail = event.detail
         self._show_state()
 
     def _show_state(self) -> None:
@@ -399,7 +397,7 @@ class MainWindow(QMainWindow):
             left = max(0, round(self._reconnect_deadline - time.monotonic()))
             text = f"Reconnecting in {left} s"
         self.state_label.setText(f'<span style="color:{colour}">●</span> {text}')
-        connected = self.state in CONNECTED
+        connected = self.state in CONNECTED_STATES
         busy = self.state in (S.CONNECTING, S.RECONNECTING)
         self.connect_action.setText("Disconnect" if connected or busy else "Connect")
         self.ptt_button.setEnabled(connected and not self.hands_free)
@@ -428,7 +426,7 @@ class MainWindow(QMainWindow):
             self.ptt_button.setText("Hands-free: just speak")
         elif self.state is S.LISTENING:
             self.ptt_button.setText("Listening… release to send")
-        elif self.state in CONNECTED:
+        elif self.state in CONNECTED_STATES:
             self.ptt_button.setText(f"Hold to talk  ({key_name})")
         else:
             self.ptt_button.setText("Connect to talk")
@@ -442,83 +440,30 @@ class MainWindow(QMainWindow):
         self.synthetic = offline
         self._show_synthetic()
         if offline:
+
+            def add_key() -> None:
+                self.open_settings("API key")
+
             self.banners.show_banner(
                 "offline",
                 "info",
                 reason or "No API key: this is the offline demo, with synthetic replies.",
                 "Add API key…",
-                lambda: self.open_settings("API key"),
+                add_key,
             )
         else:
             self.banners.dismiss("offline")
 
-    def _on_notice(self, notice: Notice) -> None:
-        kind = notice.kind
-        if kind is NoticeKind.ESCALATION:
-            if not self.consent:
-                return
-            # The button does what the profile's advice asks where the app can (the
-            # trend stays on the timeline's header).
-            label, act = self._escalation_action()
-            self.banners.show_banner(
-                kind, "error", f"Escalation — {notice.action or notice.message}", label, act,
-            )  # fmt: skip
-        elif kind is NoticeKind.MIC_LOST:
-            self.banners.show_banner(
-                kind, "error", f"Microphone lost: {notice.message}",
-                notice.action or "Choose a microphone…", lambda: self.open_settings("Audio"),
-            )  # fmt: skip
-        elif kind is NoticeKind.SPEAKER_LOST:
-            self.banners.show_banner(
-                kind, "error", notice.message,
-                notice.action or "Choose a speaker…", lambda: self.open_settings("Audio"),
-            )  # fmt: skip
-        elif kind is NoticeKind.AUDIO_DEVICE:
-            # The devices work again (or another one stands in): the loss is over.
-            self.banners.dismiss(NoticeKind.MIC_LOST)
-            self.banners.dismiss(NoticeKind.SPEAKER_LOST)
-            self.statusBar().showMessage(f"Audio {notice.message}", 8000)
-        elif kind is NoticeKind.INVALID_KEY:
-            self.banners.show_banner(
-                kind, "error", f"The API key was rejected: {notice.message}",
-                notice.action or "Enter a valid key…", lambda: self.open_settings("API key"),
-            )  # fmt: skip
-        elif kind is NoticeKind.RECONNECTING:
-            self.banners.show_banner(
-                kind, "warning", f"Connection lost, reconnecting ({notice.message})",
-                notice.action or "Reconnect now", self.reconnect_now,
-            )  # fmt: skip
-        elif kind in (NoticeKind.TURN_FAILED, NoticeKind.SERVER_DATA):
-            # Passing news, like a restored connection: the turn's row in the transcript
-            # keeps the reason; the next turn can go ahead.
-            self.statusBar().showMessage(notice.message, 8000)
-        elif kind is NoticeKind.RECONNECTED:
-            self.banners.dismiss(NoticeKind.RECONNECTING)
-            self.statusBar().showMessage("Connection restored", 4000)
-        elif kind is NoticeKind.CONNECTION_FAILED:
-            self.banners.dismiss(NoticeKind.RECONNECTING)
-            self.banners.show_banner(
-                kind, "error", f"Could not connect: {notice.message}",
-                notice.action or "Try again", lambda: self._run(self._connect()),
-            )  # fmt: skip
-        elif kind is NoticeKind.STORAGE:
-            self.banners.show_banner(
-                kind, "warning", notice.message, notice.action or "Open settings…",
-                lambda: self.open_settings("Privacy"),
-            )  # fmt: skip
-        else:
-            self.banners.show_banner(str(kind), "warning", notice.message)
-
     def _on_refused(self, event: IntentRefused) -> None:
         self.last_refusal = event
         log.info("refused %s: %s", event.intent, event.reason)
-        if event.intent == "export":
+        if event.intent is Intent.EXPORT:
             self._show_message("Export failed", event.reason, QMessageBox.Icon.Warning)
-        elif event.intent in ("change_voice", "change_profile"):
+        elif event.intent in (Intent.CHANGE_VOICE, Intent.CHANGE_PROFILE):
             self._check_voice(self.voice)
             self.profile_box.setCurrentIndex(max(0, self.profile_box.findData(self.profile)))
             self.statusBar().showMessage(f"Not changed: {event.reason}", 5000)
-        elif event.intent not in ("push_to_talk_up",):
+        elif event.intent is not Intent.PUSH_TO_TALK_UP:
             self.statusBar().showMessage(event.reason, 5000)
 
     def _on_settings_changed(self, event: SettingsChanged) -> None:
@@ -569,10 +514,13 @@ class MainWindow(QMainWindow):
     def _toggle_connection(self) -> None:
         if self.controller is None:
             return
-        if self.state in CONNECTED or self.state in (S.CONNECTING, S.RECONNECTING):
+        if self.state in CONNECTED_STATES or self.state in (S.CONNECTING, S.RECONNECTING):
             self._run(self.controller.disconnect())
         else:
             self._run(self._connect())
+
+    def connect_now(self) -> None:
+        self._run(self._connect())
 
     async def _connect(self) -> None:
         if self.controller is not None:
@@ -590,7 +538,7 @@ class MainWindow(QMainWindow):
         if self.controller is None or voice == self.voice:
             self._check_voice(self.voice if self.controller is None else voice)
             return
-        if self.state in CONNECTED or self.state is S.RECONNECTING:
+        if self.state in CONNECTED_STATES or self.state is S.RECONNECTING:
             self.statusBar().showMessage(f"Switching the voice to {voice}: reconnecting…", 6000)
         self._run(self.controller.change_voice(voice))
 
@@ -598,7 +546,7 @@ class MainWindow(QMainWindow):
         key = self.profile_box.itemData(index)
         if self.controller is None or key == self.profile:
             return
-        if self.state in CONNECTED:
+        if self.state in CONNECTED_STATES:
             self.statusBar().showMessage("Switching the profile: reconnecting…", 6000)
         self._run(self.controller.change_profile(key))
 
@@ -769,17 +717,6 @@ class MainWindow(QMainWindow):
                     lambda _=False, s=session_id, f=fmt: self.open_export_dialog(f, s)
                 )
 
-    def _escalation_action(self) -> tuple[str, Callable[[], None]]:
-        """The escalation banner's button: the profile's remedy, as the window does it."""
-        remedy = get_profile(self.profile).escalation_remedy
-        if remedy is EscalationRemedy.HAND_OFF:
-            return "Export for a human agent…", lambda: self.open_export_dialog("json")
-        if remedy is EscalationRemedy.ASK_AGAIN:
-            return "Ask for another approach", lambda: self.send_text(ANOTHER_APPROACH)
-        if remedy is EscalationRemedy.SESSION_REPORT:
-            return "Session report…", self.show_session_report
-        return "Got it", lambda: None
-
     def show_session_report(self) -> None:
         """This session's summary (counts, trend, escalations: no transcript) in a dialog
         the user can copy from."""
@@ -826,9 +763,6 @@ class MainWindow(QMainWindow):
         self.store.set_geometry(self.saveGeometry())
         self.closing.emit()
         super().closeEvent(event)
-
-    def restore_geometry_bytes(self, geometry: QByteArray) -> bool:
-        return bool(self.restoreGeometry(geometry))
 
 
 def _use_qt_dialogs() -> bool:

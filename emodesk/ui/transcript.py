@@ -52,13 +52,13 @@ from PySide6.QtWidgets import (
 
 from emodesk.conversation.api import Role, TurnOutcome
 
-ROLE_TITLES = {"user": "You", "model": "Gemini"}
+ROLE_TITLES = {Role.USER: "You", Role.MODEL: "Gemini"}
 INTERRUPTED_NOTE = "— interrupted"
 NOT_ANSWERED = "Not answered"
 _SIDE_ORDER = {Role.USER: 0, Role.MODEL: 1}
-_BACKGROUNDS = {"user": QColor("#e6f6f4"), "model": QColor("#fdf0e1")}
+_BACKGROUNDS = {Role.USER: QColor("#e6f6f4"), Role.MODEL: QColor("#fdf0e1")}
 _FAILED_BACKGROUND = QColor("#fdecea")
-_TITLE_COLOURS = {"user": QColor("#1f7a70"), "model": QColor("#a84f00")}
+_TITLE_COLOURS = {Role.USER: QColor("#1f7a70"), Role.MODEL: QColor("#a84f00")}
 _SETTLED_TEXT = QColor("#1f2328")
 _STREAMING_TEXT = QColor("#57606a")
 _NOTE_COLOURS = {TurnOutcome.INTERRUPTED: QColor("#a84f00"), TurnOutcome.FAILED: QColor("#c0392b")}
@@ -105,7 +105,7 @@ class TranscriptEntry:
 class TranscriptModel(QAbstractListModel):
     """One row per side per turn, ordered by (turn, user before model)."""
 
-    RoleRole = Qt.ItemDataRole.UserRole + 1  # "user" / "model"
+    RoleRole = Qt.ItemDataRole.UserRole + 1  # the `Role`'s value: "user" / "model"
     TurnRole = Qt.ItemDataRole.UserRole + 2  # the turn number
     FinalRole = Qt.ItemDataRole.UserRole + 3  # settled by the turn's TurnClosed
     OutcomeRole = Qt.ItemDataRole.UserRole + 4  # "completed"/"interrupted"/"failed"; "" streaming
@@ -277,16 +277,17 @@ class _Parts:
     title: str
     text: str
     note: str
-    role: str
+    role: Role | None
     final: bool
     outcome: str
 
     @classmethod
     def of(cls, index: _ModelIndex) -> _Parts:
         m = TranscriptModel
-        role = str(index.data(m.RoleRole) or "")
+        value = str(index.data(m.RoleRole) or "")
+        role = Role(value) if value else None
         return cls(
-            ROLE_TITLES.get(role, role),
+            ROLE_TITLES[role] if role is not None else "",
             str(index.data(m.TextRole) or ""),
             str(index.data(m.NoteRole) or ""),
             role,
@@ -307,7 +308,7 @@ class TranscriptDelegate(QStyledItemDelegate):
     def __init__(self, view: QListView) -> None:
         super().__init__(view)
         self._view = view
-        self._cache: dict[tuple[int, str], tuple[int, _Parts, QSize]] = {}
+        self._cache: dict[tuple[int, Role | None], tuple[int, _Parts, QSize]] = {}
 
     def row_width(self) -> int:
         """A row's width: the viewport's, less the view's spacing on both sides."""
@@ -340,7 +341,8 @@ class TranscriptDelegate(QStyledItemDelegate):
         title_font = QFont(base)
         title_font.setBold(True)
         title = wrapped_layout(parts.title, title_font, width)
-        blocks = [(*title, _TITLE_COLOURS.get(parts.role, _SETTLED_TEXT))]
+        colour = _TITLE_COLOURS[parts.role] if parts.role is not None else _SETTLED_TEXT
+        blocks = [(*title, colour)]
         if parts.text:
             body_font = QFont(base)
             body_font.setItalic(not parts.final)

@@ -14,6 +14,7 @@ from emodesk.conversation.api import (
     ControllerEvent,
     ControllerProtocol,
     ConversationState,
+    Intent,
     IntentRefused,
     Notice,
     NoticeKind,
@@ -76,6 +77,12 @@ class Rig:
 
     def refused(self) -> list[tuple[str, str]]:
         return [(e.intent, e.reason) for e in self.of(IntentRefused)]
+
+
+def test_every_intent_names_a_method_of_the_controller() -> None:
+    for intent in Intent:
+        assert callable(getattr(Controller, intent.value, None)), intent
+        assert hasattr(ControllerProtocol, intent.value), intent
 
 
 def make_rig(
@@ -421,11 +428,13 @@ async def test_a_dropped_link_shows_reconnecting_and_refuses_turns_until_back(
     r.live.emit(TurnComplete())
     r.live.emit(LinkStateChanged(LinkState.RECONNECTING, attempt=1, delay_s=0.5, reason="1011"))
     assert r.controller.state is S.RECONNECTING
+    assert r.of(StateChanged)[-1].retry_in_s == 0.5  # the wait the window counts down
     assert not r.controller.push_to_talk_down()
     assert r.refused()[-1] == ("push_to_talk_down", "the connection is being restored")
     r.live.emit(AudioDropped(0.4, "link down"))
     r.live.emit(LinkStateChanged(LinkState.CONNECTED, resumed=True))
     assert r.controller.state is S.READY
+    assert r.of(StateChanged)[-1].retry_in_s is None
     kinds = [n.kind for n in r.of(Notice)]
     assert kinds == [NoticeKind.RECONNECTING, NoticeKind.AUDIO_DROPPED, NoticeKind.RECONNECTED]
     await r.controller.drain()

@@ -9,6 +9,7 @@ from typing import Any
 from emodesk.conversation.api import (
     ControllerEvent,
     ConversationState,
+    Intent,
     IntentRefused,
     SessionStarted,
     SettingsChanged,
@@ -47,9 +48,11 @@ class FakeController:
         for subscriber in list(self._subscribers):
             subscriber(event)
 
-    def set_state(self, state: ConversationState, detail: str = "") -> None:
+    def set_state(
+        self, state: ConversationState, detail: str = "", retry_in_s: float | None = None
+    ) -> None:
         previous, self._state = self._state, state
-        self.emit(StateChanged(state, previous, detail))
+        self.emit(StateChanged(state, previous, detail, retry_in_s))
 
     def _settings_changed(self) -> None:
         self.emit(SettingsChanged(self.voice, self.profile, self.consent, self.hands_free))
@@ -70,7 +73,7 @@ class FakeController:
     def push_to_talk_down(self) -> bool:
         self.calls.append(("ptt_down", None))
         if self._state is not S.READY:
-            self.emit(IntentRefused("push_to_talk_down", "not connected"))
+            self.emit(IntentRefused(Intent.PUSH_TO_TALK_DOWN, "not connected"))
             return False
         self.set_state(S.LISTENING)
         return True
@@ -121,7 +124,7 @@ class FakeController:
     async def export(self, path: str, fmt: str = "csv", session_id: str | None = None) -> bool:
         self.calls.append(("export", (path, fmt, session_id)))
         if not self.export_result:
-            self.emit(IntentRefused("export", "export failed: disk full"))
+            self.emit(IntentRefused(Intent.EXPORT, "export failed: disk full"))
         return self.export_result
 
     async def end_session(self) -> bool:

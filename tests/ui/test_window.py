@@ -140,7 +140,7 @@ def test_reconnect_countdown_banner_and_its_action(
 ) -> None:
     connect(window, fake, qloop)
     fake.emit(Notice(NoticeKind.RECONNECTING, "attempt 1, next in 4.0 s"))
-    fake.emit(StateChanged(S.RECONNECTING, S.READY, "dropped; attempt 1, next in 4.0 s"))
+    fake.emit(StateChanged(S.RECONNECTING, S.READY, "dropped; attempt 1", retry_in_s=4.0))
     assert "Reconnecting in 4 s" in window.state_label.text()
     banner = window.banners.banners[NoticeKind.RECONNECTING]
     assert banner.action_button is not None
