@@ -93,6 +93,31 @@ def _ms(values: list[float]) -> str:
     return f"p50 {np.median(a):.1f} ms  max {a.max():.1f} ms  (n={a.size})"
 
 
+class Trace:
+    """The engine's measurement hooks as the bench reads them: capture callback time per
+    frame posted; (play() time, in-buffer time, index of the chunk's first sample among
+    all reply samples buffered); (reply samples handed to the device so far, callback
+    time)."""
+
+    def __init__(self) -> None:
+        self.capture: deque[float] = deque()
+        self.playout: deque[tuple[float, float, int]] = deque()
+        self.device: deque[tuple[int, float]] = deque()
+        self._written = 0
+        self._played = 0
+
+    def frame_posted(self, t_callback: float) -> None:
+        self.capture.append(t_callback)
+
+    def reply_buffered(self, t_play: float, t_buffered: float, samples: int) -> None:
+        self.playout.append((t_play, t_buffered, self._written))
+        self._written += samples
+
+    def reply_played(self, samples: int, t_callback: float) -> None:
+        self._played += samples
+        self.device.append((self._played, t_callback))
+
+
 async def _until(condition: Callable[[], bool], timeout_s: float) -> bool:
     deadline = time.monotonic() + timeout_s
     while not condition():
@@ -107,7 +132,7 @@ async def press_to_first_frame(presses: int = 20) -> tuple[list[float], list[flo
     audio was captured after the press (its callback came after it)."""
     loop = asyncio.get_running_loop()
     engine = AudioEngine(loop, AudioSettings())
-    engine.trace_capture = deque()
+    trace = engine.observer = Trace()
     engine.start()
     prepare = getattr(engine, "prepare_capture", None)  # absent before the fix
     if prepare is not None:
@@ -123,8 +148,7 @@ async def press_to_first_frame(presses: int = 20) -> tuple[list[float], list[flo
         def on_frame(_: bytes, got=got, live=live, t_press=t_press) -> None:  # type: ignore[no-untyped-def]
             now = time.monotonic()
             got.append(now)
-            assert engine.trace_capture is not None
-            t_callback = engine.trace_capture.popleft() if engine.trace_capture else now
+            t_callback = trace.capture.popleft() if trace.capture else now
             if t_callback >= t_press and not live:
                 live.append(now)
 
@@ -137,7 +161,7 @@ async def press_to_first_frame(presses: int = 20) -> tuple[list[float], list[flo
         await asyncio.sleep(0.3)  # a short turn
         engine.stop_capture()
         await asyncio.sleep(0.3)
-        engine.trace_capture.clear()
+        trace.capture.clear()
     await asyncio.to_thread(engine.close)
     return first, first_live
 
@@ -203,16 +227,14 @@ async def _run(pulse: PulseStack, speech: Path, seconds: float) -> None:
 
     # ---- latency and stability under load ------------------------------------------
     engine = AudioEngine(loop, AudioSettings(echo_mode="full_duplex_aec"))
-    engine.trace_capture = deque()
-    engine.trace_playout = deque()
-    engine.trace_device = deque()
+    trace = Trace()
+    engine.observer = trace
     capture_lat: list[float] = []
 
     def on_frame(_: bytes) -> None:
         now = time.monotonic()
-        assert engine.trace_capture is not None
-        if engine.trace_capture:
-            capture_lat.append(now - engine.trace_capture.popleft())
+        if trace.capture:
+            capture_lat.append(now - trace.capture.popleft())
 
     stop = threading.Event()
     engine.start_capture(on_frame)
@@ -240,8 +262,8 @@ async def _run(pulse: PulseStack, speech: Path, seconds: float) -> None:
     feeder.wait(30)
     engine.stop_capture()
     counters = engine.counters
-    playout_lat = [b - a for a, b, _ in engine.trace_playout]
-    device_lat = _to_device(list(engine.trace_playout), list(engine.trace_device))
+    playout_lat = [b - a for a, b, _ in trace.playout]
+    device_lat = _to_device(list(trace.playout), list(trace.device))
     await asyncio.to_thread(engine.close)
     print(f"run: {elapsed:.1f} s, loop thread busy ~25% (30 Hz x 8 ms), full duplex + AEC")
     print(f"capture callback -> frame on loop: {_pct(capture_lat)}")

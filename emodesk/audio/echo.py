@@ -30,10 +30,6 @@ class EchoCanceller:
         self._far = np.zeros(0, dtype=np.int16)
         self._max_far = int(rate * _MAX_FAR_S)
 
-    @property
-    def far_backlog(self) -> int:
-        return int(self._far.size)
-
     def push_far(self, samples: Int16Array) -> None:
         """Samples the speaker played, at `rate`, in order."""
         if samples.size == 0:

@@ -30,7 +30,7 @@ import time
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Any
 
 import numpy as np
 import pyaudio
@@ -38,9 +38,11 @@ from PySide6.QtCore import QThread
 
 from emodesk.audio.devices import AudioDeviceError, DeviceInfo, choose_device, open_portaudio
 from emodesk.audio.echo import EchoCanceller
+from emodesk.audio.observer import AudioObserver
 from emodesk.audio.playout import PlayoutBuffer
 from emodesk.audio.processing import CaptureProcessor
 from emodesk.audio.settings import AudioSettings, EchoMode
+from emodesk.core.devices import DeviceSide
 from emodesk.core.pcm import MIC_RATE, REPLY_RATE
 from emodesk.dsp.levels import peak_dbfs, rms_dbfs
 from emodesk.dsp.resample import StreamResampler
@@ -49,7 +51,6 @@ from emodesk.dsp.ringbuffer import RingBuffer
 log = logging.getLogger(__name__)
 
 Int16Array = np.ndarray[Any, np.dtype[np.int16]]
-Side = Literal["input", "output"]  # which device an `on_error` report is about
 
 # The engine thread sleeps until woken (a captured block, a command, reply audio); this
 # bounds the sleep so the watchdog still runs when no callback comes.
@@ -114,12 +115,12 @@ class AudioEngine:
 
         self._on_frame: Callable[[bytes], None] | None = None
         self._on_playback_started: Callable[[float], None] | None = None
-        self._on_error: Callable[[str, str], None] | None = None  # (message, side)
-        self._on_info: Callable[[str, str], None] | None = None  # (message, side)
+        self._on_error: Callable[[str, DeviceSide], None] | None = None  # (message, side)
+        self._on_info: Callable[[str, DeviceSide], None] | None = None  # (message, side)
 
         # Work handed to the engine thread.
         self._wake = threading.Event()
-        self._commands: deque[tuple[Callable[[], None], Side]] = deque()  # (step, side)
+        self._commands: deque[tuple[Callable[[], None], DeviceSide]] = deque()  # (step, side)
         self._play_queue: deque[tuple[bytes, int, float]] = deque()
         self._play_lock = threading.Lock()  # orders playout writes against flush()
         self._flush_generation = 0
@@ -168,15 +169,7 @@ class AudioEngine:
         self._frames_suppressed = 0
         self._device_errors = 0
 
-        # Optional timing traces for the benchmark (None: off).
-        self.trace_capture: deque[float] | None = None  # callback time per frame posted
-        # Bench tracing: (play() time, in-buffer time, index of the chunk's first sample
-        # among all reply samples buffered) and (reply samples handed to the device so
-        # far, output callback time).
-        self.trace_playout: deque[tuple[float, float, int]] | None = None
-        self.trace_device: deque[tuple[int, float]] | None = None
-        self._traced_written = 0
-        self._traced_played = 0
+        self.observer: AudioObserver | None = None  # measurement hooks (the benchmark)
 
     # ---- AudioPort ------------------------------------------------------------------
 
@@ -228,8 +221,8 @@ class AudioEngine:
     def set_listeners(
         self,
         on_playback_started: Callable[[float], None] | None = None,
-        on_error: Callable[[str, str], None] | None = None,
-        on_info: Callable[[str, str], None] | None = None,
+        on_error: Callable[[str, DeviceSide], None] | None = None,
+        on_info: Callable[[str, DeviceSide], None] | None = None,
     ) -> None:
         self._on_playback_started = on_playback_started
         self._on_error = on_error
@@ -266,10 +259,6 @@ class AudioEngine:
         mic = self.mic_ring.latest(self.frame_samples)
         reply = self.reply_ring.latest(self.reply_rate * self.settings.frame_ms // 1000)
         return AudioLevels(rms_dbfs(mic), peak_dbfs(mic), rms_dbfs(reply), peak_dbfs(reply))
-
-    @property
-    def input_silent(self) -> bool:
-        return self._processor.silent
 
     @property
     def reply_active(self) -> bool:
@@ -317,7 +306,7 @@ class AudioEngine:
 
     # ---- loop-thread helpers ----------------------------------------------------------
 
-    def _post(self, command: Callable[[], None], side: Side = "input") -> None:
+    def _post(self, command: Callable[[], None], side: DeviceSide = "input") -> None:
         self._commands.append((command, side))
         self._ensure_thread()
         self._wake.set()
@@ -332,12 +321,12 @@ class AudioEngine:
         with contextlib.suppress(RuntimeError):
             self._loop.call_soon_threadsafe(fn, *args)
 
-    def _report_error(self, message: str, side: Side) -> None:
+    def _report_error(self, message: str, side: DeviceSide) -> None:
         log.warning("audio (%s): %s", side, message)
         if self._on_error is not None:
             self._to_loop(self._on_error, message, side)
 
-    def _report_info(self, message: str, side: Side) -> None:
+    def _report_info(self, message: str, side: DeviceSide) -> None:
         """The device works, just not as configured, or again after a failure."""
         log.info("audio (%s): %s", side, message)
         if self._on_info is not None:
@@ -380,9 +369,8 @@ class AudioEngine:
         out = np.empty(frames, dtype=np.int16)
         got = playout.read_into(out)
         if got:
-            if self.trace_device is not None:
-                self._traced_played += got
-                self.trace_device.append((self._traced_played, now))
+            if self.observer is not None:
+                self.observer.reply_played(got, now)
             self._last_reply_audio = now
             self.reply_ring.write(out)
             if playout.started_at != self._reported_start:
@@ -417,7 +405,7 @@ class AudioEngine:
             self._close_streams()
             self._terminate_portaudio()
 
-    def _safely(self, step: Callable[[], None], side: Side) -> None:
+    def _safely(self, step: Callable[[], None], side: DeviceSide) -> None:
         """Run a device step on `side`; a device that cannot open is reported, not fatal."""
         try:
             step()
@@ -621,9 +609,8 @@ class AudioEngine:
                 if generation != self._flush_generation:
                     continue  # a flush came while this chunk was being resampled
                 self._playout.write(samples)
-            if self.trace_playout is not None:
-                self.trace_playout.append((t_play, time.monotonic(), self._traced_written))
-                self._traced_written += samples.size
+            if self.observer is not None:
+                self.observer.reply_buffered(t_play, time.monotonic(), samples.size)
         if self._out_stream is None and not self._failed:
             self._open_output()
 
@@ -690,8 +677,8 @@ class AudioEngine:
 
     def _post_frame(self, generation: int, frame: Int16Array, t_callback: float) -> None:
         self._frames_delivered += 1
-        if self.trace_capture is not None:
-            self.trace_capture.append(t_callback)
+        if self.observer is not None:
+            self.observer.frame_posted(t_callback)
         self._to_loop(self._deliver, generation, frame.tobytes())
 
     def _report_playback_start(self) -> None:
@@ -706,7 +693,7 @@ class AudioEngine:
     def _watchdog(self) -> None:
         now = time.monotonic()
         problems = []
-        side: Side = "output"
+        side: DeviceSide = "output"
         if self._in_stream is not None and (
             now - self._last_in_callback > _STALL_S or not self._in_stream.is_active()
         ):
@@ -723,7 +710,7 @@ class AudioEngine:
     def _device_name(device: DeviceInfo | None) -> str:
         return repr(device.name) if device is not None else "(none)"
 
-    def _recover(self, reason: str, side: Side) -> None:
+    def _recover(self, reason: str, side: DeviceSide) -> None:
         """Reopen the devices (by name, else the default) with a fresh device list."""
         self._device_errors += 1
         self._report_error(f"{reason}; reopening", side)
@@ -755,7 +742,7 @@ class AudioEngine:
 _EMPTY: Int16Array = np.zeros(0, dtype=np.int16)
 
 
-def _stream_latency(stream: Any, side: Side) -> float:
+def _stream_latency(stream: Any, side: DeviceSide) -> float:
     try:
         if side == "input":
             return float(stream.get_input_latency())

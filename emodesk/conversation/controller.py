@@ -42,6 +42,7 @@ from emodesk.conversation.api import (
 from emodesk.conversation.ports import AudioPort, LivePort
 from emodesk.conversation.turn import EstimatorAudio, Phase, Turn, TurnKind
 from emodesk.core.consent import CONSENT_VERSION, ConsentRecord
+from emodesk.core.devices import DeviceSide
 from emodesk.core.emotion import EmotionReading, Source
 from emodesk.core.export import SessionMetadata, new_session_id
 from emodesk.core.parsing import EmotionParseError, ParsedEmotion
@@ -678,7 +679,7 @@ class Controller:
         turn.first_played = t_monotonic
         self._send_latency(turn)
 
-    def _on_audio_error(self, message: str, side: str) -> None:
+    def _on_audio_error(self, message: str, side: DeviceSide) -> None:
         if side == "output":
             # Replies go unheard, but the user's turn and the connection are unaffected.
             self._emit(
@@ -692,7 +693,7 @@ class Controller:
         self._emit(Notice(NoticeKind.MIC_LOST, message, action="Choose another device"))
         self._release_capture()
 
-    def _on_audio_info(self, message: str, side: str) -> None:
+    def _on_audio_info(self, message: str, side: DeviceSide) -> None:
         # Information only: a turn being spoken goes on.
         self._emit(Notice(NoticeKind.AUDIO_DEVICE, f"{side}: {message}"))
 

@@ -16,6 +16,7 @@ from collections.abc import Callable
 import numpy as np
 import numpy.typing as npt
 
+from emodesk.core.devices import DeviceSide
 from emodesk.core.pcm import MIC_RATE, REPLY_RATE
 
 SPEAKER_RATE = REPLY_RATE  # the "device" rate; replies at other rates are resampled
@@ -42,7 +43,7 @@ class FileAudio:
         self._pump: asyncio.Task[None] | None = None
         self._position_changed = asyncio.Event()
         self._on_playback_started: Callable[[float], None] | None = None
-        self._on_error: Callable[[str, str], None] | None = None
+        self._on_error: Callable[[str, DeviceSide], None] | None = None
         # Playback: the chunks "heard" so far and when the queued audio runs out.
         self._out_rate = SPEAKER_RATE
         self._out: list[bytes] = []
@@ -162,8 +163,8 @@ class FileAudio:
     def set_listeners(
         self,
         on_playback_started: Callable[[float], None] | None = None,
-        on_error: Callable[[str, str], None] | None = None,
-        on_info: Callable[[str, str], None] | None = None,
+        on_error: Callable[[str, DeviceSide], None] | None = None,
+        on_info: Callable[[str, DeviceSide], None] | None = None,
     ) -> None:
         # A file neither fails like a device nor gets substituted: on_info never fires.
         self._on_playback_started = on_playback_started

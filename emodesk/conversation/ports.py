@@ -5,12 +5,11 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from typing import Literal, Protocol
+from typing import Protocol
 
+from emodesk.core.devices import DeviceSide
 from emodesk.live.events import LiveEvent
 from emodesk.live.settings import LiveSettings
-
-AudioSide = Literal["input", "output"]  # the device an `on_error` report is about
 
 
 class AudioPort(Protocol):
@@ -46,8 +45,8 @@ class AudioPort(Protocol):
     def set_listeners(
         self,
         on_playback_started: Callable[[float], None] | None = None,
-        on_error: Callable[[str, str], None] | None = None,
-        on_info: Callable[[str, str], None] | None = None,
+        on_error: Callable[[str, DeviceSide], None] | None = None,
+        on_info: Callable[[str, DeviceSide], None] | None = None,
     ) -> None:
         """`on_playback_started(t_monotonic)`: reply audio reached the device after
         silence. `on_error(message, side)`: a device failed (unplugged, cannot open);

@@ -90,19 +90,6 @@ class FrameTracks:
     def __len__(self) -> int:
         return int(self.level_dbfs.size)
 
-    @classmethod
-    def concat(cls, parts: list[FrameTracks]) -> FrameTracks:
-        if not parts:
-            return cls.empty()
-        return cls(
-            np.concatenate([p.level_dbfs for p in parts]),
-            np.concatenate([p.f0_hz for p in parts]),
-            np.concatenate([p.voiced for p in parts]),
-            np.concatenate([p.loudness for p in parts]),
-            np.concatenate([p.alpha_db for p in parts]),
-            np.concatenate([p.hammarberg_db for p in parts]),
-        )
-
 
 class _Spectral:
     """Mel-band loudness, alpha ratio and Hammarberg index for blocks of frames."""

@@ -16,7 +16,7 @@ from typing import Any
 import numpy as np
 
 from emodesk.core.pcm import MIC_RATE
-from emodesk.dsp.levels import FLOOR_DBFS, frame_levels_dbfs
+from emodesk.dsp.levels import frame_levels_dbfs
 
 HOP_MS = 10.0
 
@@ -58,10 +58,6 @@ class EnergyVad:
     @property
     def in_speech(self) -> bool:
         return self._in_speech
-
-    @property
-    def noise_floor_dbfs(self) -> float:
-        return FLOOR_DBFS if self._noise_db is None else self._noise_db
 
     def feed(self, chunk: np.ndarray[Any, Any]) -> list[tuple[int, int]]:
         a = np.asarray(chunk).reshape(-1)

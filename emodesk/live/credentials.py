@@ -67,20 +67,6 @@ def store_api_key(key: str) -> None:
         raise CredentialError(f"the keyring could not store the key: {exc}") from exc
 
 
-def delete_api_key() -> bool:
-    """True when a stored key was removed, False when there was none."""
-    import keyring
-    import keyring.errors
-
-    try:
-        keyring.delete_password(KEYRING_SERVICE, KEYRING_USER)
-    except keyring.errors.PasswordDeleteError:
-        return False
-    except keyring.errors.KeyringError as exc:
-        raise CredentialError(f"the keyring could not delete the key: {exc}") from exc
-    return True
-
-
 def redact(text: str, secrets: tuple[str, ...] = ()) -> str:
     """`text` with each of `secrets` and anything shaped like a key or token masked."""
     for secret in secrets:
