@@ -2,7 +2,7 @@ import socket
 
 import pytest
 
-from tests.conftest import ExternalNetworkBlocked
+from tests.support.network_guard import ExternalNetworkBlocked
 
 
 def test_connect_to_a_public_address_is_refused() -> None:

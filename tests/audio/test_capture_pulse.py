@@ -17,8 +17,8 @@ import pytest
 from emodesk.audio import AudioEngine, AudioSettings
 from emodesk.audio import engine as engine_module
 from emodesk.audio.devices import open_portaudio
-from tests.audio.test_engine_pulse import band_limited_noise, best_match, wait_until
 from tests.support.pulse import PulseStack
+from tests.support.signals import band_limited_noise, best_match, wait_until
 
 pytestmark = [pytest.mark.audio_stack, pytest.mark.timeout(60)]
 

@@ -15,36 +15,9 @@ import pytest
 from emodesk.audio import AudioEngine, AudioSettings
 from emodesk.dsp.resample import resample
 from tests.support.pulse import PulseStack, read_wav
+from tests.support.signals import band_limited_noise, best_match, wait_until
 
 pytestmark = [pytest.mark.audio_stack, pytest.mark.timeout(60)]
-
-
-def best_match(haystack: np.ndarray, needle: np.ndarray) -> tuple[float, int]:
-    """Normalised cross-correlation peak of `needle` inside `haystack`, and its lag."""
-    h = haystack.astype(np.float64)
-    n = needle.astype(np.float64)
-    size = 1 << int(np.ceil(np.log2(h.size + n.size)))
-    corr = np.fft.irfft(np.fft.rfft(h, size) * np.conj(np.fft.rfft(n, size)), size)
-    corr = corr[: h.size - n.size + 1]
-    lag = int(np.argmax(corr))
-    energy = np.sqrt(np.sum(n**2) * np.sum(h[lag : lag + n.size] ** 2))
-    return float(corr[lag] / energy) if energy else 0.0, lag
-
-
-def band_limited_noise(n: int, seed: int) -> np.ndarray:
-    """Noise below 8 kHz: the server's resamplers pass it unchanged (unlike near Nyquist)."""
-    spectrum = np.fft.rfft(np.random.default_rng(seed).standard_normal(n))
-    spectrum[np.fft.rfftfreq(n, 1 / 24000) > 8000] = 0
-    x = np.fft.irfft(spectrum, n)
-    return (x / np.abs(x).max() * 8000).astype(np.int16)
-
-
-async def wait_until(condition: Callable[[], bool], timeout_s: float, what: str) -> None:
-    async with asyncio.timeout(timeout_s):
-        # State changes on the engine's threads; polling it is a bounded wait.
-        while not condition():  # noqa: ASYNC110
-            await asyncio.sleep(0.02)
-    assert condition(), what
 
 
 async def output_running(engine: AudioEngine, pulse: PulseStack) -> None:

@@ -9,7 +9,7 @@ import pytest
 from emodesk.conversation.api import ConversationState
 from emodesk.live.events import LinkState, LinkStateChanged, TurnComplete
 from tests.conversation.fakes import FakeLive
-from tests.conversation.test_controller import make_rig, speak_turn
+from tests.support.controller_rig import make_rig, speak_turn
 
 S = ConversationState
 pytestmark = pytest.mark.timeout(10)

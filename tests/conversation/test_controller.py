@@ -4,18 +4,15 @@ interruption, consent gating, voice change, the reading pipeline, latency and fa
 from __future__ import annotations
 
 import asyncio
-import dataclasses
 from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
 
 from emodesk.conversation.api import (
-    ControllerEvent,
     ControllerProtocol,
     ConversationState,
     Intent,
-    IntentRefused,
     Notice,
     NoticeKind,
     ReadingAdded,
@@ -28,8 +25,8 @@ from emodesk.conversation.api import (
     TurnClosed,
     TurnLatency,
 )
-from emodesk.conversation.controller import Connection, Controller
-from emodesk.core.consent import CONSENT_VERSION, ConsentRecord
+from emodesk.conversation.controller import Controller
+from emodesk.core.consent import CONSENT_VERSION
 from emodesk.core.emotion import EmotionReading
 from emodesk.core.emotion_tool import REPORT_EMOTION_TOOL_NAME
 from emodesk.core.parsing import ParsedEmotion, parse_emotion_args
@@ -46,69 +43,21 @@ from emodesk.live.events import (
     TurnComplete,
 )
 from tests.conversation.fakes import (
-    FakeAudio,
     FakeEstimator,
     FakeLive,
     FakeStore,
-    ManualClock,
-    Settings,
 )
+from tests.support.controller_rig import Rig, make_rig, speak_turn
 
 S = ConversationState
 REPLY = AudioChunk(b"\x00\x01" * 480, 24000)
 pytestmark = pytest.mark.timeout(10)
 
 
-@dataclasses.dataclass
-class Rig:
-    controller: Controller
-    live: FakeLive
-    audio: FakeAudio
-    store: FakeStore
-    estimator: FakeEstimator
-    clock: ManualClock
-    events: list[ControllerEvent]
-
-    def of(self, kind: type[Any]) -> list[Any]:
-        return [e for e in self.events if isinstance(e, kind)]
-
-    def states(self) -> list[ConversationState]:
-        return [e.state for e in self.of(StateChanged)]
-
-    def refused(self) -> list[tuple[str, str]]:
-        return [(e.intent, e.reason) for e in self.of(IntentRefused)]
-
-
 def test_every_intent_names_a_method_of_the_controller() -> None:
     for intent in Intent:
         assert callable(getattr(Controller, intent.value, None)), intent
         assert hasattr(ControllerProtocol, intent.value), intent
-
-
-def make_rig(
-    *,
-    consent: bool = False,
-    profile: str = "general",
-    live: FakeLive | None = None,
-    store: FakeStore | None = None,
-) -> Rig:
-    live = live or FakeLive()
-    audio = FakeAudio()
-    store = store or FakeStore()
-    estimator = FakeEstimator()
-    clock = ManualClock()
-    controller = Controller(
-        live=live,
-        audio=audio,
-        store=store,
-        estimator_factory=lambda: estimator,
-        settings=Settings(profile=profile, consent=ConsentRecord.grant() if consent else None),
-        connection=Connection(endpoint="wss://127.0.0.1:1", synthetic=True),
-        clock=clock,
-    )
-    events: list[ControllerEvent] = []
-    controller.subscribe(events.append)
-    return Rig(controller, live, audio, store, estimator, clock, events)
 
 
 @pytest.fixture
@@ -128,13 +77,6 @@ async def consenting() -> AsyncIterator[Rig]:
 def model_reading(emotion: str = "sad") -> ParsedEmotion:
     # The model's report; the controller places it on its turn.
     return parse_emotion_args({"emotion": emotion, "confidence": 0.9, "energy_level": "low"})
-
-
-def speak_turn(r: Rig, frames: int = 10, seconds: float = 0.2) -> None:
-    assert r.controller.push_to_talk_down()
-    r.audio.feed(frames)
-    r.clock.advance(seconds)
-    assert r.controller.push_to_talk_up()
 
 
 def test_controller_satisfies_the_protocol_the_ui_codes_against() -> None:
