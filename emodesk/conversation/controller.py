@@ -453,8 +453,10 @@ class Controller:
                 self._executor, self._store.export_session, target, path, fmt
             )
         except Exception as exc:
-            self._emit(Notice(NoticeKind.STORAGE, f"export failed: {exc}"))
-            return self._refuse(Intent.EXPORT, f"export failed: {exc}")
+            # The store's message is already one sentence naming the file and the reason.
+            reason = str(exc) or f"Could not write {path}"
+            self._emit(Notice(NoticeKind.STORAGE, reason))
+            return self._refuse(Intent.EXPORT, reason)
         return True
 
     # ------------------------------------------------------------------ internals: session

@@ -696,3 +696,17 @@ async def test_the_session_report_summarises_this_sessions_timeline(consenting: 
     assert report is not None
     assert f"Session: {r.controller.session_id}" in report
     assert "Turns with estimates: 1" in report and "not a diagnosis" in report
+
+
+async def test_an_export_that_cannot_be_written_says_so_once() -> None:
+    class FullDisk(FakeStore):
+        def export_session(self, session_id: str, path: str, fmt: str = "csv") -> None:
+            raise OSError(f"Could not write {path}: the disk is full (no space left on device)")
+
+    r = make_rig(store=FullDisk())
+    await r.controller.connect()
+    assert not await r.controller.export("/x/t.csv")
+    said = "Could not write /x/t.csv: the disk is full (no space left on device)"
+    assert [n.message for n in r.of(Notice)] == [said]
+    assert r.refused() == [("export", said)]
+    await r.controller.close()
