@@ -21,9 +21,8 @@ from pathlib import Path
 from typing import Any
 
 from PySide6.QtCore import Qt, Signal
-from PySide6.QtGui import QAction, QActionGroup, QCloseEvent, QKeySequence
+from PySide6.QtGui import QCloseEvent
 from PySide6.QtWidgets import (
-    QComboBox,
     QFileDialog,
     QHBoxLayout,
     QLabel,
@@ -33,7 +32,6 @@ from PySide6.QtWidgets import (
     QPushButton,
     QSplitter,
     QStatusBar,
-    QToolBar,
     QToolButton,
     QVBoxLayout,
     QWidget,
@@ -75,6 +73,7 @@ from emodesk.ui.timeline import TimelineView
 from emodesk.ui.transcript import TranscriptPanel
 from emodesk.ui.window.notices import ANOTHER_APPROACH as ANOTHER_APPROACH
 from emodesk.ui.window.notices import NoticePresenter
+from emodesk.ui.window.toolbar import MainToolbar
 
 log = logging.getLogger(__name__)
 
@@ -165,68 +164,10 @@ class MainWindow(QMainWindow):
 
     # ================================================================== construction
     def _build_toolbar(self) -> None:
-        bar = QToolBar("Main")
-        bar.setMovable(False)
-        bar.setToolButtonStyle(Qt.ToolButtonStyle.ToolButtonTextOnly)
-        self.addToolBar(bar)
-        self.toolbar = bar
-
-        self.connect_action = QAction("Connect", self)
-        self.connect_action.setShortcut(QKeySequence("Ctrl+K"))
-        self.connect_action.setToolTip("Connect to the Live service (Ctrl+K)")
-        self.connect_action.triggered.connect(self._toggle_connection)
-        self.connect_action.setEnabled(False)
-        bar.addAction(self.connect_action)
-        bar.addSeparator()
-
-        bar.addWidget(QLabel(" Voice "))
-        self.voice_group = QActionGroup(self)
-        self.voice_group.setExclusive(True)
-        self.voice_group.triggered.connect(lambda action: self.request_voice(action.data()))
-        self.voice_actions: dict[str, QAction] = {}
-        for voice in self.options.voices:
-            action = QAction(voice, self)
-            action.setCheckable(True)
-            action.setToolTip(f"Reply with the voice {voice}")
-            action.setData(voice)
-            self.voice_group.addAction(action)
-            self.voice_actions[voice] = action
-        for voice in self.options.featured_voices:
-            if voice in self.voice_actions:
-                bar.addAction(self.voice_actions[voice])
-                button = bar.widgetForAction(self.voice_actions[voice])
-                if button is not None:
-                    button.setObjectName("voiceButton")
-        self.more_voices = QToolButton()
-        self.more_voices.setText("More voices")
-        self.more_voices.setPopupMode(QToolButton.ToolButtonPopupMode.InstantPopup)
-        self.more_voices_menu = QMenu(self.more_voices)
-        for voice in self.options.voices:
-            if voice not in self.options.featured_voices:
-                self.more_voices_menu.addAction(self.voice_actions[voice])
-        self.more_voices.setMenu(self.more_voices_menu)
-        bar.addWidget(self.more_voices)
-        self._check_voice(self.voice)
-        bar.addSeparator()
-
-        bar.addWidget(QLabel(" Profile "))
-        self.profile_box = QComboBox()
-        for key, title in self.options.profiles:
-            self.profile_box.addItem(title, key)
-        self.profile_box.setCurrentIndex(max(0, self.profile_box.findData(self.profile)))
-        self.profile_box.activated.connect(self._profile_chosen)
-        self.profile_box.setFocusPolicy(Qt.FocusPolicy.NoFocus)
-        bar.addWidget(self.profile_box)
-        bar.addSeparator()
-
-        self.consent_action = QAction("Emotion: off", self)
-        self.consent_action.triggered.connect(self.open_consent_dialog)
-        bar.addAction(self.consent_action)
-
-        self.export_button = QToolButton()
-        self.export_button.setText("Export")
-        self.export_button.setPopupMode(QToolButton.ToolButtonPopupMode.InstantPopup)
-        self.export_menu = QMenu(self.export_button)
+        export_button = QToolButton()
+        export_button.setText("Export")
+        export_button.setPopupMode(QToolButton.ToolButtonPopupMode.InstantPopup)
+        self.export_menu = QMenu(export_button)
         self.export_csv_action = self.export_menu.addAction("Export timeline as CSV…")
         self.export_csv_action.triggered.connect(lambda: self.open_export_dialog("csv"))
         self.export_json_action = self.export_menu.addAction("Export timeline as JSON…")
@@ -235,18 +176,26 @@ class MainWindow(QMainWindow):
         self.report_action.triggered.connect(self.show_session_report)
         self.past_sessions_menu = self.export_menu.addMenu("Export a past session")
         self.past_sessions_menu.aboutToShow.connect(self._fill_past_sessions)
-        self.export_button.setMenu(self.export_menu)
-        bar.addWidget(self.export_button)
+        export_button.setMenu(self.export_menu)
+        self.export_button = export_button
 
-        spacer = QWidget()
-        spacer.setSizePolicy(
-            spacer.sizePolicy().Policy.Expanding, spacer.sizePolicy().Policy.Preferred
-        )
-        bar.addWidget(spacer)
-        self.settings_action = QAction("Settings", self)
-        self.settings_action.setShortcut(QKeySequence.StandardKey.Preferences)
-        self.settings_action.triggered.connect(lambda: self.open_settings())
-        bar.addAction(self.settings_action)
+        options = self.options
+        bar = MainToolbar(options.voices, options.featured_voices, options.profiles, export_button)
+        self.addToolBar(bar)
+        self.toolbar = bar
+        bar.connect_action.triggered.connect(self._toggle_connection)
+        bar.voice_chosen.connect(self.request_voice)
+        bar.profile_chosen.connect(self._profile_chosen)
+        bar.consent_action.triggered.connect(self.open_consent_dialog)
+        bar.settings_action.triggered.connect(lambda: self.open_settings())
+        bar.show_voice(self.voice)
+        bar.show_profile(self.profile)
+        # The controls under the names the app and its tests use.
+        self.connect_action = bar.connect_action
+        self.voice_actions = bar.voice_actions
+        self.more_voices = bar.more_voices
+        self.profile_box = bar.profile_box
+        self.consent_action = bar.consent_action
 
     def _build_central(self) -> None:
         self.banners = BannerArea()
@@ -347,7 +296,7 @@ class MainWindow(QMainWindow):
                 self.session_id = event.session_id
                 self.synthetic = event.synthetic
                 self.model_label.setText(event.model)
-                self._check_voice(event.voice)
+                self.toolbar.show_voice(event.voice)
                 self.timeline.reset()
                 self.transcript.model.clear()
                 self._show_synthetic()
@@ -398,8 +347,7 @@ class MainWindow(QMainWindow):
             text = f"Reconnecting in {left} s"
         self.state_label.setText(f'<span style="color:{colour}">●</span> {text}')
         connected = self.state in CONNECTED_STATES
-        busy = self.state in (S.CONNECTING, S.RECONNECTING)
-        self.connect_action.setText("Disconnect" if connected or busy else "Connect")
+        self.toolbar.show_state(self.state)
         self.ptt_button.setEnabled(connected and not self.hands_free)
         self.ptt_button.setProperty(
             "held", "true" if self.state is S.LISTENING and not self.hands_free else "false"
@@ -460,8 +408,8 @@ class MainWindow(QMainWindow):
         if event.intent is Intent.EXPORT:
             self._show_message("Export failed", event.reason, QMessageBox.Icon.Warning)
         elif event.intent in (Intent.CHANGE_VOICE, Intent.CHANGE_PROFILE):
-            self._check_voice(self.voice)
-            self.profile_box.setCurrentIndex(max(0, self.profile_box.findData(self.profile)))
+            self.toolbar.show_voice(self.voice)
+            self.toolbar.show_profile(self.profile)
             self.statusBar().showMessage(f"Not changed: {event.reason}", 5000)
         elif event.intent is not Intent.PUSH_TO_TALK_UP:
             self.statusBar().showMessage(event.reason, 5000)
@@ -474,9 +422,9 @@ class MainWindow(QMainWindow):
             self.settings = changed
             self.store.save(changed)
         self.voice = event.voice
-        self._check_voice(event.voice)
+        self.toolbar.show_voice(event.voice)
         self.profile = event.profile
-        self.profile_box.setCurrentIndex(max(0, self.profile_box.findData(event.profile)))
+        self.toolbar.show_profile(event.profile)
         self.hands_free = event.hands_free
         self.hands_free_button.blockSignals(True)
         self.hands_free_button.setChecked(event.hands_free)
@@ -486,11 +434,7 @@ class MainWindow(QMainWindow):
 
     def _set_consent_shown(self, granted: bool) -> None:
         self.consent = granted
-        self.consent_action.setText("Emotion: on" if granted else "Emotion: off")
-        self.consent_action.setToolTip(
-            "Emotion estimates are on — click to review or revoke consent" if granted
-            else "Emotion estimates are off — click to read what they do and allow them"
-        )  # fmt: skip
+        self.toolbar.show_consent(granted)
         if self.timeline.enabled_for_emotion != granted or not self.timeline.data.readings:
             self.timeline.set_emotion_enabled(granted)
         if not granted:
@@ -536,14 +480,13 @@ class MainWindow(QMainWindow):
 
     def request_voice(self, voice: str) -> None:
         if self.controller is None or voice == self.voice:
-            self._check_voice(self.voice if self.controller is None else voice)
+            self.toolbar.show_voice(self.voice if self.controller is None else voice)
             return
         if self.state in CONNECTED_STATES or self.state is S.RECONNECTING:
             self.statusBar().showMessage(f"Switching the voice to {voice}: reconnecting…", 6000)
         self._run(self.controller.change_voice(voice))
 
-    def _profile_chosen(self, index: int) -> None:
-        key = self.profile_box.itemData(index)
+    def _profile_chosen(self, key: str) -> None:
         if self.controller is None or key == self.profile:
             return
         if self.state in CONNECTED_STATES:
@@ -572,13 +515,6 @@ class MainWindow(QMainWindow):
         # Always sent, even if the press was refused: the controller ignores a stray up.
         if self.controller is not None and not self.hands_free:
             self.controller.push_to_talk_up()
-
-    def _check_voice(self, voice: str) -> None:
-        action = self.voice_actions.get(voice)
-        if action is not None:
-            action.setChecked(True)
-        featured = voice in self.options.featured_voices
-        self.more_voices.setText("More voices" if featured else f"{voice} ▾")
 
     # ================================================================== consent
     def _saved_consent(self) -> bool:
