@@ -12,12 +12,10 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import logging
-import os
 import time
 from collections.abc import Callable, Coroutine, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from pathlib import Path
 from typing import Any
 
 from PySide6.QtCore import Qt, Signal
@@ -27,12 +25,10 @@ from PySide6.QtWidgets import (
     QHBoxLayout,
     QLabel,
     QMainWindow,
-    QMenu,
     QMessageBox,
     QPushButton,
     QSplitter,
     QStatusBar,
-    QToolButton,
     QVBoxLayout,
     QWidget,
 )
@@ -58,7 +54,6 @@ from emodesk.conversation.api import (
     TurnLatency,
 )
 from emodesk.core.consent import ConsentRecord
-from emodesk.core.export import unwritable_reason
 from emodesk.core.settings import AppSettings, parse_settings
 from emodesk.ui import theme
 from emodesk.ui.banners import BannerArea
@@ -71,8 +66,11 @@ from emodesk.ui.settings_dialog import SettingsDialog
 from emodesk.ui.settings_store import SettingsStore
 from emodesk.ui.timeline import TimelineView
 from emodesk.ui.transcript import TranscriptPanel
+from emodesk.ui.window.dialogs import replace_dialog
+from emodesk.ui.window.export import ExportMenu
 from emodesk.ui.window.notices import ANOTHER_APPROACH as ANOTHER_APPROACH
 from emodesk.ui.window.notices import NoticePresenter
+from emodesk.ui.window.tasks import Tasks
 from emodesk.ui.window.toolbar import MainToolbar
 
 log = logging.getLogger(__name__)
@@ -125,7 +123,7 @@ class MainWindow(QMainWindow):
         self.services = services or Services()
         self.controller: ControllerProtocol | None = None
         self._unsubscribe: Callable[[], None] | None = None
-        self._tasks: set[asyncio.Task[Any]] = set()
+        self.tasks = Tasks(lambda error: self.statusBar().showMessage(f"Error: {error}", 8000))
         self.state = S.OFFLINE
         self.voice = settings.voice
         self.profile = settings.profile
@@ -136,8 +134,6 @@ class MainWindow(QMainWindow):
         self._reconnect_deadline: float | None = None
         self.consent_dialog: ConsentDialog | None = None
         self.settings_dialog: SettingsDialog | None = None
-        self.export_dialog: QFileDialog | None = None
-        self.message_box: QMessageBox | None = None
         self.last_refusal: IntentRefused | None = None
 
         self.setWindowTitle("EmoDesk")
@@ -164,23 +160,15 @@ class MainWindow(QMainWindow):
 
     # ================================================================== construction
     def _build_toolbar(self) -> None:
-        export_button = QToolButton()
-        export_button.setText("Export")
-        export_button.setPopupMode(QToolButton.ToolButtonPopupMode.InstantPopup)
-        self.export_menu = QMenu(export_button)
-        self.export_csv_action = self.export_menu.addAction("Export timeline as CSV…")
-        self.export_csv_action.triggered.connect(lambda: self.open_export_dialog("csv"))
-        self.export_json_action = self.export_menu.addAction("Export timeline as JSON…")
-        self.export_json_action.triggered.connect(lambda: self.open_export_dialog("json"))
-        self.report_action = self.export_menu.addAction("Session report…")
-        self.report_action.triggered.connect(self.show_session_report)
-        self.past_sessions_menu = self.export_menu.addMenu("Export a past session")
-        self.past_sessions_menu.aboutToShow.connect(self._fill_past_sessions)
-        export_button.setMenu(self.export_menu)
-        self.export_button = export_button
+        self.export = ExportMenu(self)
+        # The menu's actions under the names tests use.
+        self.export_csv_action = self.export.csv_action
+        self.report_action = self.export.report_action
 
         options = self.options
-        bar = MainToolbar(options.voices, options.featured_voices, options.profiles, export_button)
+        bar = MainToolbar(
+            options.voices, options.featured_voices, options.profiles, self.export.button
+        )
         self.addToolBar(bar)
         self.toolbar = bar
         bar.connect_action.triggered.connect(self._toggle_connection)
@@ -406,7 +394,7 @@ class MainWindow(QMainWindow):
         self.last_refusal = event
         log.info("refused %s: %s", event.intent, event.reason)
         if event.intent is Intent.EXPORT:
-            self._show_message("Export failed", event.reason, QMessageBox.Icon.Warning)
+            self.export.export_failed(event.reason)
         elif event.intent in (Intent.CHANGE_VOICE, Intent.CHANGE_PROFILE):
             self.toolbar.show_voice(self.voice)
             self.toolbar.show_profile(self.profile)
@@ -441,30 +429,19 @@ class MainWindow(QMainWindow):
             self.banners.dismiss(NoticeKind.ESCALATION)
 
     # ================================================================== intents
-    def _run(self, coro: Coroutine[Any, Any, Any]) -> asyncio.Task[Any]:
-        task = asyncio.ensure_future(coro)
-        self._tasks.add(task)
-        task.add_done_callback(self._task_done)
-        return task
-
-    def _task_done(self, task: asyncio.Task[Any]) -> None:
-        self._tasks.discard(task)
-        if not task.cancelled() and task.exception() is not None:
-            error = task.exception()
-            assert error is not None
-            log.error("intent failed", exc_info=error)
-            self.statusBar().showMessage(f"Error: {error}", 8000)
+    def run_task(self, coro: Coroutine[Any, Any, Any]) -> asyncio.Task[Any]:
+        return self.tasks.run(coro)
 
     def _toggle_connection(self) -> None:
         if self.controller is None:
             return
         if self.state in CONNECTED_STATES or self.state in (S.CONNECTING, S.RECONNECTING):
-            self._run(self.controller.disconnect())
+            self.run_task(self.controller.disconnect())
         else:
-            self._run(self._connect())
+            self.run_task(self._connect())
 
     def connect_now(self) -> None:
-        self._run(self._connect())
+        self.run_task(self._connect())
 
     async def _connect(self) -> None:
         if self.controller is not None:
@@ -476,7 +453,7 @@ class MainWindow(QMainWindow):
                 await self.controller.disconnect()
                 await self.controller.connect()
 
-        self._run(cycle())
+        self.run_task(cycle())
 
     def request_voice(self, voice: str) -> None:
         if self.controller is None or voice == self.voice:
@@ -484,14 +461,14 @@ class MainWindow(QMainWindow):
             return
         if self.state in CONNECTED_STATES or self.state is S.RECONNECTING:
             self.statusBar().showMessage(f"Switching the voice to {voice}: reconnecting…", 6000)
-        self._run(self.controller.change_voice(voice))
+        self.run_task(self.controller.change_voice(voice))
 
     def _profile_chosen(self, key: str) -> None:
         if self.controller is None or key == self.profile:
             return
         if self.state in CONNECTED_STATES:
             self.statusBar().showMessage("Switching the profile: reconnecting…", 6000)
-        self._run(self.controller.change_profile(key))
+        self.run_task(self.controller.change_profile(key))
 
     def request_hands_free(self, enabled: bool) -> None:
         if self.controller is None:
@@ -505,7 +482,7 @@ class MainWindow(QMainWindow):
 
     def send_text(self, text: str) -> None:
         if self.controller is not None:
-            self._run(self.controller.send_text(text))
+            self.run_task(self.controller.send_text(text))
 
     def _ptt_down(self) -> None:
         if self.controller is not None and not self.hands_free:
@@ -536,7 +513,7 @@ class MainWindow(QMainWindow):
         info = self.options.consent
         dialog = ConsentDialog(info.title, info.text, self.consent, self)
         dialog.decided.connect(self._consent_decided)
-        self._replace_dialog("consent_dialog", dialog)
+        self.consent_dialog = replace_dialog(self.consent_dialog, dialog)
         dialog.open()
         return dialog
 
@@ -546,7 +523,7 @@ class MainWindow(QMainWindow):
         self.store.save(self.settings)
         self._set_consent_shown(granted)
         if self.controller is not None and granted != self._controller_consent():
-            self._run(self.controller.set_consent(granted))
+            self.run_task(self.controller.set_consent(granted))
 
     def forget_consent(self) -> None:
         """All data was deleted: the saved consent answer goes too (the question comes
@@ -575,7 +552,7 @@ class MainWindow(QMainWindow):
         dialog.applied.connect(self._settings_applied)
         self.clock.add(dialog.tick)
         dialog.finished.connect(lambda _: self._forget_dialog(dialog))
-        self._replace_dialog("settings_dialog", dialog)
+        self.settings_dialog = replace_dialog(self.settings_dialog, dialog)
         dialog.open()
         return dialog
 
@@ -594,10 +571,10 @@ class MainWindow(QMainWindow):
         self.store.save(new)
         if self.controller is not None:
             if new.profile != old.profile:
-                self._run(self.controller.change_profile(new.profile))
+                self.run_task(self.controller.change_profile(new.profile))
             tuning = (new.vad_sensitivity, new.vad_silence_ms)
             if tuning != (old.vad_sensitivity, old.vad_silence_ms):
-                self._run(self.controller.tune_hands_free(*tuning))
+                self.run_task(self.controller.tune_hands_free(*tuning))
         self.model_label.setText(new.model)
         self.settings_applied.emit(new)
 
@@ -610,79 +587,21 @@ class MainWindow(QMainWindow):
 
     # ================================================================== export
     def open_export_dialog(self, fmt: str = "csv", session_id: str | None = None) -> QFileDialog:
-        target = session_id or self.session_id or "session"
-        dialog = QFileDialog(self, f"Export timeline as {fmt.upper()}")
-        dialog.setAcceptMode(QFileDialog.AcceptMode.AcceptSave)
-        dialog.setFileMode(QFileDialog.FileMode.AnyFile)
-        dialog.setOption(QFileDialog.Option.DontUseNativeDialog, _use_qt_dialogs())
-        dialog.setNameFilter("CSV files (*.csv)" if fmt == "csv" else "JSON files (*.json)")
-        dialog.setDefaultSuffix(fmt)
-        dialog.setDirectory(str(Path.home()))
-        dialog.selectFile(f"emodesk-{target[:12]}.{fmt}")
-        dialog.fileSelected.connect(lambda path: self.export_to(path, fmt, session_id))
-        self._replace_dialog("export_dialog", dialog)
-        dialog.open()
-        return dialog
+        return self.export.open_dialog(fmt, session_id)
 
     def export_to(self, path: str, fmt: str, session_id: str | None = None) -> asyncio.Task[Any]:
-        return self._run(self._export(path, fmt, session_id))
-
-    async def _export(self, path: str, fmt: str, session_id: str | None) -> bool:
-        problem = unwritable_reason(path)
-        if problem:
-            self._show_message("Cannot export", f"Cannot write {path}: {problem}.")
-            return False
-        if self.controller is None:
-            return False
-        ok = await self.controller.export(path, fmt, session_id)
-        if ok:
-            self.statusBar().showMessage(f"Timeline exported to {path}", 6000)
-        return ok
-
-    def _fill_past_sessions(self) -> None:
-        menu = self.past_sessions_menu
-        menu.clear()
-        sessions = list(self.services.list_sessions())
-        if not sessions:
-            menu.addAction("No past sessions").setEnabled(False)
-        for session_id, label in sessions[:20]:
-            sub = menu.addMenu(label)
-            for fmt in ("csv", "json"):
-                action = sub.addAction(f"as {fmt.upper()}…")
-                action.triggered.connect(
-                    lambda _=False, s=session_id, f=fmt: self.open_export_dialog(f, s)
-                )
+        return self.export.export_to(path, fmt, session_id)
 
     def show_session_report(self) -> None:
-        """This session's summary (counts, trend, escalations: no transcript) in a dialog
-        the user can copy from."""
-        report = self.controller.session_report() if self.controller is not None else None
-        info = QMessageBox.Icon.Information
-        if report is None:
-            self._show_message("Session report", "No session yet.", info)
-        else:
-            self._show_message("Session report", report, info, selectable=True)
+        self.export.show_report()
 
-    def _show_message(
-        self,
-        title: str,
-        text: str,
-        icon: QMessageBox.Icon = QMessageBox.Icon.Warning,
-        selectable: bool = False,
-    ) -> None:
-        box = QMessageBox(icon, title, text, QMessageBox.StandardButton.Ok, self)
-        if selectable:
-            box.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
-        self._replace_dialog("message_box", box)
-        box.open()
+    @property
+    def export_dialog(self) -> QFileDialog | None:
+        return self.export.dialog
 
-    def _replace_dialog(self, attr: str, dialog: QWidget) -> None:
-        """Keep one dialog of each kind: the one it replaces is deleted (not on close,
-        so a test or a late signal can still read a closed dialog)."""
-        old = getattr(self, attr)
-        if old is not None and old is not dialog:
-            old.deleteLater()
-        setattr(self, attr, dialog)
+    @property
+    def message_box(self) -> QMessageBox | None:
+        return self.export.message_box
 
     # ================================================================== lifecycle
     def showEvent(self, event: Any) -> None:
@@ -699,8 +618,3 @@ class MainWindow(QMainWindow):
         self.store.set_geometry(self.saveGeometry())
         self.closing.emit()
         super().closeEvent(event)
-
-
-def _use_qt_dialogs() -> bool:
-    # A native dialog cannot be driven offscreen (tests); elsewhere the platform's is nicer.
-    return os.environ.get("QT_QPA_PLATFORM", "") == "offscreen"
