@@ -13,7 +13,7 @@ import asyncio
 import dataclasses
 import logging
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 from concurrent.futures import Executor, ThreadPoolExecutor
 from datetime import UTC, datetime
 from typing import Any, Protocol
@@ -40,6 +40,8 @@ from emodesk.conversation.api import (
     TurnOutcome,
 )
 from emodesk.conversation.ports import AudioPort, LivePort
+from emodesk.conversation.tools.emotion import emotion_report_tool
+from emodesk.conversation.tools.registry import Tool, ToolRegistry
 from emodesk.conversation.turn import EstimatorAudio, Phase, Turn, TurnKind
 from emodesk.core.consent import CONSENT_VERSION, ConsentRecord
 from emodesk.core.devices import DeviceSide
@@ -51,12 +53,11 @@ from emodesk.core.profiles import get_profile, system_instruction
 from emodesk.core.report import session_report
 from emodesk.core.settings import AppSettings
 from emodesk.core.timeline import Timeline, TimelineEntry
-from emodesk.core.tracker import EmotionTracker
+from emodesk.core.tracker import EmotionTracker, TrackerVerdict
 from emodesk.live.events import (
     AudioChunk,
     AudioDropped,
     EmotionReported,
-    EmotionReportRejected,
     InputTranscript,
     Interrupted,
     LinkState,
@@ -65,7 +66,7 @@ from emodesk.live.events import (
     OutputTranscript,
     SessionError,
     TextReply,
-    ToolCall,
+    ToolCallCancelled,
     TurnComplete,
     TurnLimitExceeded,
     TurnResent,
@@ -137,6 +138,7 @@ class Controller:
         clock: Callable[[], float] = time.monotonic,
         executor: Executor | None = None,
         stall_limit_s: float = TURN_STALL_LIMIT_S,
+        tools: Mapping[str, Tool] | None = None,
     ) -> None:
         # Consent lives in `settings.consent` (a dated, versioned record); `consent` is
         # accepted only as a cross-check for callers that pass it as well.
@@ -182,6 +184,15 @@ class Controller:
         self._session_meta: SessionMetadata | None = None  # this or the last session
         live.set_listener(self._on_live_event)
         live.set_history(lambda: tuple(self._history))
+        # Handlers for the profiles' functions (knowledge base, course material), given by
+        # the composition root when it has what they need; the emotion report is ours.
+        self._tool_handlers: Mapping[str, Tool] = dict(tools or {})
+        self._tools = self._build_tools()
+        self._pending_note: str | None = None  # for the model, with its next emotion report
+        self._last_verdict: TrackerVerdict | None = None
+        self._told_verdict: TrackerVerdict | None = None  # as the model last heard it
+        self._cancelled_calls = 0
+        live.set_tool_dispatcher(self._on_tool_call)
         audio.set_listeners(
             on_playback_started=self._on_playback_started,
             on_error=self._on_audio_error,
@@ -206,6 +217,11 @@ class Controller:
     @property
     def _consent(self) -> bool:
         return self._settings.consent_given
+
+    @property
+    def cancelled_tool_calls(self) -> int:
+        """Function calls the server withdrew (their handlers were stopped)."""
+        return self._cancelled_calls
 
     @property
     def settings(self) -> AppSettings:
@@ -432,6 +448,8 @@ class Controller:
         # Revoking takes effect at once for anything recorded; granting from the next turn.
         record = ConsentRecord.grant() if granted else ConsentRecord.decline()
         self._settings = dataclasses.replace(self._settings, consent=record)
+        if not granted:
+            self._pending_note = None  # nothing emotional reaches the model any more
         self._submit(self._store.record_consent, record)
         if granted and self._session_id is not None:
             self._submit(self._store.set_session_consent, self._session_id, record.version)
@@ -469,6 +487,7 @@ class Controller:
         self._tracker = EmotionTracker()
         self._timeline = Timeline()
         self._trend = None
+        self._last_verdict = self._told_verdict = self._pending_note = None
         self._history = []
         self._turn = self._tail_of = None
         self._speech_ahead.clear()
@@ -497,14 +516,46 @@ class Controller:
             )
         )
 
+    def _build_tools(self) -> ToolRegistry:
+        """The profile's functions that the app can serve, and the emotion report only
+        with consent."""
+        profile = get_profile(self._settings.profile)
+        tools = [self._tool_handlers[n] for n in profile.tools if n in self._tool_handlers]
+        if self._consent:
+            tools.insert(0, emotion_report_tool(self._on_model_report))
+        return ToolRegistry(tools)
+
+    async def _on_tool_call(self, name: str, args: dict[str, Any]) -> dict[str, Any]:
+        """A function call of the reply: the turn it belongs to is being answered."""
+        turn = self._reply_turn()
+        if turn is not None:
+            self._on_reply_content(turn)
+        return await self._tools.dispatch(name, args)
+
+    def _on_model_report(self, report: ParsedEmotion) -> str | None:
+        """The model's emotion report for the turn it answers; returns the note it gets
+        back (a trend change not yet told, the profile's next step)."""
+        turn = self._reply_turn()
+        if turn is not None:
+            self._on_model_reading(turn, report)
+        if not self._consent:
+            return None
+        profile = get_profile(self._settings.profile)
+        note, self._pending_note = self._pending_note, None
+        if note is not None:
+            self._told_verdict = self._last_verdict
+        step = profile.next_step(report) if profile.next_step is not None else None
+        return " ".join(part for part in (note, step) if part) or None
+
     def _live_settings(self) -> LiveSettings:
+        self._tools = self._build_tools()
         profile = get_profile(self._settings.profile)
         conn = self._connection
         return LiveSettings(
             model=self._settings.model,
             voice=self._settings.voice,
             system_instruction=system_instruction(profile, self._settings.language, self._consent),
-            emotion_tool=self._consent,
+            tools=self._tools.declarations(),
             push_to_talk=not self._settings.hands_free,
             vad_start_sensitivity=_sensitivity(self._settings.vad_sensitivity),
             vad_end_sensitivity=_sensitivity(self._settings.vad_sensitivity),
@@ -777,6 +828,12 @@ class Controller:
         # Shown once it is on disk (or failed to get there, with a STORAGE notice), so
         # whatever the user saw survives a crash.
         follow: list[ControllerEvent] = [added]
+        # What the model has not heard yet: the change since the verdict it was last told
+        # of (None: nothing to tell), given with its next emotion report, once.
+        self._last_verdict = verdict
+        self._pending_note = get_profile(self._settings.profile).context_note(
+            verdict, self._told_verdict
+        )
         if self._trend != (trend, verdict.escalate):
             escalated_now = verdict.escalate and (self._trend is None or not self._trend[1])
             self._trend = (trend, verdict.escalate)
@@ -822,10 +879,10 @@ class Controller:
                 if turn is not None:
                     self._on_reply_content(turn)
                     self._on_model_reading(turn, event.report)
-            case EmotionReportRejected() | ToolCall():
-                turn = self._reply_turn()
-                if turn is not None:
-                    self._on_reply_content(turn)
+            case ToolCallCancelled():
+                # The session has stopped their handlers; nothing was answered.
+                log.info("function calls withdrawn by the server: %s", ", ".join(event.ids))
+                self._cancelled_calls += len(event.ids)
             case Interrupted():
                 self._on_interrupted()
             case TurnComplete():

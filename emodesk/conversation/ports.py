@@ -4,8 +4,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
-from typing import Protocol
+from collections.abc import Awaitable, Callable, Sequence
+from typing import Any, Protocol
 
 from emodesk.core.devices import DeviceSide
 from emodesk.live.events import LiveEvent
@@ -59,6 +59,13 @@ class AudioPort(Protocol):
 class LivePort(Protocol):
     def set_listener(self, on_event: Callable[[LiveEvent], None]) -> None:
         """Every event from the session is passed here, on the loop's thread."""
+
+    def set_tool_dispatcher(
+        self, dispatch: Callable[[str, dict[str, Any]], Awaitable[dict[str, Any]]]
+    ) -> None:
+        """Who answers the model's function calls: `dispatch(name, args)` returns the
+        response. Each call runs in its own task; a call the server withdraws
+        (`ToolCallCancelled`) is cancelled."""
 
     def set_history(self, history: Callable[[], Sequence[tuple[str, str]]]) -> None:
         """Where the session reads the conversation so far, as (role, text) pairs, when

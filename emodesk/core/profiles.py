@@ -6,12 +6,15 @@ with consent; without it the instruction says nothing about emotions at all.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from enum import StrEnum
 from types import MappingProxyType
 
+from emodesk.core.emotion import Emotion, EnergyLevel
 from emodesk.core.emotion_tool import REPORT_EMOTION_TOOL_NAME
+from emodesk.core.parsing import ParsedEmotion
+from emodesk.core.tools import NEXT_TOPIC, SEARCH_COURSE_MATERIAL, SEARCH_KNOWLEDGE_BASE
 from emodesk.core.tracker import TrackerVerdict, Trend
 
 DEFAULT_LANGUAGE = "English"
@@ -37,6 +40,11 @@ class Profile:
     escalation_action: str
     offers_session_report: bool = field(default=False)
     escalation_remedy: EscalationRemedy = field(default=EscalationRemedy.ACKNOWLEDGE)
+    # Functions besides the emotion report (`emodesk.core.tools`), declared when the app
+    # has what they need (a knowledge folder, course material).
+    tools: tuple[str, ...] = ()
+    # What the model is told to do next when it reports the learner so (the tutor).
+    next_step: Callable[[ParsedEmotion], str | None] | None = None
 
     def __post_init__(self) -> None:
         missing = [trend.value for trend in Trend if trend not in self.trend_advice]
@@ -48,6 +56,24 @@ class Profile:
         """What the UI suggests for this verdict: the escalation action while escalated."""
         return self.escalation_action if verdict.escalate else self.trend_advice[verdict.trend]
 
+    def context_note(self, verdict: TrackerVerdict, before: TrackerVerdict | None) -> str | None:
+        """One short note for the model when the trend it should hear of changes (into
+        persistent negative, improving or worsening) or escalation turns on or off; None
+        when nothing it needs has changed."""
+        escalated = verdict.escalate and not (before is not None and before.escalate)
+        released = not verdict.escalate and before is not None and before.escalate
+        told = verdict.trend in _TREND_NOTES and (before is None or before.trend != verdict.trend)
+        if not (escalated or released or told):
+            return None
+        parts = ["Note from the app (not from the user):"]
+        if told:
+            parts.append(_TREND_NOTES[verdict.trend])
+        if escalated:
+            parts.append(f"This calls for it now: {self.escalation_action.lower()}.")
+        elif released:
+            parts.append("The user sounds calmer now; carry on as usual.")
+        return " ".join(parts)
+
 
 _REPORT_RULE = (
     f"At the start of every reply, before you answer, call the {REPORT_EMOTION_TOOL_NAME} "
@@ -57,6 +83,53 @@ _REPORT_RULE = (
     "pace, loudness) as well as from what they say. The estimate is not a diagnosis: do "
     "not tell the user what they feel, and do not mention the function unless asked."
 )
+
+# Pattern 1 of the seed, for every label: how a reply adapts to how the user sounds.
+EMOTION_ADAPTATION: Mapping[Emotion, str] = MappingProxyType(
+    {
+        Emotion.ANXIOUS: (
+            "If the user sounds rushed or anxious: answer calmly, key point first and "
+            "short, and reassure (for example: no worries, let me help)."
+        ),
+        Emotion.SAD: (
+            "If the user sounds sad or discouraged: show understanding before giving "
+            "information, and offer solutions as options, not orders."
+        ),
+        Emotion.HAPPY: (
+            "If the user sounds happy or enthusiastic: match their energy; light humour is fine."
+        ),
+        Emotion.ANGRY: (
+            "If the user sounds angry or frustrated: acknowledge it first, then give "
+            "concrete steps; do not get defensive."
+        ),
+        Emotion.NEUTRAL: "If the user sounds calm: simply help, clearly and briefly.",
+    }
+)
+
+# The trends the model is told of (Pattern 3 reaching the model), one sentence each.
+_TREND_NOTES: Mapping[Trend, str] = MappingProxyType(
+    {
+        Trend.PERSISTENT_NEGATIVE: "The user has sounded upset for several turns now.",
+        Trend.WORSENING: "The user sounds more upset than a few turns ago.",
+        Trend.IMPROVING: "The user sounds better than a few turns ago.",
+    }
+)
+
+
+def _tutor_next_step(report: ParsedEmotion) -> str | None:
+    """The seed's education branches, read off the model's own report: confused ->
+    another explanation; bored -> an exercise; understanding -> the next topic."""
+    if report.emotion is Emotion.ANXIOUS:
+        return (
+            "The learner sounds confused: explain the same idea another way (an example "
+            "or a simpler step)."
+        )
+    if report.emotion is Emotion.SAD and report.energy_level is EnergyLevel.LOW:
+        return "The learner sounds bored: switch to a short interactive exercise."
+    if report.emotion in (Emotion.HAPPY, Emotion.NEUTRAL):
+        return f"If the learner has understood, call {NEXT_TOPIC} to move on."
+    return None
+
 
 _COMMON_ADVICE = {
     Trend.INSUFFICIENT_DATA: "Not enough turns yet",
@@ -102,6 +175,7 @@ SUPPORT = Profile(
     },
     escalation_action="Offer a human agent",
     escalation_remedy=EscalationRemedy.HAND_OFF,
+    tools=(SEARCH_KNOWLEDGE_BASE,),
 )
 
 TUTOR = Profile(
@@ -124,6 +198,8 @@ TUTOR = Profile(
     },
     escalation_action="Try another approach",
     escalation_remedy=EscalationRemedy.ASK_AGAIN,
+    tools=(SEARCH_COURSE_MATERIAL, NEXT_TOPIC),
+    next_step=_tutor_next_step,
 )
 
 WELLNESS = Profile(
@@ -180,5 +256,12 @@ def system_instruction(profile: Profile, language: str, consent: bool) -> str:
     request to report emotions plus the profile's emotion rules."""
     parts = [profile.instruction, f"Respond in {clean_language(language)}."]
     if consent is True:
-        parts += [_REPORT_RULE, profile.emotion_rules]
+        adaptation = "\n".join(f"- {rule}" for rule in EMOTION_ADAPTATION.values())
+        parts += [
+            _REPORT_RULE,
+            f"Adapt each reply to how the user sounds:\n{adaptation}",
+            f"In this role: {profile.emotion_rules}",
+            "The app may add a short note to its answer to that function (how the "
+            "conversation is going, or what to do next); take it into account.",
+        ]
     return "\n\n".join(parts)

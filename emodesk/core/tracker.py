@@ -14,8 +14,9 @@ The rule, in words:
   almost fully.
 - Trend (once at least `min_readings` distinct turns are in the window):
   PERSISTENT_NEGATIVE when both the whole window and its newer half score at or above
-  `persistent_above`; otherwise WORSENING / IMPROVING when the newer half scores at least
-  `change_by` above / below the older half; otherwise STABLE.
+  `persistent_above`; otherwise WORSENING / IMPROVING when the newer half's weighted mean
+  polarity (without the prior) is at least `change_by` above / below the older half's;
+  otherwise STABLE.
 - Escalation has hysteresis: it turns on when the window score reaches `escalate_on` and
   turns off only when it falls below `release_below`, so alternating turns do not flap.
 """
@@ -156,6 +157,16 @@ class EmotionTracker:
                 total += weight
         return weighted / total if total > 0 else 0.0
 
+    def _mean(self, turns: list[int]) -> float:
+        """The weighted mean polarity of `turns`, without the prior (0 with no weight)."""
+        weighted = total = 0.0
+        for turn in turns:
+            for reading in self._turns[turn].values():
+                weight = self._fuse.weight(reading)
+                weighted += weight * polarity(reading.emotion)
+                total += weight
+        return weighted / total if total > 0 else 0.0
+
     def _judge(self) -> TrackerVerdict:
         turns = sorted(self._turns)
         if len(turns) < self._min_turns:
@@ -167,7 +178,10 @@ class EmotionTracker:
             self._escalated = overall >= self._escalate_on
         older, newer = turns[: len(turns) // 2], turns[len(turns) // 2 :]
         newer_score = self._score(newer)
-        change = newer_score - self._score(older)
+        # The halves are compared by their plain weighted means: the prior would pull a
+        # half with little evidence yet (the newest turn before its model reading) toward
+        # neutral and read as a change that is not there.
+        change = self._mean(newer) - self._mean(older)
         if overall >= self._persistent_above and newer_score >= self._persistent_above:
             trend = Trend.PERSISTENT_NEGATIVE
         elif change >= self._change_by:

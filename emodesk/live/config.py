@@ -52,8 +52,6 @@ def build_connect_config(
     (the server then waits for it, up to `turn_complete=True`, before realtime input)."""
     from google.genai import types
 
-    from emodesk.core.emotion_tool import REPORT_EMOTION_DECLARATION
-
     _check(settings)
     if settings.push_to_talk:
         detection = types.AutomaticActivityDetection(disabled=True)
@@ -73,9 +71,9 @@ def build_connect_config(
             silence_duration_ms=settings.vad_silence_ms,
         )
     tools: list[types.Tool] | None = None
-    if settings.emotion_tool:
-        declaration = types.FunctionDeclaration.model_validate(REPORT_EMOTION_DECLARATION)
-        tools = [types.Tool(function_declarations=[declaration])]
+    if settings.tools:
+        declarations = [types.FunctionDeclaration.model_validate(dict(t)) for t in settings.tools]
+        tools = [types.Tool(function_declarations=declarations)]
     system_instruction = (
         types.Content(parts=[types.Part(text=settings.system_instruction)])
         if settings.system_instruction.strip()

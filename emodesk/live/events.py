@@ -6,9 +6,8 @@ google-genai's own message types.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from enum import StrEnum
-from typing import Any
 
 from emodesk.core.parsing import ParsedEmotion
 
@@ -45,29 +44,12 @@ class TextReply:
 
 
 @dataclass(frozen=True, slots=True)
-class ToolCall:
-    """A function call the session did not answer itself (not `report_user_emotion`)."""
-
-    call_id: str
-    name: str
-    args: dict[str, Any] = field(default_factory=dict)
-
-
-@dataclass(frozen=True, slots=True)
 class EmotionReported:
     """The model's `report_user_emotion` call (answered already), or an emotion header
     of a text reply (`call_id` empty). Which turn and when: the controller's turn says."""
 
     report: ParsedEmotion
     call_id: str
-
-
-@dataclass(frozen=True, slots=True)
-class EmotionReportRejected:
-    """A `report_user_emotion` call whose arguments could not be read (answered with an error)."""
-
-    call_id: str
-    reason: str
 
 
 @dataclass(frozen=True, slots=True)
@@ -174,9 +156,7 @@ LiveEvent = (
     | InputTranscript
     | OutputTranscript
     | TextReply
-    | ToolCall
     | EmotionReported
-    | EmotionReportRejected
     | ToolCallCancelled
     | Interrupted
     | GenerationComplete

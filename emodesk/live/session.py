@@ -43,9 +43,10 @@ import re
 import ssl
 import time
 from collections import deque
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from enum import Enum, auto
+from functools import partial
 from typing import Any
 
 from emodesk.core.pcm import MIC_BYTES_PER_SECOND, MIC_MIME
@@ -54,7 +55,6 @@ from emodesk.live.events import (
     AudioChunk,
     AudioDropped,
     EmotionReported,
-    EmotionReportRejected,
     GenerationComplete,
     GoAway,
     InputTranscript,
@@ -66,7 +66,6 @@ from emodesk.live.events import (
     ResumptionHandle,
     SessionError,
     TextReply,
-    ToolCall,
     ToolCallCancelled,
     TurnComplete,
     TurnLimitExceeded,
@@ -80,7 +79,7 @@ from emodesk.live.limits import (
     MIN_REPLY_RATE,
     ReplyBudget,
 )
-from emodesk.live.settings import LiveSettings
+from emodesk.live.settings import LiveSettings, declares
 
 log = logging.getLogger(__name__)
 
@@ -103,6 +102,15 @@ _CLOSE_TIMEOUT_S = 1.0
 ClientFactory = Callable[[LiveSettings], Any]
 # The conversation so far as (role, text) pairs, role "user" or "model".
 HistorySource = Callable[[], Sequence[tuple[str, str]]]
+# A function call's handler: (name, args) -> the response the model gets.
+ToolDispatcher = Callable[[str, dict[str, Any]], Awaitable[dict[str, Any]]]
+# A dispatcher that has not answered by then is answered with an error: the model's
+# reply waits for the answer (calls block on 3.1). The handlers' own limits are shorter.
+TOOL_CALL_LIMIT_S = 10.0
+
+
+async def _no_functions(name: str, args: dict[str, Any]) -> dict[str, Any]:
+    return {"error": f"unknown function {name}: this client declared none"}
 
 
 def preload_sdk() -> None:
@@ -332,6 +340,10 @@ class LiveSession:
         self._carry_rate = 0
         self._skipped: set[str] = set()  # kinds of reply data refused (said once a reply)
         self._history: HistorySource = tuple
+        self._dispatch: ToolDispatcher = _no_functions
+        self._calls: dict[str, asyncio.Task[None]] = {}  # function calls being answered
+        self._call_failure: BaseException | None = None
+        self._call_failed = asyncio.Event()
         self._seed_next: tuple[tuple[str, str], ...] = ()
         self._failed_attempts = 0
         self._link_up_at: float | None = None  # when the current link was set up
@@ -357,6 +369,10 @@ class LiveSession:
 
     def set_listener(self, on_event: Callable[[LiveEvent], None]) -> None:
         self._listener = on_event
+
+    def set_tool_dispatcher(self, dispatch: ToolDispatcher) -> None:
+        """Who answers the model's function calls (the controller's tool registry)."""
+        self._dispatch = dispatch
 
     def set_history(self, history: HistorySource) -> None:
         """Where a fresh server session reads the conversation so far (its seed)."""
@@ -673,13 +689,12 @@ class LiveSession:
         if message.tool_call is not None:
             calls = message.tool_call.function_calls or []
             if self._within(self._budget.take_tool_calls(len(calls))):
-                await self._answer_tool_calls(link, calls, t_in=received_at)
+                self._start_tool_calls(link, calls, t_in=received_at)
         content = message.server_content
         if content is not None:
             self._handle_content(content)
         if message.tool_call_cancellation is not None:
-            ids = tuple(message.tool_call_cancellation.ids or ())
-            self._emit(ToolCallCancelled(ids))
+            self._cancel_tool_calls(tuple(message.tool_call_cancellation.ids or ()))
         update = message.session_resumption_update
         if update is not None and update.resumable and update.new_handle:
             self._handle = update.new_handle
@@ -776,55 +791,65 @@ class LiveSession:
             self._emit(AudioChunk(data, rate))
 
     def _handle_text(self, text: str) -> None:
+        from emodesk.core.emotion_tool import REPORT_EMOTION_TOOL_NAME
         from emodesk.core.parsing import split_emotion_header
 
         parsed, rest = split_emotion_header(text)
-        if parsed is not None and self._settings is not None and self._settings.emotion_tool:
+        emotion_declared = self._settings is not None and declares(
+            self._settings, REPORT_EMOTION_TOOL_NAME
+        )
+        if parsed is not None and emotion_declared:
             self._emit(EmotionReported(parsed, ""))
         if rest:
             self._emit(TextReply(rest))
 
-    async def _answer_tool_calls(self, link: Any, calls: list[Any], t_in: float) -> None:
-        """Answer at once; `t_in` is the message's arrival (the turnaround probe's start)."""
-        from google.genai import types
-
-        from emodesk.core.emotion_tool import REPORT_EMOTION_RESPONSE, REPORT_EMOTION_TOOL_NAME
-        from emodesk.core.parsing import EmotionParseError, parse_emotion_args
-
+    def _start_tool_calls(self, link: Any, calls: list[Any], t_in: float) -> None:
+        """Each call goes to the dispatcher in a task of its own, so the receive loop keeps
+        reading (a toolCallCancellation can follow); each is answered when its handler
+        returns. `t_in` is the message's arrival (the turnaround probe's start)."""
         self._reply_started()
-        responses: list[types.FunctionResponse] = []
-        events: list[LiveEvent] = []
         for call in calls:
             call_id, name, args = call.id or "", call.name or "", dict(call.args or {})
-            if name != REPORT_EMOTION_TOOL_NAME:
-                responses.append(
-                    types.FunctionResponse(
-                        id=call_id, name=name, response={"error": f"unknown function {name}"}
-                    )
-                )
-                events.append(ToolCall(call_id, name, args))
-                continue
-            try:
-                parsed = parse_emotion_args(args)
-            except (EmotionParseError, ValueError) as exc:
-                responses.append(
-                    types.FunctionResponse(id=call_id, name=name, response={"error": str(exc)})
-                )
-                events.append(EmotionReportRejected(call_id, str(exc)))
-                continue
-            responses.append(
-                types.FunctionResponse(
-                    id=call_id, name=name, response=dict(REPORT_EMOTION_RESPONSE)
-                )
-            )
-            events.append(EmotionReported(parsed, call_id))
-        if responses:
-            # Answer first: the model's reply waits for this.
-            await link.send_tool_response(function_responses=responses)
-            if self.latency_probe is not None:
-                self.latency_probe("tool_response", time.perf_counter() - t_in)
-        for event in events:
-            self._emit(event)
+            task = asyncio.create_task(self._answer_call(link, call_id, name, args, t_in))
+            self._calls[call_id] = task
+            task.add_done_callback(partial(self._call_done, call_id))
+
+    async def _answer_call(
+        self, link: Any, call_id: str, name: str, args: dict[str, Any], t_in: float
+    ) -> None:
+        from google.genai import types
+
+        try:
+            async with asyncio.timeout(TOOL_CALL_LIMIT_S):
+                response = await self._dispatch(name, args)
+        except TimeoutError:
+            response = {"error": f"{name} did not finish within {TOOL_CALL_LIMIT_S:.0f} s"}
+        except Exception as exc:  # a handler's bug is the model's error reply, not ours
+            log.exception("the handler of %s failed", name)
+            response = {"error": f"{name} failed: {type(exc).__name__}"}
+        # The model's reply waits for this (calls block on 3.1).
+        await link.send_tool_response(
+            function_responses=[types.FunctionResponse(id=call_id, name=name, response=response)]
+        )
+        if self.latency_probe is not None:
+            self.latency_probe("tool_response", time.perf_counter() - t_in)
+
+    def _call_done(self, call_id: str, task: asyncio.Task[None]) -> None:
+        self._calls.pop(call_id, None)
+        if not task.cancelled() and task.exception() is not None:
+            # Answering failed (the link, or our own bug): the link is done for, as when
+            # the receive loop fails; the model would wait for the answer forever.
+            self._call_failure = task.exception()
+            self._call_failed.set()
+
+    def _cancel_tool_calls(self, ids: tuple[str, ...]) -> None:
+        """The server withdrew these calls (the reply was interrupted): their handlers
+        stop and nothing is answered."""
+        for call_id in ids:
+            task = self._calls.pop(call_id, None)
+            if task is not None:
+                task.cancel()
+        self._emit(ToolCallCancelled(ids))
 
     # -- connection supervision ------------------------------------------------------
 
@@ -972,10 +997,14 @@ class LiveSession:
         receiver = asyncio.create_task(self._receive_loop(link), name="live-receive")
         kick = asyncio.create_task(self._kick.wait(), name="live-kick")
         go_away = asyncio.create_task(self._go_away_due.wait(), name="live-go-away")
-        tasks = {sender, receiver, kick, go_away}
+        self._call_failed.clear()
+        call_failed = asyncio.create_task(self._call_failed.wait(), name="live-call-failed")
+        tasks: set[asyncio.Task[Any]] = {sender, receiver, kick, go_away, call_failed}
         try:
             done, _ = await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
         finally:
+            tasks |= set(self._calls.values())  # calls of a closing link go unanswered
+            self._calls.clear()
             for task in tasks:
                 task.cancel()
             await asyncio.gather(*tasks, return_exceptions=True)
@@ -986,6 +1015,11 @@ class LiveSession:
             raise self._restart or _Failure("settings changed", reconfigure=True)
         if go_away in done:
             raise _Failure("the server is going away; its time is nearly up", go_away=True)
+        if call_failed in done and self._call_failure is not None:
+            failure, self._call_failure = self._call_failure, None
+            if isinstance(failure, _Failure):
+                raise failure
+            raise classify(failure, during_setup=False, resuming=False) from failure
         for task in (receiver, sender):
             if task in done and not task.cancelled() and task.exception() is not None:
                 exc = task.exception()

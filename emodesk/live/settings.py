@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 DEFAULT_MODEL = "gemini-3.1-flash-live-preview"
@@ -14,8 +15,9 @@ class LiveSettings:
     voice: str = DEFAULT_VOICE
     # Full system instruction: profile + language line + (only with consent) emotion rules.
     system_instruction: str = ""
-    # Declare `report_user_emotion`; only ever True with the user's consent.
-    emotion_tool: bool = False
+    # The functions the model may call, as declarations (`emodesk.core.tools`); the
+    # emotion report is among them only with the user's consent.
+    tools: tuple[Mapping[str, object], ...] = ()
     # Push-to-talk: automatic activity detection off, explicit activity start/end.
     push_to_talk: bool = True
     # Hands-free voice activity detection tuning (used when push_to_talk is False).
@@ -27,3 +29,8 @@ class LiveSettings:
     endpoint: str | None = None  # None: Google's endpoint
     ca_file: str | None = None
     api_key: str = field(default="", repr=False)  # never in a repr, a log or a file
+
+
+def declares(settings: LiveSettings, name: str) -> bool:
+    """Whether `settings` lets the model call function `name`."""
+    return any(tool.get("name") == name for tool in settings.tools)

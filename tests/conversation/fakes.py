@@ -30,6 +30,14 @@ class FakeLive:
     def set_history(self, history: Callable[[], Any]) -> None:
         self.history = history
 
+    def set_tool_dispatcher(self, dispatch: Callable[..., Any]) -> None:
+        self.dispatch = dispatch
+
+    async def call_tool(self, name: str, args: dict[str, Any]) -> dict[str, Any]:
+        """The model calls `name` (as the session would pass it on); its answer."""
+        response: dict[str, Any] = await self.dispatch(name, args)
+        return response
+
     def abandon_turn(self) -> None:
         self.abandoned += 1
 

@@ -33,7 +33,6 @@ from emodesk.core.parsing import ParsedEmotion, parse_emotion_args
 from emodesk.live.events import (
     AudioChunk,
     AudioDropped,
-    EmotionReported,
     InputTranscript,
     Interrupted,
     LinkState,
@@ -42,6 +41,7 @@ from emodesk.live.events import (
     SessionError,
     TurnComplete,
 )
+from emodesk.live.settings import declares
 from tests.conversation.fakes import (
     FakeEstimator,
     FakeLive,
@@ -76,7 +76,17 @@ async def consenting() -> AsyncIterator[Rig]:
 
 def model_reading(emotion: str = "sad") -> ParsedEmotion:
     # The model's report; the controller places it on its turn.
-    return parse_emotion_args({"emotion": emotion, "confidence": 0.9, "energy_level": "low"})
+    return parse_emotion_args(report_args(emotion))
+
+
+def report_args(emotion: str = "sad", energy: str = "low") -> dict[str, Any]:
+    """The arguments of the model's report_user_emotion call."""
+    return {"emotion": emotion, "confidence": 0.9, "energy_level": energy}
+
+
+async def model_reports(r: Rig, emotion: str = "sad", energy: str = "low") -> dict[str, Any]:
+    """The model calls report_user_emotion; the controller's answer."""
+    return await r.live.call_tool(REPORT_EMOTION_TOOL_NAME, report_args(emotion, energy))
 
 
 def test_controller_satisfies_the_protocol_the_ui_codes_against() -> None:
@@ -225,10 +235,11 @@ async def test_a_turn_with_no_reply_audio_reports_no_latency_figures(rig: Rig) -
 async def test_without_consent_no_emotion_anything(rig: Rig) -> None:
     await rig.controller.connect()
     settings = rig.live.settings[0]
-    assert not settings.emotion_tool
+    assert not declares(settings, REPORT_EMOTION_TOOL_NAME)
     assert REPORT_EMOTION_TOOL_NAME not in settings.system_instruction
     speak_turn(rig)
-    rig.live.emit(EmotionReported(model_reading(), "call-1"))  # a misbehaving server
+    answer = await model_reports(rig)  # a misbehaving server calls it anyway
+    assert "unknown function 'report_user_emotion'" in answer["error"]
     rig.live.emit(TurnComplete())
     await rig.controller.drain()
     assert rig.estimator.calls == []
@@ -244,11 +255,11 @@ async def test_with_consent_both_readings_reach_timeline_tracker_and_store(
 ) -> None:
     r = consenting
     await r.controller.connect()
-    assert r.live.settings[0].emotion_tool
+    assert declares(r.live.settings[0], REPORT_EMOTION_TOOL_NAME)
     assert REPORT_EMOTION_TOOL_NAME in r.live.settings[0].system_instruction
     r.clock.advance(1.0)
     speak_turn(r, frames=25, seconds=0.5)
-    r.live.emit(EmotionReported(model_reading(), "call-1"))
+    assert await model_reports(r) == {"result": "ok"}
     r.live.emit(REPLY)
     r.live.emit(TurnComplete())
     await r.controller.drain()
@@ -268,7 +279,7 @@ async def test_escalation_is_an_event_with_the_profiles_action() -> None:
     await r.controller.connect()
     for _ in range(4):
         speak_turn(r)
-        r.live.emit(EmotionReported(model_reading("angry"), "c"))
+        await model_reports(r, "angry", "high")
         r.live.emit(TurnComplete())
         await r.controller.drain()
     trends = r.of(TrendChanged)
@@ -290,10 +301,10 @@ async def test_revoking_consent_stops_readings_and_reconfigures_without_the_tool
     await r.controller.drain()
     assert len(r.store.entries[r.controller.session_id or ""]) == 1
     assert await r.controller.set_consent(False)
-    assert not r.live.settings[-1].emotion_tool
+    assert not declares(r.live.settings[-1], REPORT_EMOTION_TOOL_NAME)
     assert REPORT_EMOTION_TOOL_NAME not in r.live.settings[-1].system_instruction
     speak_turn(r)
-    r.live.emit(EmotionReported(model_reading(), "c2"))
+    await model_reports(r)
     r.live.emit(TurnComplete())
     await r.controller.drain()
     assert len(r.store.entries[r.controller.session_id or ""]) == 1
@@ -317,7 +328,7 @@ async def test_granting_consent_mid_turn_starts_with_the_next_turn(rig: Rig) -> 
     await rig.controller.wait_for_state(S.READY, limit_s=2)
     await rig.controller.drain()
     assert rig.estimator.calls == []
-    assert rig.live.settings[-1].emotion_tool
+    assert declares(rig.live.settings[-1], REPORT_EMOTION_TOOL_NAME)
     speak_turn(rig)
     await rig.controller.drain()
     assert len(rig.estimator.calls) == 1
@@ -710,3 +721,72 @@ async def test_an_export_that_cannot_be_written_says_so_once() -> None:
     assert [n.message for n in r.of(Notice)] == [said]
     assert r.refused() == [("export", said)]
     await r.controller.close()
+
+
+async def test_a_trend_change_reaches_the_model_once_with_its_next_emotion_report() -> None:
+    r = make_rig(consent=True, profile="support")
+    await r.controller.connect()
+    answers = []
+    for _ in range(4):  # the acoustic double says angry every turn; so does the model
+        speak_turn(r)
+        await r.controller.drain()
+        answers.append(await model_reports(r, "angry", "high"))
+        await r.controller.drain()
+        r.live.emit(TurnComplete())
+    notes = [a.get("note", "") for a in answers]
+    # Turn 3's acoustic reading (at release) makes the trend persistent and escalates;
+    # the model hears both with its report at the start of that reply, once, and never
+    # again while nothing changes.
+    told = [i for i, n in enumerate(notes, 1) if "upset for several turns" in n]
+    assert len(told) == 1 and "offer a human agent" in notes[told[0] - 1]
+    assert sum("Note from the app" in n for n in notes) == 1
+    await r.controller.close()
+
+
+async def test_no_note_reaches_the_model_after_consent_is_revoked() -> None:
+    r = make_rig(consent=True, profile="support")
+    await r.controller.connect()
+    for _ in range(2):
+        speak_turn(r)
+        await r.controller.drain()
+        await model_reports(r, "angry", "high")
+        await r.controller.drain()
+        r.live.emit(TurnComplete())
+    speak_turn(r)
+    await r.controller.drain()
+    assert r.controller._pending_note  # the change waits for the model's next report
+    assert await r.controller.set_consent(False)
+    stored = len(r.store.entries[r.controller.session_id or ""])
+    # Until the deferred reconfigure the server may still call it: a plain answer, no
+    # note, and nothing emotional kept.
+    assert await model_reports(r, "angry", "high") == {"result": "ok"}
+    await r.controller.drain()
+    assert len(r.store.entries[r.controller.session_id or ""]) == stored
+    await r.controller.close()
+
+
+async def test_the_tutor_tells_the_model_its_next_step_from_the_report() -> None:
+    r = make_rig(consent=True, profile="tutor")
+    await r.controller.connect()
+    speak_turn(r)
+    confused = await model_reports(r, "anxious", "high")
+    assert "explain the same idea another way" in confused["note"]
+    r.live.emit(TurnComplete())
+    speak_turn(r)
+    bored = await model_reports(r, "sad", "low")
+    assert "interactive exercise" in bored["note"]
+    r.live.emit(TurnComplete())
+    speak_turn(r)
+    understood = await model_reports(r, "neutral", "medium")
+    assert "next_topic" in understood["note"]
+    await r.controller.close()
+
+
+async def test_an_unknown_function_gets_a_clear_error_and_the_turn_goes_on(rig: Rig) -> None:
+    await rig.controller.connect()
+    speak_turn(rig)
+    answer = await rig.live.call_tool("launch_rocket", {"when": "now"})
+    assert answer == {"error": "unknown function 'launch_rocket'; the functions here: none"}
+    rig.live.emit(REPLY)
+    rig.live.emit(TurnComplete())
+    assert rig.controller.state is S.READY

@@ -21,6 +21,7 @@ from emodesk.conversation.api import (
     TurnOutcome,
 )
 from emodesk.conversation.controller import Connection, Controller
+from emodesk.conversation.tools.registry import Tool
 from emodesk.core.consent import ConsentRecord
 from emodesk.core.settings import AppSettings
 from emodesk.live.emulator.server import EmulatorServer
@@ -59,15 +60,23 @@ class Wired:
 
 @asynccontextmanager
 async def wired(
-    faults: str = "", *, speed: float = 20.0, consent: bool = False, hands_free: bool = False
+    faults: str = "",
+    *,
+    speed: float = 20.0,
+    consent: bool = False,
+    hands_free: bool = False,
+    profile: str = "general",
+    tools: dict[str, Tool] | None = None,
+    server: EmulatorServer | None = None,
 ) -> AsyncIterator[Wired]:
-    server = EmulatorServer(speed=speed, faults=faults, record=True)
+    server = server or EmulatorServer(speed=speed, faults=faults, record=True)
     await server.start()
     audio, store = FakeAudio(), FakeStore()
     settings = AppSettings(
         consent=ConsentRecord.grant() if consent else None,
         hands_free=hands_free,
         vad_silence_ms=300,
+        profile=profile,
     )
     controller = Controller(
         live=LiveSession(retry=FAST_RETRY, connect_timeout_s=5.0),
@@ -79,6 +88,7 @@ async def wired(
             endpoint=server.url, ca_file=server.ca_file, api_key=TEST_KEY, synthetic=True
         ),
         stall_limit_s=5.0,
+        tools=tools,
     )
     rig = Wired(controller, server, audio, store)
     controller.subscribe(rig.events.append)
@@ -195,3 +205,58 @@ async def test_turn_numbers_are_consecutive_with_readings_for_each() -> None:
             (1, "acoustic"), (1, "model"), (2, "acoustic"), (2, "model"),
             (3, "acoustic"), (3, "model"),
         ]  # fmt: skip
+
+
+async def test_the_model_hears_of_a_trend_change_once_in_its_emotion_answer() -> None:
+    server = EmulatorServer(speed=20.0, record=True)
+    server._estimate = lambda pcm, rate: {  # the emulator's model: angry every turn
+        "emotion": "angry",
+        "confidence": 0.9,
+        "energy_level": "high",
+    }
+    async with wired(consent=True, profile="support", server=server) as rig:
+        setup = server.connections[0].setup or {}
+        assert "Adapt each reply to how the user sounds" in str(setup)
+        for n in (1, 2, 3, 4, 5):
+            await rig.until(lambda: rig.controller.state is S.READY)
+            speak(rig)
+            await rig.until(lambda n=n: n in rig.closed())
+        answers = [t.tool_response["response"] for t in server.all_turns()]
+    noted = [n for n, answer in enumerate(answers, 1) if "note" in answer]
+    assert len(noted) == 1, answers
+    note = answers[noted[0] - 1]["note"]
+    assert "upset for several turns" in note and "offer a human agent" in note
+
+
+async def test_without_consent_the_setup_has_no_emotion_tool_nor_rules() -> None:
+    async with wired(consent=False, profile="support") as rig:
+        speak(rig)
+        await rig.until(lambda: 1 in rig.closed())
+        setup = str(rig.server.connections[0].setup)
+        assert "report_user_emotion" not in setup and "Adapt each reply" not in setup
+        assert rig.server.all_turns()[0].tool_call_id is None
+
+
+async def test_a_call_the_server_withdraws_stops_its_handler() -> None:
+    from emodesk.core.tools import SEARCH_KNOWLEDGE_BASE, declaration
+
+    started, stopped = asyncio.Event(), asyncio.Event()
+
+    async def slow_search(args: Any) -> dict[str, Any]:
+        started.set()
+        try:
+            await asyncio.Event().wait()  # never answers on its own
+        finally:
+            stopped.set()
+        return {}
+
+    search = Tool(declaration(SEARCH_KNOWLEDGE_BASE), slow_search, limit_s=60.0)
+    async with wired(profile="support", tools={SEARCH_KNOWLEDGE_BASE: search}) as rig:
+        assert await rig.controller.send_text("please search for refund rules")
+        await asyncio.wait_for(started.wait(), 10)
+        assert await rig.controller.send_text("never mind")  # barge in: the call is withdrawn
+        await asyncio.wait_for(stopped.wait(), 10)
+        await rig.until(lambda: rig.controller.cancelled_tool_calls == 1)
+        await rig.until(lambda: 2 in rig.closed())
+        assert rig.closed()[1].outcome is TurnOutcome.INTERRUPTED
+        assert rig.closed()[2].outcome is TurnOutcome.COMPLETED

@@ -130,3 +130,59 @@ def test_each_profile_names_what_the_app_does_on_escalation() -> None:
         "tutor": EscalationRemedy.ASK_AGAIN,
         "wellness": EscalationRemedy.SESSION_REPORT,
     }
+
+
+def test_with_consent_every_label_has_its_adaptation_merged_with_the_profile_rules() -> None:
+    from emodesk.core.profiles import EMOTION_ADAPTATION, SUPPORT, system_instruction
+
+    text = system_instruction(SUPPORT, "German", consent=True)
+    assert "Respond in German." in text
+    for rule in EMOTION_ADAPTATION.values():
+        assert rule in text
+    # The seed's four cases, in its words' sense.
+    assert "calmly, key point first" in text and "understanding before" in text
+    assert "match their energy" in text and "acknowledge it first, then give concrete" in text
+    assert f"In this role: {SUPPORT.emotion_rules}" in text
+    bare = system_instruction(SUPPORT, "German", consent=False)
+    assert not any(rule in bare for rule in EMOTION_ADAPTATION.values())
+    assert "emotion" not in bare.lower() and "note" not in bare.lower()
+
+
+def test_the_model_hears_a_trend_once_per_change_and_escalation_on_and_off() -> None:
+    from emodesk.core.profiles import SUPPORT
+    from emodesk.core.tracker import TrackerVerdict, Trend
+
+    calm = TrackerVerdict(Trend.STABLE, escalate=False)
+    upset = TrackerVerdict(Trend.PERSISTENT_NEGATIVE, escalate=False)
+    escalated = TrackerVerdict(Trend.PERSISTENT_NEGATIVE, escalate=True)
+    better = TrackerVerdict(Trend.IMPROVING, escalate=False)
+    assert SUPPORT.context_note(calm, None) is None  # stable is nothing to tell
+    note = SUPPORT.context_note(upset, calm)
+    assert note is not None and "upset for several turns" in note
+    assert SUPPORT.context_note(upset, upset) is None  # no change, no note
+    on = SUPPORT.context_note(escalated, upset)
+    assert on is not None and "offer a human agent" in on and "several turns" not in on
+    off = SUPPORT.context_note(better, escalated)
+    assert off is not None and "better" in off and "calmer" in off
+    assert SUPPORT.context_note(better, better) is None
+
+
+@pytest.mark.parametrize(
+    ("emotion", "energy", "step"),
+    [
+        ("anxious", "high", "explain the same idea another way"),  # confused
+        ("sad", "low", "interactive exercise"),  # bored
+        ("neutral", "medium", "call next_topic"),  # understanding
+        ("happy", "high", "call next_topic"),
+        ("angry", "high", None),
+    ],
+)
+def test_the_tutors_three_branches(emotion: str, energy: str, step: str | None) -> None:
+    from emodesk.core.parsing import parse_emotion_args
+    from emodesk.core.profiles import TUTOR
+
+    assert TUTOR.next_step is not None
+    said = TUTOR.next_step(
+        parse_emotion_args({"emotion": emotion, "confidence": 0.8, "energy_level": energy})
+    )
+    assert (said is None) if step is None else (said is not None and step in said)

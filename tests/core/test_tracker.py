@@ -209,3 +209,22 @@ def test_escalation_changes_only_across_its_thresholds(
         elif verdict.trend is Trend.PERSISTENT_NEGATIVE:
             assert score >= 0.5
         was = verdict.escalate
+
+
+def _model(turn: int, emotion: str, confidence: float = 0.8) -> EmotionReading:
+    return EmotionReading(
+        turn=turn, source=Source.MODEL, t_start_s=float(turn), t_end_s=turn + 0.5,
+        emotion=Emotion(emotion), confidence=confidence, energy_level=EnergyLevel.MEDIUM,
+    )  # fmt: skip
+
+
+def test_the_seeds_own_examples_come_out_as_the_seed_says() -> None:
+    # Seed 000, Pattern 3: "sad, sad, neutral" is improving...
+    improving = EmotionTracker()
+    verdicts = [improving.add(_model(i, e)) for i, e in enumerate(("sad", "sad", "neutral"), 1)]
+    assert verdicts[-1].trend is Trend.IMPROVING and not verdicts[-1].escalate
+    # ...and "anxious 0.8, angry 0.7, angry 0.9" escalates.
+    escalating = EmotionTracker()
+    readings = (("anxious", 0.8), ("angry", 0.7), ("angry", 0.9))
+    last = [escalating.add(_model(i, e, c)) for i, (e, c) in enumerate(readings, 1)][-1]
+    assert last.escalate and last.trend is Trend.PERSISTENT_NEGATIVE

@@ -6,6 +6,7 @@ import logging
 
 import pytest
 
+from emodesk.core.emotion_tool import REPORT_EMOTION_DECLARATION
 from emodesk.live.config import InvalidLiveSettings, build_connect_config
 from emodesk.live.credentials import (
     ENV_API_KEY,
@@ -39,7 +40,7 @@ def test_push_to_talk_config() -> None:
 def test_hands_free_config_and_resume_handle() -> None:
     settings = LiveSettings(
         push_to_talk=False, vad_start_sensitivity="low", vad_end_sensitivity="high",
-        vad_silence_ms=800, emotion_tool=True,
+        vad_silence_ms=800, tools=(REPORT_EMOTION_DECLARATION,),
     )  # fmt: skip
     config = build_connect_config(settings, "handle-1")
     detection = config.realtime_input_config.automatic_activity_detection

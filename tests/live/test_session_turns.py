@@ -6,8 +6,6 @@ from emodesk.live.emulator.wire import normalize_keys
 from emodesk.live.events import (
     AudioChunk,
     AudioDropped,
-    EmotionReported,
-    EmotionReportRejected,
     GenerationComplete,
     InputTranscript,
     Interrupted,
@@ -18,6 +16,7 @@ from emodesk.live.events import (
     TurnComplete,
 )
 from tests.support.emulator import (
+    ToolAnswered,
     frames,
     live_session,
     push_to_talk_turn,
@@ -64,20 +63,17 @@ async def test_push_to_talk_turn_end_to_end() -> None:
         assert len(server.connections) == 1
 
 
-async def test_emotion_tool_call_is_answered_and_reading_emitted() -> None:
+async def test_a_function_call_is_dispatched_and_answered_before_the_reply() -> None:
     async with (
         running_emulator() as server,
         live_session(server, emotion_tool=True) as (session, log),
     ):
         push_to_talk_turn(session, tone(0.3))
-        reported = await log.wait_for(EmotionReported)
+        answered = await log.wait_for(ToolAnswered)
         await log.wait_for(TurnComplete)
         turn = server.connections[0].turns[0]
-        assert reported.call_id == turn.tool_call_id
-        # The report as the model made it; which turn it is for is the controller's call.
-        assert reported.report.emotion.value == turn.tool_args["emotion"]
-        assert reported.report.energy_level.value == turn.tool_args["energy_level"]
-        assert reported.report.confidence == turn.tool_args["confidence"]
+        # The dispatcher got the call as the model made it.
+        assert answered.name == "report_user_emotion" and answered.args == turn.tool_args
         # The wire carries the answer with the call's id, before any reply audio.
         responses = [m["tool_response"] for m in server.received if "tool_response" in m]
         assert responses == [
@@ -88,22 +84,20 @@ async def test_emotion_tool_call_is_answered_and_reading_emitted() -> None:
                 ]
             }
         ]  # fmt: skip
-        assert turn.tool_response is not None
         kinds = [type(e) for e in log.events]
-        assert kinds.index(EmotionReported) < kinds.index(AudioChunk)
+        assert kinds.index(ToolAnswered) < kinds.index(AudioChunk)
 
 
-async def test_unreadable_emotion_arguments_are_rejected_but_answered() -> None:
+async def test_unreadable_emotion_arguments_are_answered_with_the_reason() -> None:
     async with running_emulator() as server:
         server._estimate = lambda pcm, rate: {"emotion": "bored", "confidence": "very"}
         async with live_session(server, emotion_tool=True) as (session, log):
             push_to_talk_turn(session, tone(0.2))
-            rejected = await log.wait_for(EmotionReportRejected)
+            answered = await log.wait_for(ToolAnswered)
             await log.wait_for(TurnComplete)  # the reply still comes: the call was answered
-            assert not log.of(EmotionReported)
             turn = server.connections[0].turns[0]
-            assert rejected.call_id == turn.tool_call_id
-            assert "error" in turn.tool_response["response"]
+            assert answered.response == {"error": "confidence is not a number: 'very'"}
+            assert turn.tool_response["response"] == answered.response
 
 
 async def test_barge_in_stops_the_reply() -> None:

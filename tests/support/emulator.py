@@ -6,10 +6,14 @@ from __future__ import annotations
 import asyncio
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
+from dataclasses import dataclass
 from typing import Any, TypeVar
 
 import numpy as np
 
+from emodesk.conversation.tools.emotion import emotion_report_tool
+from emodesk.conversation.tools.registry import ToolRegistry
+from emodesk.core.emotion_tool import REPORT_EMOTION_DECLARATION
 from emodesk.live.emulator.server import EmulatorServer
 from emodesk.live.events import (
     InputTranscript,
@@ -22,6 +26,17 @@ from emodesk.live.session import LiveSession, RetryPolicy
 from emodesk.live.settings import LiveSettings
 
 E = TypeVar("E")
+
+
+@dataclass(frozen=True)
+class ToolAnswered:
+    """Recorded by the test dispatcher: a function call and what it was answered."""
+
+    name: str
+    args: dict[str, Any]
+    response: dict[str, Any]
+
+
 TEST_KEY = "test-key-not-secret"
 FRAME_BYTES = 640  # 20 ms at 16 kHz
 
@@ -100,6 +115,8 @@ def settings_for(server: EmulatorServer, **changes: Any) -> LiveSettings:
         "api_key": TEST_KEY,
         "system_instruction": "You are a helpful test assistant.",
     }
+    if changes.pop("emotion_tool", False):
+        changes["tools"] = (*changes.get("tools", ()), REPORT_EMOTION_DECLARATION)
     base.update(changes)
     return LiveSettings(**base)
 
@@ -127,6 +144,7 @@ async def live_session(
     log = EventLog()
     session.set_listener(log)
     session.set_history(log.said)
+    session.set_tool_dispatcher(answering_into(log))
     async with asyncio.timeout(10):
         await session.start(settings_for(server, **settings_changes))
     try:
@@ -134,6 +152,19 @@ async def live_session(
     finally:
         async with asyncio.timeout(10):
             await session.close()
+
+
+def answering_into(log: EventLog) -> Any:
+    """A dispatcher that answers as the app's registry would (the emotion report, with no
+    note) and logs each call as a `ToolAnswered` event."""
+    registry = ToolRegistry([emotion_report_tool(lambda report: None)])
+
+    async def dispatch(name: str, args: dict[str, Any]) -> dict[str, Any]:
+        response = await registry.dispatch(name, args)
+        log(ToolAnswered(name, args, response))  # type: ignore[arg-type]
+        return response
+
+    return dispatch
 
 
 def push_to_talk_turn(session: LiveSession, pcm: bytes) -> None:

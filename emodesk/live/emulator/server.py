@@ -39,6 +39,7 @@ from websockets.http11 import Request, Response
 
 from emodesk.core.emotion_tool import REPORT_EMOTION_TOOL_NAME
 from emodesk.core.pcm import MIC_RATE
+from emodesk.core.tools import NEXT_TOPIC, SEARCH_COURSE_MATERIAL, SEARCH_KNOWLEDGE_BASE
 from emodesk.live.emulator.faults import FaultKind, FaultPlan, parse_faults
 from emodesk.live.emulator.synth import OUTPUT_RATE, synthesize
 from emodesk.live.emulator.tls import Certificate, make_certificate
@@ -85,6 +86,40 @@ MAX_HISTORY_ENTRIES = 200
 VAD_RMS_THRESHOLD = 300.0
 
 
+# The words in a user's turn (its text, or a typed turn) that make the emulator call a
+# declared function: "search for <query>" (the knowledge base, or the course material),
+# "next topic". Documented for the offline demo and the tests.
+TOOL_CUES = (
+    (
+        re.compile(r"search for (?P<query>[^.?!]+)", re.I),
+        (SEARCH_KNOWLEDGE_BASE, SEARCH_COURSE_MATERIAL),
+    ),
+    (re.compile(r"next topic", re.I), (NEXT_TOPIC,)),
+)
+
+
+def cued_calls(text: str, declared: Collection[str]) -> list[tuple[str, dict[str, Any]]]:
+    """(name, args) for each declared function the text cues, in cue order."""
+    calls: list[tuple[str, dict[str, Any]]] = []
+    for cue, names in TOOL_CUES:
+        match = cue.search(text)
+        name = next((n for n in names if n in declared), None)
+        if match is None or name is None:
+            continue
+        query = match.groupdict().get("query")
+        calls.append((name, {"query": query.strip()} if query else {}))
+    return calls
+
+
+def _cited(response: dict[str, Any] | None) -> list[str]:
+    """The files a function's answer names (its passages' `file`, a topic's `file`)."""
+    body = (response or {}).get("response") or {}
+    files = [str(p.get("file")) for p in body.get("passages") or [] if isinstance(p, dict)]
+    if body.get("file"):
+        files.append(str(body["file"]))
+    return [f for f in files if f and f != "None"]
+
+
 class _Close(Exception):
     """Ends a connection with a close frame (or an abrupt drop when code is None)."""
 
@@ -105,6 +140,10 @@ class TurnRecord:
     tool_call_id: str | None = None
     tool_args: dict[str, Any] | None = None
     tool_response: dict[str, Any] | None = None
+    # Other functions called for this turn: (name, args, response).
+    other_calls: list[tuple[str, dict[str, Any], dict[str, Any] | None]] = field(
+        default_factory=list
+    )
     reply_text: str = ""
     reply_bytes: int = 0
     interrupted: bool = False
@@ -707,9 +746,10 @@ class _Connection:
                 if FaultKind.DROP_AFTER_TOOL in faults:
                     self.fail(None)
                     return
+            citing = await self.call_cued_tools(turn, calls)
             reply_text = (
                 f"Synthetic reply {turn.number}, in the voice {state.voice}, "
-                f"to {heard.strip('[]')}."
+                f"to {heard.strip('[]')}{citing}."
             )
             turn.reply_text = reply_text
             started = True
@@ -753,20 +793,35 @@ class _Connection:
     async def ask_emotion(self, turn: TurnRecord, calls: list[str]) -> None:
         pcm = np.frombuffer(bytes(turn.audio), dtype="<i2")
         args = await asyncio.to_thread(self.server._estimate, pcm, turn.rate)
+        response = await self.call(turn, EMOTION_TOOL_NAME, args, calls)
+        turn.tool_call_id, turn.tool_args, turn.tool_response = calls[-1], args, response
+
+    async def call_cued_tools(self, turn: TurnRecord, calls: list[str]) -> str:
+        """The declared functions the user's words ask for (`TOOL_CUES`), called in turn;
+        returns what the reply cites of their answers."""
+        assert self.state is not None
+        cited: list[str] = []
+        for name, args in cued_calls(turn.text, self.state.tools):
+            response = await self.call(turn, name, args, calls)
+            turn.other_calls.append((name, args, response))
+            cited += _cited(response)
+        return f" (from {', '.join(dict.fromkeys(cited))})" if cited else ""
+
+    async def call(
+        self, turn: TurnRecord, name: str, args: dict[str, Any], calls: list[str]
+    ) -> dict[str, Any] | None:
+        """One blocking function call (as on 3.1: nothing more until it is answered)."""
         call_id = f"function-call-{secrets.token_hex(6)}"
-        turn.tool_call_id, turn.tool_args = call_id, args
         future: asyncio.Future[dict[str, Any]] = asyncio.get_running_loop().create_future()
         self.pending_calls[call_id] = future
         calls.append(call_id)
-        await self.send(
-            {"toolCall": {"functionCalls": [{"id": call_id, "name": EMOTION_TOOL_NAME,
-                                             "args": args}]}}
-        )  # fmt: skip
-        # 3.1 Flash Live calls are blocking: nothing more until the response arrives.
+        call: dict[str, Any] = {"id": call_id, "name": name, "args": args}
+        await self.send({"toolCall": {"functionCalls": [call]}})
         try:
-            turn.tool_response = await asyncio.wait_for(future, self.server.tool_response_timeout_s)
+            return await asyncio.wait_for(future, self.server.tool_response_timeout_s)
         except TimeoutError:
             log.warning("no tool response for %s; replying without it", call_id)
+            return None
 
     async def flood(self, turn: TurnRecord, *, text: bool) -> None:
         """A reply without end (audio or transcription), as fast as the socket takes
