@@ -15,7 +15,6 @@ import logging
 import time
 from collections.abc import Callable, Coroutine, Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from typing import Any
 
 from PySide6.QtCore import Qt, Signal
@@ -53,7 +52,6 @@ from emodesk.conversation.api import (
     TurnClosed,
     TurnLatency,
 )
-from emodesk.core.consent import ConsentRecord
 from emodesk.core.settings import AppSettings, parse_settings
 from emodesk.ui import theme
 from emodesk.ui.banners import BannerArea
@@ -66,6 +64,8 @@ from emodesk.ui.settings_dialog import SettingsDialog
 from emodesk.ui.settings_store import SettingsStore
 from emodesk.ui.timeline import TimelineView
 from emodesk.ui.transcript import TranscriptPanel
+from emodesk.ui.window.consent_flow import ConsentFlow
+from emodesk.ui.window.consent_flow import ConsentInfo as ConsentInfo
 from emodesk.ui.window.dialogs import replace_dialog
 from emodesk.ui.window.export import ExportMenu
 from emodesk.ui.window.notices import ANOTHER_APPROACH as ANOTHER_APPROACH
@@ -87,13 +87,6 @@ STATE_TEXT = {
     S.ERROR: ("Connection failed", "#e5533d"),
 }
 SYNTHETIC_TEXT = "Offline demo: replies are synthetic"
-
-
-@dataclass(frozen=True)
-class ConsentInfo:
-    title: str
-    text: str
-    version: str
 
 
 @dataclass(frozen=True)
@@ -127,12 +120,12 @@ class MainWindow(QMainWindow):
         self.state = S.OFFLINE
         self.voice = settings.voice
         self.profile = settings.profile
-        self.consent = self._saved_consent()
+        self.consent_flow = ConsentFlow(self, options.consent)
+        self.consent = self.consent_flow.granted()
         self.hands_free = settings.hands_free
         self.synthetic = False
         self.session_id: str | None = None
         self._reconnect_deadline: float | None = None
-        self.consent_dialog: ConsentDialog | None = None
         self.settings_dialog: SettingsDialog | None = None
         self.last_refusal: IntentRefused | None = None
 
@@ -152,7 +145,7 @@ class MainWindow(QMainWindow):
         self.clock.add(self.scope.tick)
         self.clock.add(self.timeline.tick)
         self.clock.add(self._tick_status)
-        self._set_consent_shown(self.consent)
+        self.show_consent(self.consent)
         self._show_state()
         geometry = store.geometry()
         if geometry is None or not self.restoreGeometry(geometry):
@@ -407,8 +400,7 @@ class MainWindow(QMainWindow):
             self.settings, voice=event.voice, profile=event.profile, hands_free=event.hands_free
         )
         if changed != self.settings:
-            self.settings = changed
-            self.store.save(changed)
+            self.save_settings(changed)
         self.voice = event.voice
         self.toolbar.show_voice(event.voice)
         self.profile = event.profile
@@ -417,10 +409,10 @@ class MainWindow(QMainWindow):
         self.hands_free_button.blockSignals(True)
         self.hands_free_button.setChecked(event.hands_free)
         self.hands_free_button.blockSignals(False)
-        self._set_consent_shown(event.consent)
+        self.show_consent(event.consent)
         self._show_state()
 
-    def _set_consent_shown(self, granted: bool) -> None:
+    def show_consent(self, granted: bool) -> None:
         self.consent = granted
         self.toolbar.show_consent(granted)
         if self.timeline.enabled_for_emotion != granted or not self.timeline.data.readings:
@@ -494,52 +486,31 @@ class MainWindow(QMainWindow):
             self.controller.push_to_talk_up()
 
     # ================================================================== consent
-    def _saved_consent(self) -> bool:
-        record = self.settings.consent
-        return record is not None and record.granted and record.version == self.version
-
-    @property
-    def version(self) -> str:
-        return self.options.consent.version
-
     def consent_needed(self) -> bool:
-        """Never answered, or answered for an older text: ask at launch."""
-        record = self.settings.consent
-        return record is None or record.version != self.version
+        return self.consent_flow.needed()
 
     def open_consent_dialog(self) -> ConsentDialog:
-        if self.consent_dialog is not None and self.consent_dialog.isVisible():
-            return self.consent_dialog
-        info = self.options.consent
-        dialog = ConsentDialog(info.title, info.text, self.consent, self)
-        dialog.decided.connect(self._consent_decided)
-        self.consent_dialog = replace_dialog(self.consent_dialog, dialog)
-        dialog.open()
-        return dialog
+        return self.consent_flow.open()
 
-    def _consent_decided(self, granted: bool) -> None:
-        record = ConsentRecord(granted, self.version, datetime.now(UTC))
-        self.settings = dataclasses.replace(self.settings, consent=record)
-        self.store.save(self.settings)
-        self._set_consent_shown(granted)
-        if self.controller is not None and granted != self._controller_consent():
-            self.run_task(self.controller.set_consent(granted))
+    @property
+    def consent_dialog(self) -> ConsentDialog | None:
+        return self.consent_flow.dialog
 
     def forget_consent(self) -> None:
-        """All data was deleted: the saved consent answer goes too (the question comes
-        again at the next start), emotion is off, and the deleted session's timeline and
-        transcript leave the screen."""
-        self.settings = dataclasses.replace(self.settings, consent=None)
-        self.store.save(self.settings)
+        """All data was deleted: the deleted session's timeline and transcript leave the
+        screen, and the saved consent answer goes too (emotion is off; the question
+        comes again at the next start)."""
         self.session_id = None
         self.timeline.reset()
         self.transcript.model.clear()
-        self._set_consent_shown(False)
-
-    def _controller_consent(self) -> bool | None:
-        return getattr(self.controller, "consent", None)
+        self.consent_flow.forget()
 
     # ================================================================== settings
+    def save_settings(self, settings: AppSettings) -> None:
+        """The one place the window keeps and saves its settings."""
+        self.settings = settings
+        self.store.save(settings)
+
     def open_settings(self, tab: str = "") -> SettingsDialog:
         if self.settings_dialog is not None and self.settings_dialog.isVisible():
             self.settings_dialog.raise_()
@@ -567,8 +538,8 @@ class MainWindow(QMainWindow):
         new = dataclasses.replace(new, push_to_talk_key=key)
         self.ptt_key.set_key(key)
         self._update_ptt_label()
-        old, self.settings = self.settings, new
-        self.store.save(new)
+        old = self.settings
+        self.save_settings(new)
         if self.controller is not None:
             if new.profile != old.profile:
                 self.run_task(self.controller.change_profile(new.profile))
