@@ -87,6 +87,12 @@ STATE_TEXT = {
     S.ERROR: ("Connection failed", "#e5533d"),
 }
 SYNTHETIC_TEXT = "Offline demo: replies are synthetic"
+# The demo has no model to judge emotion: say what stands in for it.
+SYNTHETIC_TIP = (
+    "The offline demo's replies are synthetic speech, and its \"model\" emotion reading "
+    "is a plain stand-in rule (the words of a typed turn, the loudness of a spoken one), "
+    "independent of the app's own acoustic estimator."
+)
 
 
 @dataclass(frozen=True)
@@ -233,6 +239,7 @@ class MainWindow(QMainWindow):
         self.latency_label = QLabel("")
         self.latency_label.setToolTip("Last turn: push-to-talk released → first reply audio")
         self.synthetic_label = QLabel(SYNTHETIC_TEXT)
+        self.synthetic_label.setToolTip(SYNTHETIC_TIP)
         self.synthetic_label.setStyleSheet("color: #b35900; font-weight: 600;")
         self.synthetic_label.hide()
         self.add_key_button = QPushButton("Add API key…")

@@ -429,3 +429,22 @@ async def test_a_server_that_always_goes_away_ends_in_bounded_tries_and_exit_1(
     assert last.startswith("emodesk converse: ") and "gave up after 6 tries" in last, err
     assert "answered 0 of 3 turns" in out, out
     assert (tmp_path / "t.csv").exists()  # written for what was received (nothing)
+
+
+async def test_the_demos_model_and_the_acoustic_estimator_are_two_judges(
+    three_turns: Path, tmp_path: Path
+) -> None:
+    """The emulator's "model" reading is its own loudness rule, not the app's estimator,
+    so the timeline's two tracks can disagree (on this recording they do)."""
+    out_csv = tmp_path / "t.csv"
+    async with _emulator_with("") as server:
+        code, _, err = await converse(
+            "--audio-in", str(three_turns), "--consent", "yes", "--db", str(tmp_path / "h.db"),
+            "--csv", str(out_csv), "--endpoint", server.url, "--ca-file", server.ca_file,
+        )  # fmt: skip
+    assert code == 0, err
+    by_turn: dict[int, dict[str, str]] = {}
+    for row in csv_rows(out_csv):
+        by_turn.setdefault(int(row["turn"]), {})[row["source"]] = row["emotion"]
+    assert sorted(by_turn) == [1, 2, 3] and all(len(v) == 2 for v in by_turn.values())
+    assert any(v["model"] != v["acoustic"] for v in by_turn.values()), by_turn

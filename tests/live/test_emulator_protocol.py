@@ -7,6 +7,7 @@ import base64
 import json
 import ssl
 
+import numpy as np
 import pytest
 from websockets.asyncio.client import connect
 from websockets.exceptions import ConnectionClosed, InvalidStatus
@@ -229,3 +230,34 @@ async def test_reply_audio_is_synthesised_off_the_event_loop(monkeypatch) -> Non
         await ws.send(json.dumps({"realtimeInput": {"activityEnd": {}}}))
         await _read_to_turn_complete(ws)
     assert threads and threading.main_thread() not in threads
+
+
+def _tone(dbfs: float, seconds: float = 0.5) -> np.ndarray:
+    t = np.arange(int(16000 * seconds)) / 16000
+    amplitude = 32768 * 10 ** (dbfs / 20) * np.sqrt(2)  # a sine's RMS is peak / sqrt 2
+    return (np.sin(2 * np.pi * 220 * t) * amplitude).astype(np.int16)
+
+
+@pytest.mark.parametrize(
+    ("dbfs", "emotion", "energy"),
+    [(-6.0, "angry", "high"), (-20.0, "neutral", "medium"), (-40.0, "sad", "low")],
+)
+def test_the_emulators_model_judges_a_spoken_turn_by_loudness_alone(
+    dbfs: float, emotion: str, energy: str
+) -> None:
+    from emodesk.live.emulator.server import model_rule
+
+    said = model_rule(_tone(dbfs))
+    assert (said["emotion"], said["energy_level"]) == (emotion, energy)
+
+
+@pytest.mark.parametrize(
+    ("text", "emotion"),
+    [("I am furious about this", "angry"), ("I'm so worried, please hurry", "anxious"),
+     ("feeling a bit down today", "sad"), ("thanks, that is great", "happy"),
+     ("what is the time", "neutral")],
+)  # fmt: skip
+def test_the_emulators_model_judges_a_typed_turn_by_its_words(text: str, emotion: str) -> None:
+    from emodesk.live.emulator.server import model_rule
+
+    assert model_rule(np.zeros(0, np.int16), text)["emotion"] == emotion

@@ -3,10 +3,12 @@
 It enforces the protocol as Google's server does (setup first, activity signals only
 with automatic detection off, audio mime and rate checked; a wrong message closes with
 1007 and a reason), answers every user turn (input transcription, a
-`report_user_emotion` call when the tool is declared, then synthetic speech at 24 kHz
-with its transcription), honours barge-in, hands out resumption handles and resumes
-from them, takes initial history (`historyConfig.initialHistoryInClientContent`), and
-injects faults by schedule (`faults`) or on demand (`arm`).
+`report_user_emotion` call when the tool is declared, with values from its own rule
+(`model_rule`: words of a typed turn, loudness of a spoken one; never the app's
+estimator), then synthetic speech at 24 kHz with its transcription), honours barge-in,
+hands out resumption handles and resumes from them, takes initial history
+(`historyConfig.initialHistoryInClientContent`), and injects faults by schedule
+(`faults`) or on demand (`arm`).
 
 With `record=True` (tests) every client message is kept, as parsed JSON, in `received`
 (all connections) and in `connections[i].received`, so tests can check what went over
@@ -206,8 +208,27 @@ def _voice(setup: dict[str, Any]) -> str:
     return str(voice.get("voice_name") or "Puck")
 
 
-def _loudness_rule(pcm: np.ndarray) -> dict[str, Any]:
-    """Emotion arguments from loudness alone (used when the acoustic estimator is absent)."""
+# The emulator's stand-in for the model's judgment, on purpose not the app's acoustic
+# estimator (the demo's two timeline tracks would otherwise be one judge twice):
+# a typed turn by its words, a spoken turn by how loud it was, nothing else.
+_WORD_EMOTIONS = (
+    ("angry", ("angry", "furious", "annoyed", "outrageous", "unacceptable")),
+    ("anxious", ("worried", "anxious", "nervous", "hurry", "urgent", "scared")),
+    ("sad", ("sad", "down", "unhappy", "tired", "lonely", "disappointed")),
+    ("happy", ("happy", "great", "glad", "thanks", "thank", "wonderful")),
+)
+
+
+def model_rule(pcm: np.ndarray, text: str = "") -> dict[str, Any]:
+    """The emulator's emotion report for a turn: for a typed turn the first label whose
+    words it contains (else neutral); for a spoken turn loudness alone: above -14 dBFS
+    angry/high, above -30 dBFS neutral/medium, quieter sad/low."""
+    if text:
+        words = set(re.findall(r"[a-z]+", text.lower()))
+        for emotion, cues in _WORD_EMOTIONS:
+            if words.intersection(cues):
+                return {"emotion": emotion, "confidence": 0.7, "energy_level": "medium"}
+        return {"emotion": "neutral", "confidence": 0.6, "energy_level": "medium"}
     if pcm.size == 0:
         return {"emotion": "neutral", "confidence": 0.3, "energy_level": "low"}
     rms = float(np.sqrt(np.mean(pcm.astype(np.float64) ** 2)))
@@ -217,23 +238,6 @@ def _loudness_rule(pcm: np.ndarray) -> dict[str, Any]:
     if dbfs > -30:
         return {"emotion": "neutral", "confidence": 0.6, "energy_level": "medium"}
     return {"emotion": "sad", "confidence": 0.5, "energy_level": "low"}
-
-
-def _make_estimator() -> Callable[[np.ndarray, int], dict[str, Any]]:
-    try:
-        from emodesk.dsp.estimator import AcousticEstimator
-    except ImportError:
-        return lambda pcm, rate: _loudness_rule(pcm)
-    estimator = AcousticEstimator()
-
-    def estimate(pcm: np.ndarray, rate: int) -> dict[str, Any]:
-        try:
-            return dict(estimator.report_args(pcm, rate))
-        except Exception:  # a failing estimator must not take the emulator down
-            log.exception("acoustic estimator failed; using the loudness rule")
-            return _loudness_rule(pcm)
-
-    return estimate
 
 
 class EmulatorServer:
@@ -279,7 +283,10 @@ class EmulatorServer:
         self._armed: list[FaultKind] = []
         self._server: Server | None = None
         self._changed = asyncio.Condition()
-        self._estimate = _make_estimator()
+        # The model's emotion report: (pcm, rate) -> args; tests may script it.
+        self._estimate: Callable[[np.ndarray, int], dict[str, Any]] = lambda pcm, rate: model_rule(
+            pcm
+        )
 
     # -- lifecycle -------------------------------------------------------------------
 
@@ -792,7 +799,10 @@ class _Connection:
 
     async def ask_emotion(self, turn: TurnRecord, calls: list[str]) -> None:
         pcm = np.frombuffer(bytes(turn.audio), dtype="<i2")
-        args = await asyncio.to_thread(self.server._estimate, pcm, turn.rate)
+        if turn.text:
+            args = model_rule(pcm, turn.text)
+        else:
+            args = await asyncio.to_thread(self.server._estimate, pcm, turn.rate)
         response = await self.call(turn, EMOTION_TOOL_NAME, args, calls)
         turn.tool_call_id, turn.tool_args, turn.tool_response = calls[-1], args, response
 
