@@ -53,7 +53,7 @@ FEATURES = (
     "f0_std_st",
     "loudness_dbfs",
     "alpha_ratio_db",
-    "rate_per_s",
+    "syllable_rate",
     "pause_ratio",
 )
 
@@ -67,10 +67,11 @@ DEFAULT_PRIOR_MEAN = {
     # hence the wide spread.
     "loudness_dbfs": -26.0,
     "alpha_ratio_db": -12.0,
-    # Voiced segments per second (eGeMAPS VoicedSegmentsPerSec): about 3 at an ordinary
-    # 150-170 words per minute (4-5 syllables per second; a voiced consonant joins the
-    # nuclei on either side into one segment), as openSMILE also counts on such speech.
-    "rate_per_s": 3.0,
+    # Articulation rate, syllables per second of speaking time: adults in conversation
+    # average about 5 with a between-speaker spread under 1 (de Jong & Wempe 2009; Jacewicz
+    # et al. 2009, JASA 126). The nuclei counter reads 4.7-5.6 on six synthetic voices at
+    # their default tempo (espeak-ng 160 wpm, flite's own).
+    "syllable_rate": 5.0,
     "pause_ratio": 0.15,
 }
 DEFAULT_PRIOR_STD = {
@@ -78,7 +79,7 @@ DEFAULT_PRIOR_STD = {
     "f0_std_st": 1.2,
     "loudness_dbfs": 8.0,
     "alpha_ratio_db": 4.0,
-    "rate_per_s": 1.0,
+    "syllable_rate": 0.8,
     "pause_ratio": 0.15,
 }
 # Speaking F0 registers of adult men and women (mean, between-speaker std) in semitones
@@ -86,19 +87,24 @@ DEFAULT_PRIOR_STD = {
 # Measurement of Speech and Voice; Titze 1994, Principles of Voice Production).
 F0_REGISTERS: tuple[tuple[float, float], ...] = ((24.5, 3.0), (34.5, 3.0))
 
+RATE_WEIGHT = 0.20
 AROUSAL_WEIGHTS = {
     "f0_mean_st": 0.30,
     "f0_std_st": 0.10,
     "loudness_dbfs": 0.30,
     "alpha_ratio_db": 0.10,
-    "rate_per_s": 0.15,
+    # Tempo is among the strongest arousal cues (Juslin & Laukka 2003: faster in anger, fear
+    # and joy, slower in sadness). Its weight is set so that a 40% faster rendering of the
+    # same sentence, pitch and level unchanged, reads higher for every voice in the tests
+    # (tests/dsp/test_one_cue.py), moving arousal about as much as +2.5 st of pitch does.
+    "syllable_rate": RATE_WEIGHT,
     "pause_ratio": -0.10,
 }
 AROUSAL_GAIN = 1.2  # tanh(gain * weighted z): one std up on every cue gives about 0.85
 
 VALENCE_WEIGHTS = {
     "f0_std_st": 0.35,
-    "rate_per_s": 0.15,
+    "syllable_rate": 0.15,
     "alpha_ratio_db": -0.30,
     "pause_ratio": -0.20,
 }
@@ -116,6 +122,7 @@ AROUSAL_SIGMA = 0.25
 VALENCE_SIGMA = 0.6
 
 PRIOR_RELIABILITY = 0.6
+Z_LIMIT = 4.0  # z-scores are squashed towards +-Z_LIMIT (tanh), never cut
 MIN_VOICED_S = 0.15  # less voiced speech than this is not a turn with speech
 FULL_RELIABILITY_S = 1.5  # shorter turns are trusted proportionally less
 BASELINE_MEMORY = 20
@@ -147,13 +154,26 @@ class Baseline:
         return out
 
 
+# Between the lowest and the highest register a pitch is typical for someone: it moves the
+# z-score by at most this much either way, so a higher pitch still reads a little higher.
+REGISTER_PLATEAU_Z = 0.15
+
+
 def register_z(value: float, registers: tuple[tuple[float, float], ...]) -> float:
-    """z-score against a mixture of registers: each register's z weighted by its likelihood."""
-    zs = [(value - mean) / std for mean, std in registers]
-    logs = [-0.5 * z * z - math.log(std) for z, (_m, std) in zip(zs, registers, strict=True)]
-    top = max(logs)
-    weights = [math.exp(lg - top) for lg in logs]
-    return sum(w * z for w, z in zip(weights, zs, strict=True)) / sum(weights)
+    """z-score against a set of registers: below the lowest, against the lowest; above the
+    highest, against the highest; between them nearly 0 (a gentle slope of at most
+    `REGISTER_PLATEAU_Z`). It rises with pitch everywhere, so raising a voice's pitch never
+    lowers its arousal, whatever register it started in."""
+    (lo, lo_std), (hi, hi_std) = min(registers), max(registers)
+    if value < lo:
+        z = (value - lo) / lo_std
+    elif value > hi:
+        z = (value - hi) / hi_std
+    else:
+        z = 0.0
+    if hi > lo:
+        z += REGISTER_PLATEAU_Z * max(-1.0, min(1.0, (2.0 * value - lo - hi) / (hi - lo)))
+    return z
 
 
 DEFAULT_PRIOR = Baseline()
@@ -257,7 +277,9 @@ class AcousticEstimator:
             return None
         base = self.baseline
         from_prior = base is self.prior
-        z = {k: float(np.clip(v, -4.0, 4.0)) for k, v in base.z(features).items()}
+        # Soft limit: a far-out cue counts less, but more than a nearer one (a hard clip would
+        # tie a 40% faster turn with a 60% faster one).
+        z = {k: Z_LIMIT * math.tanh(v / Z_LIMIT) for k, v in base.z(features).items()}
         arousal = math.tanh(AROUSAL_GAIN * _weighted(z, AROUSAL_WEIGHTS))
         valence = VALENCE_SCALE * math.tanh(_weighted(z, VALENCE_WEIGHTS))
         probs = label_probabilities(arousal, valence)

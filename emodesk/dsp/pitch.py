@@ -81,6 +81,15 @@ class YinConfig:
 def yin_frames(frames: FloatArray, cfg: YinConfig) -> tuple[FloatArray, BoolArray]:
     """F0 (nan when unvoiced) and voicing for a block of frames (n x `cfg.frame_len`), each
     frame starting one window-centre lookbehind before the hop it describes."""
+    f0, voiced, _aperiodicity = yin_analysis(frames, cfg)
+    return f0, voiced
+
+
+def yin_analysis(frames: FloatArray, cfg: YinConfig) -> tuple[FloatArray, BoolArray, FloatArray]:
+    """`yin_frames` plus each frame's aperiodicity: the deepest dip of the normalised
+    difference over the pitch range (0 perfectly periodic, about 1 for noise; 1 for a
+    frame under `cfg.silence_dbfs`). A lenient threshold on it tells a voiced syllable
+    nucleus that the strict F0 threshold missed (a rough or jittery voice)."""
     n = frames.shape[0]
     w, tau_max, nfft = cfg.window, cfg.tau_max, cfg.nfft
     spec = np.fft.rfft(frames, nfft, axis=1)
@@ -123,7 +132,8 @@ def yin_frames(frames: FloatArray, cfg: YinConfig) -> tuple[FloatArray, BoolArra
     loud = energy[:, 0] / w >= 10.0 ** (cfg.silence_dbfs / 10.0)
     voiced = has_dip & loud
     f0 = np.where(voiced, cfg.rate / (tau + shift), np.nan)
-    return f0, voiced
+    aperiodicity = np.where(loud, search.min(axis=1), 1.0)
+    return f0, voiced, aperiodicity
 
 
 def _frame_block(padded: FloatArray, start_frame: int, count: int, cfg: YinConfig) -> FloatArray:

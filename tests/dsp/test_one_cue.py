@@ -1,0 +1,112 @@
+"""The estimator on renderings that vary one cue at a time, for three voices of each of two
+synthesizers (espeak-ng, flite): a faster tempo, a higher pitch or a louder level alone must
+each read as more activated than the same sentence without it."""
+
+from __future__ import annotations
+
+from functools import cache
+
+import pytest
+
+from emodesk.dsp import estimator as estimator_module
+from emodesk.dsp.estimator import AcousticEstimator
+from emodesk.dsp.prosody import ProsodyFeatures, extract_features
+from tests.support.speech import ALL_VOICES, Cues, Voice, available, render
+
+SENTENCES = (
+    "I can't believe you did that to my car yesterday afternoon.",
+    "Please tell me when the next train to the city leaves.",
+    "We have been waiting here for more than an hour now.",
+    "The meeting was moved to Thursday morning at nine.",
+)
+# Ordinary turns by the same voice that make its baseline (none of the sentences above).
+WARM_UP = (
+    "She said the parcel would arrive some time next week.",
+    "My brother lives in a small town by the sea.",
+    "Could you send me the notes from the last lesson?",
+)
+# (lower, higher) renderings: 40% faster; about 5 semitones higher; 6 dB louder.
+PAIRS = {
+    "rate": (Cues(tempo=1.0), Cues(tempo=1.4)),
+    "pitch": (Cues(pitch=-1), Cues(pitch=1)),
+    "loudness": (Cues(gain_db=-6.0), Cues(gain_db=0.0)),
+}
+VOICES = [
+    pytest.param(v, id=str(v), marks=pytest.mark.skipif(not available(v), reason=f"no {v.synth}"))
+    for v in ALL_VOICES
+]
+
+
+@cache
+def features(text: str, voice: Voice, cues: Cues) -> ProsodyFeatures:
+    return extract_features(render(text, voice, cues))
+
+
+def warmed_up(voice: Voice) -> AcousticEstimator:
+    estimator = AcousticEstimator(warmup_turns=len(WARM_UP))
+    for text in WARM_UP:
+        assert estimator.assess(features(text, voice, Cues())) is not None
+    assert estimator.baseline is not estimator.prior
+    return estimator
+
+
+def arousal_gain(estimator: AcousticEstimator, text: str, voice: Voice, cue: str) -> float:
+    """Arousal of the higher rendering minus that of the lower, judged by `estimator`."""
+    low, high = PAIRS[cue]
+    a = estimator.assess(features(text, voice, low), update=False)
+    b = estimator.assess(features(text, voice, high), update=False)
+    assert a is not None and b is not None
+    return b.arousal - a.arousal
+
+
+@pytest.mark.parametrize("cue", PAIRS)
+@pytest.mark.parametrize("voice", VOICES)
+def test_one_cue_raised_reads_more_activated_against_the_speakers_baseline(
+    voice: Voice, cue: str
+) -> None:
+    estimator = warmed_up(voice)
+    gains = [arousal_gain(estimator, text, voice, cue) for text in SENTENCES]
+    assert min(gains) > 0.05, f"{voice} {cue}: arousal gains {[round(g, 2) for g in gains]}"
+
+
+@pytest.mark.parametrize("cue", ["rate", "loudness"])
+@pytest.mark.parametrize("voice", VOICES)
+def test_faster_or_louder_reads_more_activated_before_any_baseline(voice: Voice, cue: str) -> None:
+    """Against the prior too. (Pitch is left out here on purpose: before a baseline, a pitch
+    between the male and female registers is typical for someone and counts little.)"""
+    gains = [arousal_gain(AcousticEstimator(), text, voice, cue) for text in SENTENCES]
+    assert min(gains) > 0.0, f"{voice} {cue}: arousal gains {[round(g, 2) for g in gains]}"
+
+
+@pytest.mark.parametrize("voice", VOICES)
+def test_syllable_rate_follows_tempo_and_not_pitch_or_level(voice: Voice) -> None:
+    """A 40% faster rendering counts faster in every sentence (1.1-1.46x measured, 1.33x on
+    average); a pitch or level change alone moves the count by 7% on average (at most 24%
+    in one sentence of one voice), a 6 dB level change by at most 12%."""
+    ratios: dict[Cues, list[float]] = {}
+    for text in SENTENCES:
+        normal = features(text, voice, Cues()).syllable_rate
+        for cues in (Cues(tempo=1.4), Cues(pitch=-1), Cues(pitch=1), Cues(gain_db=-6.0)):
+            ratios.setdefault(cues, []).append(features(text, voice, cues).syllable_rate / normal)
+    faster = ratios.pop(Cues(tempo=1.4))
+    assert min(faster) > 1.05 and sum(faster) / len(faster) > 1.2, f"{voice}: {faster}"
+    for cues, values in ratios.items():
+        off = [abs(r - 1.0) for r in values]
+        assert max(off) < 0.3 and sum(off) / len(off) < 0.1, f"{voice} {cues}: {values}"
+
+
+def test_the_rate_weight_is_what_ranks_faster_speech_higher(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Without the rate cue, a faster rendering reads no higher (the other cues even move
+    slightly the other way); with it, every rate pair of every voice ranks right."""
+    voices = [v for v in ALL_VOICES if available(v)]
+
+    def ranked_right() -> int:
+        return sum(
+            arousal_gain(warmed_up(v), text, v, "rate") > 0 for v in voices for text in SENTENCES
+        )
+
+    assert ranked_right() == len(voices) * len(SENTENCES)
+    monkeypatch.setitem(estimator_module.AROUSAL_WEIGHTS, "syllable_rate", 0.0)
+    assert ranked_right() <= len(voices) * len(SENTENCES) // 2
