@@ -147,7 +147,7 @@ class AudioEngine:
         # duplex while hands-free (set_hands_free); None is half duplex.
         self._echo: EchoCanceller | None = None
         self._use_echo_mode(s.echo_mode)
-        self._playout = PlayoutBuffer(REPLY_RATE, s.playout_buffer_ms)
+        self._playout = _playout_buffer(REPLY_RATE, s)
         self._reported_start: float | None = None
         self._out_latency = 0.0  # the output stream's latency, read once per open
         self._in_latency = 0.0  # the input stream's, likewise
@@ -469,7 +469,7 @@ class AudioEngine:
         self._out_resamplers.clear()
         with self._play_lock:
             self._playout.clear()
-            self._playout = PlayoutBuffer(rate, self.settings.playout_buffer_ms)
+            self._playout = _playout_buffer(rate, self.settings)
 
     @property
     def _input_wanted(self) -> bool:
@@ -608,7 +608,7 @@ class AudioEngine:
             with self._play_lock:
                 if generation != self._flush_generation:
                     continue  # a flush came while this chunk was being resampled
-                self._playout.write(samples)
+                self._playout.write(samples, arrived=t_play)
             if self.observer is not None:
                 self.observer.reply_buffered(t_play, time.monotonic(), samples.size)
         if self._out_stream is None and not self._failed:
@@ -740,6 +740,12 @@ class AudioEngine:
 
 
 _EMPTY: Int16Array = np.zeros(0, dtype=np.int16)
+
+
+def _playout_buffer(rate: int, settings: AudioSettings) -> PlayoutBuffer:
+    """Adaptive: from one output block plus the link's measured jitter, up to the
+    setting (a ceiling)."""
+    return PlayoutBuffer(rate, settings.playout_buffer_ms, period_ms=_OUTPUT_BLOCK_MS)
 
 
 def _stream_latency(stream: Any, side: DeviceSide) -> float:

@@ -1,11 +1,22 @@
 """The playout (jitter) buffer between reply audio arriving and the output device.
 
 The engine thread writes device-rate PCM16 as it arrives (in bursts, with network
-jitter); the PortAudio output callback reads exactly what the device asks for. Playback
-starts only once `target` samples are buffered (or the first sample has waited that
-long, so a short reply is not held back), which absorbs the jitter. When the buffer runs
-dry mid-reply the missing samples are played as silence, with a short fade on both sides
-so the gap does not click, and the event is counted as an underrun.
+jitter); the PortAudio output callback reads exactly what the device asks for.
+
+The buffer is adaptive, as WebRTC's NetEq is: how long the first sample of a reply waits
+before playback starts (the target) follows the measured jitter of the link instead of
+a fixed depth. Each chunk's arrival is compared with its place in the reply's media
+time; how much later than the earliest-ever chunk (relative to media time) a chunk came
+is its lateness. The device side is measured too: how far ahead of real time the
+output callback has taken audio since playback started (at least one block; more when
+callbacks come late and then catch up in a burst, as they do when the sound server or
+the GIL holds them back). The target is the peak device lead plus the peak lateness;
+both grow at once and decay slowly (half-life `decay_s` of reply audio); an underrun
+adds one more device period, decaying likewise. The target never exceeds the ceiling
+(the `playout_buffer_ms` setting) nor goes below one device period. A change of target
+acts only where playback (re)starts, so it never cuts audio: when the buffer runs dry
+mid-reply, the missing samples are silence with a short fade on both sides, so the gap
+does not click, and the event is counted as an underrun.
 
 All methods are thread-safe; the lock is held only for list and array copies.
 """
@@ -27,19 +38,38 @@ _GAP_WINDOW_S = 0.5
 
 
 class PlayoutBuffer:
+    """`ceiling_ms`: the most the target may grow to. `period_ms`: the device's callback
+    period, the least the target is. `initial_jitter_ms`: the jitter assumed before any
+    was measured (it decays like a measured one). `adaptive=False` holds the target at
+    the ceiling (the fixed buffer this one replaced)."""
+
     def __init__(
         self,
         rate: int,
-        target_ms: float = 60.0,
+        ceiling_ms: float = 60.0,
+        *,
+        period_ms: float = 10.0,
+        initial_jitter_ms: float = 10.0,
+        decay_s: float = 20.0,
+        adaptive: bool = True,
         fade_ms: float = 2.0,
         max_seconds: float = 600.0,
     ) -> None:
         if rate <= 0:
             raise ValueError(f"rate must be positive, got {rate}")
-        if target_ms < 0 or fade_ms < 0 or max_seconds <= 0:
-            raise ValueError("target_ms and fade_ms must be >= 0 and max_seconds > 0")
+        if min(ceiling_ms, period_ms, initial_jitter_ms, fade_ms) < 0 or max_seconds <= 0:
+            raise ValueError("times must be >= 0 and max_seconds > 0")
+        if decay_s <= 0:
+            raise ValueError(f"decay_s must be positive, got {decay_s}")
         self.rate = rate
-        self._target = round(rate * target_ms / 1000)
+        self.adaptive = adaptive
+        self._ceiling_s = ceiling_ms / 1000
+        self._period_s = period_ms / 1000
+        self._decay_s = decay_s
+        self._jitter_s = initial_jitter_ms / 1000  # peak lateness, decaying
+        self._lead_s = self._period_s  # peak device lead, decaying
+        self._played = 0  # samples handed to the device since playback (re)started
+        self._boost_s = 0.0  # added by underruns, decaying
         self._fade = max(1, round(rate * fade_ms / 1000))
         self._max = round(rate * max_seconds)
         self._chunks: deque[Int16Array] = deque()
@@ -50,6 +80,11 @@ class PlayoutBuffer:
         self._first_wait: float | None = None  # when the oldest unplayed sample arrived
         self._dried_at: float | None = None  # when playback last ran dry mid-reply
         self._fade_in_next = False
+        # The reply's clock: arrival of its first chunk, media samples written since,
+        # and the earliest arrival relative to media time seen in it.
+        self._reply_t0: float | None = None
+        self._reply_media = 0
+        self._earliest = 0.0
         self.underruns = 0
         self.dropped_samples = 0  # oldest audio discarded past `max_seconds`
         self.started_at: float | None = None  # monotonic time playback last (re)started
@@ -63,22 +98,76 @@ class PlayoutBuffer:
     def playing(self) -> bool:
         return self._playing
 
-    def write(self, samples: Int16Array) -> None:
+    @property
+    def target_ms(self) -> float:
+        """How long the first sample of a reply (or after a gap) waits before playback."""
+        return self._target_s() * 1000
+
+    @property
+    def jitter_ms(self) -> float:
+        """The link's peak lateness as measured (decaying)."""
+        return self._jitter_s * 1000
+
+    @property
+    def device_lead_ms(self) -> float:
+        """How far ahead of real time the device has taken audio, at peak (decaying)."""
+        return self._lead_s * 1000
+
+    def _target_s(self) -> float:
+        if not self.adaptive:
+            return self._ceiling_s
+        wanted = max(self._period_s, self._lead_s) + self._jitter_s + self._boost_s
+        return min(self._ceiling_s, max(self._period_s, wanted))
+
+    def write(self, samples: Int16Array, arrived: float | None = None) -> None:
+        """Queue reply audio; `arrived`: when it came off the network (monotonic), the
+        time its lateness is measured by (default: now)."""
         data = np.ascontiguousarray(samples, dtype=np.int16).reshape(-1)
         if data.size == 0:
             return
         now = time.monotonic()
+        t = now if arrived is None else arrived
         with self._lock:
+            gap = False
             if self._dried_at is not None:
-                if now - self._dried_at < _GAP_WINDOW_S:
+                gap = now - self._dried_at < _GAP_WINDOW_S
+                if gap:
                     self.underruns += 1
+                    self._boost_s += self._period_s
                 self._dried_at = None
             if self._depth == 0:
                 self._first_wait = now
+            if self._reply_t0 is None or (self._depth == 0 and not self._playing and not gap):
+                self._new_reply_locked(t)
+            else:
+                self._measure_locked(t)
+            self._reply_media += data.size
+            self._decay_locked(data.size / self.rate)
             self._chunks.append(data.copy())
             self._depth += data.size
             while self._depth > self._max:
                 self._drop_oldest_locked(self._depth - self._max)
+
+    def _new_reply_locked(self, t: float) -> None:
+        self._reply_t0 = t
+        self._reply_media = 0
+        self._earliest = 0.0
+
+    def _measure_locked(self, t: float) -> None:
+        assert self._reply_t0 is not None
+        relative = (t - self._reply_t0) - self._reply_media / self.rate
+        if relative < self._earliest:
+            self._earliest = relative
+            return
+        # Bounded, so a pause inside a reply cannot hold the estimate above the ceiling.
+        lateness = min(relative - self._earliest, self._ceiling_s)
+        self._jitter_s = max(self._jitter_s, lateness)
+
+    def _decay_locked(self, audio_s: float) -> None:
+        factor = 0.5 ** (audio_s / self._decay_s)
+        self._jitter_s *= factor
+        self._boost_s *= factor
+        self._lead_s = max(self._period_s, self._lead_s * factor)
 
     def read(self, n: int) -> bytes:
         """Exactly n samples as PCM16 bytes for the device: audio, or silence."""
@@ -91,16 +180,19 @@ class PlayoutBuffer:
         n = out.size
         with self._lock:
             if not self._playing:
-                waited = (
-                    self._first_wait is not None
-                    and time.monotonic() - self._first_wait >= self._target / self.rate
-                )
-                if self._depth == 0 or (self._depth < self._target and not waited):
+                now = time.monotonic()
+                waited = self._first_wait is not None and now - self._first_wait >= self._target_s()
+                if self._depth == 0 or not waited:
                     out[:] = 0
                     return 0
                 self._playing = True
-                self.started_at = time.monotonic()
+                self.started_at = now
+                self._played = 0
             got = self._copy_out_locked(out)
+            self._played += n
+            assert self.started_at is not None
+            ahead = self._played / self.rate - (time.monotonic() - self.started_at)
+            self._lead_s = max(self._lead_s, min(ahead, self._ceiling_s))
             if self._fade_in_next and got:
                 k = min(self._fade, got)
                 out[:k] = (out[:k] * np.linspace(0.0, 1.0, k, endpoint=False)).astype(np.int16)
@@ -118,7 +210,8 @@ class PlayoutBuffer:
             return got
 
     def clear(self) -> int:
-        """Drop everything queued (a flush); returns the samples dropped."""
+        """Drop everything queued (a flush); returns the samples dropped. What was
+        learnt about the link is kept."""
         with self._lock:
             dropped = self._depth
             self._chunks.clear()
@@ -128,6 +221,7 @@ class PlayoutBuffer:
             self._first_wait = None
             self._dried_at = None  # a flush is not an underrun
             self._fade_in_next = False
+            self._reply_t0 = None  # the next audio is a new reply
             return dropped
 
     def _copy_out_locked(self, out: Int16Array) -> int:

@@ -22,7 +22,9 @@ class AudioSettings:
     output_device: str | None = None
     # Length of one captured frame handed to the loop.
     frame_ms: int = 20
-    # Reply audio buffered before playback starts, to absorb network jitter.
+    # The most a reply waits before playback starts, to absorb network jitter: the
+    # playout buffer's ceiling. Below it the wait follows the measured jitter (one output
+    # block plus the link's peak lateness, about 20 ms on loopback).
     playout_buffer_ms: int = 60
     # "half_duplex": captured frames are not delivered while the reply plays (plus a
     # tail); "full_duplex_aec": always delivered, with WebRTC AEC3 removing the reply.

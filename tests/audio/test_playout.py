@@ -1,4 +1,6 @@
-"""The playout buffer on generated signals: jitter target, order, underruns, flush."""
+"""The playout buffer on generated signals: the adaptive target (follows the measured
+jitter, grows on an underrun, shrinks slowly, stays under the ceiling), order,
+underruns without a click, flush."""
 
 from __future__ import annotations
 
@@ -16,22 +18,25 @@ def ramp(n: int, start: int = 0) -> np.ndarray:
     return ((np.arange(start, start + n) % 30000) + 1).astype(np.int16)
 
 
-def test_waits_for_target_depth_then_plays_everything_in_order() -> None:
-    buf = PlayoutBuffer(RATE, target_ms=60)
+def test_plays_everything_in_order_once_the_target_wait_is_over() -> None:
+    buf = PlayoutBuffer(RATE, 60, adaptive=False)
     out = np.empty(240, dtype=np.int16)
-    buf.write(ramp(960))  # 40 ms: below the 60 ms target
-    assert buf.read_into(out) == 0 and not out.any()
-    buf.write(ramp(960, 960))  # now 80 ms
+    t0 = time.monotonic()
+    buf.write(ramp(960))
+    buf.write(ramp(960, 960))
+    assert buf.read_into(out) == 0 and not out.any()  # not waited 60 ms yet
     played = []
     while buf.depth:
         got = buf.read_into(out)
+        if got:
+            assert time.monotonic() - t0 >= 0.06
         played.append(out[:got].copy())
     assert np.array_equal(np.concatenate(played), ramp(1920))
     assert buf.underruns == 0
 
 
 def test_short_reply_starts_after_waiting_the_target_time() -> None:
-    buf = PlayoutBuffer(RATE, target_ms=20)
+    buf = PlayoutBuffer(RATE, 20, adaptive=False)
     buf.write(ramp(100))
     out = np.empty(50, dtype=np.int16)
     assert buf.read_into(out) == 0
@@ -42,7 +47,7 @@ def test_short_reply_starts_after_waiting_the_target_time() -> None:
 
 
 def test_gap_mid_reply_is_an_underrun_played_as_faded_silence() -> None:
-    buf = PlayoutBuffer(RATE, target_ms=0, fade_ms=2)
+    buf = PlayoutBuffer(RATE, 0, fade_ms=2)
     loud = np.full(300, 20000, dtype=np.int16)
     buf.write(loud)
     out = np.empty(480, dtype=np.int16)
@@ -58,7 +63,7 @@ def test_gap_mid_reply_is_an_underrun_played_as_faded_silence() -> None:
 
 
 def test_flush_drops_everything_and_is_not_an_underrun() -> None:
-    buf = PlayoutBuffer(RATE, target_ms=0)
+    buf = PlayoutBuffer(RATE, 0)
     buf.write(ramp(4800))
     out = np.empty(240, dtype=np.int16)
     buf.read_into(out)
@@ -69,7 +74,7 @@ def test_flush_drops_everything_and_is_not_an_underrun() -> None:
 
 
 def test_oldest_audio_is_dropped_past_the_limit() -> None:
-    buf = PlayoutBuffer(RATE, target_ms=0, max_seconds=0.01)  # 240 samples
+    buf = PlayoutBuffer(RATE, 0, max_seconds=0.01)  # 240 samples
     buf.write(ramp(200))
     buf.write(ramp(200, 200))
     assert buf.depth == 240 and buf.dropped_samples == 160
@@ -78,7 +83,151 @@ def test_oldest_audio_is_dropped_past_the_limit() -> None:
     assert np.array_equal(out, ramp(240, 160))
 
 
-@pytest.mark.parametrize("kwargs", [{"rate": 0}, {"rate": RATE, "target_ms": -1}])
+@pytest.mark.parametrize(
+    "kwargs",
+    [{"rate": 0}, {"rate": RATE, "ceiling_ms": -1}, {"rate": RATE, "period_ms": -1},
+     {"rate": RATE, "decay_s": 0}],
+)  # fmt: skip
 def test_bad_arguments_are_refused(kwargs: dict[str, float]) -> None:
     with pytest.raises(ValueError):
         PlayoutBuffer(**kwargs)  # type: ignore[arg-type]
+
+
+# ---- the adaptive target -------------------------------------------------------------
+
+
+def paced(buf: PlayoutBuffer, chunks: int, chunk_ms: float, late_ms: list[float]) -> None:
+    """Writes a reply of `chunks` chunks as a link pacing them in real time would, chunk i
+    arriving `late_ms[i % len]` after its media time (no sleeping: arrival times given)."""
+    n = round(RATE * chunk_ms / 1000)
+    t0 = time.monotonic()
+    for i in range(chunks):
+        late = late_ms[i % len(late_ms)] / 1000
+        buf.write(ramp(n, i * n), arrived=t0 + i * chunk_ms / 1000 + late)
+
+
+def test_starts_low_at_one_device_period_plus_the_assumed_jitter() -> None:
+    buf = PlayoutBuffer(RATE, 60, period_ms=10, initial_jitter_ms=10)
+    assert buf.target_ms == pytest.approx(20)
+
+
+def test_on_a_steady_link_the_target_falls_toward_one_device_period() -> None:
+    buf = PlayoutBuffer(RATE, 60, period_ms=10, initial_jitter_ms=10, decay_s=5)
+    paced(buf, 500, 40, [0.0])  # 20 s of reply audio, every chunk on time
+    assert 10 <= buf.target_ms < 11
+
+
+def test_the_target_follows_the_measured_jitter() -> None:
+    buf = PlayoutBuffer(RATE, 60, period_ms=10, initial_jitter_ms=0)
+    paced(buf, 20, 40, [0.0, 15.0, 3.0, 8.0])  # chunks up to 15 ms late
+    assert buf.jitter_ms == pytest.approx(15, abs=0.5)
+    assert buf.target_ms == pytest.approx(25, abs=0.5)
+
+
+def test_chunks_ahead_of_time_are_not_jitter() -> None:
+    buf = PlayoutBuffer(RATE, 60, period_ms=10, initial_jitter_ms=0)
+    n = 960
+    t0 = time.monotonic()
+    for i in range(50):  # a server sending faster than real time: 2 s in 0.1 s
+        buf.write(ramp(n, i * n), arrived=t0 + i * 0.002)
+    assert buf.jitter_ms == 0 and buf.target_ms == 10
+
+
+def test_grows_at_once_on_an_underrun_and_on_a_late_chunk() -> None:
+    buf = PlayoutBuffer(RATE, 60, period_ms=10, initial_jitter_ms=0)
+    before = buf.target_ms
+    buf.write(np.full(240, 1000, np.int16))
+    out = np.empty(480, dtype=np.int16)
+    deadline = time.monotonic() + 1
+    while buf.read_into(out) == 0:
+        assert time.monotonic() < deadline
+    buf.write(np.full(240, 1000, np.int16))  # too late: the buffer ran dry
+    assert buf.underruns == 1
+    assert buf.target_ms >= before + 10  # one more device period
+    buf2 = PlayoutBuffer(RATE, 60, period_ms=10, initial_jitter_ms=0)
+    paced(buf2, 3, 40, [0.0, 0.0, 30.0])
+    assert buf2.target_ms == pytest.approx(40, abs=0.5)  # grown by the lateness at once
+
+
+def test_shrinks_slowly() -> None:
+    buf = PlayoutBuffer(RATE, 60, period_ms=10, initial_jitter_ms=0, decay_s=20)
+    paced(buf, 3, 40, [0.0, 0.0, 30.0])
+    peak = buf.target_ms
+    paced(buf, 25, 40, [0.0])  # one further second of steady audio
+    assert peak - 2 < buf.target_ms < peak  # lower, but by little: a half-life is 20 s
+    paced(buf, 500, 40, [0.0])  # 20 s more: about half the lateness is left
+    assert buf.target_ms == pytest.approx(10 + 15 * 0.95, abs=2)
+
+
+def test_never_exceeds_the_ceiling_nor_goes_below_one_period() -> None:
+    buf = PlayoutBuffer(RATE, 45, period_ms=10, initial_jitter_ms=0)
+    paced(buf, 10, 40, [0.0, 200.0])  # very late chunks
+    for _ in range(5):
+        buf._boost_s += 0.01  # and underruns on top
+    assert buf.target_ms == 45
+    low = PlayoutBuffer(RATE, 5, period_ms=10)  # a ceiling below the period wins
+    assert low.target_ms == 5
+    fixed = PlayoutBuffer(RATE, 60, adaptive=False)
+    paced(fixed, 10, 40, [0.0])
+    assert fixed.target_ms == 60
+
+
+def test_a_reply_starts_after_the_adaptive_target_not_the_ceiling() -> None:
+    buf = PlayoutBuffer(RATE, 60, period_ms=10, initial_jitter_ms=10)
+    out = np.empty(240, dtype=np.int16)
+    t0 = time.monotonic()
+    buf.write(ramp(960))
+    while buf.read_into(out) == 0:
+        time.sleep(0.001)
+    waited = time.monotonic() - t0
+    assert 0.02 <= waited < 0.05  # 20 ms target, well under the 60 ms ceiling
+
+
+def test_no_click_where_the_target_changes_across_an_underrun() -> None:
+    """A sine played, a gap (underrun: the target grows), then the sine again: the
+    output's sample-to-sample step never exceeds the sine's own steepest step."""
+    buf = PlayoutBuffer(RATE, 500, period_ms=10, initial_jitter_ms=0, fade_ms=2)
+    amp, freq = 20000, 440
+    sine = (amp * np.sin(2 * np.pi * freq * np.arange(RATE) / RATE)).astype(np.int16)
+    max_step = 2 * np.pi * freq / RATE * amp + 2
+    out = np.empty(240, dtype=np.int16)
+    played: list[np.ndarray] = []
+    buf.write(sine[:2400])  # 100 ms of audio
+    deadline = time.monotonic() + 1
+    while not buf.playing:
+        assert time.monotonic() < deadline
+        buf.read_into(out)
+    played.append(out.copy())
+    while buf.playing:
+        buf.read_into(out)
+        played.append(out.copy())
+    for _ in range(4):  # 40 ms dry: silence
+        buf.read_into(out)
+        played.append(out.copy())
+    target_before = buf.target_ms
+    buf.write(sine[2400:4800])  # back within the gap window
+    assert buf.underruns == 1 and buf.target_ms > target_before
+    deadline = time.monotonic() + 1
+    while buf.depth:
+        assert time.monotonic() < deadline
+        buf.read_into(out)
+        played.append(out.copy())
+    audio = np.concatenate(played).astype(np.int64)
+    assert np.count_nonzero(audio) > 4000
+    assert np.abs(np.diff(audio)).max() <= max_step
+
+
+def test_a_device_taking_audio_ahead_of_real_time_raises_the_target() -> None:
+    """Callbacks held back and then catching up in a burst take audio faster than real
+    time: the next reply must wait that much longer to last through such a burst."""
+    buf = PlayoutBuffer(RATE, 60, period_ms=10, initial_jitter_ms=0)
+    assert buf.device_lead_ms == 10
+    buf.write(ramp(2400))
+    out = np.empty(240, dtype=np.int16)
+    deadline = time.monotonic() + 1
+    while buf.read_into(out) == 0:
+        assert time.monotonic() < deadline
+    for _ in range(3):  # 30 ms more at once: 40 ms taken in no time
+        buf.read_into(out)
+    assert buf.device_lead_ms == pytest.approx(40, abs=2)
+    assert buf.target_ms == pytest.approx(40, abs=2)
