@@ -2,7 +2,7 @@
 VENV := .venv
 BIN := $(VENV)/bin
 
-.PHONY: setup run test lint typecheck contracts pytest bench screenshot clean
+.PHONY: setup run test lint typecheck contracts pytest bench soak screenshot clean
 
 setup:
 	@bash packaging/bootstrap.sh
@@ -27,6 +27,11 @@ pytest:
 
 bench: setup
 	$(BIN)/python -m bench $(ARGS)
+
+# The desktop app for an hour against the emulator (faults on a schedule); writes
+# soak.json. Shorter: make soak ARGS="--minutes 5".
+soak: setup
+	$(BIN)/python -m bench.soak $(ARGS)
 
 screenshot: setup
 	xvfb-run -a -s "-screen 0 1280x800x24" $(BIN)/python -m bench.screenshot
