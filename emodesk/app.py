@@ -26,7 +26,15 @@ from PySide6.QtWidgets import QApplication
 
 from emodesk.core.consent import CONSENT_TEXT, CONSENT_TITLE, CONSENT_VERSION
 from emodesk.core.profiles import PROFILES
-from emodesk.core.settings import FEATURED_VOICES, VOICES, AppSettings
+from emodesk.core.settings import (
+    FEATURED_VOICES,
+    VOICES,
+    AppSettings,
+    Setting,
+    audio_engine_values,
+    changes_needed,
+    names_of,
+)
 from emodesk.ui.errors import ErrorReporter, setup_logging
 from emodesk.ui.main_window import ConsentInfo, MainWindow, WindowOptions
 from emodesk.ui.services import Services
@@ -76,12 +84,11 @@ class Backend:
         self._connection: Any = None  # conversation.controller.Connection, set by start()
         self._preview: Any = None  # a second audio engine feeding the settings' level meter
         self._preview_lock = asyncio.Lock()
-        self._rebuilding: asyncio.Task[None] | None = None
+        self._applying: asyncio.Task[None] | None = None  # settings saved in the dialog
         self._switching: asyncio.Task[None] | None = None  # a saved key being applied
         self._newest_key: str | None = None  # of keys saved in a row, only this one is used
-        self._retention_days: int | None = None  # as last applied
-        self._retention_task: asyncio.Task[None] | None = None
-        # Settings waiting for a rebuild; a rebuild in progress picks up the newest.
+        self._retention_days = AppSettings().retention_days  # as last applied
+        # Settings waiting to be applied; an apply in progress picks up the newest.
         self._wanted: AppSettings | None = None
         # Held while the controller and audio engine are swapped or the session is cut
         # short (delete all data): one stack is live at a time, and it is closed once.
@@ -143,14 +150,6 @@ class Backend:
                 "OK", lambda: None,
             )  # fmt: skip
             return 0
-
-    async def _retention_changed(self, keep_days: int) -> None:
-        deleted = await self._apply_retention(keep_days)
-        if deleted:
-            self.window.statusBar().showMessage(
-                f"Settings saved; {deleted} older session(s) deleted as the history setting asks.",
-                6000,
-            )
 
     async def _choose_connection(self, key: str | None) -> tuple[Any, str]:
         """The connection (and the banner text, if any): the endpoint asked for with the
@@ -215,18 +214,7 @@ class Backend:
         from emodesk.audio.engine import AudioEngine
         from emodesk.audio.settings import AudioSettings
 
-        engine = AudioEngine(
-            loop,
-            AudioSettings(
-                input_device=settings.input_device or None,
-                output_device=settings.output_device or None,
-                playout_buffer_ms=settings.playout_buffer_ms,
-                echo_mode=settings.echo_mode,  # type: ignore[arg-type]
-                frame_ms=settings.frame_ms,
-                noise_gate=settings.noise_gate,
-                normalize=settings.normalize,
-            ),
-        )
+        engine = AudioEngine(loop, AudioSettings(**audio_engine_values(settings)))
         engine.start()
         return engine
 
@@ -370,44 +358,44 @@ class Backend:
         ]
 
     def _settings_applied(self, settings: AppSettings) -> None:
-        # Voice, profile, consent, hands-free and its tuning go through the controller's
-        # intents (the window sends them). Model, language and audio devices are fixed
-        # when the controller and the engine are made, so a change there starts a new stack.
+        """Settings saved in the dialog. The window has sent the controller its intents
+        (profile, hands-free tuning); the rest is applied here, one apply at a time:
+        applies saved during one coalesce into the newest settings."""
         if self.controller is None:
             return
-        if self.store is not None and settings.retention_days != self._retention_days:
-            # A shorter history applies now, not at the next start.
-            self._retention_task = asyncio.ensure_future(
-                self._retention_changed(settings.retention_days)
-            )
-        current = self.controller.settings
-        changed = [
-            name for name in RESTART_FIELDS if getattr(settings, name) != getattr(current, name)
-        ]
-        if not changed and (self._rebuilding is None or self._rebuilding.done()):
-            self.window.statusBar().showMessage("Settings saved.", 4000)
-            return
-        # One rebuild at a time; applies during one coalesce into the newest settings.
         self._wanted = settings
-        if self._rebuilding is None or self._rebuilding.done():
-            self._rebuilding = asyncio.ensure_future(self._apply_wanted())
+        if self._applying is None or self._applying.done():
+            self._applying = asyncio.ensure_future(self._apply_wanted())
 
     async def _apply_wanted(self) -> None:
         while self._wanted is not None:
             settings, self._wanted = self._wanted, None
-            current = self.controller.settings
-            changed = [
-                name for name in RESTART_FIELDS
-                if getattr(settings, name) != getattr(current, name)
-            ]  # fmt: skip
-            if changed:
-                await self.rebuild(settings, changed)
+            await self._apply(settings)
 
-    async def rebuild(self, settings: AppSettings, changed: list[str]) -> None:
+    async def _apply(self, settings: AppSettings) -> None:
+        """What the change to `settings` needs (`core.settings.Effect`): a shorter history
+        now, not at the next start; a new stack for what is fixed when the controller
+        and the audio engine are made."""
+        in_effect = dataclasses.replace(
+            self.controller.settings, retention_days=self._retention_days
+        )
+        needed = changes_needed(in_effect, settings)
+        deleted = await self._apply_retention(settings.retention_days) if needed.retention else 0
+        if needed.new_stack:
+            await self.rebuild(settings, needed.new_stack)
+        elif deleted:
+            self.window.statusBar().showMessage(
+                f"Settings saved; {deleted} older session(s) deleted as the history setting asks.",
+                6000,
+            )
+        else:
+            self.window.statusBar().showMessage("Settings saved.", 4000)
+
+    async def rebuild(self, settings: AppSettings, changed: tuple[Setting[Any], ...]) -> None:
         """Apply settings fixed at construction: end the session, make a new audio engine
         and controller, and reconnect if the old one was connected."""
         async with self._stack_lock:
-            await self._rebuild(settings, ", ".join(RESTART_LABELS[name] for name in changed))
+            await self._rebuild(settings, names_of(changed))
 
     async def _rebuild(self, settings: AppSettings, names: str, after_error: bool = False) -> None:
         """`names`: what changed, for the status bar; `after_error`: reconnect also from
@@ -426,13 +414,8 @@ class Backend:
         self.window.detach_controller()
         await _bounded(old_controller.close())
         await _bounded(self._close_audio(old_audio))
-        # The controller's own copy holds the latest voice, profile, consent, hands-free.
-        fixed = old_controller.settings
-        settings = dataclasses.replace(
-            settings, voice=fixed.voice, profile=fixed.profile,
-            consent=fixed.consent, hands_free=fixed.hands_free,
-        )  # fmt: skip
-        self._build_stack(settings)
+        # The controller's own copy holds the latest of what it takes as intents.
+        self._build_stack(settings.with_intents_of(old_controller.settings))
         if was_connected and await self.controller.connect():
             bar.showMessage(f"Applied {names}: connected with a new session.", 6000)
 
@@ -442,7 +425,7 @@ class Backend:
 
     async def settled(self) -> None:
         """Wait (bounded) for a settings rebuild or a key switch in progress."""
-        for task in (self._rebuilding, self._switching, self._retention_task):
+        for task in (self._applying, self._switching):
             if task is not None and not task.done():
                 await _bounded(asyncio.shield(task))
 
@@ -464,20 +447,6 @@ class Backend:
             await _bounded(asyncio.get_running_loop().run_in_executor(None, self.store.close))
         if self.emulator is not None:
             await _bounded(self.emulator.stop())
-
-
-RESTART_LABELS = {
-    "model": "the model",
-    "language": "the language",
-    "input_device": "the microphone",
-    "output_device": "the speaker",
-    "playout_buffer_ms": "the playout buffer",
-    "echo_mode": "the echo mode",
-    "frame_ms": "the frame length",
-    "noise_gate": "the noise gate",
-    "normalize": "the volume levelling",
-}
-RESTART_FIELDS = tuple(RESTART_LABELS)
 
 
 async def _bounded(aw: Any) -> None:

@@ -13,9 +13,8 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 
+from emodesk.core.settings import MODELS
 from emodesk.ui.scope import SampleSource
-
-MODELS = ("gemini-3.1-flash-live-preview", "gemini-2.5-flash-native-audio-preview-12-2025")
 
 
 async def _no_devices(_refresh: bool) -> tuple[Sequence[str], Sequence[str]]:

@@ -1,5 +1,9 @@
-"""The settings dialog. It edits a plain dict of values (the window maps it onto the app's
-settings dataclass) and reaches the outside only through `SettingsServices`: plain
+"""The settings dialog. Its rows are generated from the settings' declarations
+(`emodesk.core.settings.SETTINGS`): each declared row becomes a widget of its declared
+kind on its declared page, with its default, choices or range from the declaration; the
+dialog adds what is not a setting (the level meter, the device list's status, the API
+key, "delete all data"). It edits a plain dict of values (the window maps it onto the
+app's settings dataclass) and reaches the outside only through `Services`: plain
 callables the composition root fills in (keyring, device lists, a level preview), so the
 ui never imports the audio or live layers."""
 
@@ -7,8 +11,9 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Sequence
-from typing import Any
+from collections.abc import Awaitable, Callable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any, TypeVar
 
 from PySide6.QtCore import Qt, Signal
 from PySide6.QtGui import QKeySequence
@@ -21,6 +26,7 @@ from PySide6.QtWidgets import (
     QHBoxLayout,
     QKeySequenceEdit,
     QLabel,
+    QLayout,
     QLineEdit,
     QMessageBox,
     QPushButton,
@@ -31,10 +37,24 @@ from PySide6.QtWidgets import (
 )
 
 from emodesk.core.settings import (
-    FRAME_MS_CHOICES,
-    PLAYOUT_BUFFER_RANGE_MS,
-    RETENTION_RANGE_DAYS,
-    VAD_SILENCE_RANGE_MS,
+    ECHO_MODE,
+    FRAME_MS,
+    INPUT_DEVICE,
+    LANGUAGE,
+    MODEL,
+    NOISE_GATE,
+    NORMALIZE,
+    OUTPUT_DEVICE,
+    PLAYOUT_BUFFER_MS,
+    PROFILE,
+    PUSH_TO_TALK_KEY,
+    RETENTION_DAYS,
+    SETTINGS,
+    VAD_SENSITIVITY,
+    VAD_SILENCE_MS,
+    Page,
+    Setting,
+    Widget,
 )
 from emodesk.ui import theme
 from emodesk.ui.scope import LevelMeter, SampleSource, dbfs
@@ -42,16 +62,22 @@ from emodesk.ui.services import Services
 
 log = logging.getLogger(__name__)
 
+W = TypeVar("W", bound=QWidget)
+Options = Sequence[tuple[Any, str]]  # (value, title)
+
 SYSTEM_DEFAULT = "System default"
 LOADING_DEVICES = "Loading devices…"
-SENSITIVITIES = (("high", "High — reacts to quiet speech"), ("low", "Low — ignores background"))
-ECHO_MODES = (
-    ("half_duplex", "Mute the microphone while the reply plays"),
-    ("full_duplex_aec", "Echo cancellation (talk over the reply)"),
-)
 
 
-def _combo(items: Sequence[tuple[Any, str]], current: Any) -> QComboBox:
+@dataclass(frozen=True)
+class Field:
+    """A generated row's widget, and how to read its value back."""
+
+    widget: QWidget
+    value: Callable[[], object]
+
+
+def _combo(items: Options, current: Any) -> QComboBox:
     box = QComboBox()
     for value, title in items:
         box.addItem(title, value)
@@ -63,13 +89,74 @@ def _combo(items: Sequence[tuple[Any, str]], current: Any) -> QComboBox:
     return box
 
 
-def _spin(bounds: tuple[int, int], value: int, suffix: str, step: int = 1) -> QSpinBox:
+def _text_field(setting: Setting[Any], value: object, _options: Options) -> Field:
+    line = QLineEdit(str(value))
+    return Field(line, lambda: line.text().strip() or setting.default)
+
+
+def _model_field(_setting: Setting[Any], value: object, options: Options) -> Field:
+    box = _combo(options, value)
+    box.setEditable(True)
+    return Field(box, lambda: box.currentText().strip())
+
+
+def _choice_field(setting: Setting[Any], value: object, options: Options) -> Field:
+    box = _combo(options or setting.options, value)
+    return Field(box, box.currentData)
+
+
+def _number_field(setting: Setting[Any], value: object, _options: Options) -> Field:
+    row = setting.row
+    assert row is not None and setting.bounds is not None, setting.key
     box = QSpinBox()
-    box.setRange(*bounds)
-    box.setSingleStep(step)
-    box.setSuffix(suffix)
-    box.setValue(value)  # after the range, or it would be clamped to the default 0..99
-    return box
+    box.setRange(*setting.bounds)
+    box.setSingleStep(row.step)
+    box.setSuffix(row.suffix)
+    box.setSpecialValueText(row.lowest_text)
+    # After the range, or it is clamped to 0..99.
+    box.setValue(value if isinstance(value, int) else setting.default)
+    return Field(box, box.value)
+
+
+def _check_field(setting: Setting[Any], value: object, _options: Options) -> Field:
+    assert setting.row is not None
+    box = QCheckBox(setting.row.text)
+    box.setChecked(bool(value))
+    return Field(box, box.isChecked)
+
+
+def _key_field(setting: Setting[Any], value: object, _options: Options) -> Field:
+    edit = QKeySequenceEdit(QKeySequence(str(value)))
+    edit.setMaximumSequenceLength(1)
+    return Field(edit, lambda: edit.keySequence().toString() or setting.default)
+
+
+def _device_field(_setting: Setting[Any], value: object, _options: Options) -> Field:
+    # Only the saved choice at first: the device lists arrive later (`load_devices`).
+    box = _combo([("", SYSTEM_DEFAULT)], str(value or ""))
+    return Field(box, lambda: box.currentData() or "")
+
+
+# The widget made for each declared kind: (setting, current value, options) -> Field.
+FIELD_MAKERS: Mapping[Widget, Callable[[Setting[Any], object, Options], Field]] = {
+    Widget.TEXT: _text_field,
+    Widget.MODEL: _model_field,
+    Widget.CHOICE: _choice_field,
+    Widget.NUMBER: _number_field,
+    Widget.CHECK: _check_field,
+    Widget.KEY: _key_field,
+    Widget.DEVICE: _device_field,
+}
+
+
+def make_field(setting: Setting[Any], value: object, options: Options = ()) -> Field:
+    """The widget for `setting`'s declared row, showing `value`."""
+    row = setting.row
+    assert row is not None, f"{setting.key} has no row in the dialog"
+    field = FIELD_MAKERS[row.widget](setting, value, options)
+    if row.tooltip:
+        field.widget.setToolTip(row.tooltip)
+    return field
 
 
 class SettingsDialog(QDialog):
@@ -77,8 +164,8 @@ class SettingsDialog(QDialog):
 
     def __init__(
         self,
-        values: dict[str, Any],
-        profiles: Sequence[tuple[str, str]],
+        values: Mapping[str, object],
+        profiles: Options,
         services: Services,
         parent: QWidget | None = None,
     ) -> None:
@@ -87,80 +174,103 @@ class SettingsDialog(QDialog):
         self.setWindowModality(Qt.WindowModality.WindowModal)
         self.setMinimumWidth(480)
         self.services = services
-        self._tasks: set[asyncio.Task[Any]] = set()
+        self._tasks: set[asyncio.Future[Any]] = set()
         self._preview: SampleSource | None = None
         self._preview_generation = 0
-        self.tabs = QTabWidget()
-
-        # -- conversation
-        self.model = _combo([(m, m) for m in services.models], values.get("model", ""))
-        self.model.setEditable(True)
-        self.language = QLineEdit(str(values.get("language", "English")))
-        self.profile = _combo(profiles, values.get("profile", "general"))
-        self.ptt_key = QKeySequenceEdit(QKeySequence(str(values.get("push_to_talk_key", "Space"))))
-        self.ptt_key.setMaximumSequenceLength(1)
-        self.sensitivity = _combo(SENSITIVITIES, str(values.get("vad_sensitivity", "high")))
-        self.vad_silence = _spin(VAD_SILENCE_RANGE_MS, int(values.get("vad_silence_ms", 500)),
-                                 " ms", step=100)  # fmt: skip
-        self.vad_silence.setToolTip("Hands-free: how long a pause ends your turn")
-        form = QFormLayout()
-        form.addRow("Model", self.model)
-        form.addRow("Reply language", self.language)
-        form.addRow("Profile", self.profile)
-        form.addRow("Push-to-talk key", self.ptt_key)
-        form.addRow("Hands-free sensitivity", self.sensitivity)
-        form.addRow("Hands-free pause that ends a turn", self.vad_silence)
-        self.tabs.addTab(self._page(form), "Conversation")
-
-        # -- audio: the device lists arrive from an executor (PortAudio is slow to ask),
-        # so the dialog opens at once with the saved choices and fills in the rest.
-        self.input_device = self._device_combo(values, "input_device")
-        self.output_device = self._device_combo(values, "output_device")
+        self.confirm: QMessageBox | None = None
+        # What is not a setting: the audio page's meter and device status, the API key
+        # page, the privacy page's "delete all data".
+        self.input_meter = LevelMeter("Input level", theme.MIC_COLOUR)
         self.device_status = QLabel(LOADING_DEVICES)
         self.refresh_devices_button = QPushButton("Refresh")
-        self.refresh_devices_button.setToolTip("List the audio devices again")
-        self.refresh_devices_button.clicked.connect(lambda: self.load_devices(refresh=True))
         self.devices_loaded = False
-        self.input_meter = LevelMeter("Input level", theme.MIC_COLOUR)
-        self.playout_ms = _spin(PLAYOUT_BUFFER_RANGE_MS, int(values.get("playout_buffer_ms", 60)),
-                                " ms", step=5)  # fmt: skip
-        self.playout_ms.setToolTip("Reply audio buffered before playback, against network jitter")
-        self.echo_mode = _combo(ECHO_MODES, str(values.get("echo_mode", "half_duplex")))
-        self.echo_mode.setToolTip("Hands-free always cancels the echo, so you can interrupt")
-        self.frame_ms = _combo(
-            [(ms, f"{ms} ms") for ms in FRAME_MS_CHOICES], int(values.get("frame_ms", 20))
-        )
-        self.frame_ms.setToolTip("Shorter frames send your voice sooner, in more packets")
-        self.noise_gate = QCheckBox("Silence the microphone below a noise floor")
-        self.noise_gate.setChecked(bool(values.get("noise_gate", False)))
-        self.normalize = QCheckBox("Even out a quiet or loud microphone")
-        self.normalize.setChecked(bool(values.get("normalize", False)))
-        device_row = QHBoxLayout()
-        device_row.addWidget(self.device_status, 1)
-        device_row.addWidget(self.refresh_devices_button)
-        audio = QFormLayout()
-        audio.addRow("Microphone", self.input_device)
-        audio.addRow("", self.input_meter)
-        audio.addRow("Speaker", self.output_device)
-        audio.addRow("", device_row)
-        audio.addRow("Playout buffer", self.playout_ms)
-        audio.addRow("Echo handling", self.echo_mode)
-        audio.addRow("Frame length", self.frame_ms)
-        audio.addRow("Noise gate", self.noise_gate)
-        audio.addRow("Volume", self.normalize)
-        self.tabs.addTab(self._page(audio), "Audio")
+        self.api_key = QLineEdit()
+        self.save_key_button = QPushButton("Save key")
+        self.test_key_button = QPushButton("Test key")
+        self.key_status = QLabel()
+        self.delete_button = QPushButton("Delete all data…")
+        self.delete_status = QLabel("")
+
+        # The settings' rows, as declared; options known only at run time replace the
+        # declared ones (the models the services offer, the profiles the window shows).
+        options: dict[str, Options] = {
+            MODEL.key: [(m, m) for m in services.models],
+            PROFILE.key: profiles,
+        }
+        after: dict[str, list[tuple[str, QWidget | QLayout]]] = {
+            INPUT_DEVICE.key: [("", self.input_meter)],
+            OUTPUT_DEVICE.key: [("", self._device_row())],
+        }
+        self.fields: dict[str, Field] = {}
+        forms = {page: QFormLayout() for page in Page}
+        for setting in SETTINGS:
+            if setting.row is None:
+                continue  # set elsewhere (the toolbar)
+            field = make_field(
+                setting, values.get(setting.key, setting.default), options.get(setting.key, ())
+            )
+            self.fields[setting.key] = field
+            forms[setting.row.page].addRow(setting.row.label, field.widget)
+            for label, extra in after.get(setting.key, ()):
+                forms[setting.row.page].addRow(label, extra)
+        self._key_rows(forms[Page.API_KEY])
+        self._delete_rows(forms[Page.PRIVACY])
+        self.tabs = QTabWidget()
+        for page in Page:
+            self.tabs.addTab(self._page(forms[page]), page.value)
+
+        # The generated widgets, by the names the dialog's code and its tests use.
+        self.model = self.widget(MODEL, QComboBox)
+        self.language = self.widget(LANGUAGE, QLineEdit)
+        self.profile = self.widget(PROFILE, QComboBox)
+        self.ptt_key = self.widget(PUSH_TO_TALK_KEY, QKeySequenceEdit)
+        self.sensitivity = self.widget(VAD_SENSITIVITY, QComboBox)
+        self.vad_silence = self.widget(VAD_SILENCE_MS, QSpinBox)
+        self.input_device = self.widget(INPUT_DEVICE, QComboBox)
+        self.output_device = self.widget(OUTPUT_DEVICE, QComboBox)
+        self.playout_ms = self.widget(PLAYOUT_BUFFER_MS, QSpinBox)
+        self.echo_mode = self.widget(ECHO_MODE, QComboBox)
+        self.frame_ms = self.widget(FRAME_MS, QComboBox)
+        self.noise_gate = self.widget(NOISE_GATE, QCheckBox)
+        self.normalize = self.widget(NORMALIZE, QCheckBox)
+        self.retention_days = self.widget(RETENTION_DAYS, QSpinBox)
         self.input_device.currentIndexChanged.connect(lambda _: self._start_preview())
 
-        # -- API key
-        self.api_key = QLineEdit()
+        buttons = QDialogButtonBox(
+            QDialogButtonBox.StandardButton.Ok | QDialogButtonBox.StandardButton.Cancel
+        )
+        buttons.accepted.connect(self._apply)
+        buttons.rejected.connect(self.reject)
+        layout = QVBoxLayout(self)
+        layout.addWidget(self.tabs)
+        layout.addWidget(buttons)
+        self.finished.connect(lambda _: self._stop_preview())
+
+    def widget(self, setting: Setting[Any], kind: type[W]) -> W:
+        """The widget generated for `setting`."""
+        widget = self.fields[setting.key].widget
+        assert isinstance(widget, kind), (setting.key, type(widget))
+        return widget
+
+    def _device_row(self) -> QHBoxLayout:
+        """The device lists' status and their Refresh button. The lists arrive from an
+        executor (PortAudio is slow to ask), so the dialog opens at once with the saved
+        choices and fills in the rest."""
+        self.refresh_devices_button.setToolTip("List the audio devices again")
+        self.refresh_devices_button.clicked.connect(lambda: self.load_devices(refresh=True))
+        row = QHBoxLayout()
+        row.addWidget(self.device_status, 1)
+        row.addWidget(self.refresh_devices_button)
+        return row
+
+    def _key_rows(self, form: QFormLayout) -> None:
+        services = self.services
         self.api_key.setEchoMode(QLineEdit.EchoMode.Password)
         self.api_key.setPlaceholderText(
             "A key is stored in your system keyring" if services.has_api_key()
             else "Paste your Gemini API key"
         )  # fmt: skip
-        self.save_key_button = QPushButton("Save key")
-        self.test_key_button = QPushButton("Test key")
-        self.key_status = QLabel(
+        self.key_status.setText(
             "A key is saved." if services.has_api_key()
             else "No key: the app runs the offline demo with synthetic replies."
         )  # fmt: skip
@@ -173,35 +283,14 @@ class SettingsDialog(QDialog):
         key_row.addWidget(self.api_key, 1)
         key_row.addWidget(self.save_key_button)
         key_row.addWidget(self.test_key_button)
-        key_form = QFormLayout()
-        key_form.addRow("Gemini API key", key_row)
-        key_form.addRow("", self.key_status)
-        self.tabs.addTab(self._page(key_form), "API key")
+        form.addRow("Gemini API key", key_row)
+        form.addRow("", self.key_status)
 
-        # -- privacy
-        self.retention_days = _spin(RETENTION_RANGE_DAYS, int(values.get("retention_days", 30)),
-                                    " days")  # fmt: skip
-        self.retention_days.setSpecialValueText("Only the current session")
-        self.delete_button = QPushButton("Delete all data…")
-        self.delete_button.setEnabled(services.delete_all_data is not None)
+    def _delete_rows(self, form: QFormLayout) -> None:
+        self.delete_button.setEnabled(self.services.delete_all_data is not None)
         self.delete_button.clicked.connect(self._confirm_delete)
-        self.delete_status = QLabel("")
-        privacy = QFormLayout()
-        privacy.addRow("Keep session history for", self.retention_days)
-        privacy.addRow("", self.delete_button)
-        privacy.addRow("", self.delete_status)
-        self.tabs.addTab(self._page(privacy), "Privacy")
-
-        buttons = QDialogButtonBox(
-            QDialogButtonBox.StandardButton.Ok | QDialogButtonBox.StandardButton.Cancel
-        )
-        buttons.accepted.connect(self._apply)
-        buttons.rejected.connect(self.reject)
-        layout = QVBoxLayout(self)
-        layout.addWidget(self.tabs)
-        layout.addWidget(buttons)
-        self.finished.connect(lambda _: self._stop_preview())
-        self.confirm: QMessageBox | None = None
+        form.addRow("", self.delete_button)
+        form.addRow("", self.delete_status)
 
     @staticmethod
     def _page(form: QFormLayout) -> QWidget:
@@ -210,11 +299,7 @@ class SettingsDialog(QDialog):
         page.setLayout(form)
         return page
 
-    @staticmethod
-    def _device_combo(values: dict[str, Any], key: str) -> QComboBox:
-        return _combo([("", SYSTEM_DEFAULT)], str(values.get(key) or ""))
-
-    def load_devices(self, refresh: bool = False) -> asyncio.Task[Any]:
+    def load_devices(self, refresh: bool = False) -> asyncio.Future[Any]:
         """Fill the device lists from the services (an executor in the app)."""
         self.refresh_devices_button.setEnabled(False)
         self.device_status.setText(LOADING_DEVICES)
@@ -252,23 +337,8 @@ class SettingsDialog(QDialog):
         box.blockSignals(False)
 
     def values(self) -> dict[str, Any]:
-        key_text = self.ptt_key.keySequence().toString() or "Space"
-        return {
-            "model": self.model.currentText().strip(),
-            "language": self.language.text().strip() or "English",
-            "profile": self.profile.currentData(),
-            "push_to_talk_key": key_text,
-            "vad_sensitivity": self.sensitivity.currentData(),
-            "vad_silence_ms": self.vad_silence.value(),
-            "frame_ms": self.frame_ms.currentData(),
-            "noise_gate": self.noise_gate.isChecked(),
-            "normalize": self.normalize.isChecked(),
-            "input_device": self.input_device.currentData() or "",
-            "output_device": self.output_device.currentData() or "",
-            "playout_buffer_ms": self.playout_ms.value(),
-            "echo_mode": self.echo_mode.currentData(),
-            "retention_days": self.retention_days.value(),
-        }
+        """The value of every setting the dialog shows, by key."""
+        return {key: field.value() for key, field in self.fields.items()}
 
     def _apply(self) -> None:
         self.applied.emit(self.values())
@@ -385,7 +455,7 @@ class SettingsDialog(QDialog):
 
         self._spawn(run())
 
-    def _spawn(self, coro: Any) -> asyncio.Task[Any]:
+    def _spawn(self, coro: Awaitable[Any]) -> asyncio.Future[Any]:
         task = asyncio.ensure_future(coro)
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)

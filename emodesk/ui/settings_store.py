@@ -12,12 +12,11 @@ from pathlib import Path
 
 from PySide6.QtCore import QByteArray, QSettings
 
-from emodesk.core.settings import AppSettings, parse_settings
+from emodesk.core.settings import CONSENT_KEYS, AppSettings, parse_settings
 
 ORGANISATION = "EmoDesk"
 APPLICATION = "EmoDesk"
 _GROUP = "app"
-_CONSENT_KEYS = ("consent_granted", "consent_version", "consent_utc")
 
 
 def open_qsettings(path: str | Path | None = None) -> QSettings:
@@ -51,7 +50,7 @@ class SettingsStore:
         self.q.beginGroup(_GROUP)
         try:
             if settings.consent is None:
-                for key in _CONSENT_KEYS:
+                for key in CONSENT_KEYS:
                     self.q.remove(key)
             for key, value in mapping.items():
                 self.q.setValue(key, value)

@@ -1,3 +1,4 @@
+import dataclasses
 from datetime import UTC, datetime
 
 import pytest
@@ -7,8 +8,14 @@ from hypothesis import strategies as st
 from emodesk.core.consent import CONSENT_VERSION, ConsentRecord
 from emodesk.core.settings import (
     FEATURED_VOICES,
+    SETTINGS,
     VOICES,
     AppSettings,
+    Effect,
+    Widget,
+    audio_engine_values,
+    changes_needed,
+    names_of,
     parse_settings,
 )
 
@@ -167,3 +174,101 @@ keys = st.sampled_from([*AppSettings.__dataclass_fields__, "consent_granted", "c
 def test_any_stored_values_load_without_crashing(values: dict[str, object]) -> None:
     loaded = AppSettings.from_mapping(values)
     assert loaded.validated() == loaded  # whatever loads is itself valid
+
+
+# ---------------------------------------------------------------- the declarations
+
+
+def test_app_settings_mirror_the_declarations_in_name_order_and_default() -> None:
+    fields = [f for f in dataclasses.fields(AppSettings) if f.name != "consent"]
+    assert [f.name for f in fields] == [s.key for s in SETTINGS]
+    assert [f.default for f in fields] == [s.default for s in SETTINGS]
+    assert all(s.parse(s.default) == s.default for s in SETTINGS)  # defaults are valid
+
+
+def test_every_dialog_row_has_what_its_widget_kind_needs() -> None:
+    for setting in SETTINGS:
+        row = setting.row
+        if row is None:
+            continue
+        assert row.label, setting.key
+        if row.widget is Widget.NUMBER:
+            assert setting.bounds is not None, setting.key
+        if row.widget is Widget.CHOICE:
+            assert setting.options, setting.key
+        if row.widget is Widget.CHECK:
+            assert row.text, setting.key
+    # The toolbar sets these; everything else is in the dialog.
+    assert {s.key for s in SETTINGS if s.row is None} == {"voice", "hands_free"}
+
+
+def test_the_fields_a_setting_feeds_exist() -> None:
+    from emodesk.audio.settings import AudioSettings
+    from emodesk.live.settings import LiveSettings
+
+    audio_fields = {f.name for f in dataclasses.fields(AudioSettings)}
+    live_fields = {f.name for f in dataclasses.fields(LiveSettings)}
+    for setting in SETTINGS:
+        assert not setting.audio or setting.audio in audio_fields, setting.key
+        assert set(setting.live) <= live_fields, setting.key
+        # What feeds the engine restarts it; what the controller reads is fixed at its
+        # construction unless it takes the change as an intent.
+        if setting.audio:
+            assert setting.effect is Effect.RESTART_AUDIO, setting.key
+        if setting.live:
+            assert setting.effect in (Effect.REBUILD, Effect.INTENT), setting.key
+
+
+def test_the_audio_engine_settings_come_from_the_declarations() -> None:
+    from emodesk.audio.settings import AudioSettings
+
+    chosen = AppSettings(input_device="USB Mic", frame_ms=40, echo_mode="full_duplex_aec",
+                         noise_gate=True, playout_buffer_ms=30)  # fmt: skip
+    engine = AudioSettings(**audio_engine_values(chosen))
+    assert engine.input_device == "USB Mic" and engine.output_device is None  # "" = default
+    assert (engine.frame_ms, engine.echo_mode, engine.playout_buffer_ms) == (
+        40, "full_duplex_aec", 30,
+    )  # fmt: skip
+    assert (engine.noise_gate, engine.normalize) == (True, False)
+    assert AudioSettings(**audio_engine_values(AppSettings())) == AudioSettings()
+
+
+@pytest.mark.parametrize(
+    ("change", "new_stack", "intents", "retention"),
+    [
+        ({"model": "other-model"}, ["model"], [], False),
+        ({"language": "German", "input_device": "USB"}, ["language", "input_device"], [], False),
+        ({"frame_ms": 40}, ["frame_ms"], [], False),
+        ({"profile": "tutor", "vad_silence_ms": 900}, [], ["profile", "vad_silence_ms"], False),
+        ({"voice": "Kore", "hands_free": True}, [], ["voice", "hands_free"], False),
+        ({"retention_days": 7}, [], [], True),
+        ({"push_to_talk_key": "F8"}, [], [], False),
+        ({}, [], [], False),
+    ],
+)
+def test_what_a_change_needs(
+    change: dict[str, object], new_stack: list[str], intents: list[str], retention: bool
+) -> None:
+    needed = changes_needed(DEFAULTS, dataclasses.replace(DEFAULTS, **change))  # type: ignore[arg-type]
+    assert [s.key for s in needed.new_stack] == new_stack
+    assert [s.key for s in needed.intents] == intents
+    assert needed.retention is retention
+    assert {s.key for s in needed.changed} == set(change)
+
+
+def test_restart_messages_name_what_changed() -> None:
+    needed = changes_needed(DEFAULTS, AppSettings(model="m", output_device="Headphones"))
+    assert names_of(needed.new_stack) == "the model, the speaker"
+
+
+def test_a_new_stack_keeps_what_the_running_controller_owns() -> None:
+    record = ConsentRecord.grant(datetime(2026, 11, 22, 8, tzinfo=UTC))
+    running = AppSettings(voice="Kore", profile="tutor", hands_free=True, vad_silence_ms=900,
+                          consent=record, model="old-model")  # fmt: skip
+    saved = AppSettings(voice="Puck", model="new-model", language="German")
+    merged = saved.with_intents_of(running)
+    assert (merged.voice, merged.profile, merged.hands_free, merged.vad_silence_ms) == (
+        "Kore", "tutor", True, 900,
+    )  # fmt: skip
+    assert merged.consent == record
+    assert (merged.model, merged.language) == ("new-model", "German")

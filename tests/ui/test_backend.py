@@ -190,7 +190,7 @@ def test_two_quick_applies_leave_one_live_stack_and_close_every_replaced_port(ri
     rig.in_loop(second._apply)
 
     backend = rig.backend
-    rig.settle(lambda: backend._rebuilding is not None and backend._rebuilding.done())
+    rig.settle(lambda: backend.controller.settings.language == "German")
     rig.settle(lambda: window.state is S.READY)
     live = [audio for audio in rig.audios if not audio.closed]
     assert live == [backend.audio]
@@ -200,6 +200,22 @@ def test_two_quick_applies_leave_one_live_stack_and_close_every_replaced_port(ri
     setup = str(rig.emulator.connections[-1].setup)
     assert other in setup and "German" in setup
     rig.speak_by_button()
+
+
+def test_a_change_the_controller_takes_as_an_intent_keeps_the_stack(rig: Rig) -> None:
+    window, backend = rig.window, rig.backend
+    rig.connect()
+    controller, audio = backend.controller, backend.audio
+    dialog = window.open_settings()
+    dialog.profile.setCurrentIndex(dialog.profile.findData("tutor"))
+    dialog.vad_silence.setValue(900)
+    dialog.ptt_key.setKeySequence("F8")
+    rig.in_loop(dialog._apply)
+    rig.settle(lambda: window.statusBar().currentMessage() == "Settings saved.")
+    assert backend.controller is controller and backend.audio is audio  # no new stack
+    rig.settle(lambda: (controller.settings.profile, controller.settings.vad_silence_ms)
+               == ("tutor", 900))  # fmt: skip
+    assert len(rig.audios) == 1 and not audio.closed
 
 
 # ---------------------------------------------------------------- secrets
