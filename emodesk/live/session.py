@@ -340,6 +340,7 @@ class LiveSession:
         self._carry_rate = 0
         self._skipped: set[str] = set()  # kinds of reply data refused (said once a reply)
         self._history: HistorySource = tuple
+        self._completed_turns = 0  # of this conversation (since start or forget)
         self._dispatch: ToolDispatcher = _no_functions
         self._calls: dict[str, asyncio.Task[None]] = {}  # function calls being answered
         self._call_failure: BaseException | None = None
@@ -405,6 +406,7 @@ class LiveSession:
         (Without it, `start()` after `close()` or a failure resumes.)"""
         self._handle = None
         self._seed_next = ()
+        self._completed_turns = 0
 
     async def reconfigure(self, settings: LiveSettings) -> None:
         """Reconnects with the handle and `settings`; fresh and seeded if refused. A new
@@ -758,6 +760,7 @@ class LiveSession:
         if content.generation_complete:
             self._emit(GenerationComplete())
         if content.turn_complete:
+            self._completed_turns += 1
             self._turn_completed_by_server()
             self._new_reply()
             self._failed_attempts = 0  # a full turn: the link works again
@@ -947,6 +950,11 @@ class LiveSession:
 
     async def _run_link(self, settings: LiveSettings, resume: str | None) -> None:
         from emodesk.live.config import build_connect_config, model_name
+
+        if resume is None and not self._seed_next and self._completed_turns:
+            # No handle to resume with (the server never offered one, or it was lost):
+            # a fresh server session must still know the conversation so far.
+            self._seed_next = tuple(self._history())
 
         client = await self._make_client(settings)
         seed = self._seed_turns() if resume is None else []

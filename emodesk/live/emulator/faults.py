@@ -1,6 +1,6 @@
 """Fault switches for the emulator: "drop@2,goaway@3,close1011@4,close1007@1,slow@2,
 burst@2,malformed@1,goawayreply@2,droptool@2,dropreply@2,badreply@2,stall@2,flood@1,
-textflood@1,oddpcm@1,badrate@1,goawaysetup@*,badsetup@*,nosetup@*". The number
+textflood@1,oddpcm@1,badrate@1,goawaysetup@*,badsetup@*,nosetup@*,textreply@1". The number
 is the user turn of the conversation at which the fault fires (a resumed session keeps
 counting); each numbered fault fires once per server, so the retried turn after a resume
 goes through. `kind@*` fires on every turn, and
@@ -29,6 +29,8 @@ goes through. `kind@*` fires on every turn, and
   labelled rate=0, the rest is 24 kHz as usual.
 - goawaysetup: `goAway` right after the setup is complete (with `@*`: on every
   connection), the connection closed a second later.
+- textreply: the reply is one text part that starts with an emotion JSON header
+  (Pattern 2 of a text-output model) instead of audio.
 - badsetup: the answer to the setup is 900 kB that is not JSON (a transcript cut short).
 - nosetup: the setup is never answered; the connection stays open.
 """
@@ -57,6 +59,7 @@ class FaultKind(StrEnum):
     ODD_PCM = "oddpcm"
     BAD_RATE = "badrate"
     GOAWAY_AT_SETUP = "goawaysetup"
+    TEXT_REPLY = "textreply"
     BAD_SETUP_REPLY = "badsetup"
     NO_SETUP_REPLY = "nosetup"
 

@@ -259,6 +259,7 @@ class EmulatorServer:
         speed: float = 1.0,
         api_keys: Collection[str] | None = None,
         resume_accepts_changes: bool = True,
+        resumable: bool = True,
         tool_response_timeout_s: float = 10.0,
         slow_delay_s: float = 2.0,
         cert_dir: Path | None = None,
@@ -270,6 +271,7 @@ class EmulatorServer:
         self.speed = max(speed, 1e-3)
         self.api_keys = None if api_keys is None else frozenset(api_keys)
         self.resume_accepts_changes = resume_accepts_changes
+        self.resumable = resumable  # False: updates say resumable=false, with no handle
         self.tool_response_timeout_s = tool_response_timeout_s
         self.slow_delay_s = slow_delay_s
         self._cert_dir = cert_dir
@@ -588,6 +590,9 @@ class _Connection:
     async def send_handle(self) -> None:
         if not self.resumption or self.state is None:
             return
+        if not self.server.resumable:
+            await self.send({"sessionResumptionUpdate": {"resumable": False}})
+            return
         handle = f"h-{secrets.token_urlsafe(12)}"
         sessions = self.server.sessions
         sessions[handle] = dataclasses.replace(self.state)  # shallow: history is shared
@@ -763,7 +768,9 @@ class _Connection:
             if FaultKind.FLOOD in faults or FaultKind.TEXT_FLOOD in faults:
                 await self.flood(turn, text=FaultKind.TEXT_FLOOD in faults)
                 return
-            if not await self.stream_reply(turn, reply_text, faults):
+            if FaultKind.TEXT_REPLY in faults:
+                await self.send_text_reply(turn, reply_text)
+            elif not await self.stream_reply(turn, reply_text, faults):
                 return  # cut off halfway by a fault
             await self.send({"serverContent": {"generationComplete": True}})
             await self.send({"serverContent": {"turnComplete": True}})
@@ -798,13 +805,16 @@ class _Connection:
             await self.server._notify()
 
     async def ask_emotion(self, turn: TurnRecord, calls: list[str]) -> None:
-        pcm = np.frombuffer(bytes(turn.audio), dtype="<i2")
-        if turn.text:
-            args = model_rule(pcm, turn.text)
-        else:
-            args = await asyncio.to_thread(self.server._estimate, pcm, turn.rate)
+        args = await self.judge(turn)
         response = await self.call(turn, EMOTION_TOOL_NAME, args, calls)
         turn.tool_call_id, turn.tool_args, turn.tool_response = calls[-1], args, response
+
+    async def judge(self, turn: TurnRecord) -> dict[str, Any]:
+        """The emulator's emotion report for `turn` (`model_rule`, or a test's script)."""
+        if turn.text:
+            return model_rule(np.zeros(0, np.int16), turn.text)
+        pcm = np.frombuffer(bytes(turn.audio), dtype="<i2")
+        return await asyncio.to_thread(self.server._estimate, pcm, turn.rate)
 
     async def call_cued_tools(self, turn: TurnRecord, calls: list[str]) -> str:
         """The declared functions the user's words ask for (`TOOL_CUES`), called in turn;
@@ -832,6 +842,14 @@ class _Connection:
         except TimeoutError:
             log.warning("no tool response for %s; replying without it", call_id)
             return None
+
+    async def send_text_reply(self, turn: TurnRecord, text: str) -> None:
+        """textreply: the reply as a text part that starts with an emotion header, as a
+        text-output model asked for Pattern 2 answers."""
+        assert self.state is not None
+        header = json.dumps(await self.judge(turn))
+        part = {"text": f"{header}\n{text}"}
+        await self.send({"serverContent": {"modelTurn": {"parts": [part]}}})
 
     async def flood(self, turn: TurnRecord, *, text: bool) -> None:
         """A reply without end (audio or transcription), as fast as the socket takes
