@@ -5,6 +5,10 @@ It shows what the controller's events say and sends intents through `ControllerP
 it never holds conversation state of its own beyond what is on screen. A window can exist
 before its controller does (`attach_controller`), so it appears before the heavy parts of
 the app are imported.
+
+Its parts live in `emodesk.ui.window` (toolbar, export menu, consent flow, notice table,
+status line); this class builds the central area, routes events and intents between
+them and the controller, and keeps the settings.
 """
 
 from __future__ import annotations
@@ -12,7 +16,6 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import logging
-import time
 from collections.abc import Callable, Coroutine, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -22,7 +25,6 @@ from PySide6.QtGui import QCloseEvent
 from PySide6.QtWidgets import (
     QFileDialog,
     QHBoxLayout,
-    QLabel,
     QMainWindow,
     QMessageBox,
     QPushButton,
@@ -70,29 +72,14 @@ from emodesk.ui.window.dialogs import replace_dialog
 from emodesk.ui.window.export import ExportMenu
 from emodesk.ui.window.notices import ANOTHER_APPROACH as ANOTHER_APPROACH
 from emodesk.ui.window.notices import NoticePresenter
+from emodesk.ui.window.status import SYNTHETIC_TEXT as SYNTHETIC_TEXT
+from emodesk.ui.window.status import StatusLine
 from emodesk.ui.window.tasks import Tasks
 from emodesk.ui.window.toolbar import MainToolbar
 
 log = logging.getLogger(__name__)
 
 S = ConversationState
-STATE_TEXT = {
-    S.OFFLINE: ("Disconnected", "#6b7280"),
-    S.CONNECTING: ("Connecting…", "#e0a100"),
-    S.READY: ("Connected", "#2f9e44"),
-    S.LISTENING: ("Listening", "#38bdb0"),
-    S.WAITING: ("Waiting for the reply", "#4f8fe6"),
-    S.REPLYING: ("Replying", "#f59e42"),
-    S.RECONNECTING: ("Reconnecting", "#e0a100"),
-    S.ERROR: ("Connection failed", "#e5533d"),
-}
-SYNTHETIC_TEXT = "Offline demo: replies are synthetic"
-# The demo has no model to judge emotion: say what stands in for it.
-SYNTHETIC_TIP = (
-    "The offline demo's replies are synthetic speech, and its \"model\" emotion reading "
-    "is a plain stand-in rule (the words of a typed turn, the loudness of a spoken one), "
-    "independent of the app's own acoustic estimator."
-)
 
 
 @dataclass(frozen=True)
@@ -131,7 +118,6 @@ class MainWindow(QMainWindow):
         self.hands_free = settings.hands_free
         self.synthetic = False
         self.session_id: str | None = None
-        self._reconnect_deadline: float | None = None
         self.settings_dialog: SettingsDialog | None = None
         self.last_refusal: IntentRefused | None = None
 
@@ -150,7 +136,7 @@ class MainWindow(QMainWindow):
         self._update_ptt_label()
         self.clock.add(self.scope.tick)
         self.clock.add(self.timeline.tick)
-        self.clock.add(self._tick_status)
+        self.clock.add(self.status_line.tick)
         self.show_consent(self.consent)
         self._show_state()
         geometry = store.geometry()
@@ -233,24 +219,14 @@ class MainWindow(QMainWindow):
     def _build_status_bar(self) -> None:
         bar = QStatusBar()
         self.setStatusBar(bar)
-        self.state_label = QLabel()
-        self.model_label = QLabel(self.settings.model)
-        self.model_label.setToolTip("Model")
-        self.latency_label = QLabel("")
-        self.latency_label.setToolTip("Last turn: push-to-talk released → first reply audio")
-        self.synthetic_label = QLabel(SYNTHETIC_TEXT)
-        self.synthetic_label.setToolTip(SYNTHETIC_TIP)
-        self.synthetic_label.setStyleSheet("color: #b35900; font-weight: 600;")
-        self.synthetic_label.hide()
-        self.add_key_button = QPushButton("Add API key…")
-        self.add_key_button.setFlat(True)
-        self.add_key_button.clicked.connect(lambda: self.open_settings("API key"))
-        self.add_key_button.hide()
-        bar.addWidget(self.state_label)
-        bar.addWidget(self.synthetic_label)
-        bar.addWidget(self.add_key_button)
-        bar.addPermanentWidget(self.latency_label)
-        bar.addPermanentWidget(self.model_label)
+        self.status_line = StatusLine(bar, self.settings.model)
+        self.status_line.add_key_button.clicked.connect(lambda: self.open_settings("API key"))
+        # Its parts under the names tests use.
+        self.state_label = self.status_line.state_label
+        self.model_label = self.status_line.model_label
+        self.latency_label = self.status_line.latency_label
+        self.synthetic_label = self.status_line.synthetic_label
+        self.add_key_button = self.status_line.add_key_button
 
     # ================================================================== controller wiring
     def attach_controller(
@@ -265,6 +241,7 @@ class MainWindow(QMainWindow):
         self._unsubscribe = controller.subscribe(self.on_event)
         self.scope.attach(mic, reply)
         self.state = controller.state
+        self.status_line.show_state(controller.state)
         self.connect_action.setEnabled(True)
         self._show_state()
 
@@ -283,7 +260,7 @@ class MainWindow(QMainWindow):
             case SessionStarted():
                 self.session_id = event.session_id
                 self.synthetic = event.synthetic
-                self.model_label.setText(event.model)
+                self.status_line.show_model(event.model)
                 self.toolbar.show_voice(event.voice)
                 self.timeline.reset()
                 self.transcript.model.clear()
@@ -305,8 +282,7 @@ class MainWindow(QMainWindow):
                 if self.consent:
                     self.timeline.set_trend(event.trend, event.escalate, event.advice)
             case TurnLatency():
-                if event.to_first_audio_s is not None:
-                    self.latency_label.setText(f"Last turn: {event.to_first_audio_s * 1000:.0f} ms")
+                self.status_line.show_latency(event.to_first_audio_s)
             case Notice():
                 self.notices.show(event)
             case IntentRefused():
@@ -316,24 +292,16 @@ class MainWindow(QMainWindow):
 
     def _on_state(self, event: StateChanged) -> None:
         self.state = event.state
-        if event.state is S.RECONNECTING:
-            wait = event.retry_in_s
-            self._reconnect_deadline = None if wait is None else time.monotonic() + wait
-        else:
-            self._reconnect_deadline = None
-            if event.state in CONNECTED_STATES:
-                self.banners.dismiss(NoticeKind.RECONNECTING)
-                self.banners.dismiss(NoticeKind.CONNECTION_FAILED)
+        self.status_line.show_state(event.state, event.retry_in_s)
+        if event.state in CONNECTED_STATES:
+            self.banners.dismiss(NoticeKind.RECONNECTING)
+            self.banners.dismiss(NoticeKind.CONNECTION_FAILED)
         if event.state not in CONNECTED_STATES and self.ptt_key.held:
             self.ptt_key.held = False
         self._show_state()
 
     def _show_state(self) -> None:
-        text, colour = STATE_TEXT.get(self.state, (str(self.state), "#6b7280"))
-        if self.state is S.RECONNECTING and self._reconnect_deadline is not None:
-            left = max(0, round(self._reconnect_deadline - time.monotonic()))
-            text = f"Reconnecting in {left} s"
-        self.state_label.setText(f'<span style="color:{colour}">●</span> {text}')
+        """The controls that depend on the state (the status line shows it itself)."""
         connected = self.state in CONNECTED_STATES
         self.toolbar.show_state(self.state)
         self.ptt_button.setEnabled(connected and not self.hands_free)
@@ -346,14 +314,6 @@ class MainWindow(QMainWindow):
             connected and bool(self.transcript.input.text().strip())
         )
         self._update_ptt_label()
-
-    def _tick_status(self) -> bool:
-        """The reconnect countdown; True when its text changed."""
-        if self.state is S.RECONNECTING and self._reconnect_deadline is not None:
-            before = self.state_label.text()
-            self._show_state()
-            return before != self.state_label.text()
-        return False
 
     def _update_ptt_label(self) -> None:
         key = getattr(self, "ptt_key", None)
@@ -368,8 +328,7 @@ class MainWindow(QMainWindow):
             self.ptt_button.setText("Connect to talk")
 
     def _show_synthetic(self) -> None:
-        self.synthetic_label.setVisible(self.synthetic)
-        self.add_key_button.setVisible(self.synthetic and not self.services.has_api_key())
+        self.status_line.show_synthetic(self.synthetic, self.services.has_api_key())
 
     def set_offline_demo(self, offline: bool, reason: str = "") -> None:
         """The composition root says the app runs on the emulator (no key, or --offline)."""
@@ -553,7 +512,7 @@ class MainWindow(QMainWindow):
             tuning = (new.vad_sensitivity, new.vad_silence_ms)
             if tuning != (old.vad_sensitivity, old.vad_silence_ms):
                 self.run_task(self.controller.tune_hands_free(*tuning))
-        self.model_label.setText(new.model)
+        self.status_line.show_model(new.model)
         self.settings_applied.emit(new)
 
     def _usable_key(self, text: str) -> str:

@@ -8,6 +8,7 @@ import asyncio
 from typing import Any
 
 import pytest
+from PySide6.QtWidgets import QStatusBar
 
 from emodesk.conversation.api import (
     ConversationState,
@@ -19,6 +20,7 @@ from emodesk.conversation.api import (
 from emodesk.core.profiles import EscalationRemedy
 from emodesk.ui.main_window import MainWindow
 from emodesk.ui.window.notices import NOTICES, REMEDIES
+from emodesk.ui.window.status import StatusLine
 from tests.ui.conftest import settle
 from tests.ui.fakes import FakeController
 
@@ -127,3 +129,22 @@ def test_refusals_are_told_apart_by_intent(
     box = window.message_box
     assert box is not None and box.isVisible() and box.text() == "export failed: disk full"
     assert window.last_refusal == IntentRefused(Intent.EXPORT, "export failed: disk full")
+
+
+def test_the_status_line_counts_down_to_the_next_try(qtbot: Any) -> None:
+    bar = QStatusBar()
+    qtbot.addWidget(bar)
+    now = [100.0]
+    line = StatusLine(bar, "a-model", clock=lambda: now[0])
+    assert line.state_label.text().endswith("Disconnected")
+    line.show_state(S.RECONNECTING, 4.0)
+    assert line.state_label.text().endswith("Reconnecting in 4 s")
+    assert not line.tick()  # nothing to redraw
+    now[0] += 1.6
+    assert line.tick() and line.state_label.text().endswith("Reconnecting in 2 s")
+    now[0] += 10
+    assert line.tick() and line.state_label.text().endswith("Reconnecting in 0 s")
+    line.show_state(S.READY)
+    assert line.state_label.text().endswith("Connected") and not line.tick()
+    line.show_state(S.RECONNECTING)  # no wait known: no count
+    assert line.state_label.text().endswith("Reconnecting") and not line.tick()

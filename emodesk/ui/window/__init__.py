@@ -6,6 +6,8 @@ them together and to the controller.
 - `consent_flow`: asking for, saving, passing on and forgetting consent to emotion
   estimates.
 - `notices`: how each `NoticeKind` shows (banner or status message), as a table.
+- `status`: the status bar's standing parts: the state (with the reconnect countdown),
+  the offline-demo label, the last turn's latency and the model.
 - `tasks`: runs the window's intent coroutines and says when one fails.
 - `dialogs`: one dialog of each kind at a time, opened without a nested event loop.
 """
