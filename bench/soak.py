@@ -1,8 +1,10 @@
 """The soak: the desktop app for an hour with real audio, against the emulator.
 
 The real window (offscreen unless a display is set) and its backend (`emodesk.app`:
-store, PyAudio engine, controller, the in-process emulator of the offline demo), on a
-private PulseAudio null-sink stack; consent on. A spoken turn (espeak-ng speech played
+store, PyAudio engine, controller) in this process, on a private PulseAudio null-sink
+stack, consent on; the emulator in a process of its own (`--endpoint` on loopback, as
+`emodesk emulator` would be), so the memory and CPU figures are the app's alone, its
+faults driven through its stdin. A spoken turn (espeak-ng speech played
 into the microphone sink) every 10-20 s, push-to-talk (the controller's intents, as the
 window's button calls them; the key is let go once the speech has ended at the
 microphone) and hands-free alternating; the emulator says `goAway` at a turn every 10
@@ -16,10 +18,8 @@ read by parec); hands-free, the end of the user's speech heard at the microphone
 end-of-speech wait (the `vad_silence_ms` setting). RSS from /proc/self/status, its
 start after warm-up (the first answered turn and a tenth of the run, at most 5
 minutes: imports, first connections, caches); growth per hour is (end - start) over
-the time between. CPU:
-this process's user + system time over the run (the in-process emulator, which
-synthesises replies and runs the acoustic estimator for its emotion calls, included),
-as % of one core.
+the time between. CPU: this process's user + system time over the run, as % of one
+core (the emulator's process not included).
 
 `python -m bench.soak [--minutes N] [--out soak.json]` (`make soak ARGS="--minutes N"`).
 """
@@ -103,6 +103,70 @@ class Monitor:
         self._thread.join(5)
 
 
+class EmulatorProcess:
+    """The emulator in a child process (`python -m bench.soak --emulator`); its faults
+    on demand through its stdin: `arm KIND`, `drop`, `connections` (answered on stdout)."""
+
+    def __init__(self) -> None:
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "bench.soak", "--emulator"],
+            cwd=Path(__file__).resolve().parents[1],
+            stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, bufsize=1,
+        )  # fmt: skip
+        assert self.proc.stdout is not None
+        line = self.proc.stdout.readline().split()
+        if len(line) != 3 or line[0] != "URL":
+            raise RuntimeError(f"the emulator did not start: {line}")
+        self.url, self.ca_file = line[1], line[2]
+
+    def _say(self, command: str) -> str:
+        assert self.proc.stdin is not None and self.proc.stdout is not None
+        self.proc.stdin.write(command + "\n")
+        self.proc.stdin.flush()
+        return self.proc.stdout.readline().strip()
+
+    def arm(self, kind: str) -> None:
+        self._say(f"arm {kind}")
+
+    def drop_open_connections(self) -> None:
+        self._say("drop")
+
+    def connections(self) -> int:
+        return int(self._say("connections"))
+
+    def stop(self) -> None:
+        assert self.proc.stdin is not None
+        self.proc.stdin.close()
+        try:
+            self.proc.wait(10)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait(5)
+
+
+def run_emulator() -> None:
+    """The child: an emulator at real-time pacing; commands from stdin, one per line."""
+    from emodesk.live.emulator.server import EmulatorServer
+
+    async def serve() -> None:
+        loop = asyncio.get_running_loop()
+        server = EmulatorServer(speed=1.0)
+        await server.start()
+        print(f"URL {server.url} {server.ca_file}", flush=True)
+        while line := await loop.run_in_executor(None, sys.stdin.readline):
+            command, *rest = line.split()
+            if command == "arm":
+                server.arm(rest[0])
+                print("ok", flush=True)
+            elif command == "drop":
+                print(server.drop_open_connections(), flush=True)
+            elif command == "connections":
+                print(len(server.connections), flush=True)
+        await server.stop()
+
+    asyncio.run(serve())
+
+
 def speech_ended(mic: Monitor, t0: float) -> bool:
     """Speech has been heard since t0 and none for the last 300 ms (as a user lets go
     of the key when done speaking; shorter pauses are inside a sentence)."""
@@ -137,9 +201,14 @@ async def soak(args: argparse.Namespace, pulse: Any, tmp: Path) -> dict[str, Any
     settings = dataclasses.replace(loaded, consent=ConsentRecord.grant())
     window = MainWindow(window_options(), store, settings)
     window.show()
-    backend = Backend(window, BackendOptions(offline=True, history_path=str(tmp / "history.db")))
+    emulator = EmulatorProcess()
+    backend = Backend(
+        window,
+        BackendOptions(
+            endpoint=emulator.url, ca_file=emulator.ca_file, history_path=str(tmp / "h.db")
+        ),
+    )
     await backend.start()
-    emulator = backend.emulator
     mic = Monitor(pulse, "mic.monitor", 16000)
     spk = Monitor(pulse, "spk.monitor", 24000)
 
@@ -257,6 +326,8 @@ async def soak(args: argparse.Namespace, pulse: Any, tmp: Path) -> dict[str, Any
     spk.stop()
     await backend.stop()
     window.close()
+    connections = emulator.connections()
+    emulator.stop()
 
     answered = sum(r["outcome"] == "completed" for r in results)
     v2v = [r["v2v_ms"] for r in results if "v2v_ms" in r]
@@ -273,7 +344,7 @@ async def soak(args: argparse.Namespace, pulse: Any, tmp: Path) -> dict[str, Any
         "lost": len(results) - answered,
         # New connections after a loss (goAway, drop): all the emulator saw beyond the
         # first, less one per hands-free switch (a setup change is a new connection).
-        "reconnects": len(emulator.connections) - 1 - switches,
+        "reconnects": connections - 1 - switches,
         "rss_start_mb": round(start_mb, 1),
         "rss_end_mb": round(rss_end, 1),
         "rss_growth_mb_per_hour": round((rss_end - start_mb) / hours, 1),
@@ -312,7 +383,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--out", default="soak.json")
     parser.add_argument("--goaway-every-s", type=float, default=600.0)
     parser.add_argument("--drop-every-s", type=float, default=900.0)
+    parser.add_argument("--emulator", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
+    if args.emulator:
+        run_emulator()
+        return 0
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
     from tests.support.pulse import PulseStack, missing_binaries
 
@@ -326,7 +401,7 @@ def main(argv: list[str] | None = None) -> int:
 
     with PulseStack() as pulse, tempfile.TemporaryDirectory(prefix="emodesk-soak-") as tmp:
         os.environ["XDG_STATE_HOME"] = os.environ["XDG_DATA_HOME"] = tmp  # log, history
-        os.environ.pop("GEMINI_API_KEY", None)  # the offline demo: the emulator
+        os.environ.pop("GEMINI_API_KEY", None)  # a loopback endpoint takes any key
         app = QApplication.instance() or QApplication(sys.argv[:1])
         app.setQuitOnLastWindowClosed(False)
         loop = qasync.QEventLoop(app)
