@@ -2,22 +2,36 @@
 
 - Qt runs offscreen unless a test starts its own X server.
 - Tests never touch the user's keyring, and no test may reach beyond this machine:
-  every socket connect to a non-loopback address fails loudly.
+  every socket connect to a non-loopback address fails loudly, in the test process and
+  in every Python process it starts (tests/support/guard_site/sitecustomize.py).
 """
 
 from __future__ import annotations
 
 import os
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 
 from tests.support.network_guard import loopback_only
+from tests.support.system_tools import missing_message, missing_tools
 
 os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
 os.environ.setdefault("PYTHON_KEYRING_BACKEND", "keyring.backends.null.Keyring")
 os.environ.pop("GEMINI_API_KEY", None)
+# Every Python process a test starts gets the same loopback-only guard (sitecustomize).
+_GUARD_SITE = str(Path(__file__).parent / "support" / "guard_site")
+os.environ["PYTHONPATH"] = os.pathsep.join(
+    p for p in (_GUARD_SITE, os.environ.get("PYTHONPATH", "")) if p
+)
 os.environ.pop("GOOGLE_API_KEY", None)
+
+
+def pytest_sessionstart(session: pytest.Session) -> None:
+    missing = missing_tools()
+    if missing:
+        pytest.exit(missing_message(missing), returncode=4)
 
 
 @pytest.fixture(autouse=True, scope="session")

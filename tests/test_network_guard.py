@@ -19,3 +19,21 @@ def test_loopback_is_allowed() -> None:
         server.listen()
         with socket.socket() as client:
             client.connect(server.getsockname())
+
+
+def test_a_python_process_the_tests_start_is_guarded_too() -> None:
+    import subprocess
+    import sys
+
+    probe = (
+        "import socket\n"
+        "s = socket.socket()\n"
+        "try:\n"
+        "    s.connect(('192.0.2.1', 443))\n"  # TEST-NET-1: never routable
+        "except ConnectionRefusedError as e:\n"
+        "    print('blocked:', e)\n"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", probe], capture_output=True, text=True, timeout=30, check=True
+    ).stdout
+    assert out.startswith("blocked: tests may only connect to loopback"), out

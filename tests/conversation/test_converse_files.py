@@ -20,13 +20,12 @@ import pytest
 
 from emodesk.dsp.wav import write_wav
 from emodesk.live.emulator.server import EmulatorServer
-from tests.support.speech import ESPEAK, speech_16k
+from tests.support.speech import speech_16k
 
 PACE = "10"
 REPO = str(Path(__file__).resolve().parents[2])
 pytestmark = [
     pytest.mark.timeout(90),
-    pytest.mark.skipif(ESPEAK is None, reason="espeak-ng (Debian package) is missing"),
 ]
 
 

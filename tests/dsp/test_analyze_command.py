@@ -15,10 +15,9 @@ import pytest
 from emodesk.cli import main
 from emodesk.core.export import read_timeline_csv
 from emodesk.dsp.wav import write_wav
-from tests.support.speech import AGITATED, CALM, ESPEAK, SENTENCES, speech_16k, with_silence
+from tests.support.speech import AGITATED, CALM, SENTENCES, speech_16k, with_silence
 
 
-@pytest.mark.skipif(ESPEAK is None, reason="espeak-ng (Debian package) is missing")
 def test_writes_one_reading_per_utterance_as_csv_and_json(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:

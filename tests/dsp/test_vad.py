@@ -1,16 +1,14 @@
 import itertools
 
 import numpy as np
-import pytest
 
 from emodesk.dsp.levels import frame_levels_dbfs
 from emodesk.dsp.vad import EnergyVad, segment_utterances
-from tests.support.speech import AGITATED, CALM, ESPEAK, NORMAL, SENTENCES, speech_16k, with_silence
+from tests.support.speech import AGITATED, CALM, NORMAL, SENTENCES, speech_16k, with_silence
 
 RATE = 16000
 
 
-@pytest.mark.skipif(ESPEAK is None, reason="espeak-ng (Debian package) is missing")
 def test_finds_each_sentence_between_silences() -> None:
     parts = [speech_16k(s, p) for s, p in zip(SENTENCES, (NORMAL, CALM, AGITATED), strict=True)]
     pcm = with_silence(*parts, gap_s=1.5)
