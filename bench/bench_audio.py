@@ -268,7 +268,11 @@ async def _run(pulse: PulseStack, speech: Path, seconds: float) -> None:
     print(f"run: {elapsed:.1f} s, loop thread busy ~25% (30 Hz x 8 ms), full duplex + AEC")
     print(f"capture callback -> frame on loop: {_pct(capture_lat)}")
     print(f"play() -> in playout buffer:       {_pct(playout_lat)}")
-    print(f"play() -> to the device (callback): {_pct(device_lat)}  (jitter target 60 ms)")
+    print(
+        f"play() -> to the device (callback): {_pct(device_lat)}  (adaptive playout "
+        f"target at the end {engine.playout_target_ms:.1f} ms, ceiling "
+        f"{engine.settings.playout_buffer_ms} ms)"
+    )
     print(
         f"underruns {counters.underruns}, overflows {counters.overflows}, "
         f"frames delivered {counters.frames_delivered}, device errors "

@@ -254,6 +254,11 @@ class AudioEngine:
             playout_dropped_samples=self._playout.dropped_samples,
         )
 
+    @property
+    def playout_target_ms(self) -> float:
+        """How long a reply now waits before it plays (the adaptive playout target)."""
+        return self._playout.target_ms
+
     def levels(self) -> AudioLevels:
         """Input and output level over the newest frame, for the meters."""
         mic = self.mic_ring.latest(self.frame_samples)

@@ -1,0 +1,327 @@
+"""Voice-to-voice latency through the real window and the real audio stack.
+
+Each run is a fresh process: the desktop app's window (offscreen unless a display is
+set) and backend (`emodesk.app`: PyAudio engine, controller, the offline demo's
+in-process emulator) on a private PulseAudio null-sink stack, consent off. The
+emulator answers at once: its reply synthesis is replaced by audio made ahead of time
+(a steady voiced signal that starts and stops within 1 ms, so its first and last sound
+are measurable to the 5 ms block), and without consent there is no emotion call before
+the reply. The user's speech is a steady voiced signal too (1 s, played into the
+microphone sink), so where it ends is not in doubt.
+
+Figures, all read by parec on the sinks' monitors on the process's monotonic clock:
+- push-to-talk: the Space key released (a key event to the window) -> the first reply
+  sound at the speaker. The key's release is debounced by `emodesk.ui.ptt.REPEAT_GAP_MS`
+  (X11 auto-repeat); that share is printed apart, and the same turn is also measured
+  from the controller's `push_to_talk_up` (the app's path after the debounce).
+- hands-free: the end of the speech at the microphone -> the first reply sound, less
+  the server's end-of-speech wait (`vad_silence_ms`).
+- barge-in (hands-free): the onset of speech at the microphone while a reply plays ->
+  the reply silent at the speaker (its last sound).
+
+Goals (medians, this 2-core machine): push-to-talk <= 40 ms, hands-free <= 30 ms above
+the server's wait, barge-in <= 30 ms. Printed: per figure the median over all trials
+with the range (min-max) of trials and of per-run medians, and PASS/FAIL.
+
+`python -m bench.bench_latency [--runs N] [--trials N]`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import dataclasses
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+GOALS_MS = {"ptt_key": 40.0, "ptt_controller": 40.0, "hands_free": 30.0, "barge_in": 30.0}
+LABELS = {
+    "ptt_key": "push-to-talk, key up -> first reply sound",
+    "ptt_debounce": "  share: the key-up debounce (key event -> push_to_talk_up)",
+    "ptt_controller": "push-to-talk, push_to_talk_up -> first reply sound",
+    "ptt_to_server": "  share: push_to_talk_up -> the server ends the turn",
+    "ptt_server": "  share: the server ends the turn -> its first reply audio sent",
+    "ptt_client": "  share: first reply audio sent -> first sound at the speaker",
+    "hands_free": "hands-free, end of speech -> first reply sound, less the server's wait",
+    "hf_to_server": "  share: end of speech -> the server ends the turn, less its wait",
+    "hf_server": "  share: the server ends the turn -> its first reply audio sent",
+    "hf_client": "  share: first reply audio sent -> first sound at the speaker",
+    "barge_in": "barge-in (hands-free), speech onset -> reply silent",
+}
+
+
+def voiced(seconds: float, rate: int, f0: float, amplitude: float) -> np.ndarray:
+    """A steady voiced signal (harmonics of f0) with 1 ms fades: sound from its first
+    millisecond to its last."""
+    t = np.arange(round(seconds * rate)) / rate
+    signal = sum(np.sin(2 * np.pi * k * f0 * t) / k for k in range(1, 8))
+    fade = np.minimum(1.0, np.minimum(t, t[-1] - t) / 0.001)
+    out = signal * fade
+    return (out / np.abs(out).max() * amplitude).astype(np.int16)
+
+
+async def one_run(
+    trials: int, pulse: Any, tmp: Path, frame_ms: int | None
+) -> dict[str, list[float]]:
+    from PySide6.QtCore import QEvent, Qt
+    from PySide6.QtGui import QKeyEvent
+    from PySide6.QtWidgets import QApplication
+
+    import emodesk.live.emulator.server as emulator_server
+    from bench.soak import Monitor
+    from emodesk.app import Backend, BackendOptions, window_options
+    from emodesk.conversation.api import ConversationState, StateChanged, TurnClosed
+    from emodesk.core.consent import ConsentRecord
+    from emodesk.core.pcm import REPLY_RATE
+    from emodesk.ui.main_window import MainWindow
+    from emodesk.ui.settings_store import SettingsStore, open_qsettings
+    from tests.support.pulse import write_wav
+
+    S = ConversationState
+    reply = voiced(2.0, REPLY_RATE, 190.0, 12000).tobytes()
+    emulator_server.synthesize = lambda text, voice, *a, **k: reply  # type: ignore[assignment]
+    # Where the server's share begins and ends: when it ends the user's turn and when it
+    # sends the reply's first audio (the emulator's own methods, timed).
+    ended: list[float] = []
+    first_audio: list[float] = []
+    connection = emulator_server._Connection
+    end_turn, send = connection.end_turn, connection.send
+
+    async def timed_end_turn(self: Any) -> None:
+        ended.append(time.monotonic())
+        await end_turn(self)
+
+    async def timed_send(self: Any, message: dict[str, Any]) -> None:
+        if "modelTurn" in message.get("serverContent", {}):
+            first_audio.append(time.monotonic())
+        await send(self, message)
+
+    connection.end_turn = timed_end_turn  # type: ignore[method-assign]
+    connection.send = timed_send  # type: ignore[method-assign]
+
+    def shares(prefix: str, start: float, onset: float, wait_s: float = 0.0) -> None:
+        t_end = next((t for t in ended if t >= start - 0.2), None)
+        t_audio = next((t for t in first_audio if t_end is not None and t >= t_end), None)
+        if t_end is None or t_audio is None:
+            return
+        out[f"{prefix}_to_server"].append(t_end - start - wait_s)
+        out[f"{prefix}_server"].append(t_audio - t_end)
+        out[f"{prefix}_client"].append(onset - t_audio)
+
+    speech = write_wav(tmp / "speech.wav", voiced(1.0, 16000, 140.0, 9000), 16000)
+
+    store = SettingsStore(open_qsettings(str(tmp / "settings.ini")))
+    loaded, _ = store.load()
+    settings = dataclasses.replace(loaded, consent=ConsentRecord.decline())
+    if frame_ms is not None:
+        settings = dataclasses.replace(settings, frame_ms=frame_ms)
+    window = MainWindow(window_options(), store, settings)
+    window.show()
+    backend = Backend(window, BackendOptions(offline=True, history_path=str(tmp / "h.db")))
+    await backend.start()
+    controller = backend.controller
+    closed: list[float] = []
+    states: list[StateChanged] = []
+
+    def on_event(event: Any) -> None:
+        if isinstance(event, TurnClosed):
+            closed.append(time.monotonic())
+        elif isinstance(event, StateChanged):
+            states.append(event)
+
+    controller.subscribe(on_event)
+    ups: list[float] = []
+    push_to_talk_up = controller.push_to_talk_up
+
+    def timed_up() -> bool:  # the window calls the controller's method by name
+        ups.append(time.monotonic())
+        return bool(push_to_talk_up())
+
+    controller.push_to_talk_up = timed_up
+    mic = Monitor(pulse, "mic.monitor", 16000)
+    spk = Monitor(pulse, "spk.monitor", 24000)
+
+    async def until(predicate: Any, limit_s: float = 20.0) -> bool:
+        deadline = time.monotonic() + limit_s
+        while not predicate():
+            if time.monotonic() > deadline:
+                return False
+            await asyncio.sleep(0.005)
+        return True
+
+    async def play(wait: bool = True) -> subprocess.Popen[bytes]:
+        proc = pulse.play_into_mic(speech, wait=False)
+        while wait and proc.poll() is None:  # noqa: ASYNC110 (a child process)
+            await asyncio.sleep(0.005)
+        return proc
+
+    def key(kind: QEvent.Type) -> None:
+        target = QApplication.focusWidget() or window
+        event = QKeyEvent(kind, Qt.Key.Key_Space, Qt.KeyboardModifier.NoModifier, " ", False)
+        QApplication.sendEvent(target, event)
+
+    out: dict[str, list[float]] = {k: [] for k in LABELS}
+    if not await controller.connect():
+        raise RuntimeError("the app did not connect to its emulator")
+    await asyncio.sleep(2.5)  # the null sinks' start-up pause for fresh streams
+
+    for _ in range(trials + 1):  # the first turn warms up (imports, first stream)
+        await until(lambda: controller.state is S.READY)
+        await asyncio.sleep(0.5)
+        n = len(closed)
+        key(QEvent.Type.KeyPress)
+        await play()
+        await asyncio.sleep(0.1)
+        t_key = time.monotonic()
+        key(QEvent.Type.KeyRelease)
+        await until(lambda n=n: len(closed) > n)
+        onset = spk.first_sound(t_key, time.monotonic())
+        if onset is not None and ups and ups[-1] >= t_key:
+            out["ptt_key"].append(onset - t_key)
+            out["ptt_controller"].append(onset - ups[-1])
+            out["ptt_debounce"].append(ups[-1] - t_key)
+            shares("ptt", ups[-1], onset)
+        await until(lambda: controller.state is S.READY)
+        await asyncio.sleep(1.0)
+    for k in [k for k in out if k.startswith("ptt")]:
+        out[k] = out[k][1:]
+
+    seen = len(states)
+    controller.set_hands_free(True)
+    await until(lambda: any("applied" in e.detail for e in states[seen:]), 30)
+    wait_s = controller.settings.vad_silence_ms / 1000
+    hands_free: list[float] = []
+    barge: list[float] = []
+    for _ in range(trials + 1):
+        await until(lambda: controller.state is S.READY)
+        await asyncio.sleep(1.0)
+        t0 = time.monotonic()
+        await play()
+        await until(lambda t0=t0: spk.first_sound(t0, time.monotonic()) is not None, 10)
+        end = mic.last_sound(t0, time.monotonic())
+        onset = spk.first_sound(t0, time.monotonic())
+        if end is not None and onset is not None:
+            hands_free.append(onset - end - wait_s)
+            shares("hf", end, onset, wait_s)
+        # Speak over the reply, 0.5 s into it.
+        await asyncio.sleep(0.5)
+        t1 = time.monotonic()
+        proc = await play(wait=False)
+        await until(lambda t1=t1: mic.first_sound(t1, time.monotonic()) is not None, 5)
+        speak_at = mic.first_sound(t1, time.monotonic())
+        await asyncio.sleep(0.4)  # the reply has fallen silent by now, or it failed to
+        last = spk.last_sound(t1 - 1.0, time.monotonic())
+        if speak_at is not None and last is not None:
+            barge.append(last - speak_at)
+        while proc.poll() is None:  # noqa: ASYNC110 (a child process)
+            await asyncio.sleep(0.01)
+        await until(lambda: controller.state is S.READY, 20)  # the barge-in turn answered
+        await asyncio.sleep(2.5)  # ... and its reply played out
+    out["hands_free"] = hands_free[1:]
+    out["barge_in"] = barge[1:]
+    for k in [k for k in out if k.startswith("hf_")]:
+        out[k] = out[k][1:]
+    underruns = backend.audio.counters.underruns
+    target = backend.audio.playout_target_ms
+    mic.stop()
+    spk.stop()
+    await backend.stop()
+    window.close()
+    out["underruns"] = [float(underruns)]
+    out["playout_target_ms"] = [target]
+    return out
+
+
+def child(trials: int, frame_ms: int | None) -> None:
+    """One run, in this process; prints its figures (seconds) as one JSON line."""
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+    from tests.support.pulse import PulseStack
+
+    if not os.environ.get("DISPLAY"):
+        os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
+    import qasync
+    from PySide6.QtWidgets import QApplication
+
+    with PulseStack() as pulse, tempfile.TemporaryDirectory(prefix="emodesk-lat-") as tmp:
+        os.environ["XDG_STATE_HOME"] = os.environ["XDG_DATA_HOME"] = tmp
+        os.environ.pop("GEMINI_API_KEY", None)
+        app = QApplication.instance() or QApplication(sys.argv[:1])
+        app.setQuitOnLastWindowClosed(False)
+        loop = qasync.QEventLoop(app)
+        asyncio.set_event_loop(loop)
+        with loop:
+            figures = loop.run_until_complete(one_run(trials, pulse, Path(tmp), frame_ms))
+    print("FIGURES " + json.dumps(figures), flush=True)
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(prog="bench_latency")
+    parser.add_argument("--runs", type=int, default=3)
+    parser.add_argument("--trials", type=int, default=6)
+    parser.add_argument("--frame-ms", type=int, help="the app's frame length setting")
+    parser.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
+    args = parser.parse_args(argv if argv is not None else [])
+    if args.child:
+        child(args.trials, args.frame_ms)
+        return
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+    from tests.support.pulse import missing_binaries
+
+    if missing_binaries():
+        print(f"skipped: PulseAudio binaries missing: {missing_binaries()}")
+        return
+    runs: list[dict[str, list[float]]] = []
+    for run in range(args.runs):
+        command = [sys.executable, "-m", "bench.bench_latency", "--child"]
+        command += ["--trials", str(args.trials)]
+        if args.frame_ms is not None:
+            command += ["--frame-ms", str(args.frame_ms)]
+        done = subprocess.run(
+            command,
+            cwd=Path(__file__).resolve().parents[1], capture_output=True, text=True,
+            timeout=600,
+        )  # fmt: skip
+        line = next((x for x in done.stdout.splitlines() if x.startswith("FIGURES ")), None)
+        if line is None:
+            print(f"run {run + 1} failed ({done.returncode}): {done.stderr[-1500:]}")
+            continue
+        runs.append(json.loads(line.removeprefix("FIGURES ")))
+    if not runs:
+        return
+    print(
+        f"{len(runs)} runs (fresh app each), {args.trials} trials per figure per run, "
+        f"emulator answering at once, real window and PulseAudio null sinks"
+        + (f", frame length {args.frame_ms} ms" if args.frame_ms else "")
+    )
+    for name, label in LABELS.items():
+        every = [v * 1000 for r in runs for v in r[name]]
+        if not every:
+            print(f"{label}: no samples")
+            continue
+        medians = [float(np.median(r[name])) * 1000 for r in runs if r[name]]
+        goal = GOALS_MS.get(name)
+        verdict = ""
+        if goal is not None:
+            verdict = f"  goal <= {goal:.0f} ms: {'PASS' if np.median(every) <= goal else 'FAIL'}"
+        print(
+            f"{label}: median {np.median(every):.1f} ms, trials {min(every):.1f}-"
+            f"{max(every):.1f} ms, run medians {min(medians):.1f}-{max(medians):.1f} ms "
+            f"(n={len(every)}){verdict}"
+        )
+    print(
+        f"playout underruns over the runs: {sum(int(r['underruns'][0]) for r in runs)}; "
+        "adaptive playout target at the end of each run: "
+        + ", ".join(f"{r['playout_target_ms'][0]:.1f} ms" for r in runs)
+    )
+
+
+if __name__ == "__main__":
+    main(sys.argv[1:])
