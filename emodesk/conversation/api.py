@@ -190,6 +190,14 @@ class SettingsChanged:
     hands_free: bool
 
 
+@dataclass(frozen=True, slots=True)
+class TopicChanged:
+    """The lesson moved on to a topic of the course (the tutor's `next_topic`)."""
+
+    title: str
+    file: str
+
+
 ControllerEvent = (
     StateChanged
     | SessionStarted
@@ -203,6 +211,7 @@ ControllerEvent = (
     | Notice
     | IntentRefused
     | SettingsChanged
+    | TopicChanged
 )
 
 
@@ -240,7 +249,8 @@ class ControllerProtocol(Protocol):
     async def set_consent(self, granted: bool) -> bool: ...
 
     async def export(self, path: str, fmt: str = "csv", session_id: str | None = None) -> bool:
-        """Write the timeline of this (or a past) session as "csv" or "json"."""
+        """Write the timeline of this (or a past) session as "csv" or "json"; or, as
+        "handoff", this session for a human agent (`emodesk.core.handoff`)."""
 
     async def end_session(self) -> bool: ...
 

@@ -33,6 +33,7 @@ from emodesk.conversation.api import (
     SessionStarted,
     SettingsChanged,
     StateChanged,
+    TopicChanged,
     TranscriptLine,
     TrendChanged,
     TurnClosed,
@@ -46,13 +47,15 @@ from emodesk.conversation.turn import EstimatorAudio, Phase, Turn, TurnKind
 from emodesk.core.consent import CONSENT_VERSION, ConsentRecord
 from emodesk.core.devices import DeviceSide
 from emodesk.core.emotion import EmotionReading, Source
-from emodesk.core.export import SessionMetadata, new_session_id
+from emodesk.core.export import SessionMetadata, new_session_id, write_text_atomic
+from emodesk.core.handoff import UsedPassage, handoff_json
 from emodesk.core.parsing import EmotionParseError, ParsedEmotion
 from emodesk.core.pcm import MIC_RATE, pcm_seconds
 from emodesk.core.profiles import get_profile, system_instruction
 from emodesk.core.report import session_report
 from emodesk.core.settings import AppSettings
 from emodesk.core.timeline import Timeline, TimelineEntry
+from emodesk.core.tools import NEXT_TOPIC, SEARCH_KNOWLEDGE_BASE
 from emodesk.core.tracker import EmotionTracker, TrackerVerdict
 from emodesk.live.events import (
     AudioChunk,
@@ -178,6 +181,10 @@ class Controller:
         self._estimator: Estimator | None = None
         # The settled (role, text) of closed turns: a fresh server session's seed.
         self._history: list[tuple[str, str]] = []
+        # This (or the last) session for a handoff: (turn, role, text) of closed turns,
+        # and the knowledge-base passages the model was given.
+        self._said: list[tuple[int, str, str]] = []
+        self._passages_used: list[UsedPassage] = []
         self._pending: set[asyncio.Future[Any]] = set()
         self._tasks: set[asyncio.Task[Any]] = set()
         self._mic_prepared = False  # the microphone is held open while not offline
@@ -458,18 +465,30 @@ class Controller:
         return True
 
     async def export(self, path: str, fmt: str = "csv", session_id: str | None = None) -> bool:
-        if fmt not in ("csv", "json"):
-            return self._refuse(Intent.EXPORT, f"unknown format {fmt!r} (csv or json)")
+        if fmt not in ("csv", "json", "handoff"):
+            return self._refuse(Intent.EXPORT, f"unknown format {fmt!r} (csv, json or handoff)")
         last = self._session_meta.session_id if self._session_meta is not None else None
         target = session_id or last
         if target is None:
             return self._refuse(Intent.EXPORT, "no session to export")
+        if fmt == "handoff" and target != last:
+            return self._refuse(Intent.EXPORT, "a handoff is written for this session only")
         await self.drain()
         loop = asyncio.get_running_loop()
         try:
-            await loop.run_in_executor(
-                self._executor, self._store.export_session, target, path, fmt
-            )
+            if fmt == "handoff":
+                assert self._session_meta is not None
+                meta, said, used = self._session_meta, list(self._said), list(self._passages_used)
+                entries = list(self._timeline.entries())
+
+                def write_handoff() -> None:
+                    write_text_atomic(path, handoff_json(meta, said, entries, used))
+
+                await loop.run_in_executor(self._executor, write_handoff)
+            else:
+                await loop.run_in_executor(
+                    self._executor, self._store.export_session, target, path, fmt
+                )
         except Exception as exc:
             # The store's message is already one sentence naming the file and the reason.
             reason = str(exc) or f"Could not write {path}"
@@ -489,6 +508,8 @@ class Controller:
         self._trend = None
         self._last_verdict = self._told_verdict = self._pending_note = None
         self._history = []
+        self._said = []
+        self._passages_used = []
         self._turn = self._tail_of = None
         self._speech_ahead.clear()
         self._estimator = None
@@ -530,7 +551,26 @@ class Controller:
         turn = self._reply_turn()
         if turn is not None:
             self._on_reply_content(turn)
-        return await self._tools.dispatch(name, args)
+        response = await self._tools.dispatch(name, args)
+        self._after_tool(name, args, response, turn.number if turn is not None else 0)
+        return response
+
+    def _after_tool(
+        self, name: str, args: dict[str, Any], response: dict[str, Any], turn: int
+    ) -> None:
+        """What a function's answer tells the app: the knowledge-base passages the
+        model was given (for a handoff), the course topic the lesson moved to."""
+        if name == SEARCH_KNOWLEDGE_BASE:
+            query = str(args.get("query", ""))
+            for passage in response.get("passages") or []:
+                if isinstance(passage, dict):
+                    self._passages_used.append(
+                        UsedPassage(
+                            str(passage.get("file", "")), str(passage.get("text", "")), query, turn
+                        )
+                    )
+        elif name == NEXT_TOPIC and isinstance(response.get("title"), str):
+            self._emit(TopicChanged(response["title"], str(response.get("file", ""))))
 
     def _on_model_report(self, report: ParsedEmotion) -> str | None:
         """The model's emotion report for the turn it answers; returns the note it gets
@@ -1042,6 +1082,7 @@ class Controller:
         for role, text in ((Role.USER, user), (Role.MODEL, model)):
             if text and self._session_id is not None:
                 self._history.append((role.value, text))
+                self._said.append((turn.number, role.value, text))
                 self._submit(self._store.add_transcript, self._session_id, turn.number, role, text)
         if outcome is TurnOutcome.FAILED:
             self._emit(

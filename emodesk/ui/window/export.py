@@ -18,6 +18,7 @@ from emodesk.ui.services import Services
 from emodesk.ui.window.dialogs import replace_dialog, use_qt_dialogs
 
 FORMATS = ("csv", "json")
+HANDOFF = "handoff"  # not a timeline format: offered by the support escalation
 PAST_SESSIONS_SHOWN = 20
 
 
@@ -65,14 +66,17 @@ class ExportMenu:
     def open_dialog(self, fmt: str = "csv", session_id: str | None = None) -> QFileDialog:
         """Asks where to write the timeline of `session_id` (this session's by default)."""
         target = session_id or self.host.session_id or "session"
-        dialog = QFileDialog(self.host.window(), f"Export timeline as {fmt.upper()}")
+        title, name, suffix = f"Export timeline as {fmt.upper()}", "emodesk", fmt
+        if fmt == HANDOFF:  # this session for a human agent (emodesk.core.handoff)
+            title, name, suffix = "Export for a human agent", "emodesk-handoff", "json"
+        dialog = QFileDialog(self.host.window(), title)
         dialog.setAcceptMode(QFileDialog.AcceptMode.AcceptSave)
         dialog.setFileMode(QFileDialog.FileMode.AnyFile)
         dialog.setOption(QFileDialog.Option.DontUseNativeDialog, use_qt_dialogs())
-        dialog.setNameFilter("CSV files (*.csv)" if fmt == "csv" else "JSON files (*.json)")
-        dialog.setDefaultSuffix(fmt)
+        dialog.setNameFilter("CSV files (*.csv)" if suffix == "csv" else "JSON files (*.json)")
+        dialog.setDefaultSuffix(suffix)
         dialog.setDirectory(str(Path.home()))
-        dialog.selectFile(f"emodesk-{target[:12]}.{fmt}")
+        dialog.selectFile(f"{name}-{target[:12]}.{suffix}")
         dialog.fileSelected.connect(lambda path: self.export_to(path, fmt, session_id))
         self.dialog = replace_dialog(self.dialog, dialog)
         dialog.open()
@@ -91,7 +95,8 @@ class ExportMenu:
             return False
         ok = await controller.export(path, fmt, session_id)
         if ok:
-            self.host.statusBar().showMessage(f"Timeline exported to {path}", 6000)
+            what = "Handoff for a human agent written" if fmt == HANDOFF else "Timeline exported"
+            self.host.statusBar().showMessage(f"{what} to {path}", 6000)
         return ok
 
     def export_failed(self, reason: str) -> None:
