@@ -131,7 +131,7 @@ UNKNOWN = NoticeView(Severity.WARNING)
 REMEDIES: Mapping[EscalationRemedy, Button] = MappingProxyType(
     {
         EscalationRemedy.HAND_OFF: Button(
-            "Export for a human agent…", lambda target: target.open_export_dialog("json")
+            "Export for a human agent…", lambda target: target.open_export_dialog("handoff")
         ),
         EscalationRemedy.ASK_AGAIN: Button(
             "Ask for another approach", lambda target: target.send_text(ANOTHER_APPROACH)
