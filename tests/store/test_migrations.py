@@ -12,6 +12,10 @@ from emodesk.store import SessionStore, schema
 from emodesk.store.schema import SCHEMA_VERSION, migrate, user_version
 from tests.store.factories import T0, make_entry, make_meta
 
+# The first released schema and its rows, frozen as SQL (checked against that release's
+# schema.py): built by today's `migrate(target=1)` it could not catch a changed V1.
+VERSION_ONE = Path(__file__).parent / "data" / "history-v1.sql"
+
 
 def _version_one_history(path: Path) -> None:
     """The layout and rows the first released version wrote (no language column, no
@@ -19,21 +23,8 @@ def _version_one_history(path: Path) -> None:
     path.parent.mkdir(parents=True)
     conn = sqlite3.connect(path, isolation_level=None)
     try:
-        assert migrate(conn, target=1) == 1
-        conn.execute(
-            "INSERT INTO sessions VALUES ('s1', '2026-03-01T09:30:00.000000Z',"
-            " '2026-03-01T09:50:00.000000Z', 'Puck', 'gemini-x', 'support', '2026-01')"
-        )
-        conn.execute(
-            "INSERT INTO readings (session_id, turn, source, t_start_s, t_end_s, utc, emotion,"
-            " confidence, energy_level, arousal, valence, trend, escalate) VALUES ('s1', 1,"
-            " 'model', 0.0, 2.5, '2026-03-01T09:30:02.000000Z', 'sad', 0.75, 'low', NULL,"
-            " NULL, 'stable', 0)"
-        )
-        conn.execute(
-            "INSERT INTO transcript (session_id, turn, role, text, utc)"
-            " VALUES ('s1', 1, 'user', 'hello', '2026-03-01T09:30:01.000000Z')"
-        )
+        conn.executescript(VERSION_ONE.read_text(encoding="utf-8"))
+        assert user_version(conn) == 1
     finally:
         conn.close()
 
