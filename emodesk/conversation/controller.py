@@ -1157,7 +1157,9 @@ class Controller:
             if self._state is not S.RECONNECTING:
                 self._on_link_lost()
                 self._emit(Notice(NoticeKind.RECONNECTING, detail))
-            self._set_state(S.RECONNECTING, detail, retry_in_s=event.delay_s)
+                self._set_state(S.RECONNECTING, detail, retry_in_s=event.delay_s)
+            else:  # another try: the same state, a new wait for the countdown
+                self._emit(StateChanged(S.RECONNECTING, S.RECONNECTING, detail, event.delay_s))
         elif event.state is LinkState.FAILED:
             reason = event.reason or "the connection failed"
             self._release_capture()

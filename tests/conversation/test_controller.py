@@ -790,3 +790,12 @@ async def test_an_unknown_function_gets_a_clear_error_and_the_turn_goes_on(rig: 
     rig.live.emit(REPLY)
     rig.live.emit(TurnComplete())
     assert rig.controller.state is S.READY
+
+
+async def test_every_reconnect_try_tells_its_own_wait(rig: Rig) -> None:
+    await rig.controller.connect()
+    rig.live.emit(LinkStateChanged(LinkState.RECONNECTING, attempt=1, delay_s=0.5))
+    rig.live.emit(LinkStateChanged(LinkState.RECONNECTING, attempt=2, delay_s=1.5))
+    waits = [e.retry_in_s for e in rig.of(StateChanged) if e.state is S.RECONNECTING]
+    assert waits == [0.5, 1.5]
+    assert len([n for n in rig.of(Notice) if n.kind is NoticeKind.RECONNECTING]) == 1
