@@ -180,29 +180,21 @@ class Backend:
         if not plan.start_emulator:
             self.emulator, self.synthetic = None, False
             return plan.connection, reason
-        from emodesk.live.emulator.server import EmulatorServer
+        from emodesk.conversation.stack import start_emulator
 
-        emulator = EmulatorServer(speed=options.emulator_speed, record=options.emulator_record)
-        await emulator.start()
-        # A real key never goes to the emulator: for_emulator uses its own.
-        self.emulator, self.synthetic = emulator, True
-        return plan.for_emulator(emulator.url, emulator.ca_file), reason
+        connection, self.emulator = await start_emulator(
+            plan, speed=options.emulator_speed, record=options.emulator_record
+        )
+        self.synthetic = True
+        return connection, reason
 
     def _build_stack(self, settings: AppSettings) -> None:
         """The audio engine and the controller for `settings`, attached to the window."""
-        from emodesk.conversation.controller import Controller
-        from emodesk.dsp.estimator import AcousticEstimator
-        from emodesk.live.session import LiveSession
+        from emodesk.conversation.stack import build_controller
 
         self.audio = self._make_audio(asyncio.get_running_loop(), settings)
-        self.controller = Controller(
-            live=LiveSession(),
-            audio=self.audio,
-            store=self.store,
-            estimator_factory=AcousticEstimator,
-            settings=settings,
-            connection=self._connection,
-            consent=settings.consent_given,
+        self.controller = build_controller(
+            audio=self.audio, store=self.store, settings=settings, connection=self._connection
         )
         self.window.attach_controller(
             self.controller, RingView(self.audio, "mic_ring"), RingView(self.audio, "reply_ring")

@@ -184,17 +184,16 @@ def _pace() -> float:
 
 async def _converse(args: argparse.Namespace, out: TextIO) -> int:
     from emodesk.conversation.connection import ConnectionChoiceError, choose_connection
-    from emodesk.conversation.controller import TURN_STALL_LIMIT_S, Controller
+    from emodesk.conversation.controller import Controller
     from emodesk.conversation.file_audio import FileAudio
+    from emodesk.conversation.stack import build_controller, start_emulator
     from emodesk.core.consent import ConsentRecord
     from emodesk.core.export import unwritable_reason
     from emodesk.core.profiles import get_profile
     from emodesk.core.settings import AppSettings
-    from emodesk.dsp.estimator import AcousticEstimator
     from emodesk.dsp.vad import segment_utterances
     from emodesk.dsp.wav import WavError, read_wav, write_wav
     from emodesk.live.credentials import CredentialError, load_api_key
-    from emodesk.live.session import LiveSession
     from emodesk.store import NotAHistory, SessionStore, StoreError, default_history_path
 
     pace = _pace()
@@ -246,12 +245,8 @@ async def _converse(args: argparse.Namespace, out: TextIO) -> int:
     try:
         connection = plan.connection
         if plan.start_emulator:
-            from emodesk.live.emulator.server import EmulatorServer
-
             print(plan.note, file=sys.stderr, flush=True)
-            emulator = EmulatorServer(speed=pace)
-            await emulator.start()
-            connection = plan.for_emulator(emulator.url, emulator.ca_file)
+            connection, emulator = await start_emulator(plan, speed=pace)
         if args.device:
             from emodesk.audio.engine import AudioEngine
 
@@ -265,14 +260,8 @@ async def _converse(args: argparse.Namespace, out: TextIO) -> int:
 
         consent = ConsentRecord.grant() if args.consent == "yes" else None
         settings = AppSettings(voice=args.voice, profile=args.profile, consent=consent)
-        controller = Controller(
-            live=LiveSession(retry=_retry_policy(pace)),
-            audio=audio,
-            store=store,
-            estimator_factory=AcousticEstimator,
-            settings=settings,
-            connection=connection,
-            stall_limit_s=TURN_STALL_LIMIT_S / pace,
+        controller = build_controller(
+            audio=audio, store=store, settings=settings, connection=connection, pace=pace
         )
         controller.subscribe(report.on_event)
         if consent is not None:
@@ -370,18 +359,6 @@ async def _one_turn(
             REPLY_LIMIT_S + 1,
             f"the reply did not finish playing within {REPLY_LIMIT_S:.0f} s",
         )
-
-
-def _retry_policy(pace: float) -> Any:
-    """The session's reconnect back-off, sped up with the file clock (tests)."""
-    from emodesk.live.session import RetryPolicy
-
-    default = RetryPolicy()
-    return RetryPolicy(
-        max_attempts=default.max_attempts,
-        base_delay_s=default.base_delay_s / pace,
-        max_delay_s=default.max_delay_s / pace,
-    )
 
 
 def _check_microphone() -> None:
