@@ -87,4 +87,5 @@ class CaptureProcessor:
         if gain == 1.0:
             return frame
         scaled = np.rint(frame.astype(np.float64) * gain)
-        return np.clip(scaled, -32768, 32767).astype(np.int16)
+        clipped: Int16Array = np.clip(scaled, -32768, 32767).astype(np.int16)
+        return clipped

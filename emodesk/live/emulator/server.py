@@ -28,8 +28,8 @@ import re
 import secrets
 import shutil
 import time
-from collections import OrderedDict
-from collections.abc import Callable, Collection
+from collections import OrderedDict, deque
+from collections.abc import Callable, Collection, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -248,6 +248,9 @@ class EmulatorServer:
     False makes a resumed setup with a different voice or tools fail with 1007, as a
     server that cannot carry the change would. `record`: keep every client message in
     `received` (tests); off, nothing the user sends is kept beyond the turn records.
+    `hears`: what the emulator "hears" in spoken turns, one text per turn in order (its
+    stand-in for speech recognition, so a spoken file can cue `TOOL_CUES`); a spoken
+    turn past the script is heard as its length, as always.
     """
 
     def __init__(
@@ -264,6 +267,7 @@ class EmulatorServer:
         slow_delay_s: float = 2.0,
         cert_dir: Path | None = None,
         record: bool = False,
+        hears: Iterable[str] = (),
     ) -> None:
         self.host = host
         self.port = port
@@ -277,6 +281,7 @@ class EmulatorServer:
         self._cert_dir = cert_dir
         self.certificate: Certificate | None = None
         self.record = record
+        self.hears = deque(hears)
         self.received: list[dict[str, Any]] = []
         self.connections: list[ConnectionRecord] = []
         self._links: set[_Connection] = set()  # the open ones
@@ -476,8 +481,8 @@ class _Connection:
             self.record.close_code = code
             self.record.close_reason = reason
             task = asyncio.create_task(self.ws.close(code, reason))
-            self.tasks.add(task)  # type: ignore[arg-type]
-            task.add_done_callback(self.tasks.discard)  # type: ignore[arg-type]
+            self.tasks.add(task)
+            task.add_done_callback(self.tasks.discard)
 
     async def run(self) -> None:
         async for raw in self.ws:
@@ -704,6 +709,8 @@ class _Connection:
             raise _Close(1011, "Internal error encountered.")
         if FaultKind.CLOSE_1007 in faults:
             raise _Close(1007, "Request contains an invalid argument.")
+        if not turn.text and self.server.hears:  # heard once it is answered
+            turn.text = self.server.hears.popleft()
         self.reply = asyncio.create_task(self.answer(turn, faults))
 
     async def on_client_content(self, body: dict[str, Any]) -> None:

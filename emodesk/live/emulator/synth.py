@@ -75,4 +75,4 @@ def synthesize(
     out = (signal * envelope + breath) * fade
     peak = float(np.max(np.abs(out))) or 1.0
     pcm = np.round(out / peak * 0.5 * 32767).astype("<i2")
-    return pcm.tobytes()
+    return bytes(pcm.tobytes())
