@@ -349,6 +349,24 @@ class MainWindow(QMainWindow):
         else:
             self.banners.dismiss("offline")
 
+    def show_status(self, text: str, ms: int) -> None:
+        """A passing message in the status bar, for `ms` milliseconds."""
+        self.statusBar().showMessage(text, ms)
+
+    def show_banner(
+        self,
+        key: str,
+        level: str,
+        text: str,
+        action_text: str = "",
+        action: Callable[[], None] | None = None,
+    ) -> None:
+        """A banner above the conversation, replacing one with the same `key`. Its button
+        (`action_text`) runs `action`, if any, and closes it."""
+        if action_text and action is None:
+            action = _close_only
+        self.banners.show_banner(key, level, text, action_text, action)
+
     def _on_refused(self, event: IntentRefused) -> None:
         self.last_refusal = event
         log.info("refused %s: %s", event.intent, event.reason)
@@ -555,3 +573,7 @@ class MainWindow(QMainWindow):
         self.store.set_geometry(self.saveGeometry())
         self.closing.emit()
         super().closeEvent(event)
+
+
+def _close_only() -> None:
+    """A banner button that only closes its banner."""
