@@ -794,6 +794,11 @@ class Controller:
         if turn.latency_sent or turn.released is None:
             return
         turn.latency_sent = True
+        if turn.kind is TurnKind.HANDS_FREE:
+            # Its "release" is the reply's first sign (the end of speech is the server's
+            # to see): a figure measured from it would say ~0 ms and mean nothing.
+            self._emit(TurnLatency(turn.number, None, None))
+            return
         to_audio = None if turn.first_audio is None else turn.first_audio - turn.released
         to_played = None if turn.first_played is None else turn.first_played - turn.released
         self._emit(TurnLatency(turn.number, to_audio, to_played))

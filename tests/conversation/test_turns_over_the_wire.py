@@ -190,3 +190,14 @@ async def test_an_emotion_header_in_a_text_reply_is_a_model_reading_not_text() -
         # Two model readings for the turn: the function call's and the text header's.
         headers = [e.reading for e in entries if str(e.reading.source) == "model"]
         assert [str(r.emotion) for r in headers] == ["anxious", "anxious"]
+
+
+async def test_a_hands_free_turn_reports_no_latency_it_cannot_measure() -> None:
+    from emodesk.conversation.api import TurnLatency
+
+    async with wired(hands_free=True, speed=2.0) as rig:
+        rig.audio.feed(40, value=LOUD)
+        rig.audio.feed(20, value=QUIET)
+        await rig.until(lambda: 1 in rig.closed())
+        await rig.until(lambda: bool(rig.of(TurnLatency)))
+        assert rig.of(TurnLatency) == [TurnLatency(1, None, None)]

@@ -148,3 +148,13 @@ def test_the_status_line_counts_down_to_the_next_try(qtbot: Any) -> None:
     assert line.state_label.text().endswith("Connected") and not line.tick()
     line.show_state(S.RECONNECTING)  # no wait known: no count
     assert line.state_label.text().endswith("Reconnecting") and not line.tick()
+
+
+def test_a_turn_with_no_latency_figure_clears_the_last_one(qtbot: Any) -> None:
+    bar = QStatusBar()
+    qtbot.addWidget(bar)
+    line = StatusLine(bar, "a-model")
+    line.show_latency(0.142)
+    assert line.latency_label.text() == "Last turn: 142 ms"
+    line.show_latency(None)  # a hands-free turn: no key-up to measure from
+    assert line.latency_label.text() == ""

@@ -86,7 +86,11 @@ class StatusLine:
         self.model_label.setText(model)
 
     def show_latency(self, to_first_audio_s: float | None) -> None:
-        if to_first_audio_s is not None:
+        """The last turn's key-up to first reply audio; nothing for a turn with no such
+        figure (hands-free), rather than an older turn's."""
+        if to_first_audio_s is None:
+            self.latency_label.clear()
+        else:
             self.latency_label.setText(f"Last turn: {to_first_audio_s * 1000:.0f} ms")
 
     def show_synthetic(self, synthetic: bool, has_key: bool) -> None:
