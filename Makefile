@@ -2,7 +2,7 @@
 VENV := .venv
 BIN := $(VENV)/bin
 
-.PHONY: setup run test lint typecheck contracts pytest bench soak screenshot clean
+.PHONY: setup run test lint typecheck contracts validate pytest bench soak screenshot clean
 
 setup:
 	@bash packaging/bootstrap.sh
@@ -10,7 +10,7 @@ setup:
 run: setup
 	$(BIN)/emodesk $(ARGS)
 
-test: setup lint contracts typecheck pytest
+test: setup lint contracts typecheck validate pytest
 
 lint:
 	$(BIN)/ruff check .
@@ -21,6 +21,11 @@ contracts:
 
 typecheck:
 	$(BIN)/mypy emodesk/core emodesk/dsp
+
+# The desktop entry and the AppStream metainfo, as the Debian package installs them.
+validate:
+	desktop-file-validate packaging/io.github.emodesk.EmoDesk.desktop
+	appstreamcli validate --no-net --strict packaging/io.github.emodesk.EmoDesk.metainfo.xml
 
 pytest:
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
