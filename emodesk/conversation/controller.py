@@ -428,8 +428,19 @@ class Controller:
             return self._refuse(Intent.CHANGE_PROFILE, self._not_ready_reason())
         self._settings = dataclasses.replace(self._settings, profile=profile)
         self._settings_changed()
+        self._advise_again()
         await self._reconfigure_when_idle(f"profile {profile}")
         return True
+
+    def _advise_again(self) -> None:
+        """The trend as it stands, in the current profile's words (its banner action)."""
+        verdict = self._last_verdict
+        if verdict is None or not self._consent:
+            return
+        advice = get_profile(self._settings.profile).advice_for(verdict)
+        self._emit(TrendChanged(str(verdict.trend), verdict.escalate, advice))
+        if verdict.escalate:
+            self._emit(Notice(NoticeKind.ESCALATION, advice, action=advice))
 
     async def tune_hands_free(self, sensitivity: str, silence_ms: int) -> bool:
         """How the server detects the end of a hands-free turn. Push-to-talk does not use

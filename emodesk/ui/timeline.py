@@ -90,6 +90,17 @@ class TimelineData:
         self.trend = TrendState(trend, escalate, advice)
         self.version += 1
 
+    def escalation_changes(self) -> list[tuple[ReadingAdded, bool]]:
+        """The readings at which escalation turned on (True) or off (False), in the order
+        they were judged: where the marker goes, not on every reading while it is on."""
+        changes: list[tuple[ReadingAdded, bool]] = []
+        escalated = False
+        for reading in sorted(self.readings, key=lambda r: (r.turn, r.t_end_s)):
+            if reading.escalate != escalated:
+                escalated = reading.escalate
+                changes.append((reading, escalated))
+        return changes
+
     def clear(self) -> None:
         self.readings.clear()
         self._starts.clear()
@@ -184,7 +195,7 @@ class TimelineView(QWidget):
             chip = QLabel(f'<span style="color:{colour}">■</span> {label}')
             legend.addWidget(chip)
         legend.addStretch(1)
-        legend.addWidget(QLabel("opacity = confidence · ▲ = escalation"))
+        legend.addWidget(QLabel("opacity = confidence · ▲ escalation began · ▼ eased"))
 
         layout = QVBoxLayout(self)
         layout.setContentsMargins(0, 0, 0, 0)
@@ -234,8 +245,10 @@ class TimelineView(QWidget):
         x1 = np.fromiter((max(r.t_end_s, r.t_start_s + MIN_BAR_S) for r in shown), float, n)
         rows = np.fromiter((row_of(r.source) for r in shown), dtype=float, count=n)
         brushes = [self._brush(r) for r in shown]
+        changes = self.data.escalation_changes()
+        began = {id(r) for r, on in changes if on}
         pens = [
-            pg.mkPen(theme.ESCALATION_COLOUR, width=2) if r.escalate else pg.mkPen(None)
+            pg.mkPen(theme.ESCALATION_COLOUR, width=2) if id(r) in began else pg.mkPen(None)
             for r in shown
         ]
         if n == 0:  # pyqtgraph cannot take empty per-bar pen lists
@@ -245,14 +258,20 @@ class TimelineView(QWidget):
                 x0=x0, x1=x1, y0=rows - BAR_HEIGHT / 2, height=BAR_HEIGHT,
                 brushes=brushes, pens=pens,
             )  # fmt: skip
-        escalated = [r for r in shown if r.escalate]
+        marked = [(r, on) for r, on in changes if window[0] <= r.t_end_s <= window[1]]
         self.markers.setData(
-            x=[r.t_end_s for r in escalated],
-            y=[row_of(r.source) + BAR_HEIGHT / 2 + 0.12 for r in escalated],
+            x=[r.t_end_s for r, _ in marked],
+            y=[row_of(r.source) + BAR_HEIGHT / 2 + 0.12 for r, _ in marked],
+            symbol=["t1" if on else "t" for _, on in marked],  # ▲ began, ▼ eased
         )
         text = self._trend_text()
         self.trend_label.setText(text)
-        self.trend_label.setToolTip(text)
+        self.trend_label.setToolTip(
+            f"{text}\nThe trend compares the newer half of the last six turns with the "
+            "older half (both sources, the model's weighing more)."
+            if text
+            else ""
+        )
         return True
 
     @staticmethod

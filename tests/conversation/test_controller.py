@@ -799,3 +799,21 @@ async def test_every_reconnect_try_tells_its_own_wait(rig: Rig) -> None:
     waits = [e.retry_in_s for e in rig.of(StateChanged) if e.state is S.RECONNECTING]
     assert waits == [0.5, 1.5]
     assert len([n for n in rig.of(Notice) if n.kind is NoticeKind.RECONNECTING]) == 1
+
+
+async def test_the_advice_follows_a_profile_change_at_once() -> None:
+    r = make_rig(consent=True, profile="general")
+    await r.controller.connect()
+    for _ in range(3):
+        speak_turn(r)
+        await r.controller.drain()
+        await model_reports(r, "angry", "high")
+        await r.controller.drain()
+        r.live.emit(TurnComplete())
+    assert r.of(TrendChanged)[-1].advice == "Check in with the user"
+    assert await r.controller.change_profile("support")
+    last = r.of(TrendChanged)[-1]
+    assert last.escalate and last.advice == "Offer a human agent"
+    escalations = [n for n in r.of(Notice) if n.kind is NoticeKind.ESCALATION]
+    assert escalations[-1].action == "Offer a human agent"
+    await r.controller.close()

@@ -203,3 +203,14 @@ def test_the_frame_clock_slows_down_when_nothing_draws_and_speeds_up_when_someth
         assert not clock.idle
     finally:
         clock.stop()
+
+
+def test_the_escalation_marker_goes_where_it_began_and_where_it_eased() -> None:
+    data = TimelineData()
+    states = [False, False, True, True, True, False, False, True]  # turn by turn
+    for turn, on in enumerate(states, 1):
+        data.add(reading(turn, "model", 3.0 * turn, escalate=on, emotion="neutral"))
+        data.add(reading(turn, "acoustic", 3.0 * turn, escalate=on, emotion="neutral"))
+    marks = [(r.turn, r.source, on) for r, on in data.escalation_changes()]
+    # One mark per change, on the first reading that carried it; none on the rest.
+    assert marks == [(3, "model", True), (6, "model", False), (8, "model", True)]
