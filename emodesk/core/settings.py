@@ -304,12 +304,24 @@ RETENTION_DAYS = Setting(  # 0: keep nothing after the session
     Row(Page.PRIVACY, "Keep session history for", Widget.NUMBER, " days",
         lowest_text="Only the current session"),
 )  # fmt: skip
+REDACT_TRANSCRIPTS = Setting(  # read by the history when it stores a transcript line
+    "redact_transcripts", True, _flag, Effect.NOTHING, "the transcript redaction",
+    Row(Page.PRIVACY, "Transcripts", Widget.CHECK,
+        text="Mask personal data before saving (emails, phone numbers, cards, IBANs, "
+             "addresses, your names)",
+        tooltip="Off keeps transcripts verbatim. The model always hears what you say."),
+)  # fmt: skip
+REDACT_NAMES = Setting(
+    "redact_names", "", _text, Effect.NOTHING, "your names to mask",
+    Row(Page.PRIVACY, "Your names to mask", Widget.TEXT,
+        tooltip="Comma-separated, e.g. Ada Lovelace, Ada"),
+)  # fmt: skip
 
 # Every setting, in the order of `AppSettings`' fields and of the dialog's rows.
 SETTINGS: tuple[Setting[Any], ...] = (
     MODEL, VOICE, LANGUAGE, PROFILE, PUSH_TO_TALK_KEY, HANDS_FREE, VAD_SENSITIVITY,
     VAD_SILENCE_MS, INPUT_DEVICE, OUTPUT_DEVICE, PLAYOUT_BUFFER_MS, ECHO_MODE, FRAME_MS,
-    NOISE_GATE, NORMALIZE, RETENTION_DAYS,
+    NOISE_GATE, NORMALIZE, RETENTION_DAYS, REDACT_TRANSCRIPTS, REDACT_NAMES,
 )  # fmt: skip
 
 
@@ -333,6 +345,8 @@ class AppSettings:
     noise_gate: bool = NOISE_GATE.default
     normalize: bool = NORMALIZE.default
     retention_days: int = RETENTION_DAYS.default
+    redact_transcripts: bool = REDACT_TRANSCRIPTS.default
+    redact_names: str = REDACT_NAMES.default
     consent: ConsentRecord | None = None
 
     def validated(self) -> AppSettings:

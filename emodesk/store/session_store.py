@@ -36,6 +36,7 @@ from emodesk.core.tracker import Trend
 from emodesk.store.checkpoint import SAFETY_NET_PAGES, Checkpointer
 from emodesk.store.errors import OpenReport, SessionNotFound, StoreError, store_error
 from emodesk.store.opening import connect, kept_copies, open_history
+from emodesk.store.redaction import Redactor
 
 log = logging.getLogger(__name__)
 
@@ -90,11 +91,19 @@ class SessionStore:
     open_report: OpenReport  # what happened at open: shown to the user when not empty
 
     def __init__(
-        self, path: str | os.PathLike[str] | None = None, *, named_by_user: bool = False
+        self,
+        path: str | os.PathLike[str] | None = None,
+        *,
+        named_by_user: bool = False,
+        redactor: Redactor | None = None,
     ) -> None:
         """`named_by_user`: the user chose `path` (`--db`); if it cannot serve as the
-        history it is refused with NotAHistory and left as it was, not set aside."""
+        history it is refused with NotAHistory and left as it was, not set aside.
+        `redactor`: masks personal data in transcript lines before they are stored
+        (`emodesk.store.redaction`); a default one unless given. `redactor = None` on the
+        store (the "keep transcripts verbatim" setting) stores them as said."""
         self.path = Path(path) if path is not None else default_history_path()
+        self.redactor: Redactor | None = redactor if redactor is not None else Redactor()
         self._lock = threading.Lock()
         if self.path.absolute() == default_history_path().absolute():
             _make_data_folder_private(self.path.parent)
@@ -223,6 +232,9 @@ class SessionStore:
         if role not in TRANSCRIPT_ROLES:
             raise StoreError(f"Transcript role must be 'user' or 'model', got {role!r}.")
         when = _utc_text(utc if utc is not None else _now())
+        redactor = self.redactor
+        if redactor is not None:  # before the lock: the reads never wait for it
+            text = redactor.redact(text)
         with self._locked("saving the transcript") as conn:
             try:
                 conn.execute(
