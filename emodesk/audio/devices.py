@@ -14,6 +14,8 @@ from typing import Literal
 
 import pyaudio
 
+from emodesk.audio.alsa_log import route_alsa_messages
+
 Direction = Literal["input", "output"]
 
 
@@ -54,6 +56,7 @@ def _stderr_silenced() -> Iterator[None]:
 
 def open_portaudio() -> pyaudio.PyAudio:
     """A fresh PortAudio instance (and so a fresh device list), without ALSA's noise."""
+    route_alsa_messages()  # ALSA's chatter to the log from now on, not the terminal
     try:
         with _stderr_silenced():
             return pyaudio.PyAudio()
