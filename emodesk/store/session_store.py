@@ -30,11 +30,13 @@ from emodesk.core.export import (
     timeline_json,
     write_text_atomic,
 )
+from emodesk.core.history import ReadingPoint, SessionDigest
 from emodesk.core.privacy import make_private
 from emodesk.core.timeline import TimelineEntry
 from emodesk.core.tracker import Trend
 from emodesk.store.checkpoint import SAFETY_NET_PAGES, Checkpointer
 from emodesk.store.errors import OpenReport, SessionNotFound, StoreError, store_error
+from emodesk.store.history import reading_points, session_digests
 from emodesk.store.opening import connect, kept_copies, open_history
 from emodesk.store.redaction import Redactor
 
@@ -332,6 +334,26 @@ class SessionStore:
             ).fetchall()
         return [(row[0], row[1], row[2]) for row in rows]
 
+    def session_digests(
+        self, since: datetime | None = None, until: datetime | None = None
+    ) -> list[SessionDigest]:
+        """Sessions that started in [since, until), newest first, each with its profile,
+        duration, turn count, emotion mix, last trend and escalations."""
+        with self._locked("listing sessions") as conn:
+            return session_digests(conn, since, until)
+
+    def session_digest(self, session_id: str) -> SessionDigest:
+        with self._locked("reading a session") as conn:
+            found = session_digests(conn, session_id=session_id)
+        if not found:
+            raise SessionNotFound(f"No session {session_id!r} in the history.")
+        return found[0]
+
+    def reading_points(self, since: datetime, until: datetime) -> list[ReadingPoint]:
+        """Every reading made in [since, until), oldest first (for per-day figures)."""
+        with self._locked("reading the history") as conn:
+            return reading_points(conn, since, until)
+
     def consent_records(self) -> list[ConsentRecord]:
         """Every consent decision, oldest first."""
         with self._locked("reading consent decisions") as conn:
@@ -364,6 +386,46 @@ class SessionStore:
             write_text_atomic(path, text)
         except ExportError as exc:
             raise StoreError(str(exc)) from exc
+
+    def export_transcript(self, session_id: str, path: str | os.PathLike[str]) -> None:
+        """Write one session's transcript as plain text (atomically), one line per turn
+        and role; masked by the redactor in use, whatever was stored."""
+        with self._bulk("exporting a transcript") as conn:
+            conn.execute("BEGIN")
+            meta = self._metadata(conn, session_id)
+            rows = conn.execute(
+                "SELECT turn, role, text FROM transcript WHERE session_id = ? ORDER BY id",
+                (session_id,),
+            ).fetchall()
+            conn.execute("COMMIT")
+        redactor = self.redactor
+        lines = [
+            f"EmoDesk transcript · session {meta.session_id} · started"
+            f" {meta.started_utc:%Y-%m-%d %H:%M} UTC · profile {meta.profile}",
+            "",
+        ]
+        for turn, role, text in rows:
+            said = redactor.redact(text) if redactor is not None else text
+            lines.append(f"[turn {turn}] {'You' if role == 'user' else 'Assistant'}: {said}")
+        try:
+            write_text_atomic(path, "\n".join(lines) + "\n")
+        except ExportError as exc:
+            raise StoreError(str(exc)) from exc
+
+    def delete_session(self, session_id: str) -> None:
+        """Delete one session with its readings and transcript (the connection zeroes
+        freed pages: secure_delete, so the text does not linger in the file)."""
+        with self._bulk("deleting a session") as conn:
+            conn.execute("BEGIN IMMEDIATE")
+            conn.execute("DELETE FROM readings WHERE session_id = ?", (session_id,))
+            conn.execute("DELETE FROM transcript WHERE session_id = ?", (session_id,))
+            deleted = conn.execute("DELETE FROM sessions WHERE id = ?", (session_id,)).rowcount
+            conn.execute("COMMIT")
+            conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+        if not deleted:
+            raise SessionNotFound(f"No session {session_id!r} in the history.")
+        with self._lock:
+            self._open_sessions.discard(session_id)
 
     def apply_retention(self, keep_days: int, now: datetime | None = None) -> int:
         """Delete sessions whose last activity (end, or last reading or transcript line
