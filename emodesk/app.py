@@ -24,6 +24,7 @@ from PySide6.QtCore import QTimer
 from PySide6.QtGui import QIcon
 from PySide6.QtWidgets import QApplication
 
+from emodesk import resources
 from emodesk.core.consent import CONSENT_TEXT, CONSENT_TITLE, CONSENT_VERSION
 from emodesk.core.profiles import PROFILES
 from emodesk.core.settings import (
@@ -41,8 +42,6 @@ from emodesk.ui.services import Services
 from emodesk.ui.settings_store import APPLICATION, ORGANISATION, SettingsStore, open_qsettings
 
 log = logging.getLogger(__name__)
-
-ICON_PATH = Path(__file__).resolve().parent.parent / "resources" / "emodesk.svg"
 
 SHUTDOWN_TIMEOUT_S = 3.0
 
@@ -560,9 +559,8 @@ def run(args: argparse.Namespace) -> int:
     app.setOrganizationName(ORGANISATION)
     app.setApplicationName(APPLICATION)
     app.setApplicationDisplayName("EmoDesk")
-    app.setDesktopFileName("emodesk")
-    if ICON_PATH.is_file():  # a source checkout; packagers install the icon themselves
-        app.setWindowIcon(QIcon(str(ICON_PATH)))
+    app.setDesktopFileName(resources.APP_ID)  # the .desktop file's name: the desktop's icon
+    app.setWindowIcon(QIcon(str(resources.icon_path())))
     log_path: Path | None
     try:
         log_path = setup_logging()
