@@ -11,6 +11,7 @@ import importlib
 import importlib.util
 import sys
 from collections.abc import Callable, Sequence
+from datetime import date
 
 from emodesk import __version__
 from emodesk.core.privacy import use_private_umask
@@ -63,6 +64,27 @@ def _add_endpoint_options(parser: argparse.ArgumentParser, *, top_level: bool = 
     )
 
 
+def _add_token_url(parser: argparse.ArgumentParser, *, top_level: bool = True) -> None:
+    parser.add_argument(
+        "--token-url",
+        metavar="URL",
+        default=None if top_level else argparse.SUPPRESS,
+        help="your organisation's token service (emodesk token-server): each Live session "
+        "gets a short-lived token from it, and no API key is needed here "
+        "(env EMODESK_TOKEN_URL; its bearer secret: EMODESK_TOKEN_SECRET)",
+    )
+
+
+def _positive(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
+    if not value > 0:
+        raise argparse.ArgumentTypeError(f"must be more than 0, not {text}")
+    return value
+
+
 # For --help; the faults module is standard library only, cheap to import here.
 FAULT_KINDS = tuple(FaultKind)
 
@@ -77,6 +99,13 @@ def _port(text: str) -> int:
     return port
 
 
+def _day(text: str) -> date:
+    try:
+        return date.fromisoformat(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a date (YYYY-MM-DD): {text!r}") from None
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="emodesk",
@@ -84,6 +113,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--version", action="version", version=f"emodesk {__version__}")
     _add_endpoint_options(parser)
+    _add_token_url(parser)
     parser.add_argument("--offline", action="store_true", help="use the local Live emulator")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
 
@@ -121,6 +151,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     converse.add_argument("--db", metavar="PATH", help="session history database")
     _add_endpoint_options(converse, top_level=False)
+    _add_token_url(converse, top_level=False)
 
     analyze = sub.add_parser("analyze", help="local acoustic emotion per utterance of a WAV file")
     analyze.add_argument(
@@ -145,8 +176,52 @@ def build_parser() -> argparse.ArgumentParser:
         help="comma-separated KIND@TURN (or KIND@* for every turn), e.g. drop@2,goaway@3; "
         "kinds: " + ", ".join(FAULT_KINDS),
     )
+    emulator.add_argument(
+        "--rest-port",
+        type=_port,
+        default=None,
+        help="also serve the REST side (auth_tokens, for token-server --endpoint) on this "
+        "port (0 picks one; needs emodesk[server])",
+    )
+    emulator.add_argument(
+        "--require-tokens",
+        action="store_true",
+        help="refuse plain API keys: connect with ephemeral tokens only",
+    )
+
+    tokens = sub.add_parser(
+        "token-server",
+        help="mint ephemeral Live tokens for your organisation's clients (HTTPS service)",
+    )
+    tokens.add_argument("--port", type=_port, required=True, help="0 picks a free port")
+    tokens.add_argument("--host", default="127.0.0.1", help="address to listen on")
+    tokens.add_argument(
+        "--client-secret-file",
+        metavar="F",
+        help="clients must send this file's secret as a bearer token (EMODESK_TOKEN_SECRET)",
+    )
+    tokens.add_argument("--cert", metavar="PEM", help="TLS certificate (chain) to serve")
+    tokens.add_argument("--key", metavar="PEM", help="TLS private key for --cert")
+    tokens.add_argument(
+        "--model", default="gemini-3.1-flash-live-preview", help="the Live model tokens allow"
+    )
+    tokens.add_argument(
+        "--ttl-minutes", type=_positive, default=10.0, help="a token's life (default 10)"
+    )
+    tokens.add_argument(
+        "--per-minute", type=_positive, default=30.0, help="tokens per client a minute (30)"
+    )
+    tokens.add_argument("--burst", type=int, default=10, help="tokens a client may take at once")
+    _add_endpoint_options(tokens, top_level=False)
 
     sub.add_parser("devices", help="audio devices with default rate and latency")
+
+    report = sub.add_parser("report", help="the daily or weekly report as HTML or PDF")
+    when = report.add_mutually_exclusive_group()
+    when.add_argument("--day", type=_day, metavar="YYYY-MM-DD", help="one day (default today)")
+    when.add_argument("--days", type=int, metavar="N", help="the N days ending today")
+    report.add_argument("--out", required=True, metavar="FILE", help="FILE.html or FILE.pdf")
+    report.add_argument("--db", metavar="PATH", help="the history file (default: the app's)")
     return parser
 
 
@@ -155,7 +230,9 @@ _COMMANDS = {
     "converse": ("emodesk.commands.converse", "conversation"),
     "analyze": ("emodesk.commands.analyze", "dsp"),
     "emulator": ("emodesk.commands.emulator", "live"),
+    "token-server": ("emodesk.commands.token_server", "tokenserver"),
     "devices": ("emodesk.commands.devices", "audio"),
+    "report": ("emodesk.commands.report", "ui"),
     None: ("emodesk.app", "ui"),
 }
 

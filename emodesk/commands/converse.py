@@ -194,6 +194,7 @@ async def _converse(args: argparse.Namespace, out: TextIO) -> int:
     from emodesk.dsp.vad import segment_utterances
     from emodesk.dsp.wav import WavError, read_wav, write_wav
     from emodesk.live.credentials import CredentialError, load_api_key
+    from emodesk.live.tokens import ENV_TOKEN_URL
     from emodesk.store import NotAHistory, SessionStore, StoreError, default_history_path
 
     pace = _pace()
@@ -221,8 +222,12 @@ async def _converse(args: argparse.Namespace, out: TextIO) -> int:
     if args.device:
         await asyncio.to_thread(_check_microphone)
 
+    token_url = getattr(args, "token_url", None) or os.environ.get(ENV_TOKEN_URL, "").strip()
     try:
-        plan = choose_connection(args.endpoint, args.ca_file, load_api_key())
+        if token_url:  # the organisation's token service: no API key on this machine
+            plan = choose_connection(args.endpoint, args.ca_file, None, token_url=token_url)
+        else:
+            plan = choose_connection(args.endpoint, args.ca_file, load_api_key())
     except (ConnectionChoiceError, CredentialError) as exc:
         raise ConverseError(str(exc)) from exc
 

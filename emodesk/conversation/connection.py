@@ -14,6 +14,7 @@ from urllib.parse import urlsplit
 
 from emodesk.conversation.controller import Connection
 from emodesk.live.endpoint import EndpointError, is_loopback, resolve_endpoint
+from emodesk.live.tokens import check_token_url
 
 DEMO_KEY = "offline-demo"  # the emulator accepts any key; never a real one
 OFFLINE_DEMO_NOTE = "offline demo: replies are synthetic (no API key set)"
@@ -46,14 +47,28 @@ def choose_connection(
     api_key: str | None,
     *,
     env: Mapping[str, str] | None = None,
+    token_url: str | None = None,
 ) -> ConnectionPlan:
     """Decide how to connect from the options (`--endpoint`, `--ca-file`, falling back to
     EMODESK_ENDPOINT / EMODESK_CA_FILE in `env`, os.environ by default) and the stored
-    key (None or "": none). Raises `ConnectionChoiceError` with the reason."""
+    key (None or "": none). With `token_url` (an organisation's token service) no key is
+    used at all: every session gets an ephemeral token from it. Raises
+    `ConnectionChoiceError` with the reason."""
     try:
         endpoint = resolve_endpoint(endpoint_arg, ca_arg, env=env)
     except EndpointError as exc:
         raise ConnectionChoiceError(str(exc)) from exc
+    if token_url:
+        try:
+            url = check_token_url(token_url)
+        except ValueError as exc:
+            raise ConnectionChoiceError(str(exc)) from exc
+        return ConnectionPlan(
+            start_emulator=False,
+            connection=Connection(
+                endpoint=endpoint.base_url, ca_file=endpoint.ca_file, token_url=url
+            ),
+        )
     api_key = (api_key or "").strip()
     if endpoint.is_default and not api_key:
         return ConnectionPlan(start_emulator=True, note=OFFLINE_DEMO_NOTE)

@@ -123,6 +123,7 @@ class Connection:
     ca_file: str | None = None
     api_key: str = dataclasses.field(default="", repr=False)
     synthetic: bool = False  # the local emulator: replies are synthetic
+    token_url: str | None = None  # ephemeral tokens from this service instead of a key
 
 
 class Controller:
@@ -614,6 +615,7 @@ class Controller:
             endpoint=conn.endpoint,
             ca_file=conn.ca_file,
             api_key=conn.api_key,
+            token_url=conn.token_url,
         )
 
     async def _reconfigure_when_idle(self, why: str) -> None:

@@ -28,6 +28,10 @@ connections.
   `send_client_content(turn_complete=True)`, the SDK's way to prefill history; on 3.1
   this is the only time `client_content` may be sent).
 - Failure reasons and log lines never carry the API key (`credentials.redact`).
+- With `settings.token_url` every connection uses an ephemeral token from the
+  organisation's token service instead of a key (`tokens.TokenKeeper` says when a new
+  one is fetched). A token the service cannot give, or the Live service refuses twice
+  in a row, fails the session with its own message, never as a rejected key.
 
 google-genai is imported lazily (it costs about half a second at start-up), off the
 event loop: `preload_sdk()` in a worker thread.
@@ -37,11 +41,13 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import logging
 import random
 import re
 import ssl
 import time
+import warnings
 from collections import deque
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
@@ -80,10 +86,12 @@ from emodesk.live.limits import (
     ReplyBudget,
 )
 from emodesk.live.settings import LiveSettings, declares
+from emodesk.live.tokens import HttpTokenSource, TokenError, TokenKeeper, TokenSource
 
 log = logging.getLogger(__name__)
 
 _AUTH_WORDS = re.compile(r"api key|api_key|permission|unauthenticated|credential", re.I)
+_TOKEN_WORDS = re.compile(r"ephemeral token|auth_tokens|access token", re.I)
 _RATE_IN_MIME = re.compile(r"rate=(\d+)")
 _AUTH_HEADER = re.compile(r"x-goog-api-key|authorization", re.I)
 # Reconnect this long before a go-away's time_left ends, if the turn is still going.
@@ -100,6 +108,8 @@ _REASON_CHARS = 200
 _CLOSE_TIMEOUT_S = 1.0
 
 ClientFactory = Callable[[LiveSettings], Any]
+# Where the session gets ephemeral tokens for `settings.token_url`.
+TokenSourceFactory = Callable[[LiveSettings], TokenSource]
 # The conversation so far as (role, text) pairs, role "user" or "model".
 HistorySource = Callable[[], Sequence[tuple[str, str]]]
 # A function call's handler: (name, args) -> the response the model gets.
@@ -179,6 +189,8 @@ class _Failure(Exception):
         refused_resume: bool = False,
         go_away: bool = False,
         reconfigure: bool = False,
+        token: bool = False,
+        token_refused: bool = False,
     ) -> None:
         super().__init__(reason)
         self.reason = reason
@@ -188,6 +200,8 @@ class _Failure(Exception):
         self.refused_resume = refused_resume
         self.go_away = go_away
         self.reconfigure = reconfigure
+        self.token = token  # no token could be had from the token service
+        self.token_refused = token_refused  # the Live service refused the token
 
 
 def _time_left(value: str | None) -> float | None:
@@ -225,6 +239,8 @@ def classify(exc: BaseException, *, during_setup: bool, resuming: bool) -> _Fail
         reason = f"closed with {code}: {detail}" if detail else f"closed with {code}"
         if code in (1007, 1008) and _AUTH_WORDS.search(detail or ""):
             return _Failure(reason, code=code, retryable=False, auth=True)
+        if code == 1008 and _TOKEN_WORDS.search(detail or ""):
+            return _Failure(reason, code=code, retryable=False, token_refused=True)
         if code in (401, 403):
             return _Failure(reason, code=code, retryable=False, auth=True)
         if code in (1007, 1008) and during_setup and resuming:
@@ -284,14 +300,34 @@ def _is_close(exc: BaseException) -> bool:
     return isinstance(code, int) and 1000 <= code <= 4999
 
 
-def _server_of(settings: LiveSettings) -> tuple[str | None, str]:
-    return settings.endpoint, settings.api_key
+def _server_of(settings: LiveSettings) -> tuple[str | None, str, str | None]:
+    return settings.endpoint, settings.api_key, settings.token_url
+
+
+def _quiet_token_warning() -> None:
+    """The SDK warns at every token connect that its token support is experimental: the
+    user can do nothing about it, and converse would print it each time."""
+    from google.genai import errors
+
+    warnings.filterwarnings(
+        "ignore",
+        message="The SDK's ephemeral token support is experimental",
+        category=errors.ExperimentalWarning,
+        append=True,
+    )
+
+
+def _http_token_source(settings: LiveSettings) -> TokenSource:
+    assert settings.token_url is not None
+    return HttpTokenSource(settings.token_url, ca_file=settings.ca_file)
 
 
 class LiveSession:
     """Implements `emodesk.conversation.ports.LivePort` over `client.aio.live.connect`.
 
     `client_factory(settings)` makes the genai client (default: `endpoint.make_client`);
+    `token_source(settings)` gives the token service for `settings.token_url` (default:
+    `tokens.HttpTokenSource` over HTTPS);
     `rng` makes the backoff jitter reproducible; `buffer_limit_s` bounds the user audio
     kept while the link is down.
     """
@@ -304,8 +340,13 @@ class LiveSession:
         buffer_limit_s: float = 30.0,
         connect_timeout_s: float = 15.0,
         rng: random.Random | None = None,
+        token_source: TokenSourceFactory | None = None,
     ) -> None:
         self._client_factory = client_factory
+        self._token_source = token_source or _http_token_source
+        self._keeper: TokenKeeper | None = None
+        self._keeper_url: str | None = None
+        self._token_retried = False  # a refused token was replaced; refused again: fail
         self._retry = retry or RetryPolicy()
         self._buffer_limit_bytes = int(buffer_limit_s * MIC_BYTES_PER_SECOND)
         self._connect_timeout_s = connect_timeout_s
@@ -898,6 +939,25 @@ class LiveSession:
             reason = outcome.reason = self._redact(outcome.reason)
             if outcome.retryable and not outcome.refused_resume:
                 log.info("live link lost: %s", reason)
+            if outcome.token_refused and self._retry_token():
+                self._set_state(
+                    LinkState.RECONNECTING,
+                    attempt=0,
+                    delay_s=0.0,
+                    reason=f"new access token: {reason}",
+                )
+                first = False
+                continue
+            if outcome.token_refused or (outcome.token and not outcome.retryable):
+                message = (
+                    f"The Live service refused the access token ({reason})."
+                    if outcome.token_refused
+                    else f"No access token from the token service: {reason}."
+                )
+                self._emit(SessionError(message, code=outcome.code))
+                self._report_unsent("no access token")
+                self._set_state(LinkState.FAILED, reason=message)
+                return
             if outcome.auth:
                 self._emit(
                     SessionError(
@@ -956,9 +1016,10 @@ class LiveSession:
             # a fresh server session must still know the conversation so far.
             self._seed_next = tuple(self._history())
 
-        client = await self._make_client(settings)
+        link_settings = await self._with_token(settings, resuming=resume is not None)
+        client = await self._make_client(link_settings)
         seed = self._seed_turns() if resume is None else []
-        config = build_connect_config(settings, resume, initial_history=bool(seed))
+        config = build_connect_config(link_settings, resume, initial_history=bool(seed))
         async with contextlib.AsyncExitStack() as stack:
             async with asyncio.timeout(self._connect_timeout_s):
                 link = await stack.enter_async_context(
@@ -966,6 +1027,9 @@ class LiveSession:
                 )
             self._link = link
             self._seed_next = ()
+            if self._keeper is not None and link_settings is not settings:
+                self._keeper.connected(resuming=resume is not None)
+                self._token_retried = False
             if seed:
                 # With history_config.initial_history_in_client_content the server takes
                 # client_content as history until turn_complete=True, without replying.
@@ -978,6 +1042,36 @@ class LiveSession:
             self._set_state(LinkState.CONNECTED, resumed=resume is not None)
             self._trim_buffer()
             await self._serve_then_close(link)
+
+    async def _with_token(self, settings: LiveSettings, *, resuming: bool) -> LiveSettings:
+        """`settings` with an ephemeral token in place of the key, when they name a token
+        service; the same `settings` otherwise."""
+        if not settings.token_url:
+            self._keeper = self._keeper_url = None
+            return settings
+        if self._keeper is None or self._keeper_url != settings.token_url:
+            try:
+                source = self._token_source(settings)
+            except ValueError as exc:
+                raise _Failure(str(exc), retryable=False, token=True) from None
+            self._keeper, self._keeper_url = TokenKeeper(source), settings.token_url
+        _quiet_token_warning()
+        try:
+            token = await self._keeper.for_connect(resuming=resuming)
+        except TokenError as exc:
+            raise _Failure(exc.reason, retryable=exc.retryable, token=True) from None
+        return dataclasses.replace(settings, api_key=token)
+
+    def _retry_token(self) -> bool:
+        """After a refused token: whether to connect again at once with a new one (once
+        in a row, and only when the tokens come from a token service)."""
+        if self._keeper is None:
+            return False
+        self._keeper.refused()
+        if self._token_retried:
+            return False
+        self._token_retried = True
+        return True
 
     def _seed_turns(self) -> list[Any]:
         from google.genai import types

@@ -29,6 +29,9 @@ class LiveSettings:
     endpoint: str | None = None  # None: Google's endpoint
     ca_file: str | None = None
     api_key: str = field(default="", repr=False)  # never in a repr, a log or a file
+    # An organisation's token service: each connection gets an ephemeral token from it
+    # (emodesk.live.tokens) instead of using `api_key`.
+    token_url: str | None = None
 
 
 def declares(settings: LiveSettings, name: str) -> bool:

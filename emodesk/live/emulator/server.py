@@ -33,6 +33,7 @@ from collections.abc import Callable, Collection, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+from urllib.parse import parse_qs, urlsplit
 
 import numpy as np
 from websockets.asyncio.server import Server, ServerConnection, serve
@@ -45,6 +46,13 @@ from emodesk.core.tools import NEXT_TOPIC, SEARCH_COURSE_MATERIAL, SEARCH_KNOWLE
 from emodesk.live.emulator.faults import FaultKind, FaultPlan, parse_faults
 from emodesk.live.emulator.synth import OUTPUT_RATE, synthesize
 from emodesk.live.emulator.tls import Certificate, make_certificate
+from emodesk.live.emulator.tokens import (
+    KEYS_REFUSED,
+    TOKEN_CLOSE_CODE,
+    TOKEN_PREFIX,
+    TOKEN_WRONG_ENDPOINT,
+    TokenStore,
+)
 from emodesk.live.emulator.wire import (
     WireError,
     decode_b64,
@@ -69,6 +77,9 @@ _REALTIME_KEYS = frozenset(
      "audio_stream_end"}
 )  # fmt: skip
 BAD_KEY_REASON = "API key not valid. Please pass a valid API key."
+_CONSTRAINED_PATH = (
+    "/ws/google.ai.generativelanguage.v1alpha.GenerativeService.BidiGenerateContentConstrained"
+)
 CHUNK_MS = 40  # reply audio per frame, as the real service sends it (1,920 bytes)
 GOAWAY_TIME_LEFT_S = 1.0
 # goawayreply: the time a client is given to finish the reply in progress.
@@ -186,6 +197,20 @@ class ConnectionRecord:
     client_close_code: int | None = None  # the close frame the client sent, if any
 
 
+def credential_of(request: Request) -> str | None:
+    """The key or ephemeral token a handshake carries: `Authorization: Token ...` (how
+    the SDK sends a token), an `access_token` query parameter (the JavaScript SDK's
+    way), else `x-goog-api-key`."""
+    authorization = request.headers.get("Authorization") or ""
+    scheme, _, value = authorization.partition(" ")
+    if scheme.lower() == "token" and value.strip():
+        return value.strip()
+    query = parse_qs(urlsplit(request.path).query).get("access_token")
+    if query and query[0]:
+        return query[0]
+    return request.headers.get("x-goog-api-key") or None
+
+
 def _system_text(setup: dict[str, Any]) -> str:
     content = setup.get("system_instruction") or {}
     if isinstance(content, str):
@@ -251,6 +276,8 @@ class EmulatorServer:
     `hears`: what the emulator "hears" in spoken turns, one text per turn in order (its
     stand-in for speech recognition, so a spoken file can cue `TOOL_CUES`); a spoken
     turn past the script is heard as its length, as always.
+    `tokens`: the ephemeral tokens minted on the REST side (`rest.RestSide`), accepted
+    on the v1alpha constrained endpoint; `require_tokens` refuses plain API keys.
     """
 
     def __init__(
@@ -268,6 +295,7 @@ class EmulatorServer:
         cert_dir: Path | None = None,
         record: bool = False,
         hears: Iterable[str] = (),
+        require_tokens: bool = False,
     ) -> None:
         self.host = host
         self.port = port
@@ -282,6 +310,9 @@ class EmulatorServer:
         self.certificate: Certificate | None = None
         self.record = record
         self.hears = deque(hears)
+        self.tokens = TokenStore()
+        self.require_tokens = require_tokens
+        self.minted: list[dict[str, Any]] = []  # create-token request bodies, as received
         self.received: list[dict[str, Any]] = []
         self.connections: list[ConnectionRecord] = []
         self._links: set[_Connection] = set()  # the open ones
@@ -374,11 +405,23 @@ class EmulatorServer:
         path = re.sub(r"/{2,}", "/", request.path.split("?", 1)[0])
         if not _PATH.match(path):
             return connection.respond(http.HTTPStatus.NOT_FOUND, f"no such service: {path}\n")
-        key = request.headers.get("x-goog-api-key")
-        token = request.headers.get("Authorization")
-        if not key and not token:
+        if not credential_of(request):
             return connection.respond(http.HTTPStatus.UNAUTHORIZED, "missing API key\n")
         return None
+
+    def _refusal(self, record: ConnectionRecord, setup: dict[str, Any]) -> str | None:
+        """Why the credential may not open this session (a token spends a use here)."""
+        credential = record.api_key or ""
+        if not credential.startswith(TOKEN_PREFIX):
+            if self.require_tokens:
+                return KEYS_REFUSED
+            if self.api_keys is not None and credential not in self.api_keys:
+                return BAD_KEY_REASON
+            return None
+        if re.sub(r"/{2,}", "/", record.path.split("?", 1)[0]) != _CONSTRAINED_PATH:
+            return TOKEN_WRONG_ENDPOINT
+        resuming = bool((setup.get("session_resumption") or {}).get("handle"))
+        return self.tokens.admit(credential, model=str(setup.get("model")), resuming=resuming)
 
     # -- one connection --------------------------------------------------------------
 
@@ -387,7 +430,7 @@ class EmulatorServer:
         record = ConnectionRecord(
             index=len(self.connections),
             path=ws.request.path,
-            api_key=ws.request.headers.get("x-goog-api-key"),
+            api_key=credential_of(ws.request),
         )
         self.connections.append(record)
         await self._notify()
@@ -542,9 +585,9 @@ class _Connection:
         if not isinstance(setup, dict):
             raise WireError("setup must be an object")
         self.record.setup = setup
-        keys = self.server.api_keys
-        if keys is not None and self.record.api_key not in keys:
-            raise _Close(1008, BAD_KEY_REASON)
+        refusal = self.server._refusal(self.record, setup)
+        if refusal is not None:
+            raise _Close(TOKEN_CLOSE_CODE, refusal)
         model = setup.get("model")
         if not isinstance(model, str) or not model.startswith("models/"):
             raise WireError("setup.model is required, as models/{model}")
