@@ -23,6 +23,7 @@ import ssl
 import time
 import urllib.error
 import urllib.request
+import warnings
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Protocol
@@ -243,3 +244,64 @@ class TokenKeeper:
         """The Live service refused the token: it is not offered again."""
         self._token = None
         self._uses_left = None
+
+
+async def probe_token(
+    token: str | None,
+    *,
+    endpoint: str | None = None,
+    ca_file: str | None = None,
+    token_url: str | None = None,
+    model: str | None = None,
+    timeout_s: float = 15.0,
+) -> tuple[bool, str]:
+    """*Test key* for tokens: (works, what to tell the user). A token can do one thing,
+    open a Live session, so that is the test: the session is set up and closed at once
+    (which spends one of the token's uses). Without `token`, one is fetched from
+    `token_url` first, which tests the token service as well."""
+    from google.genai import errors
+
+    from emodesk.live.endpoint import EndpointError, make_client
+    from emodesk.live.settings import DEFAULT_MODEL, LiveSettings
+
+    fetched = token is None
+    if token is None:
+        if not token_url:
+            return False, "no token and no token service to test"
+        try:
+            got = await HttpTokenSource(token_url, ca_file=ca_file).fetch()
+        except (TokenError, ValueError) as exc:
+            return False, f"no token from the token service: {exc}"
+        token = got.name
+    settings = LiveSettings(
+        model=model or DEFAULT_MODEL, endpoint=endpoint, ca_file=ca_file, api_key=token.strip()
+    )
+
+    async def connect() -> None:
+        from google.genai import types
+
+        from emodesk.live.config import model_name
+
+        client = await asyncio.to_thread(make_client, settings)
+        config = types.LiveConnectConfig(response_modalities=[types.Modality.AUDIO])
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", errors.ExperimentalWarning)
+            async with client.aio.live.connect(model=model_name(settings), config=config):
+                pass
+
+    try:
+        async with asyncio.timeout(timeout_s):
+            await connect()
+    except errors.APIError as exc:
+        detail = exc.details if isinstance(exc.details, str) else str(exc.message or "")
+        why = f"{exc.code}: {detail}".strip().rstrip(":")
+        return False, f"the token was refused ({why[:160]})"
+    except (EndpointError, ValueError) as exc:
+        return False, f"cannot test the token here: {exc}"
+    except TimeoutError:
+        return False, "the Live service did not answer in time"
+    except OSError as exc:
+        return False, f"cannot reach the Live service: {exc.strerror or exc}"
+    if fetched:
+        return True, "the token service works: its token opened a Live session"
+    return True, "the token works (it opened a Live session, which used one of its uses)"

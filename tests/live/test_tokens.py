@@ -29,6 +29,7 @@ from emodesk.live.tokens import (
     TokenError,
     TokenKeeper,
     is_token,
+    probe_token,
 )
 from emodesk.tokenserver.service import Minter, ServiceConfig, build_app
 from tests.support.emulator import (
@@ -320,3 +321,29 @@ async def test_a_resumption_falls_back_to_its_unexpired_token_when_the_service_i
     assert await keeper.for_connect(resuming=True) == "auth_tokens/t1"
     with pytest.raises(TokenError):
         await keeper.for_connect(resuming=False)
+
+
+# -- Test key, for tokens ---------------------------------------------------------------
+
+
+async def test_test_key_tests_a_token_as_a_token() -> None:
+    async with token_rig() as rig:
+        where = {"endpoint": rig.emulator.url, "ca_file": rig.emulator.ca_file}
+        token = (await source(rig).fetch()).name
+        ok, message = await probe_token(token, **where)
+        assert ok and "the token works" in message and "used one of its uses" in message
+        ok, message = await probe_token(token, **where)  # its one use is gone
+        assert not ok and message.startswith("the token was refused (1008")
+        assert TOKEN_USED_UP in message and "key" not in message and token not in message
+
+
+async def test_test_key_with_a_token_service_tests_the_service_too(monkeypatch) -> None:
+    async with token_rig() as rig:
+        where = {"endpoint": rig.emulator.url, "ca_file": rig.emulator.ca_file}
+        monkeypatch.setenv("EMODESK_TOKEN_SECRET", SECRET)
+        ok, message = await probe_token(None, token_url=rig.token_url, **where)
+        assert ok and "the token service works" in message
+        monkeypatch.setenv("EMODESK_TOKEN_SECRET", "not-the-secret-at-all")
+        ok, message = await probe_token(None, token_url=rig.token_url, **where)
+        assert not ok and "HTTP 401" in message
+        assert len(rig.emulator.connections) == 1
