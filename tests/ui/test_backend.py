@@ -26,8 +26,8 @@ from emodesk.ui.main_window import MainWindow
 from emodesk.ui.services import Services
 from emodesk.ui.settings_dialog import LOADING_DEVICES
 from emodesk.ui.settings_store import SettingsStore, open_qsettings
+from tests.support.app_rig import Rig, answer_consent, silent_audio, start_rig, stop_rig
 from tests.ui.conftest import run, settle
-from tests.ui.test_end_to_end import Rig, answer_consent, start_rig, stop_rig
 
 S = ConversationState
 pytestmark = pytest.mark.timeout(90)
@@ -239,7 +239,7 @@ def test_the_loaded_key_and_tokens_never_reach_the_log_file(
         window,
         BackendOptions(
             endpoint="wss://127.0.0.1:9/", history_path=str(tmp_path / "h.db"),
-            audio_factory=lambda _loop, _settings: _silent_audio(),
+            audio_factory=lambda _loop, _settings: silent_audio(),
         ),
     )  # fmt: skip
     run(qloop, backend.start(), 30.0)
@@ -261,14 +261,6 @@ def test_the_loaded_key_and_tokens_never_reach_the_log_file(
         assert window.services.has_api_key()
     finally:
         run(qloop, backend.stop(), 30.0)
-
-
-def _silent_audio() -> Any:
-    import numpy as np
-
-    from tests.ui.scripted_audio import ScriptedAudio
-
-    return ScriptedAudio(np.zeros(16000, dtype=np.int16))
 
 
 # ---------------------------------------------------------------- off the GUI thread
@@ -304,7 +296,7 @@ def test_the_settings_dialog_opens_at_once_and_lists_devices_when_they_arrive(
 def test_device_lists_are_read_once_off_the_gui_thread_and_refreshed_on_request(
     rig: Rig, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    import emodesk.app
+    import emodesk.app.devices
 
     threads: list[str] = []
 
@@ -312,7 +304,7 @@ def test_device_lists_are_read_once_off_the_gui_thread_and_refreshed_on_request(
         threads.append(threading.current_thread().name)
         return ["mic"], ["speaker"]
 
-    monkeypatch.setattr(emodesk.app, "_list_device_names", list_names)
+    monkeypatch.setattr(emodesk.app.devices, "list_device_names", list_names)
     devices = rig.window.services.devices
     assert run(rig.loop, devices(False)) == (["mic"], ["speaker"])
     run(rig.loop, devices(False))
@@ -329,12 +321,12 @@ def test_closing_the_level_preview_runs_off_the_gui_thread(rig: Rig) -> None:
         def close(self, timeout_s: float = 3.0) -> None:
             closed_on.append(threading.current_thread().name)
 
-    rig.backend._preview = Engine()
+    rig.backend.preview.engine = Engine()  # type: ignore[assignment]
     preview = rig.window.services.level_preview
     assert preview is not None
     assert run(rig.loop, preview(None)) is None
     assert closed_on and closed_on[0] != threading.main_thread().name
-    assert rig.backend._preview is None
+    assert rig.backend.preview.engine is None
 
 
 def test_the_key_check_does_not_ask_the_keyring_on_the_gui_thread(
@@ -374,7 +366,7 @@ app = QApplication([])
 from emodesk.app import Backend, BackendOptions
 from tests.ui.conftest import make_window
 from emodesk.ui.settings_store import SettingsStore, open_qsettings
-from tests.ui.test_backend import _silent_audio
+from tests.support.app_rig import silent_audio
 
 loop = qasync.QEventLoop(app)
 asyncio.set_event_loop(loop)
@@ -382,7 +374,7 @@ window = make_window(SettingsStore(open_qsettings(sys.argv[1] + "/s.ini")))
 window.show()
 backend = Backend(window, BackendOptions(
     offline=True, history_path=sys.argv[1] + "/h.db",
-    audio_factory=lambda _l, _s: _silent_audio(), emulator_speed=50.0))
+    audio_factory=lambda _l, _s: silent_audio(), emulator_speed=50.0))
 
 async def main():
     await backend.start()
@@ -424,7 +416,7 @@ def test_a_remote_endpoint_without_a_key_falls_back_to_the_labelled_offline_demo
         window,
         BackendOptions(
             endpoint="wss://live.example.test", history_path=str(tmp_path / "h.db"),
-            audio_factory=lambda _loop, _settings: _silent_audio(),
+            audio_factory=lambda _loop, _settings: silent_audio(),
             emulator_speed=50.0,
         ),
     )  # fmt: skip
@@ -486,7 +478,7 @@ def start_offline_with_a_stand_in_endpoint(
         window,
         BackendOptions(
             history_path=str(tmp_path / "h.db"), emulator_speed=50.0,
-            audio_factory=lambda _loop, _settings: _silent_audio(),
+            audio_factory=lambda _loop, _settings: silent_audio(),
         ),
     )  # fmt: skip
     run(qloop, backend.start(), 30.0)
@@ -520,13 +512,13 @@ def test_a_key_saved_in_the_offline_demo_is_used_at_once(
         dialog.save_key_button.click()
         settle(qloop, lambda: "now uses it" in dialog.key_status.text(), 10)
         settle(qloop, lambda: bool(real_server.connections) and window.state is S.READY, 20)
-        settle(qloop, lambda: backend._switching is not None and backend._switching.done(), 20)
+        settle(qloop, lambda: backend.keys.switch is not None and backend.keys.switch.done(), 20)
 
         assert saved == ["AIzaSyTest-key-0123456789"] and chosen_with[-1] == saved[0]
         assert real_server.connections[-1].api_key == saved[0]
         assert not backend.synthetic and backend.emulator is None
         assert "offline" not in window.banners.banners and not window.synthetic_label.isVisible()
-        assert backend._switching.exception() is None
+        assert backend.keys.switch.exception() is None
         assert demo._server is None, "the offline demo's emulator was left running"
         dialog.close()
     finally:
@@ -551,8 +543,8 @@ def test_two_keys_saved_in_a_row_end_on_the_newest_with_a_working_stack(
         settle(qloop, lambda: window.state is S.READY, 15)
 
         async def save_two() -> None:
-            await backend._store_key("AIzaSyFirst-key-0123456789")
-            await backend._store_key("AIzaSySecond-key-0123456789")
+            await backend.keys.store("AIzaSyFirst-key-0123456789")
+            await backend.keys.store("AIzaSySecond-key-0123456789")
 
         run(qloop, save_two())
         run(qloop, backend.settled(), 30)

@@ -15,8 +15,7 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -28,84 +27,19 @@ from PySide6.QtWidgets import QApplication
 from emodesk.app import Backend, BackendOptions
 from emodesk.conversation.api import ConversationState
 from emodesk.core.export import CSV_COLUMNS
-from emodesk.live.emulator.server import ConnectionRecord, EmulatorServer
+from emodesk.live.emulator.server import ConnectionRecord
 from emodesk.live.emulator.wire import normalize_keys
 from emodesk.ui.main_window import SYNTHETIC_TEXT, MainWindow
 from emodesk.ui.settings_store import SettingsStore, open_qsettings
+from tests.support.app_rig import Rig, answer_consent, start_rig, stop_rig
 from tests.support.pulse import PulseStack, missing_binaries
 from tests.support.system_tools import missing_message
-from tests.ui.conftest import dispose, make_window, run, settle, until
+from tests.ui.conftest import dispose, make_window, run, until
 from tests.ui.scripted_audio import DEFAULT_LINES, ScriptedAudio, utterances
 
 S = ConversationState
 pytestmark = pytest.mark.timeout(90)
 EMOTION_TOOL = "report_user_emotion"
-
-
-@dataclass
-class Rig:
-    window: MainWindow
-    backend: Backend
-    loop: asyncio.AbstractEventLoop
-    ends: list[int]
-    audios: list[ScriptedAudio] = field(default_factory=list)
-    spoken: int = 0  # lines of the script used so far
-
-    @property
-    def audio(self) -> ScriptedAudio:
-        return self.audios[-1]
-
-    @property
-    def emulator(self) -> EmulatorServer:
-        assert self.backend.emulator is not None
-        return self.backend.emulator
-
-    def settle(self, predicate: Callable[[], bool], timeout: float = 15.0) -> None:
-        settle(self.loop, predicate, timeout)
-
-    def connect(self) -> None:
-        self.window.connect_action.trigger()
-        self.settle(lambda: self.window.state is S.READY)
-
-    def completed_turns(self) -> int:
-        return sum(1 for turn in self.emulator.all_turns() if turn.completed)
-
-    def speak(self, press: Callable[[], None], release: Callable[[], None]) -> None:
-        """One push-to-talk turn of the next scripted line; returns once it is answered.
-        Input arrives while the loop runs, as it does in the app."""
-        run(self.loop, self._speak(press, release), 40.0)
-
-    async def _speak(self, press: Callable[[], None], release: Callable[[], None]) -> None:
-        done = self.completed_turns()
-        press()
-        await until(lambda: self.window.state is S.LISTENING, 10.0)
-        await self.audio.wait_position(self.ends[self.spoken], 15.0)
-        self.spoken += 1
-        release()
-        await until(lambda: self.completed_turns() > done and self.window.state is S.READY, 15.0)
-
-    def speak_by_button(self) -> None:
-        self.speak(lambda: press_button(self.window), lambda: release_button(self.window))
-
-    def in_loop(self, action: Callable[[], None]) -> None:
-        """Deliver a user action while the loop runs (as a real click or key would be)."""
-
-        async def act() -> None:
-            action()
-
-        run(self.loop, act())
-
-
-def press_button(window: MainWindow) -> None:
-    from pytestqt.qtbot import QtBot
-
-    QtBot.mousePress(window.ptt_button, Qt.MouseButton.LeftButton)
-
-
-def release_button(window: MainWindow) -> None:
-    from pytestqt.qtbot import QtBot
-
-    QtBot.mouseRelease(window.ptt_button, Qt.MouseButton.LeftButton)
 
 
 def space(window: MainWindow, kind: QEvent.Type, repeat: bool = False) -> None:
@@ -141,32 +75,6 @@ def voice_of(connection: ConnectionRecord) -> str:
     return str(speech["voice_config"]["prebuilt_voice_config"]["voice_name"])
 
 
-def start_rig(window: MainWindow, loop: asyncio.AbstractEventLoop, history: Path) -> Rig:
-    mic, ends = utterances(*DEFAULT_LINES)
-    rig: Rig
-
-    def make_audio(_loop: asyncio.AbstractEventLoop, _settings: Any) -> ScriptedAudio:
-        audio = ScriptedAudio(mic, pace=4.0)
-        rig.audios.append(audio)
-        return audio
-
-    backend = Backend(
-        window,
-        BackendOptions(
-            offline=True, history_path=str(history), audio_factory=make_audio,
-            emulator_speed=50.0, emulator_record=True,
-        ),
-    )  # fmt: skip
-    rig = Rig(window, backend, loop, ends)
-    run(loop, backend.start(), 30.0)
-    return rig
-
-
-def stop_rig(rig: Rig) -> None:
-    run(rig.loop, rig.backend.stop(), 30.0)
-    assert all(audio.closed for audio in rig.audios)  # the audio port is always closed
-
-
 @pytest.fixture
 def rig(window: MainWindow, qloop: asyncio.AbstractEventLoop, tmp_path: Path) -> Iterator[Rig]:
     started = start_rig(window, qloop, tmp_path / "history.db")
@@ -174,13 +82,6 @@ def rig(window: MainWindow, qloop: asyncio.AbstractEventLoop, tmp_path: Path) ->
         yield started
     finally:
         stop_rig(started)
-
-
-def answer_consent(window: MainWindow, granted: bool) -> None:
-    dialog = window.open_consent_dialog()
-    button = dialog.accept_button if granted else dialog.decline_button
-    assert button is not None
-    button.click()
 
 
 # ---------------------------------------------------------------------------- tests

@@ -1,0 +1,107 @@
+"""The Gemini API key as the settings dialog sees it: whether one is saved, saving one
+(the running app switches to it at once), and testing one against Google's API."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Awaitable, Callable
+
+log = logging.getLogger(__name__)
+
+
+class ApiKeys:
+    """`use_key(key)`: the app's switch to a saved key (a new connection and stack).
+    `endpoint`, `ca_file`, `offline`: as the app was started."""
+
+    def __init__(
+        self,
+        *,
+        use_key: Callable[[str], Awaitable[None]],
+        endpoint: str | None = None,
+        ca_file: str | None = None,
+        offline: bool = False,
+    ) -> None:
+        self._use_key = use_key
+        self._endpoint = endpoint
+        self._ca_file = ca_file
+        self._offline = offline
+        self._saved = False  # answered from here: the keyring can block on D-Bus
+        self._newest: str | None = None  # of keys saved in a row, only this one is used
+        self._switching = asyncio.Lock()
+        self.switch: asyncio.Task[None] | None = None  # the newest switch started
+
+    def has_key(self) -> bool:
+        return self._saved
+
+    async def load(self) -> str | None:
+        """The saved key (the keyring, else GEMINI_API_KEY), read on an executor; None
+        when there is none, or when it cannot be used (logged: the app runs the offline
+        demo). A key found is redacted from the log from now on."""
+        from emodesk.live.credentials import install_log_redaction, load_api_key
+
+        try:
+            key = await asyncio.get_running_loop().run_in_executor(None, load_api_key)
+        except Exception as exc:
+            log.warning("the stored API key cannot be used: %s", exc)
+            key = None
+        self._saved = key is not None
+        if key is not None:
+            install_log_redaction(key)
+        return key
+
+    async def store(self, key: str) -> str:
+        """Save the key in the keyring, then switch to it (in the background); returns
+        what happens, for the user."""
+        from emodesk.live.credentials import install_log_redaction, store_api_key
+
+        key = key.strip()
+        install_log_redaction(key)  # before anything can log it
+        await asyncio.get_running_loop().run_in_executor(None, store_api_key, key)
+        self._saved = True
+        if self._offline:
+            return "Key saved in the system keyring. This run stays offline (--offline)."
+        # Not a cancel: a switch cut short would leave the old stack closed and no new one.
+        self._newest = key
+        self.switch = asyncio.ensure_future(self._switch_to(key))
+        return "Key saved in the system keyring. EmoDesk now uses it."
+
+    async def _switch_to(self, key: str) -> None:
+        async with self._switching:  # one at a time, in the order saved
+            if key == self._newest:  # else a newer key was saved meanwhile
+                await self._use_key(key)
+
+    async def test(self, key: str) -> tuple[bool, str]:
+        """(works, why): lists models with the key (or the saved one), which proves it
+        without opening a Live session."""
+        from emodesk.live.credentials import load_api_key
+        from emodesk.live.endpoint import EndpointError, resolve_endpoint
+
+        loop = asyncio.get_running_loop()
+        if not key:
+            saved = await loop.run_in_executor(None, load_api_key)  # the keyring: D-Bus
+            key = saved or ""
+        if not key:
+            return False, "no key to test"
+        if self._offline:
+            return False, "this run is offline (--offline): keys are not checked"
+        try:
+            custom = not resolve_endpoint(self._endpoint, self._ca_file).is_default
+        except EndpointError:
+            custom = True
+        if custom:
+            # Only Google's API answers the check; another server judges at connect.
+            return False, "a custom endpoint checks the key when connecting: save it"
+        # Asked for by the user, so it goes to Google even from the offline demo.
+        return await loop.run_in_executor(None, _list_one_model, key)
+
+
+def _list_one_model(key: str) -> tuple[bool, str]:
+    from google import genai
+
+    try:
+        client = genai.Client(api_key=key)
+        next(iter(client.models.list(config={"page_size": 1})), None)
+    except Exception as exc:
+        return False, f"the key was not accepted: {type(exc).__name__}"
+    return True, "the key works"
