@@ -20,8 +20,8 @@ from collections.abc import Callable, Coroutine, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from PySide6.QtCore import Qt, Signal
-from PySide6.QtGui import QCloseEvent
+from PySide6.QtCore import QRect, Qt, Signal
+from PySide6.QtGui import QCloseEvent, QGuiApplication
 from PySide6.QtWidgets import (
     QFileDialog,
     QHBoxLayout,
@@ -90,6 +90,12 @@ class WindowOptions:
     consent: ConsentInfo
 
 
+FIRST_SIZE = (1280, 800)
+# Room for a title bar and borders before the window manager has framed the window; the
+# first show then corrects by the real frame.
+FRAME_ALLOWANCE = (16, 40)
+
+
 class MainWindow(QMainWindow):
     # New settings from the dialog (already saved); the composition root applies them.
     settings_applied = Signal(object)
@@ -140,8 +146,9 @@ class MainWindow(QMainWindow):
         self.show_consent(self.consent)
         self._show_state()
         geometry = store.geometry()
-        if geometry is None or not self.restoreGeometry(geometry):
-            self.resize(1280, 800)
+        self._fit_on_show = geometry is None or not self.restoreGeometry(geometry)
+        if self._fit_on_show:
+            self._first_size()
 
     # ================================================================== construction
     def _build_toolbar(self) -> None:
@@ -558,10 +565,40 @@ class MainWindow(QMainWindow):
     def message_box(self) -> QMessageBox | None:
         return self.export.message_box
 
+    # ================================================================== first size
+    def _first_size(self) -> None:
+        """1280x800 where it fits; on a smaller screen the available area (its panels
+        left out) less room for the window manager's frame, so the status bar shows."""
+        width, height = FIRST_SIZE
+        area = self._available_area()
+        if area is not None:
+            width = min(width, area.width() - FRAME_ALLOWANCE[0])
+            height = min(height, area.height() - FRAME_ALLOWANCE[1])
+            self.move(area.x() + (area.width() - width) // 2, area.y())
+        self.resize(width, height)
+
+    def _available_area(self) -> QRect | None:
+        screen = self.screen() or QGuiApplication.primaryScreen()
+        return screen.availableGeometry() if screen is not None else None
+
+    def _fit_frame_to_screen(self) -> None:
+        """Once framed: if the frame still runs past the screen, take the difference."""
+        area, frame = self._available_area(), self.frameGeometry()
+        if area is None:
+            return
+        over_w = max(0, frame.width() - area.width())
+        over_h = max(0, frame.height() - area.height())
+        if over_w or over_h:
+            self.resize(self.width() - over_w, self.height() - over_h)
+        self.move(max(area.x(), frame.x()), max(area.y(), frame.y()))
+
     # ================================================================== lifecycle
     def showEvent(self, event: Any) -> None:
         super().showEvent(event)
         self.clock.start()
+        if self._fit_on_show:
+            self._fit_on_show = False
+            self._fit_frame_to_screen()
 
     def hideEvent(self, event: Any) -> None:
         self.ptt_key.release()

@@ -158,3 +158,31 @@ def test_a_turn_with_no_latency_figure_clears_the_last_one(qtbot: Any) -> None:
     assert line.latency_label.text() == "Last turn: 142 ms"
     line.show_latency(None)  # a hands-free turn: no key-up to measure from
     assert line.latency_label.text() == ""
+
+
+def test_the_first_window_fits_the_screens_available_area(window: MainWindow) -> None:
+    """No stored geometry (a first launch): frame and all inside what the screen offers,
+    so the status bar is on screen (it was below the edge at 1280x800)."""
+    screen = window.screen()
+    assert screen is not None
+    area, frame = screen.availableGeometry(), window.frameGeometry()
+    assert area.top() <= frame.top() and frame.bottom() <= area.bottom(), (area, frame)
+    if window.minimumSizeHint().width() <= area.width():  # the layout's own floor
+        assert area.left() <= frame.left() and frame.right() <= area.right(), (area, frame)
+    assert window.statusBar().isVisible()
+    status = window.statusBar()
+    bottom_left = status.mapToGlobal(status.rect().bottomLeft())
+    assert area.contains(bottom_left), (area, bottom_left)
+
+
+def test_a_large_screen_gets_the_full_first_size(qtbot: Any, store: Any) -> None:
+    from emodesk.ui.main_window import FIRST_SIZE
+    from tests.ui.conftest import dispose, make_window
+
+    win = make_window(store)
+    try:
+        area = win.screen().availableGeometry()
+        expected_w = min(FIRST_SIZE[0], area.width() - 16)
+        assert win.width() == expected_w or win.width() == win.minimumWidth()
+    finally:
+        dispose(win)
