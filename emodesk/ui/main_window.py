@@ -18,7 +18,7 @@ import dataclasses
 import logging
 from collections.abc import Callable, Coroutine, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from PySide6.QtCore import QRect, Qt, Signal
 from PySide6.QtGui import QCloseEvent, QGuiApplication
@@ -77,6 +77,9 @@ from emodesk.ui.window.status import StatusLine
 from emodesk.ui.window.tasks import Tasks
 from emodesk.ui.window.toolbar import MainToolbar
 
+if TYPE_CHECKING:
+    from emodesk.ui.history import HistoryWindow
+
 log = logging.getLogger(__name__)
 
 S = ConversationState
@@ -91,6 +94,8 @@ class WindowOptions:
 
 
 FIRST_SIZE = (1280, 800)
+# A "switching…" message is cleared when the new connection is ready; at most this long.
+SWITCH_MESSAGE_MS = 15_000
 # Room for a title bar and borders before the window manager has framed the window; the
 # first show then corrects by the real frame.
 FRAME_ALLOWANCE = (16, 40)
@@ -99,6 +104,7 @@ FRAME_ALLOWANCE = (16, 40)
 class MainWindow(QMainWindow):
     # New settings from the dialog (already saved); the composition root applies them.
     settings_applied = Signal(object)
+    history_window: HistoryWindow | None = None  # the last one opened
     closing = Signal()
 
     def __init__(
@@ -117,6 +123,7 @@ class MainWindow(QMainWindow):
         self._unsubscribe: Callable[[], None] | None = None
         self.tasks = Tasks(lambda error: self.statusBar().showMessage(f"Error: {error}", 8000))
         self.state = S.OFFLINE
+        self._switching = ""  # the "switching…" status message shown, if any
         self.voice = settings.voice
         self.profile = settings.profile
         self.consent_flow = ConsentFlow(self, options.consent)
@@ -168,6 +175,7 @@ class MainWindow(QMainWindow):
         bar.profile_chosen.connect(self._profile_chosen)
         bar.consent_action.triggered.connect(self.open_consent_dialog)
         bar.settings_action.triggered.connect(lambda: self.open_settings())
+        bar.history_action.triggered.connect(self.open_history)
         bar.show_voice(self.voice)
         bar.show_profile(self.profile)
         # The controls under the names the app and its tests use.
@@ -299,6 +307,10 @@ class MainWindow(QMainWindow):
 
     def _on_state(self, event: StateChanged) -> None:
         self.state = event.state
+        if self._switching and event.state is S.READY:
+            if self.statusBar().currentMessage() == self._switching:
+                self.statusBar().clearMessage()  # the switch is done: say so no longer
+            self._switching = ""
         self.status_line.show_state(event.state, event.retry_in_s)
         if event.state in CONNECTED_STATES:
             self.banners.dismiss(NoticeKind.RECONNECTING)
@@ -443,15 +455,20 @@ class MainWindow(QMainWindow):
             self.toolbar.show_voice(self.voice if self.controller is None else voice)
             return
         if self.state in CONNECTED_STATES or self.state is S.RECONNECTING:
-            self.statusBar().showMessage(f"Switching the voice to {voice}: reconnecting…", 6000)
+            self._show_switching(f"Switching the voice to {voice}: reconnecting…")
         self.run_task(self.controller.change_voice(voice))
 
     def _profile_chosen(self, key: str) -> None:
         if self.controller is None or key == self.profile:
             return
         if self.state in CONNECTED_STATES:
-            self.statusBar().showMessage("Switching the profile: reconnecting…", 6000)
+            self._show_switching("Switching the profile: reconnecting…")
         self.run_task(self.controller.change_profile(key))
+
+    def _show_switching(self, message: str) -> None:
+        """Shown until the new connection is ready (at most SWITCH_MESSAGE_MS)."""
+        self._switching = message
+        self.statusBar().showMessage(message, SWITCH_MESSAGE_MS)
 
     def request_hands_free(self, enabled: bool) -> None:
         if self.controller is None:
@@ -546,6 +563,26 @@ class MainWindow(QMainWindow):
         except ValueError:
             return DEFAULT_PTT_KEY
         return text
+
+    # ================================================================== history
+    def open_history(self) -> HistoryWindow | None:
+        """The History window over the session history (one, raised when open again)."""
+        source = self.services.history
+        if source is None:
+            self.statusBar().showMessage("The session history is not open yet.", 4000)
+            return None
+        from emodesk.ui.history import HistoryWindow  # pyqtgraph charts: built on demand
+
+        window = self.history_window
+        if window is None or window.source is not source:
+            window = HistoryWindow(source, self)
+            self.history_window = replace_dialog(self.history_window, window)
+        else:
+            window.reload()
+        window.show()
+        window.raise_()
+        window.activateWindow()
+        return window
 
     # ================================================================== export
     def open_export_dialog(self, fmt: str = "csv", session_id: str | None = None) -> QFileDialog:

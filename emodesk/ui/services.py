@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 from emodesk.core.settings import MODELS
 from emodesk.ui.scope import SampleSource
@@ -38,4 +39,7 @@ class Services:
     delete_all_data: Callable[[], Awaitable[str]] | None = None
     # Past sessions as (session_id, label), newest first.
     list_sessions: Callable[[], Sequence[tuple[str, str]]] = lambda: ()
+    # The session history for the History window (`emodesk.ui.history.HistorySource`,
+    # the session store); None until the composition root has opened it.
+    history: Any = None
     models: Sequence[str] = field(default_factory=lambda: MODELS)

@@ -144,6 +144,8 @@ class TimelineView(QWidget):
         self._drawn_version = -1
         self._window = (0.0, VISIBLE_S)
         self.enabled_for_emotion = False
+        # A past session (the History window): the x range spans all of it, not a page.
+        self.whole_session = False
 
         self.title = QLabel("Emotion timeline")
         self.title.setObjectName("sectionTitle")
@@ -234,7 +236,10 @@ class TimelineView(QWidget):
         if self.data.version == self._drawn_version:
             return False
         self._drawn_version = self.data.version
-        window = visible_window(self.data.end_s)
+        if self.whole_session:
+            window = (0.0, max(VISIBLE_S / 3, self.data.end_s * 1.02 + 1.0))
+        else:
+            window = visible_window(self.data.end_s)
         if window != self._window:
             self._window = window
             self.plot_widget.getPlotItem().setXRange(*window, padding=0)

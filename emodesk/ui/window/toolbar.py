@@ -1,6 +1,6 @@
 """The main window's toolbar: connect, the voices (featured ones as buttons, the rest in
-a menu), the profile, emotion consent, the export menu and settings. It builds and shows;
-what the controls do is the window's (it connects their signals)."""
+a menu), the profile, emotion consent, the export menu, the history and settings. It
+builds and shows; what the controls do is the window's (it connects their signals)."""
 
 from __future__ import annotations
 
@@ -17,8 +17,8 @@ _BUSY = frozenset({ConversationState.CONNECTING, ConversationState.RECONNECTING}
 
 class MainToolbar(QToolBar):
     """`voice_chosen(voice)` and `profile_chosen(key)` say what the user picked; the
-    actions (`connect_action`, `consent_action`, `settings_action`) are triggered as
-    they are. `export_button` is placed after the consent action."""
+    actions (`connect_action`, `consent_action`, `history_action`, `settings_action`)
+    are triggered as they are. `export_button` is placed after the consent action."""
 
     voice_chosen = Signal(str)
     profile_chosen = Signal(str)
@@ -60,6 +60,13 @@ class MainToolbar(QToolBar):
         self.consent_action = QAction("Emotion: off", self)
         self.addAction(self.consent_action)
         self.addWidget(export_button)
+        self.history_action = QAction("History", self)
+        self.history_action.setShortcut(QKeySequence("Ctrl+H"))
+        self.history_action.setToolTip(
+            "Past sessions by day, their timelines and transcripts, and the last 7/30/90 days"
+            " (Ctrl+H)"
+        )
+        self.addAction(self.history_action)
 
         spacer = QWidget()
         spacer.setSizePolicy(
