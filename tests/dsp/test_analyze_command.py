@@ -14,6 +14,7 @@ import pytest
 
 from emodesk.cli import main
 from emodesk.core.export import read_timeline_csv
+from emodesk.dsp.resample import resample
 from emodesk.dsp.wav import write_wav
 from tests.support.speech import AGITATED, CALM, SENTENCES, speech_16k, with_silence
 
@@ -79,9 +80,10 @@ def test_noise_only_file_has_no_readings(
 
 def _long_wav(path: Path) -> Path:
     rate = 48000
-    t = np.arange(31 * rate) / rate  # longer than PROGRESS_MIN_S
-    bursts = np.where(t % 2.5 < 1.5, 6000 * np.sin(2 * np.pi * 200 * t), 0.0)
-    stereo = np.repeat(bursts.astype(np.int16), 2).reshape(-1, 2)  # 6 MB: several blocks
+    speech = with_silence(*[speech_16k(s) for s in SENTENCES], gap_s=0.7)
+    reps = int(np.ceil(31 * 16000 / speech.size))  # longer than PROGRESS_MIN_S
+    mono = resample(np.tile(speech, reps)[: 31 * 16000], 16000, rate)
+    stereo = np.repeat(mono, 2).reshape(-1, 2)  # 6 MB: several blocks
     write_wav(path, stereo, rate)
     return path
 

