@@ -108,6 +108,7 @@ class Backend:
             log.warning("history: %s", store.open_report.message)
             self.window.show_banner("history", "warning", store.open_report.message, "OK")
         self.history = History(store, self._retention_failed)
+        self.history.apply_redaction(self.window.settings)
         await self.history.apply_retention(self.window.settings.retention_days)
         # The window's settings now, not a copy from before the awaits: the user may
         # have answered the consent dialog meanwhile.
@@ -128,6 +129,7 @@ class Backend:
             level_preview=self.preview.open,
             delete_all_data=self._delete_all,
             list_sessions=history.sessions,
+            history=history.store,
         )
 
     def _retention_failed(self, message: str) -> None:
@@ -249,6 +251,7 @@ class Backend:
         # What is in effect: the stack's settings, and the retention last applied.
         in_effect = dataclasses.replace(self.controller.settings, retention_days=retention)
         needed = changes_needed(in_effect, settings)
+        self.history.apply_redaction(settings)  # transcript lines stored from now on
         deleted = 0
         if needed.retention:
             deleted = await self.history.apply_retention(settings.retention_days)

@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
     from emodesk.conversation.controller import Controller
+    from emodesk.core.settings import AppSettings
     from emodesk.store import SessionStore
 
 log = logging.getLogger(__name__)
@@ -37,6 +38,13 @@ class History:
             log.warning("retention could not be applied: %s", exc)
             self._warn(f"Old sessions could not be deleted as the retention setting asks: {exc}")
             return 0
+
+    def apply_redaction(self, settings: AppSettings) -> None:
+        """Transcript lines stored from now on: masked (with the user's names) or, when
+        the setting says so, verbatim."""
+        from emodesk.store.redaction import redactor_for
+
+        self.store.redactor = redactor_for(settings.redact_transcripts, settings.redact_names)
 
     async def at_exit(self) -> None:
         """ "Only the current session": it has just ended, so nothing is left behind. (A
