@@ -186,3 +186,16 @@ def test_a_large_screen_gets_the_full_first_size(qtbot: Any, store: Any) -> None
         assert win.width() == expected_w or win.width() == win.minimumWidth()
     finally:
         dispose(win)
+
+
+def test_the_switching_message_goes_when_the_new_connection_is_ready(
+    window: MainWindow, fake: FakeController, qloop: asyncio.AbstractEventLoop
+) -> None:
+    connect(window, qloop)
+    window.voice_actions["Kore"].trigger()
+    assert "Switching the voice to Kore" in window.statusBar().currentMessage()
+    settle(qloop, lambda: ("change_voice", "Kore") in fake.calls)
+    fake.set_state(S.CONNECTING, "applying voice Kore")
+    assert "Switching the voice to Kore" in window.statusBar().currentMessage()
+    fake.set_state(S.READY, "voice Kore applied")
+    assert window.statusBar().currentMessage() == ""  # not 3-5 s later
