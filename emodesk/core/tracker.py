@@ -147,19 +147,11 @@ class EmotionTracker:
         self._verdict = self._judge()
         return self._verdict
 
-    def _score(self, turns: list[int]) -> float:
+    def _score(self, turns: list[int], prior: float | None = None) -> float:
+        """sum(weight * polarity) / (sum(weight) + prior) over `turns`; the fusion rule's
+        prior unless told otherwise (0: the plain weighted mean). 0 with no weight."""
         weighted = 0.0
-        total = self._fuse.prior_weight
-        for turn in turns:
-            for reading in self._turns[turn].values():
-                weight = self._fuse.weight(reading)
-                weighted += weight * polarity(reading.emotion)
-                total += weight
-        return weighted / total if total > 0 else 0.0
-
-    def _mean(self, turns: list[int]) -> float:
-        """The weighted mean polarity of `turns`, without the prior (0 with no weight)."""
-        weighted = total = 0.0
+        total = self._fuse.prior_weight if prior is None else prior
         for turn in turns:
             for reading in self._turns[turn].values():
                 weight = self._fuse.weight(reading)
@@ -181,7 +173,7 @@ class EmotionTracker:
         # The halves are compared by their plain weighted means: the prior would pull a
         # half with little evidence yet (the newest turn before its model reading) toward
         # neutral and read as a change that is not there.
-        change = self._mean(newer) - self._mean(older)
+        change = self._score(newer, prior=0.0) - self._score(older, prior=0.0)
         if overall >= self._persistent_above and newer_score >= self._persistent_above:
             trend = Trend.PERSISTENT_NEGATIVE
         elif change >= self._change_by:

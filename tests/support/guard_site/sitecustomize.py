@@ -25,8 +25,11 @@ def _is_local(address: object) -> bool:
     return False
 
 
+_error: type[OSError] = ConnectionRefusedError
+
+
 def _blocked(address: object) -> OSError:
-    return ConnectionRefusedError(f"tests may only connect to loopback, not {address!r}")
+    return _error(f"tests may only connect to loopback, not {address!r}")
 
 
 def _connect(self: socket.socket, address: object) -> None:
@@ -41,5 +44,18 @@ def _connect_ex(self: socket.socket, address: object) -> int:
     return _real_connect_ex(self, address)  # type: ignore[arg-type]
 
 
-socket.socket.connect = _connect  # type: ignore[method-assign,assignment]
-socket.socket.connect_ex = _connect_ex  # type: ignore[method-assign,assignment]
+def install(blocked: type[OSError] = ConnectionRefusedError) -> None:
+    """Guard every socket of this process; a refused connect raises `blocked`."""
+    global _error
+    _error = blocked
+    socket.socket.connect = _connect  # type: ignore[method-assign,assignment]
+    socket.socket.connect_ex = _connect_ex  # type: ignore[method-assign,assignment]
+
+
+def uninstall() -> None:
+    socket.socket.connect = _real_connect  # type: ignore[method-assign]
+    socket.socket.connect_ex = _real_connect_ex  # type: ignore[method-assign]
+
+
+if __name__ == "sitecustomize":  # loaded by site at a process's start: guard it
+    install()
