@@ -152,6 +152,9 @@ def run(args: argparse.Namespace) -> int:
             endpoint=getattr(args, "endpoint", None),
             ca_file=getattr(args, "ca_file", None),
             offline=bool(getattr(args, "offline", False)),
+            token_url=getattr(args, "token_url", None)
+            or os.environ.get("EMODESK_TOKEN_URL", "").strip()
+            or None,
             auto_connect=True,
         ),
     )

@@ -51,6 +51,8 @@ class BackendOptions:
     endpoint: str | None = None
     ca_file: str | None = None
     offline: bool = False
+    # The organisation's token service (--token-url / EMODESK_TOKEN_URL): no key is read.
+    token_url: str | None = None
     history_path: str | None = None  # None: the platform data dir
     # Make the audio port; None: the real PyAudio engine. Tests pass a fake.
     audio_factory: Callable[[asyncio.AbstractEventLoop, AppSettings], DesktopAudio] | None = None
@@ -77,6 +79,7 @@ class Backend:
             endpoint=options.endpoint,
             ca_file=options.ca_file,
             offline=options.offline,
+            token_url=options.token_url,
         )
         self.devices = DeviceNames()
         self.preview = LevelPreview(enabled=options.audio_factory is None)
@@ -100,7 +103,8 @@ class Backend:
         # Nothing else imports meanwhile: two threads importing pydantic's circular
         # modules at once can fail with "partially initialized module".
         await loop.run_in_executor(None, preload_sdk)
-        key = await self.keys.load()  # the keyring: D-Bus
+        # With a token service the API key stays on it: none is read on this machine.
+        key = None if self.options.token_url else await self.keys.load()  # keyring: D-Bus
         self._connection, reason = await self._choose_connection(key)
         store = await loop.run_in_executor(None, SessionStore, self.options.history_path)
         self.store = store
@@ -154,7 +158,12 @@ class Backend:
             reason = "Offline demo (--offline): replies are synthetic."
         else:
             try:
-                plan = choose_connection(options.endpoint, options.ca_file, key)
+                if options.token_url:  # every session gets a token from the service
+                    plan = choose_connection(
+                        options.endpoint, options.ca_file, None, token_url=options.token_url
+                    )
+                else:
+                    plan = choose_connection(options.endpoint, options.ca_file, key)
             except ConnectionChoiceError as exc:
                 log.warning("cannot use the endpoint: %s", exc)
                 plan = ConnectionPlan(start_emulator=True)

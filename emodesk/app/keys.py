@@ -21,8 +21,10 @@ class ApiKeys:
         endpoint: str | None = None,
         ca_file: str | None = None,
         offline: bool = False,
+        token_url: str | None = None,
     ) -> None:
         self._use_key = use_key
+        self._token_url = token_url
         self._endpoint = endpoint
         self._ca_file = ca_file
         self._offline = offline
@@ -73,11 +75,27 @@ class ApiKeys:
 
     async def test(self, key: str) -> tuple[bool, str]:
         """(works, why): lists models with the key (or the saved one), which proves it
-        without opening a Live session."""
+        without opening a Live session. A token (`auth_tokens/...`), or with a token
+        service and no key typed, a token from the service, is tested as a token: it
+        opens a Live session (`live.tokens.probe_token`)."""
         from emodesk.live.credentials import load_api_key
         from emodesk.live.endpoint import EndpointError, resolve_endpoint
+        from emodesk.live.tokens import is_token, probe_token
 
         loop = asyncio.get_running_loop()
+        if is_token(key) or (not key and self._token_url):
+            if self._offline:
+                return False, "this run is offline (--offline): tokens are not checked"
+            try:
+                where = resolve_endpoint(self._endpoint, self._ca_file)
+            except EndpointError as exc:
+                return False, f"cannot test here: {exc}"
+            return await probe_token(
+                key.strip() or None,
+                endpoint=where.base_url,
+                ca_file=where.ca_file,
+                token_url=self._token_url,
+            )
         if not key:
             saved = await loop.run_in_executor(None, load_api_key)  # the keyring: D-Bus
             key = saved or ""
