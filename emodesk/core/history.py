@@ -231,7 +231,7 @@ def build_report(
     title = (
         f"Daily report — {first:%A %d %B %Y}"
         if first == last
-        else f"Report — {first:%d %b %Y} to {last:%d %b %Y} ({(last - first).days + 1} days)"
+        else f"Report — {first:%d %b} to {last:%d %b %Y} ({(last - first).days + 1} days)"
     )
     if not ordered:
         notes: list[str] = ["No sessions in this period."]

@@ -149,11 +149,14 @@ class DaysChart(QWidget):
         legend = self.affect_plot.getPlotItem().addLegend(offset=(6, 6))
         legend.setLabelTextColor(theme.PLOT_FOREGROUND)
         self.lines: dict[tuple[str, str], pg.PlotDataItem] = {}
+        self.legend_titles: dict[tuple[str, str], str] = {}
+        self.legend = legend
         for key, (title, colour, dash) in SOURCE_LINES.items():
             line = self.affect_plot.plot(
                 [], [], pen=pg.mkPen(colour, width=2, style=dash), symbol="o", symbolSize=5,
-                symbolBrush=colour, symbolPen=None, name=title, connect="finite",
+                symbolBrush=colour, symbolPen=None, connect="finite",
             )  # fmt: skip
+            self.legend_titles[key] = title
             self.lines[key] = line
         self.affect_plot.addItem(pg.InfiniteLine(0, angle=0, pen=pg.mkPen("#555b66")))
         self.note = QLabel("")
@@ -172,13 +175,21 @@ class DaysChart(QWidget):
             share = np.array([d.share(emotion) for d in self.days], dtype=float)
             self.mix_bars[emotion].setOpts(x=x, y0=bottom.copy(), height=share, width=0.7)
             bottom += share
+        self.legend.clear()
+        silent: set[str] = set()
         for (source, measure), line in self.lines.items():
             values = [getattr(d, measure).get(source) for d in self.days]
             if all(v is None for v in values):  # the model gives no arousal or valence
                 line.setData([], [])
+                silent.add(source)
                 continue
+            self.legend.addItem(line, self.legend_titles[(source, measure)])
             y = np.array([np.nan if v is None else v for v in values], dtype=float)
             line.setData(x, y)
+        title = "Mean arousal / valence per day"
+        if "model" in silent:
+            title += " (the model gives none)"
+        self.affect_plot.getPlotItem().setTitle(title, color=theme.PLOT_FOREGROUND, size="10pt")
         step = max(1, n // 10)
         ticks = [(i, f"{d.day:%d/%m}") for i, d in enumerate(self.days) if i % step == 0]
         for plot_widget in (self.mix_plot, self.affect_plot):
@@ -264,6 +275,7 @@ class HistoryWindow(QWidget):
         top.addWidget(detail)
         top.setStretchFactor(0, 5)
         top.setStretchFactor(1, 6)
+        top.setSizes([520, 680])
 
         self.period_buttons = QButtonGroup(self)
         period_row = QHBoxLayout()

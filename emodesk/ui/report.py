@@ -50,11 +50,13 @@ from emodesk.core.history import (
     build_report,
     daily_stats,
     day_bounds,
+    local_day,
 )
 from emodesk.core.profiles import PROFILES
 from emodesk.ui import theme
 
 CHART_SIZE = (900, 300)
+SESSION_ROWS = 8  # more sessions than this: a row per day, so a week fits one page
 _INK = QColor("#2a2f37")
 _GRID = QColor("#d5d9df")
 AROUSAL_COLOUR = "#e07a2e"
@@ -192,6 +194,64 @@ def _minutes(value: float) -> str:
     return f"{value:.0f} min" if value >= 1 else f"{value * 60:.0f} s"
 
 
+_TABLE = "<table class='sessions' cellspacing='0' cellpadding='3' width='100%'>"
+
+
+def _sessions_table(report: Report) -> str:
+    e = html.escape
+    rows = []
+    for s in report.sessions:
+        profile = PROFILES[s.profile].title if s.profile in PROFILES else s.profile
+        rows.append(
+            "<tr>"
+            f"<td width='16%'>{s.started_utc.astimezone():%d %b %H:%M}</td>"
+            f"<td width='18%'>{e(profile)}</td>"
+            f"<td align='right'>{_minutes(s.duration_s / 60)}</td>"
+            f"<td align='right'>{s.turns}</td>"
+            f"<td>{e(s.mix_text()) or '—'}</td>"
+            f"<td>{e(s.last_trend.replace('_', ' ')) or '—'}</td>"
+            f"<td align='right'>{s.escalations or ''}</td>"
+            "</tr>"
+        )
+    if not rows:
+        return "<p>No sessions.</p>"
+    return (
+        _TABLE + "<tr><th align='left'>Started</th><th align='left'>Profile</th><th>Length</th>"
+        "<th>Turns</th><th align='left'>Emotion mix</th><th align='left'>Ended with trend</th>"
+        "<th>Escalations</th></tr>" + "".join(rows) + "</table>"
+    )
+
+
+def _days_table(report: Report) -> str:
+    """A row per day (a week or more holds too many sessions for one page)."""
+    escalations: dict[date, int] = {}
+    negative_ends: dict[date, int] = {}
+    for s in report.sessions:
+        day = local_day(s.started_utc)
+        escalations[day] = escalations.get(day, 0) + s.escalations
+        if s.last_trend == "persistent_negative":
+            negative_ends[day] = negative_ends.get(day, 0) + 1
+    rows = []
+    for d in report.days:
+        ranked = sorted(((n, k) for k, n in d.mix.items() if n), reverse=True)
+        mix = " · ".join(f"{k} {n / d.readings:.0%}" for n, k in ranked)
+        rows.append(
+            "<tr>"
+            f"<td width='16%'>{d.day:%a %d %b}</td>"
+            f"<td align='right'>{d.sessions or ''}</td>"
+            f"<td align='right'>{_minutes(d.minutes) if d.sessions else ''}</td>"
+            f"<td>{html.escape(mix) or '—'}</td>"
+            f"<td align='right'>{negative_ends.get(d.day, '') or ''}</td>"
+            f"<td align='right'>{escalations.get(d.day, 0) or ''}</td>"
+            "</tr>"
+        )
+    return (
+        _TABLE + "<tr><th align='left'>Day</th><th>Sessions</th><th>Length</th>"
+        "<th align='left'>Emotion mix</th><th>Ended persistent negative</th>"
+        "<th>Escalations</th></tr>" + "".join(rows) + "</table>"
+    )
+
+
 def report_html(report: Report, images: dict[str, str]) -> str:
     """The report as one HTML page; `images` maps "mix" and "affect" to each chart's
     src (a data: URI for the file, a resource name for QTextDocument)."""
@@ -200,29 +260,11 @@ def report_html(report: Report, images: dict[str, str]) -> str:
     mix = ", ".join(
         f"{emotion} {count / total:.0%}" for emotion, count in report.mix.items() if count
     )
-    rows = []
-    for s in report.sessions:
-        profile = PROFILES[s.profile].title if s.profile in PROFILES else s.profile
-        rows.append(
-            "<tr>"
-            f"<td>{s.started_utc.astimezone():%a&nbsp;%d&nbsp;%b&nbsp;%H:%M}</td>"
-            f"<td>{e(profile)}</td>"
-            f"<td align='right'>{_minutes(s.duration_s / 60)}</td>"
-            f"<td align='right'>{s.turns}</td>"
-            f"<td>{e(s.mix_text()) or '—'}</td>"
-            f"<td>{e(s.last_trend.replace('_', ' ')) or '—'}</td>"
-            f"<td align='right'>{s.escalations or ''}</td>"
-            "</tr>"
-        )
     notes = "".join(f"<li>{e(note)}</li>" for note in report.notes)
-    table = (
-        "<table class='sessions' cellspacing='0' cellpadding='3' width='100%'>"
-        "<tr><th align='left'>Started</th><th align='left'>Profile</th><th>Length</th>"
-        "<th>Turns</th><th align='left'>Emotion mix</th><th align='left'>Ended with trend</th>"
-        "<th>Escalations</th></tr>" + "".join(rows) + "</table>"
-        if rows
-        else "<p>No sessions.</p>"
-    )
+    if len(report.sessions) > SESSION_ROWS:
+        heading, table = "Days", _days_table(report)
+    else:
+        heading, table = "Sessions", _sessions_table(report)
     return f"""<!DOCTYPE html>
 <html lang="en"><head><meta charset="utf-8"><title>{e(report.title)}</title>
 <style>
@@ -235,18 +277,18 @@ table.sessions th {{ border-bottom: 1px solid #9aa5b1; }}
 table.sessions td {{ border-bottom: 1px solid #e5e8ec; }}
 </style></head><body>
 <h1>{e(report.title)}</h1>
+<p style="color: #6b7280; font-size: 8pt">Made by EmoDesk on this computer from its local
+history. Transcripts are not included.</p>
 <p class="disclaimer"><b>Not a diagnosis.</b> {e(report.disclaimer)}</p>
 <p><b>{len(report.sessions)}</b> session(s), <b>{_minutes(report.minutes)}</b> of conversation,
 <b>{total}</b> emotion estimate(s){": " + e(mix) if mix else ""}.<br>
 Trend over the period: {e(report.trend)}.<br>
 Escalations: {report.escalations}.</p>
 <h2 style="font-size: 12pt">Notes</h2><ul>{notes}</ul>
-<p><img src="{images["mix"]}" width="640" alt="Emotion mix per day"></p>
-<p><img src="{images["affect"]}" width="640" alt="Mean arousal and valence per day"></p>
-<h2 style="font-size: 12pt">Sessions</h2>
+<p><img src="{images["mix"]}" width="560" alt="Emotion mix per day"></p>
+<p><img src="{images["affect"]}" width="560" alt="Mean arousal and valence per day"></p>
+<h2 style="font-size: 12pt">{heading}</h2>
 {table}
-<p style="color: #6b7280">Made by EmoDesk on this computer from its local history.
-Transcripts are not included.</p>
 </body></html>
 """
 

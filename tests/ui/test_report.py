@@ -71,7 +71,9 @@ def test_html_is_standalone_with_charts_and_disclaimer(history: SessionStore) ->
     assert page.count('src="data:image/png;base64,') == 2
     assert "Not a diagnosis." in page
     assert "sessions in a row ended persistent negative" in page
-    assert "Wellness check-in" in page
+    assert ">Days</h2>" in page  # a week's many sessions: a row per day, on one page
+    today = render_html(gather_report(history, TODAY, TODAY))
+    assert ">Sessions</h2>" in today and "Wellness check-in" in today
     assert "ada.lovelace" not in page and "[email]" not in page  # no transcript at all
 
 
@@ -80,6 +82,9 @@ def test_pdf_text_says_what_the_report_says(history: SessionStore, tmp_path: Pat
     out = tmp_path / "week.pdf"
     write_report(report, out)
     assert out.read_bytes().startswith(b"%PDF")
+    assert "Pages: 1" in " ".join(
+        subprocess.run(["pdfinfo", str(out)], capture_output=True, text=True).stdout.split()
+    )
     text = " ".join(pdf_text(out).split())
     assert report.title.replace("—", "").split()[0] in text
     assert "Not a diagnosis." in text
