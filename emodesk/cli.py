@@ -167,6 +167,25 @@ def build_parser() -> argparse.ArgumentParser:
         "--json", metavar="OUT.json", help="also write the readings and metadata as JSON"
     )
 
+    evaluate = sub.add_parser(
+        "evaluate", help="the local estimator on a labelled corpus (RAVDESS, CREMA-D or a CSV)"
+    )
+    evaluate.add_argument(
+        "dir",
+        metavar="DIR",
+        help="a folder of RAVDESS or CREMA-D WAV files (any depth), or a CSV of "
+        "path,label[,speaker] rows (or a folder holding labels.csv)",
+    )
+    evaluate.add_argument("--json", action="store_true", help="print the report as JSON")
+    evaluate.add_argument("--plot", metavar="FILE.png", help="also draw the confusion matrix")
+    evaluate.add_argument(
+        "--warmup-turns",
+        type=int,
+        default=3,
+        metavar="N",
+        help="files per speaker judged against the prior before their baseline (default 3)",
+    )
+
     emulator = sub.add_parser("emulator", help="the local Live emulator (TLS WebSocket server)")
     emulator.add_argument("--port", type=_port, default=0, help="0 picks a free port")
     emulator.add_argument(
@@ -229,6 +248,7 @@ def build_parser() -> argparse.ArgumentParser:
 _COMMANDS = {
     "converse": ("emodesk.commands.converse", "conversation"),
     "analyze": ("emodesk.commands.analyze", "dsp"),
+    "evaluate": ("emodesk.commands.evaluate", "dsp"),
     "emulator": ("emodesk.commands.emulator", "live"),
     "token-server": ("emodesk.commands.token_server", "tokenserver"),
     "devices": ("emodesk.commands.devices", "audio"),
