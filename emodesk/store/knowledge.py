@@ -4,12 +4,16 @@ base, a course), in SQLite FTS5 with its BM25 ranking.
 Each file is cut into passages (its `#` sections, then paragraphs joined up to
 `MAX_PASSAGE_CHARS`), stored with the file's name relative to the folder. The index is
 a cache: it lives in the app's data folder (`default_index_path`), never in the user's
-folder, and is private to its owner. Before a search (at most every `recheck_s`) the
-folder is looked at again: files whose size or modification time changed are indexed
-anew, removed files are dropped. A query is plain words: FTS5's own syntax (quotes,
-`*`, `:`, `^`, AND/OR/NOT, parentheses) is never interpreted, so no query can raise.
+folder, and is private to its owner. The folder is indexed when first searched (or
+`refresh`ed); after that a search that comes `recheck_s` or more after the last look
+starts another in the background: files whose size or modification time changed are
+indexed anew, removed files are dropped, and the searches after it see them (with
+`recheck_s` 0, every search looks first). A query is plain words: FTS5's own syntax
+(quotes, `*`, `:`, `^`, AND/OR/NOT, parentheses) is never interpreted, so no query
+can raise.
 
-Threads: one connection serialised by a lock; callers on an asyncio loop run
+Threads: searches read on one connection, refreshes write on another, each behind its
+lock (WAL: a search never waits for indexing); callers on an asyncio loop run
 `search`/`refresh` in a worker thread (`asyncio.to_thread`).
 """
 
@@ -37,6 +41,12 @@ MARKDOWN_SUFFIXES = frozenset({".md", ".markdown"})
 MAX_PASSAGE_CHARS = 800
 MAX_FILE_BYTES = 2_000_000  # the rest of a larger file is not indexed
 MAX_QUERY_TERMS = 32
+# A query word found in more passages than this says little (like "the"): it is left
+# out of the search when the query has rarer words, and the rarest words are searched
+# for while they are in about RANKED_AT_MOST passages: BM25 costs per passage ranked,
+# so a search of a large folder stays fast.
+COMMON_PASSAGES = 120
+RANKED_AT_MOST = 150
 DEFAULT_RECHECK_S = 1.0
 
 _HEADING = re.compile(r"^(#{1,6})\s+(.*?)\s*#*\s*$")
@@ -143,11 +153,17 @@ def _cut(paragraph: str) -> Iterator[str]:
         yield piece
 
 
-def match_expression(query: str) -> str:
+def query_words(query: str) -> list[str]:
+    """The words of a query, once each, at most MAX_QUERY_TERMS."""
+    return list(dict.fromkeys(w.lower() for w in _WORD.findall(query)))[:MAX_QUERY_TERMS]
+
+
+def match_expression(query: str | list[str], joiner: str = " OR ") -> str:
     """The FTS5 MATCH expression for a query in plain words: each word quoted (so
-    nothing in it is FTS5 syntax), any of them may match; "" when it has no words."""
-    words = list(dict.fromkeys(w.lower() for w in _WORD.findall(query)))[:MAX_QUERY_TERMS]
-    return " OR ".join('"' + w.replace('"', '""') + '"' for w in words)
+    nothing in it is FTS5 syntax), any of them may match (or, with joiner " ", all);
+    "" when it has no words."""
+    words = query_words(query) if isinstance(query, str) else query
+    return joiner.join('"' + w.replace('"', '""') + '"' for w in words)
 
 
 class KnowledgeIndex:
@@ -170,8 +186,13 @@ class KnowledgeIndex:
             raise KnowledgeError(f"the index of {self.folder} cannot be kept inside it")
         self.recheck_s = recheck_s
         self._checked_at: float | None = None
-        self._lock = threading.Lock()
-        self._conn = self._open()
+        self._lock = threading.Lock()  # the reading connection
+        self._refresh_lock = threading.Lock()  # one refresh at a time, on its connection
+        self._rechecking: threading.Thread | None = None
+        self._writer = self._open()
+        # Searches read on their own connection: in WAL they see the last commit and
+        # never wait for a refresh that is still indexing.
+        self._conn = sqlite3.connect(self.db_path, isolation_level=None, check_same_thread=False)
 
     # -- opening -----------------------------------------------------------------------
 
@@ -220,6 +241,11 @@ class KnowledgeIndex:
         return None if row is None else str(row[0])
 
     def close(self) -> None:
+        rechecking = self._rechecking
+        if rechecking is not None:
+            rechecking.join()
+        with self._refresh_lock:
+            self._writer.close()
         with self._lock:
             self._conn.close()
 
@@ -260,10 +286,9 @@ class KnowledgeIndex:
 
     def refresh(self) -> RefreshReport:
         """Bring the index up to date with the folder now."""
-        seen = self._scan()
-        with self._lock:
-            report = self._refresh(seen)
+        with self._refresh_lock:
             self._checked_at = time.monotonic()
+            report = self._refresh(self._scan())
         if report.indexed or report.removed:
             log.info(
                 "knowledge index of %s: %d files indexed, %d removed",
@@ -274,7 +299,7 @@ class KnowledgeIndex:
         return report
 
     def _refresh(self, seen: dict[str, tuple[int, int]]) -> RefreshReport:
-        conn = self._conn
+        conn = self._writer
         known = {
             str(name): (int(m), int(s))
             for name, m, s in conn.execute("SELECT name, mtime_ns, size FROM files")
@@ -328,26 +353,76 @@ class KnowledgeIndex:
         return data.decode("utf-8", errors="replace").lstrip("\ufeff")
 
     def refresh_if_due(self) -> None:
-        """`refresh` unless the folder was looked at less than `recheck_s` ago."""
+        """Before a search: the first time (or with `recheck_s` 0), `refresh` now; else,
+        if the folder was last looked at `recheck_s` ago or more, look again in a
+        background thread while this search answers from the index as it stands (a
+        stat of every file costs more than the search itself)."""
         checked = self._checked_at
-        if checked is None or time.monotonic() - checked >= self.recheck_s:
+        if checked is None or self.recheck_s <= 0:
             self.refresh()
+            return
+        if time.monotonic() - checked < self.recheck_s or self._refresh_lock.locked():
+            return
+        self._checked_at = time.monotonic()
+        thread = threading.Thread(target=self._recheck, name="emodesk-knowledge", daemon=True)
+        self._rechecking = thread
+        thread.start()
+
+    def _recheck(self) -> None:
+        try:
+            self.refresh()
+        except Exception:  # the folder went away, a file cannot be read: said, not raised
+            log.warning("could not recheck the knowledge folder %s", self.folder, exc_info=True)
 
     # -- asking ------------------------------------------------------------------------
 
     def search(self, query: str, k: int = 3) -> list[Passage]:
         """The `k` passages that best match the words of `query` (BM25), best first."""
         self.refresh_if_due()
-        expression = match_expression(query)
-        if not expression or k <= 0:
+        words = query_words(query)
+        if not words or k <= 0:
             return []
         with self._lock:
+            expression = self._expression(words)
+            if not expression:
+                return []
+            # Ranked among the first RANKED_AT_MOST passages that match (in index order):
+            # all of them unless the query is of common words only.
+            last = self._conn.execute(
+                "SELECT rowid FROM passages WHERE passages MATCH ? LIMIT 1 OFFSET ?",
+                (expression, RANKED_AT_MOST - 1),
+            ).fetchone()
+            bound = last[0] if last is not None else 2**63 - 1
             rows = self._conn.execute(
                 f"SELECT file, heading, text FROM passages WHERE passages MATCH ?"
-                f" ORDER BY {_BM25} LIMIT ?",
-                (expression, k),
+                f" AND rowid <= ? ORDER BY {_BM25} LIMIT ?",
+                (expression, bound, k),
             ).fetchall()
         return [Passage(file=str(f), text=str(t), heading=str(h)) for f, h, t in rows]
+
+    def _expression(self, words: list[str]) -> str:
+        """The query's telling words, rarest first, while the passages they are in
+        number about RANKED_AT_MOST (at least one word); a query of common words only
+        wants all of them."""
+        counted: list[tuple[int, str]] = []
+        for word in words:
+            found = self._conn.execute(
+                "SELECT count(*) FROM (SELECT 1 FROM passages WHERE passages MATCH ? LIMIT ?)",
+                (match_expression([word]), COMMON_PASSAGES + 1),
+            ).fetchone()[0]
+            if found:
+                counted.append((int(found), word))
+        rare = sorted(c for c in counted if c[0] <= COMMON_PASSAGES)
+        if not rare:
+            return match_expression([word for _, word in counted], " ")
+        chosen: list[str] = []
+        total = 0
+        for found, word in rare:
+            if chosen and total + found > RANKED_AT_MOST:
+                break
+            chosen.append(word)
+            total += found
+        return match_expression(chosen)
 
     def files(self) -> list[str]:
         self.refresh_if_due()

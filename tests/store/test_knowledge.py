@@ -5,11 +5,13 @@ from __future__ import annotations
 
 import os
 import stat
+import time
 from pathlib import Path
 
 import pytest
 
 from emodesk.store.knowledge import (
+    COMMON_PASSAGES,
     MAX_PASSAGE_CHARS,
     KnowledgeError,
     KnowledgeIndex,
@@ -220,3 +222,28 @@ def test_a_one_file_course_has_its_sections_as_topics(tmp_path: Path) -> None:
         ("Cells", "Cells are small."),
         ("Genes", "Genes carry code."),
     ]
+
+
+def test_a_later_recheck_runs_in_the_background_and_the_next_search_sees_it(
+    kb: Path, tmp_path: Path
+) -> None:
+    with KnowledgeIndex(kb, tmp_path / "data" / "kb.sqlite3", recheck_s=0.05) as index:
+        assert index.search("vouchers") == []  # the first search indexes at once
+        touch_later(kb / "shipping.txt", "Vouchers can be used for shipping costs.\n")
+        time.sleep(0.06)
+        index.search("vouchers")  # due: starts a recheck, answers from the index as it is
+        thread = index._rechecking
+        assert thread is not None
+        thread.join(5)
+        assert [h.file for h in index.search("vouchers")] == ["shipping.txt"]
+
+
+def test_common_words_give_way_to_telling_ones(tmp_path: Path) -> None:
+    folder = tmp_path / "kb"
+    for n in range(COMMON_PASSAGES + 5):
+        write(folder, f"note-{n:03d}.md", f"# Note {n}\n\nThe device works well, note {n}.\n")
+    write(folder, "zebra.md", "# Zebra\n\nThe device has a zebra mode.\n")
+    with index_of(folder, tmp_path) as index:
+        assert index.search("the device zebra")[0].file == "zebra.md"
+        hits = index.search("the device")  # common words only: still an answer
+        assert len(hits) == 3 and all("device" in h.text.lower() for h in hits)
