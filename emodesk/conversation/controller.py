@@ -493,8 +493,15 @@ class Controller:
                 meta, said, used = self._session_meta, list(self._said), list(self._passages_used)
                 entries = list(self._timeline.entries())
 
+                # The history's redactor (emails, phones, cards, IBANs, addresses, the
+                # user's names) first; handoff_json's own pass masks emails and phones.
+                redactor = getattr(self._store, "redactor", None)
+
                 def write_handoff() -> None:
-                    write_text_atomic(path, handoff_json(meta, said, entries, used))
+                    lines = said
+                    if redactor is not None:
+                        lines = [(turn, role, redactor.redact(text)) for turn, role, text in said]
+                    write_text_atomic(path, handoff_json(meta, lines, entries, used))
 
                 await loop.run_in_executor(self._executor, write_handoff)
             else:

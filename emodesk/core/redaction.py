@@ -1,7 +1,11 @@
-"""Personal data out of text that leaves the app (the handoff file): `redact(text)` is
-the one function every such line goes through. Today it masks email addresses and phone
-numbers with typed placeholders, `[email]` and `[phone]`; a fuller redaction replaces
-this function, not its callers."""
+"""Personal data out of text that leaves the app (the handoff file): a floor that masks
+email addresses and phone numbers with typed placeholders, `[email]` and `[phone]`,
+with the standard library only (core imports no third-party package).
+
+The full redaction is `emodesk.store.redaction.Redactor` (phone numbers checked by
+libphonenumber, Luhn-checked cards, IBANs, addresses, the user's names; the same
+placeholders): the history applies it to every transcript line it stores and exports,
+and the controller to the handoff's lines before `handoff_json` runs this pass."""
 
 from __future__ import annotations
 
