@@ -150,6 +150,16 @@ def build_parser() -> argparse.ArgumentParser:
         "--device", action="store_true", help="use the microphone and speaker, not files"
     )
     converse.add_argument("--db", metavar="PATH", help="session history database")
+    converse.add_argument(
+        "--knowledge",
+        metavar="DIR",
+        help="a folder of Markdown/text files the support profile searches (indexed locally)",
+    )
+    converse.add_argument(
+        "--course",
+        metavar="DIR",
+        help="a folder of Markdown topics the tutor profile teaches from (indexed locally)",
+    )
     _add_endpoint_options(converse, top_level=False)
     _add_token_url(converse, top_level=False)
 

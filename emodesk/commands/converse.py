@@ -101,6 +101,8 @@ class _Report:
                     f"{event.confidence:.2f} energy {event.energy_level}{extra}; "
                     f"trend {event.trend}{' ESCALATE' if event.escalate else ''}"
                 )
+            case api.TopicChanged():
+                self._line(f"topic: {event.title} ({event.file})")
             case api.TrendChanged(escalate=True):
                 self._line(f"advice: {event.advice}")
             case api.TurnLatency():
@@ -187,6 +189,7 @@ async def _converse(args: argparse.Namespace, out: TextIO) -> int:
     from emodesk.conversation.controller import Controller
     from emodesk.conversation.file_audio import FileAudio
     from emodesk.conversation.stack import build_controller, start_emulator
+    from emodesk.conversation.tools.folders import FolderTools
     from emodesk.core.consent import ConsentRecord
     from emodesk.core.export import unwritable_reason
     from emodesk.core.profiles import get_profile
@@ -239,6 +242,11 @@ async def _converse(args: argparse.Namespace, out: TextIO) -> int:
         raise ConverseError(f"cannot open the session history: {exc}") from exc
     if store.open_report.message:
         print(f"emodesk converse: {store.open_report.message}", file=sys.stderr, flush=True)
+    try:
+        folders: FolderTools = await _folder_tools(args, out)
+    except BaseException:
+        store.close()
+        raise
 
     loop = asyncio.get_running_loop()
     report = _Report(out)
@@ -266,7 +274,12 @@ async def _converse(args: argparse.Namespace, out: TextIO) -> int:
         consent = ConsentRecord.grant() if args.consent == "yes" else None
         settings = AppSettings(voice=args.voice, profile=args.profile, consent=consent)
         controller = build_controller(
-            audio=audio, store=store, settings=settings, connection=connection, pace=pace
+            audio=audio,
+            store=store,
+            settings=settings,
+            connection=connection,
+            pace=pace,
+            tools=folders.tools,
         )
         controller.subscribe(report.on_event)
         if consent is not None:
@@ -294,6 +307,7 @@ async def _converse(args: argparse.Namespace, out: TextIO) -> int:
             await controller.close()
         with contextlib.suppress(Exception):
             store.close()
+        folders.close()
         if engine is not None:
             engine.close()
         if emulator is not None:
@@ -382,6 +396,36 @@ def _check_microphone() -> None:
         raise ConverseError(f"--device: {exc} (see `emodesk devices`)") from exc
     finally:
         pa.terminate()
+
+
+async def _folder_tools(args: argparse.Namespace, out: TextIO) -> Any:
+    """The tools of --knowledge and --course, their folders indexed (in the app's data
+    folder, not in them); each only for the profile that uses it."""
+    from emodesk.conversation.tools.folders import (
+        FolderTools,
+        KnowledgeError,
+        open_folder_tools,
+    )
+    from emodesk.core.profiles import get_profile
+    from emodesk.core.tools import NEXT_TOPIC, SEARCH_KNOWLEDGE_BASE
+
+    knowledge, course = getattr(args, "knowledge", None), getattr(args, "course", None)
+    profile = get_profile(args.profile)
+    for option, folder, tool, wanted in (
+        ("--knowledge", knowledge, SEARCH_KNOWLEDGE_BASE, "support"),
+        ("--course", course, NEXT_TOPIC, "tutor"),
+    ):
+        if folder and tool not in profile.tools:
+            raise ConverseError(f"{option} is for the {wanted} profile: add --profile {wanted}")
+    if not knowledge and not course:
+        return FolderTools()
+    try:
+        folders = await open_folder_tools(knowledge, course)
+    except KnowledgeError as exc:
+        raise ConverseError(f"cannot use the folder: {exc}") from exc
+    for folder, count in folders.files.items():
+        print(f"{folder}: {count} files indexed", file=out, flush=True)
+    return folders
 
 
 def _print_session_report(store: Any, session_id: str, profile_key: str, out: TextIO) -> None:

@@ -10,6 +10,7 @@ its first window is shown."""
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Mapping
 from typing import TYPE_CHECKING
 
 from emodesk.conversation.connection import ConnectionPlan
@@ -20,6 +21,7 @@ from emodesk.conversation.controller import (
     SessionStorePort,
 )
 from emodesk.conversation.ports import AudioPort
+from emodesk.conversation.tools.registry import Tool
 from emodesk.core.settings import AppSettings
 from emodesk.dsp.estimator import AcousticEstimator
 from emodesk.live.session import LiveSession, RetryPolicy
@@ -35,11 +37,14 @@ def build_controller(
     settings: AppSettings,
     connection: Connection,
     pace: float = 1.0,
+    tools: Mapping[str, Tool] | None = None,
 ) -> Controller:
     """A controller on a new Live session, estimating from the user's turns with the
     acoustic estimator (only with consent: the controller decides). `pace`: how many
     times faster than real time the conversation's clocks run, the reconnect back-off
-    and the stall limit of a turn (converse's tests speed its file clock up)."""
+    and the stall limit of a turn (converse's tests speed its file clock up). `tools`:
+    the functions the user's folders make possible (`emodesk.conversation.tools.folders`),
+    declared when the profile names them."""
     retry = RetryPolicy()
     retry = dataclasses.replace(
         retry, base_delay_s=retry.base_delay_s / pace, max_delay_s=retry.max_delay_s / pace
@@ -52,6 +57,7 @@ def build_controller(
         settings=settings,
         connection=connection,
         stall_limit_s=TURN_STALL_LIMIT_S / pace,
+        tools=tools,
     )
 
 
