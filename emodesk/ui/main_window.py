@@ -49,6 +49,7 @@ from emodesk.conversation.api import (
     SessionStarted,
     SettingsChanged,
     StateChanged,
+    TopicChanged,
     TranscriptLine,
     TrendChanged,
     TurnClosed,
@@ -304,6 +305,10 @@ class MainWindow(QMainWindow):
                 self._on_refused(event)
             case SettingsChanged():
                 self._on_settings_changed(event)
+                if event.profile != "tutor":
+                    self.status_line.show_topic("")
+            case TopicChanged():
+                self.status_line.show_topic(event.title)
 
     def _on_state(self, event: StateChanged) -> None:
         self.state = event.state

@@ -1,6 +1,6 @@
 """The window's parts as data and on screen: the notice table covers every kind and shows
 each as it says; the reconnect countdown runs from `StateChanged.retry_in_s`; refusals
-are told apart by `Intent`."""
+are told apart by `Intent`; the tutor's topic shows in the status bar."""
 
 from __future__ import annotations
 
@@ -16,6 +16,8 @@ from emodesk.conversation.api import (
     IntentRefused,
     Notice,
     NoticeKind,
+    SettingsChanged,
+    TopicChanged,
 )
 from emodesk.core.profiles import EscalationRemedy
 from emodesk.ui.main_window import MainWindow
@@ -199,3 +201,19 @@ def test_the_switching_message_goes_when_the_new_connection_is_ready(
     assert "Switching the voice to Kore" in window.statusBar().currentMessage()
     fake.set_state(S.READY, "voice Kore applied")
     assert window.statusBar().currentMessage() == ""  # not 3-5 s later
+
+
+def test_the_tutors_current_topic_shows_in_the_status_bar(
+    window: MainWindow, fake: FakeController, qloop: asyncio.AbstractEventLoop
+) -> None:
+    connect(window, qloop)
+    topic = window.status_line.topic_label
+    assert topic.isHidden()
+    fake.emit(TopicChanged("Cells", "01-cells.md"))
+    assert topic.text() == "Topic: Cells" and not topic.isHidden()
+    fake.emit(TopicChanged("DNA", "02-dna.md"))
+    assert topic.text() == "Topic: DNA"
+    fake.emit(SettingsChanged("Puck", "tutor", False, False))
+    assert topic.text() == "Topic: DNA"  # still the lesson's
+    fake.emit(SettingsChanged("Puck", "support", False, False))
+    assert topic.isHidden()

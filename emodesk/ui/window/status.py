@@ -1,6 +1,7 @@
 """The status bar's standing parts: the connection state (counting down to the next try
-while reconnecting), the offline-demo label with its "Add API key…" button, the last
-turn's latency and the model. Passing messages go through `QStatusBar.showMessage`."""
+while reconnecting), the offline-demo label with its "Add API key…" button, the tutor's
+current topic, the last turn's latency and the model. Passing messages go through
+`QStatusBar.showMessage`."""
 
 from __future__ import annotations
 
@@ -52,9 +53,13 @@ class StatusLine:
         self.add_key_button = QPushButton("Add API key…")
         self.add_key_button.setFlat(True)
         self.add_key_button.hide()
+        self.topic_label = QLabel("")
+        self.topic_label.setToolTip("The course topic the lesson is on")
+        self.topic_label.hide()
         bar.addWidget(self.state_label)
         bar.addWidget(self.synthetic_label)
         bar.addWidget(self.add_key_button)
+        bar.addPermanentWidget(self.topic_label)
         bar.addPermanentWidget(self.latency_label)
         bar.addPermanentWidget(self.model_label)
         self._show_state()
@@ -92,6 +97,11 @@ class StatusLine:
             self.latency_label.clear()
         else:
             self.latency_label.setText(f"Last turn: {to_first_audio_s * 1000:.0f} ms")
+
+    def show_topic(self, title: str) -> None:
+        """The tutor's current topic ("" hides it: no course, or another profile)."""
+        self.topic_label.setText(f"Topic: {title}" if title else "")
+        self.topic_label.setVisible(bool(title))
 
     def show_synthetic(self, synthetic: bool, has_key: bool) -> None:
         self.synthetic_label.setVisible(synthetic)
