@@ -51,7 +51,8 @@ class BackendOptions:
     endpoint: str | None = None
     ca_file: str | None = None
     offline: bool = False
-    # The organisation's token service (--token-url / EMODESK_TOKEN_URL): no key is read.
+    # The organisation's token service (--token-url / EMODESK_TOKEN_URL; else the
+    # token_url setting): no key is read.
     token_url: str | None = None
     history_path: str | None = None  # None: the platform data dir
     # Make the audio port; None: the real PyAudio engine. Tests pass a fake.
@@ -104,7 +105,8 @@ class Backend:
         # modules at once can fail with "partially initialized module".
         await loop.run_in_executor(None, preload_sdk)
         # With a token service the API key stays on it: none is read on this machine.
-        key = None if self.options.token_url else await self.keys.load()  # keyring: D-Bus
+        self.keys.token_url = self._token_url(self.window.settings)
+        key = None if self.keys.token_url else await self.keys.load()  # keyring: D-Bus
         self._connection, reason = await self._choose_connection(key)
         store = await loop.run_in_executor(None, SessionStore, self.options.history_path)
         self.store = store
@@ -136,6 +138,10 @@ class Backend:
             history=history.store,
         )
 
+    def _token_url(self, settings: AppSettings) -> str | None:
+        """The token service in effect: the command line's, else the setting's."""
+        return self.options.token_url or settings.token_url or None
+
     def _retention_failed(self, message: str) -> None:
         self.window.show_banner("retention", "warning", message, "OK")
 
@@ -158,9 +164,9 @@ class Backend:
             reason = "Offline demo (--offline): replies are synthetic."
         else:
             try:
-                if options.token_url:  # every session gets a token from the service
+                if self.keys.token_url:  # every session gets a token from the service
                     plan = choose_connection(
-                        options.endpoint, options.ca_file, None, token_url=options.token_url
+                        options.endpoint, options.ca_file, None, token_url=self.keys.token_url
                     )
                 else:
                     plan = choose_connection(options.endpoint, options.ca_file, key)
@@ -275,9 +281,21 @@ class Backend:
             self.window.show_status("Settings saved.", 4000)
 
     async def rebuild(self, settings: AppSettings, changed: tuple[Setting[Any], ...]) -> None:
-        """Apply settings fixed at construction: a new stack (see `_swap_stack`)."""
+        """Apply settings fixed at construction: a new stack (see `_swap_stack`). A new
+        token service is a new connection too, chosen again as at start."""
         async with self._stack_lock:
-            await self._swap_stack(settings, names_of(changed))
+            token_url = self._token_url(settings)
+            if token_url == self.keys.token_url:
+                await self._swap_stack(settings, names_of(changed))
+                return
+            old_emulator = self.emulator
+            self.keys.token_url = token_url
+            key = None if token_url else await self.keys.load()
+            self._connection, reason = await self._choose_connection(key)
+            await self._swap_stack(settings, names_of(changed), after_error=True)
+            self.window.set_offline_demo(self.synthetic, reason)
+            if old_emulator is not None and old_emulator is not self.emulator:
+                await bounded(old_emulator.stop())
 
     async def use_key(self, key: str) -> None:
         """A key saved while running is used at once: the connection is chosen again (the

@@ -24,7 +24,7 @@ class ApiKeys:
         token_url: str | None = None,
     ) -> None:
         self._use_key = use_key
-        self._token_url = token_url
+        self.token_url = token_url  # the token service in effect (the backend sets it)
         self._endpoint = endpoint
         self._ca_file = ca_file
         self._offline = offline
@@ -83,7 +83,7 @@ class ApiKeys:
         from emodesk.live.tokens import is_token, probe_token
 
         loop = asyncio.get_running_loop()
-        if is_token(key) or (not key and self._token_url):
+        if is_token(key) or (not key and self.token_url):
             if self._offline:
                 return False, "this run is offline (--offline): tokens are not checked"
             try:
@@ -94,7 +94,7 @@ class ApiKeys:
                 key.strip() or None,
                 endpoint=where.base_url,
                 ca_file=where.ca_file,
-                token_url=self._token_url,
+                token_url=self.token_url,
             )
         if not key:
             saved = await loop.run_in_executor(None, load_api_key)  # the keyring: D-Bus

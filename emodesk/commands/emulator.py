@@ -33,9 +33,14 @@ async def _serve(
 
             rest = RestSide(server, rest_port)
             await rest.start()
-        except (OSError, RuntimeError) as exc:
+        except (OSError, RuntimeError, ImportError) as exc:
             await server.stop()
-            print(f"emodesk emulator: REST side: {exc}", file=sys.stderr)
+            why = (
+                "needs emodesk[server] (Starlette, uvicorn)"
+                if isinstance(exc, ImportError)
+                else exc
+            )
+            print(f"emodesk emulator: REST side: {why}", file=sys.stderr)
             return 1
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()

@@ -66,6 +66,8 @@ async def _serve(args: argparse.Namespace) -> int:
         )
     except EndpointError as exc:
         raise _Refused(str(exc)) from None
+    except ImportError:
+        raise _Refused(MISSING_EXTRA) from None
     except RuntimeError as exc:
         raise _Refused(str(exc) if MISSING_EXTRA in str(exc) else f"cannot start: {exc}") from None
     try:

@@ -206,6 +206,16 @@ def _model_name(value: object) -> str | None:
     return _text(value, lambda s: bool(s) and not any(c.isspace() for c in s))
 
 
+def _token_url(value: object) -> str | None:
+    """Nothing (empty) or an https:// URL: what the service hands out is a secret."""
+    text = _text(value)
+    if text is None or not text.strip():
+        return None if text is None else ""
+    text = text.strip()
+    usable = text.lower().startswith("https://") and len(text) > 8
+    return text if usable and not any(c.isspace() for c in text) else None
+
+
 def _key_name(value: object) -> str | None:
     return _text(value, lambda s: 0 < len(s.strip()) <= 32)
 
@@ -316,12 +326,19 @@ REDACT_NAMES = Setting(
     Row(Page.PRIVACY, "Your names to mask", Widget.TEXT,
         tooltip="Comma-separated, e.g. Ada Lovelace, Ada"),
 )  # fmt: skip
+TOKEN_URL = Setting(  # the command line's --token-url wins over it
+    "token_url", "", _token_url, Effect.REBUILD, "the token service",
+    Row(Page.API_KEY, "Token service", Widget.TEXT,
+        tooltip="Your organisation's token service (https://…/v1/token): each session "
+                "gets a short-lived token from it, and no API key is used"),
+    live=("token_url",),
+)  # fmt: skip
 
 # Every setting, in the order of `AppSettings`' fields and of the dialog's rows.
 SETTINGS: tuple[Setting[Any], ...] = (
     MODEL, VOICE, LANGUAGE, PROFILE, PUSH_TO_TALK_KEY, HANDS_FREE, VAD_SENSITIVITY,
     VAD_SILENCE_MS, INPUT_DEVICE, OUTPUT_DEVICE, PLAYOUT_BUFFER_MS, ECHO_MODE, FRAME_MS,
-    NOISE_GATE, NORMALIZE, RETENTION_DAYS, REDACT_TRANSCRIPTS, REDACT_NAMES,
+    NOISE_GATE, NORMALIZE, RETENTION_DAYS, REDACT_TRANSCRIPTS, REDACT_NAMES, TOKEN_URL,
 )  # fmt: skip
 
 
@@ -347,6 +364,7 @@ class AppSettings:
     retention_days: int = RETENTION_DAYS.default
     redact_transcripts: bool = REDACT_TRANSCRIPTS.default
     redact_names: str = REDACT_NAMES.default
+    token_url: str = TOKEN_URL.default
     consent: ConsentRecord | None = None
 
     def validated(self) -> AppSettings:
