@@ -2,7 +2,7 @@
 VENV := .venv
 BIN := $(VENV)/bin
 
-.PHONY: setup run test lint typecheck contracts validate pytest bench soak screenshot clean
+.PHONY: setup run test lint typecheck contracts validate pytest dist bench soak screenshot clean
 
 setup:
 	@bash packaging/bootstrap.sh
@@ -30,6 +30,11 @@ validate:
 pytest:
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
+# dist/: the wheel, the sdist, the frozen app (one folder) and its .deb, built once per
+# input under .cache/dist/; then their sizes and the frozen app's first-window time.
+dist: setup
+	$(BIN)/python packaging/dist.py $(ARGS)
+
 bench: setup
 	$(BIN)/python -m bench $(ARGS)
 
@@ -42,4 +47,4 @@ screenshot: setup
 	xvfb-run -a -s "-screen 0 1280x800x24" $(BIN)/python -m bench.screenshot
 
 clean:
-	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache
+	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache .cache dist
