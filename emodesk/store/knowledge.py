@@ -186,6 +186,7 @@ class KnowledgeIndex:
             raise KnowledgeError(f"the index of {self.folder} cannot be kept inside it")
         self.recheck_s = recheck_s
         self._checked_at: float | None = None
+        self._built = False  # a whole refresh has finished
         self._lock = threading.Lock()  # the reading connection
         self._refresh_lock = threading.Lock()  # one refresh at a time, on its connection
         self._rechecking: threading.Thread | None = None
@@ -289,6 +290,7 @@ class KnowledgeIndex:
         with self._refresh_lock:
             self._checked_at = time.monotonic()
             report = self._refresh(self._scan())
+            self._built = True
         if report.indexed or report.removed:
             log.info(
                 "knowledge index of %s: %d files indexed, %d removed",
@@ -358,11 +360,16 @@ class KnowledgeIndex:
         background thread while this search answers from the index as it stands (a
         stat of every file costs more than the search itself)."""
         checked = self._checked_at
-        if checked is None or self.recheck_s <= 0:
-            self.refresh()
+        if checked is None or not self._built or self.recheck_s <= 0:
+            self.refresh()  # (after the first indexing, if it is under way)
             return
         if time.monotonic() - checked < self.recheck_s or self._refresh_lock.locked():
             return
+        self.refresh_in_background()
+
+    def refresh_in_background(self) -> None:
+        """`refresh` in a thread of its own (the first indexing of a folder chosen while
+        the app runs); searches meanwhile wait for a first indexing, not for a later one."""
         self._checked_at = time.monotonic()
         thread = threading.Thread(target=self._recheck, name="emodesk-knowledge", daemon=True)
         self._rechecking = thread

@@ -247,3 +247,9 @@ def test_common_words_give_way_to_telling_ones(tmp_path: Path) -> None:
         assert index.search("the device zebra")[0].file == "zebra.md"
         hits = index.search("the device")  # common words only: still an answer
         assert len(hits) == 3 and all("device" in h.text.lower() for h in hits)
+
+
+def test_a_search_during_the_first_indexing_waits_for_it(kb: Path, tmp_path: Path) -> None:
+    with KnowledgeIndex(kb, tmp_path / "data" / "kb.sqlite3") as index:
+        index.refresh_in_background()
+        assert index.search("gift cards")[0].file == "refunds.md"

@@ -32,11 +32,14 @@ class FolderTools:
         self.indexes.clear()
 
 
-def _open(folder: str, index_dir: Path | None) -> KnowledgeIndex:
+def _open(folder: str, index_dir: Path | None, index_now: bool) -> KnowledgeIndex:
     db = None if index_dir is None else index_dir / default_index_path(folder).name
     index = KnowledgeIndex(folder, db)
     try:
-        index.refresh()
+        if index_now:
+            index.refresh()
+        else:
+            index.refresh_in_background()
     except BaseException:
         index.close()
         raise
@@ -48,18 +51,21 @@ def build_folder_tools(
     course_dir: str | os.PathLike[str] | None,
     *,
     index_dir: Path | None = None,
+    index_now: bool = True,
 ) -> FolderTools:
-    """Index the folders given (blocking: call it in a worker thread). KnowledgeError
-    names a folder that cannot be used. `index_dir`: where the indexes live (default:
-    the app's data folder)."""
+    """Index the folders given (blocking: call it in a worker thread), or with
+    `index_now` False start indexing them in the background and return at once (the
+    first search waits for it). KnowledgeError names a folder that cannot be used.
+    `index_dir`: where the indexes live (default: the app's data folder)."""
     built = FolderTools()
     try:
         for folder, make in ((knowledge_dir, knowledge_tools), (course_dir, course_tools)):
             if folder is None or not os.fspath(folder).strip():
                 continue
-            index = _open(os.fspath(folder), index_dir)
+            index = _open(os.fspath(folder), index_dir, index_now)
             built.indexes.append(index)
-            built.files[os.fspath(folder)] = len(index.files())
+            if index_now:
+                built.files[os.fspath(folder)] = len(index.files())
             built.tools.update(make(index))
     except BaseException:
         built.close()
