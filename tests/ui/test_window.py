@@ -68,7 +68,7 @@ def test_push_to_talk_by_button(
 
 
 def test_push_to_talk_key_ignores_auto_repeat_and_always_releases(
-    window: MainWindow, fake: FakeController, qloop: asyncio.AbstractEventLoop
+    window: MainWindow, fake: FakeController, qloop: asyncio.AbstractEventLoop, qtbot: Any
 ) -> None:
     connect(window, fake, qloop)
     key(window, QEvent.Type.KeyPress)
@@ -76,7 +76,9 @@ def test_push_to_talk_key_ignores_auto_repeat_and_always_releases(
         key(window, QEvent.Type.KeyRelease, repeat=True)
         key(window, QEvent.Type.KeyPress, repeat=True)
     assert [c for c, _ in fake.calls if c.startswith("ptt")] == ["ptt_down"]
-    key(window, QEvent.Type.KeyRelease)
+    # The key-up ends the turn once no press has followed it for REPEAT_GAP_MS.
+    with qtbot.waitSignal(window.ptt_key.released, timeout=2000):
+        key(window, QEvent.Type.KeyRelease)
     assert [c for c, _ in fake.calls if c.startswith("ptt")] == ["ptt_down", "ptt_up"]
 
     # Focus lost while held: the release never arrives, the turn still ends.
