@@ -31,7 +31,7 @@ DEFAULT_PTT_KEY = "Space"
 # delayed by this much, so it is kept small. Measured with tests/ui/test_ptt_x11.py (Space
 # held under Xvfb, 2 cores): with 6 busy loops the press of an unflagged pair came at
 # most 16 ms after its release, but with more load it came up to 41 ms late, and a 30 ms
-# wait split a hold in 1 run of 20, 40 ms in 1 of 11; 50 ms has split none.
+# wait split a hold in 1 run of 20, 40 ms in 1 of 14; 50 ms split none in 15.
 REPEAT_GAP_MS = 50
 
 # X timestamps are 32-bit milliseconds that wrap around (every 49.7 days).
