@@ -32,6 +32,7 @@ from emodesk.ui.services import Services
 if TYPE_CHECKING:
     from emodesk.conversation.controller import Connection, Controller
     from emodesk.conversation.ports import AudioPort
+    from emodesk.conversation.tools.folders import FolderTools
     from emodesk.live.emulator.server import EmulatorServer
     from emodesk.store import SessionStore
 
@@ -74,6 +75,7 @@ class Backend:
         self.store: SessionStore | None = None
         self.history: History | None = None
         self.emulator: EmulatorServer | None = None
+        self.folders: FolderTools | None = None  # the knowledge and course folders' tools
         self.synthetic = False
         self.keys = ApiKeys(
             use_key=self.use_key,
@@ -195,13 +197,38 @@ class Backend:
         assert self.store is not None and self._connection is not None, "start() first"
         audio = self._make_audio(asyncio.get_running_loop(), settings)
         controller = build_controller(
-            audio=audio, store=self.store, settings=settings, connection=self._connection
+            audio=audio,
+            store=self.store,
+            settings=settings,
+            connection=self._connection,
+            tools=self._folder_tools(settings),
         )
         self.audio, self.controller = audio, controller
         self.window.attach_controller(
             controller, RingView(audio, "mic_ring"), RingView(audio, "reply_ring")
         )
         return controller
+
+    def _folder_tools(self, settings: AppSettings) -> dict[str, Any]:
+        """The tools of the knowledge and course folders in `settings` (indexed in the
+        background; the first search waits for it); a folder that cannot be used is
+        said in the status bar and left out. The previous stack's are closed."""
+        from emodesk.conversation.tools.folders import KnowledgeError, build_folder_tools
+
+        old, self.folders = self.folders, None
+        if old is not None:  # may wait for an indexing under way: not on the loop
+            asyncio.get_running_loop().run_in_executor(None, old.close)
+        if not settings.knowledge_dir and not settings.course_dir:
+            return {}
+        try:
+            self.folders = build_folder_tools(
+                settings.knowledge_dir or None, settings.course_dir or None, index_now=False
+            )
+        except (KnowledgeError, OSError) as exc:
+            log.warning("a knowledge or course folder cannot be used: %s", exc)
+            self.window.show_status(f"Folder not used: {exc}", 10000)
+            return {}
+        return dict(self.folders.tools)
 
     def _make_audio(self, loop: asyncio.AbstractEventLoop, settings: AppSettings) -> DesktopAudio:
         if self.options.audio_factory is not None:
@@ -330,6 +357,8 @@ class Backend:
         if self.controller is not None:
             self.window.detach_controller()
             await bounded(self.controller.close())
+        if self.folders is not None:
+            await bounded(asyncio.get_running_loop().run_in_executor(None, self.folders.close))
         await bounded(self.preview.close())
         await bounded(_close_audio(self.audio))
         if self.history is not None:

@@ -88,6 +88,7 @@ class Widget(Enum):
     CHECK = "check"  # on or off
     KEY = "key"  # one key, pressed to set it
     DEVICE = "device"  # an audio device, listed when the dialog opens; "" = the default
+    FOLDER = "folder"  # a folder, typed or chosen in a folder dialog; "" = none
 
 
 @dataclass(frozen=True, slots=True)
@@ -216,6 +217,12 @@ def _token_url(value: object) -> str | None:
     return text if usable and not any(c.isspace() for c in text) else None
 
 
+def _folder(value: object) -> str | None:
+    """A folder's path as written (checked when it is used: it may be unplugged now);
+    "" for none."""
+    return _text(value, lambda s: s.isprintable())
+
+
 def _key_name(value: object) -> str | None:
     return _text(value, lambda s: 0 < len(s.strip()) <= 32)
 
@@ -333,12 +340,24 @@ TOKEN_URL = Setting(  # the command line's --token-url wins over it
                 "gets a short-lived token from it, and no API key is used"),
     live=("token_url",),
 )  # fmt: skip
+KNOWLEDGE_DIR = Setting(  # the support profile's search_knowledge_base
+    "knowledge_dir", "", _folder, Effect.REBUILD, "the knowledge base folder",
+    Row(Page.CONVERSATION, "Knowledge base", Widget.FOLDER,
+        tooltip="Customer support: a folder of Markdown and text files the assistant "
+                "searches and cites (indexed on this computer, not inside the folder)"),
+)  # fmt: skip
+COURSE_DIR = Setting(  # the tutor's search_course_material and next_topic
+    "course_dir", "", _folder, Effect.REBUILD, "the course folder",
+    Row(Page.CONVERSATION, "Course", Widget.FOLDER,
+        tooltip="Tutor: a folder of Markdown topics, taught in file-name order"),
+)  # fmt: skip
 
 # Every setting, in the order of `AppSettings`' fields and of the dialog's rows.
 SETTINGS: tuple[Setting[Any], ...] = (
     MODEL, VOICE, LANGUAGE, PROFILE, PUSH_TO_TALK_KEY, HANDS_FREE, VAD_SENSITIVITY,
     VAD_SILENCE_MS, INPUT_DEVICE, OUTPUT_DEVICE, PLAYOUT_BUFFER_MS, ECHO_MODE, FRAME_MS,
     NOISE_GATE, NORMALIZE, RETENTION_DAYS, REDACT_TRANSCRIPTS, REDACT_NAMES, TOKEN_URL,
+    KNOWLEDGE_DIR, COURSE_DIR,
 )  # fmt: skip
 
 
@@ -365,6 +384,8 @@ class AppSettings:
     redact_transcripts: bool = REDACT_TRANSCRIPTS.default
     redact_names: str = REDACT_NAMES.default
     token_url: str = TOKEN_URL.default
+    knowledge_dir: str = KNOWLEDGE_DIR.default  # "" = none
+    course_dir: str = COURSE_DIR.default
     consent: ConsentRecord | None = None
 
     def validated(self) -> AppSettings:

@@ -22,6 +22,7 @@ from PySide6.QtWidgets import (
     QComboBox,
     QDialog,
     QDialogButtonBox,
+    QFileDialog,
     QFormLayout,
     QHBoxLayout,
     QKeySequenceEdit,
@@ -59,6 +60,7 @@ from emodesk.core.settings import (
 from emodesk.ui import theme
 from emodesk.ui.scope import LevelMeter, SampleSource, dbfs
 from emodesk.ui.services import Services
+from emodesk.ui.window.dialogs import replace_dialog, use_qt_dialogs
 
 log = logging.getLogger(__name__)
 
@@ -137,6 +139,42 @@ def _device_field(_setting: Setting[Any], value: object, _options: Options) -> F
     return Field(box, lambda: box.currentData() or "")
 
 
+class FolderPicker(QWidget):
+    """A folder's path, typed or chosen with "Choose…" (a folder dialog); empty: none."""
+
+    def __init__(self, path: str, title: str) -> None:
+        super().__init__()
+        self.title = title
+        self.line = QLineEdit(path)
+        self.line.setPlaceholderText("None")
+        self.line.setClearButtonEnabled(True)
+        self.button = QPushButton("Choose…")
+        self.button.clicked.connect(self.choose)
+        self.dialog: QFileDialog | None = None
+        row = QHBoxLayout(self)
+        row.setContentsMargins(0, 0, 0, 0)
+        row.addWidget(self.line, 1)
+        row.addWidget(self.button)
+
+    def choose(self) -> QFileDialog:
+        dialog = QFileDialog(self.window(), self.title)
+        dialog.setFileMode(QFileDialog.FileMode.Directory)
+        dialog.setOption(QFileDialog.Option.ShowDirsOnly, True)
+        dialog.setOption(QFileDialog.Option.DontUseNativeDialog, use_qt_dialogs())
+        if self.line.text().strip():
+            dialog.setDirectory(self.line.text().strip())
+        dialog.fileSelected.connect(self.line.setText)
+        self.dialog = replace_dialog(self.dialog, dialog)
+        dialog.open()
+        return dialog
+
+
+def _folder_field(setting: Setting[Any], value: object, _options: Options) -> Field:
+    assert setting.row is not None
+    picker = FolderPicker(str(value or ""), f"Choose the {setting.name}")
+    return Field(picker, lambda: picker.line.text().strip())
+
+
 # The widget made for each declared kind: (setting, current value, options) -> Field.
 FIELD_MAKERS: Mapping[Widget, Callable[[Setting[Any], object, Options], Field]] = {
     Widget.TEXT: _text_field,
@@ -146,6 +184,7 @@ FIELD_MAKERS: Mapping[Widget, Callable[[Setting[Any], object, Options], Field]] 
     Widget.CHECK: _check_field,
     Widget.KEY: _key_field,
     Widget.DEVICE: _device_field,
+    Widget.FOLDER: _folder_field,
 }
 
 
