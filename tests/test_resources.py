@@ -49,6 +49,13 @@ def test_the_desktop_file_and_metainfo_carry_the_app_id() -> None:
     component = ET.parse(PACKAGING / f"{resources.APP_ID}.metainfo.xml").getroot()
     assert component.findtext("id") == resources.APP_ID
     assert component.findtext("launchable") == desktop.name
-    shots = [img.text or "" for img in component.iter("image")]
-    names = sorted(p.name for p in (PACKAGING.parent / "docs" / "screenshots").glob("*.png"))
-    assert sorted(s.rsplit("/", 1)[-1] for s in shots) == names
+    # every screenshot is one of docs/screenshots/, at the size the metainfo states
+    images = list(component.iter("image"))
+    assert images
+    for image in images:
+        png = PACKAGING.parent / "docs" / "screenshots" / (image.text or "").rsplit("/", 1)[-1]
+        header = png.read_bytes()[16:24]  # IHDR: width, height
+        size = (int.from_bytes(header[:4], "big"), int.from_bytes(header[4:], "big"))
+        assert size == (int(image.get("width", 0)), int(image.get("height", 0))), png.name
+    default = component.find("screenshots/screenshot[@type='default']/image")
+    assert default is not None and (default.text or "").endswith("main-1280x800.png")
