@@ -357,15 +357,23 @@ class KnowledgeIndex:
     def refresh_if_due(self) -> None:
         """Before a search: the first time (or with `recheck_s` 0), `refresh` now; else,
         if the folder was last looked at `recheck_s` ago or more, look again in a
-        background thread while this search answers from the index as it stands (a
-        stat of every file costs more than the search itself)."""
-        checked = self._checked_at
-        if checked is None or not self._built or self.recheck_s <= 0:
+        background thread (a stat of every file costs more than the search itself)."""
+        if not self._refresh_now():
+            self._recheck_if_due()
+
+    def _refresh_now(self) -> bool:
+        """`refresh` if a search must not go on without it; True if it did."""
+        if self._checked_at is None or not self._built or self.recheck_s <= 0:
             self.refresh()  # (after the first indexing, if it is under way)
+            return True
+        return False
+
+    def _recheck_if_due(self) -> None:
+        checked = self._checked_at
+        if checked is None or time.monotonic() - checked < self.recheck_s:
             return
-        if time.monotonic() - checked < self.recheck_s or self._refresh_lock.locked():
-            return
-        self.refresh_in_background()
+        if not self._refresh_lock.locked():
+            self.refresh_in_background()
 
     def refresh_in_background(self) -> None:
         """`refresh` in a thread of its own (the first indexing of a folder chosen while
@@ -384,8 +392,17 @@ class KnowledgeIndex:
     # -- asking ------------------------------------------------------------------------
 
     def search(self, query: str, k: int = 3) -> list[Passage]:
-        """The `k` passages that best match the words of `query` (BM25), best first."""
-        self.refresh_if_due()
+        """The `k` passages that best match the words of `query` (BM25), best first.
+        A due recheck of the folder starts once the answer is ready, so the search does
+        not share the processor with it."""
+        refreshed = self._refresh_now()
+        try:
+            return self._search(query, k)
+        finally:
+            if not refreshed:
+                self._recheck_if_due()
+
+    def _search(self, query: str, k: int) -> list[Passage]:
         words = query_words(query)
         if not words or k <= 0:
             return []
