@@ -19,7 +19,7 @@ from typing import Any, Protocol
 
 import numpy as np
 import pyqtgraph as pg
-from PySide6.QtCore import Qt, Signal
+from PySide6.QtCore import QEvent, Qt, Signal
 from PySide6.QtWidgets import (
     QButtonGroup,
     QFileDialog,
@@ -491,6 +491,13 @@ class HistoryWindow(QWidget):
             self.session_deleted.emit(session_id)
 
         return self._off_loop(lambda: self.source.delete_session(session_id), done)
+
+    def event(self, event: QEvent) -> bool:
+        # Read again whenever the window comes to the front: a session may have ended,
+        # or retention or "Delete all data" removed some since it was last shown.
+        if event.type() == QEvent.Type.WindowActivate and self.isVisible():
+            self.reload()
+        return super().event(event)
 
     def closeEvent(self, event: Any) -> None:
         for future in list(self._tasks):

@@ -11,8 +11,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from PySide6.QtCore import Qt
-from PySide6.QtWidgets import QMessageBox
+from PySide6.QtCore import QEvent, Qt
+from PySide6.QtWidgets import QApplication, QMessageBox
 
 from emodesk.core.history import daily_stats, day_bounds, period
 from emodesk.store import SessionStore
@@ -175,3 +175,14 @@ def test_toolbar_history_opens_the_window(
     assert len(opened.session_items()) == len(ids)
     window.toolbar.history_action.trigger()  # again: the same window, read again
     assert window.history_window is opened
+
+
+def test_coming_to_the_front_reads_again_after_delete_all(
+    win: HistoryWindow, history: SessionStore, ids: list[str]
+) -> None:
+    win.select_session(ids[0])
+    history.delete_all()
+    QApplication.sendEvent(win, QEvent(QEvent.Type.WindowActivate))
+    assert win.session_items() == [] and win.selected is None
+    assert win.transcript.toPlainText() == ""
+    assert sum(d.sessions for d in win.chart.days) == 0
