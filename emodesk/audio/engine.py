@@ -77,6 +77,7 @@ class AudioCounters:
     frames_suppressed: int  # captured while the reply played (half duplex)
     device_errors: int
     playout_dropped_samples: int
+    playout_trimmed_samples: int = 0  # dropped, cross-faded, to shrink the reply's delay
 
 
 @dataclass(frozen=True, slots=True)
@@ -252,6 +253,7 @@ class AudioEngine:
             frames_suppressed=self._frames_suppressed,
             device_errors=self._device_errors,
             playout_dropped_samples=self._playout.dropped_samples,
+            playout_trimmed_samples=self._playout.trimmed_samples,
         )
 
     @property
@@ -372,10 +374,11 @@ class AudioEngine:
                 self._far_ring.write(zeros)
             return (silence, pyaudio.paContinue)
         out = np.empty(frames, dtype=np.int16)
+        consumed = playout.consumed
         got = playout.read_into(out)
         if got:
-            if self.observer is not None:
-                self.observer.reply_played(got, now)
+            if self.observer is not None:  # samples of the reply used, trimmed ones too
+                self.observer.reply_played(playout.consumed - consumed, now)
             self._last_reply_audio = now
             self.reply_ring.write(out)
             if playout.started_at != self._reported_start:

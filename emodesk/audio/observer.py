@@ -16,4 +16,5 @@ class AudioObserver(Protocol):
         """Reply audio given to `play()` at `t_play` reached the playout buffer."""
 
     def reply_played(self, samples: int, t_callback: float) -> None:
-        """The output callback handed `samples` reply samples to the device."""
+        """The output callback used `samples` reply samples: handed to the device, or
+        dropped by the playout buffer to shrink its delay."""

@@ -9,6 +9,7 @@ import time
 import numpy as np
 import pytest
 
+from emodesk.audio import playout
 from emodesk.audio.playout import PlayoutBuffer
 
 RATE = 24000
@@ -231,3 +232,62 @@ def test_a_device_taking_audio_ahead_of_real_time_raises_the_target() -> None:
         buf.read_into(out)
     assert buf.device_lead_ms == pytest.approx(40, abs=2)
     assert buf.target_ms == pytest.approx(40, abs=2)
+
+
+# ---- shrinking the delay actually buffered ------------------------------------------
+
+
+def sine(n: int, amp: float = 20000, freq: float = 440) -> np.ndarray:
+    return (amp * np.sin(2 * np.pi * freq * np.arange(n) / RATE)).astype(np.int16)
+
+
+def play_out(buf: PlayoutBuffer, block: int = 240) -> np.ndarray:
+    out = np.empty(block, dtype=np.int16)
+    played: list[np.ndarray] = []
+    deadline = time.monotonic() + 2
+    while not buf.playing:
+        assert time.monotonic() < deadline
+        buf.read_into(out)
+    played.append(out.copy())
+    while buf.playing:
+        got = buf.read_into(out)
+        played.append(out[:got].copy())
+    return np.concatenate(played)
+
+
+def test_a_standing_excess_over_the_target_is_played_out_faster(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(playout, "_TRIM_WINDOW_S", 0.0)  # judge the depth at every read
+    buf = PlayoutBuffer(RATE, 60, period_ms=10, initial_jitter_ms=0)
+    buf.write(sine(RATE // 2))  # 500 ms at once: far more than the 10 ms target
+    played = play_out(buf)
+    assert buf.trimmed_samples > 0
+    assert played.size + buf.trimmed_samples == RATE // 2 == buf.consumed
+    # Only the excess goes: the target, a margin and a block are always kept.
+    assert buf.trimmed_samples <= RATE // 2 - round(0.03 * RATE)
+    # At most 2.5 ms per 10 ms block (25% faster) while over 100 ms, per four blocks
+    # (about 6%) below that.
+    hurried = RATE // 2 - round(0.13 * RATE)
+    assert buf.trimmed_samples <= hurried * 0.25 / 1.25 + played.size * 0.0625 + 60
+
+
+def test_no_cut_when_the_depth_is_within_the_target(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(playout, "_TRIM_WINDOW_S", 0.0)
+    buf = PlayoutBuffer(RATE, 60, period_ms=10, initial_jitter_ms=10)
+    buf.write(sine(round(0.025 * RATE)))  # 25 ms: under target + margin + a block
+    played = play_out(buf)
+    assert buf.trimmed_samples == 0 and played.size == round(0.025 * RATE)
+
+
+def test_a_cut_does_not_click(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The cuts cross-fade: the output's sample-to-sample step stays within a little of
+    the sine's own steepest step."""
+    monkeypatch.setattr(playout, "_TRIM_WINDOW_S", 0.0)
+    amp, freq = 20000, 440
+    buf = PlayoutBuffer(RATE, 60, period_ms=10, initial_jitter_ms=0, fade_ms=2)
+    buf.write(sine(RATE, amp, freq))
+    played = play_out(buf).astype(np.int64)
+    assert buf.trimmed_samples >= 600  # several cuts happened
+    own = 2 * np.pi * freq / RATE * amp
+    assert np.abs(np.diff(played)).max() <= 1.25 * own
