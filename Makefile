@@ -20,7 +20,7 @@ contracts:
 	$(BIN)/lint-imports
 
 typecheck:
-	$(BIN)/mypy emodesk/core emodesk/dsp
+	$(BIN)/mypy --strict emodesk
 
 # The desktop entry and the AppStream metainfo, as the Debian package installs them.
 validate:
