@@ -26,6 +26,7 @@ class History:
         self.store = store
         self._warn = warn
         self.retention_days: int | None = None  # as last applied
+        self._masked = False  # the stored lines were masked with the redactor in use
 
     async def apply_retention(self, keep_days: int) -> int:
         """Delete the sessions older than `keep_days` (the open one is kept); returns how
@@ -39,12 +40,32 @@ class History:
             self._warn(f"Old sessions could not be deleted as the retention setting asks: {exc}")
             return 0
 
-    def apply_redaction(self, settings: AppSettings) -> None:
+    def apply_redaction(self, settings: AppSettings) -> asyncio.Future[int] | None:
         """Transcript lines stored from now on: masked (with the user's names) or, when
-        the setting says so, verbatim."""
+        the setting says so, verbatim. When masking starts (at start, or turned on, or
+        with other names), the lines already stored are masked too, on an executor;
+        returns that work, or None."""
         from emodesk.store.redaction import redactor_for
 
-        self.store.redactor = redactor_for(settings.redact_transcripts, settings.redact_names)
+        redactor = redactor_for(settings.redact_transcripts, settings.redact_names)
+        before, self.store.redactor = self.store.redactor, redactor
+        if redactor is None or (redactor == before and self._masked):
+            return None
+        self._masked = True
+        loop = asyncio.get_running_loop()
+        work = loop.run_in_executor(None, self.store.mask_stored_transcripts)
+        work.add_done_callback(self._masking_done)
+        return work
+
+    def _masking_done(self, work: asyncio.Future[int]) -> None:
+        if work.cancelled():
+            return
+        error = work.exception()
+        if error is not None:
+            log.warning("stored transcripts could not be masked: %s", error)
+            self._warn(f"Stored transcripts could not be masked: {error}")
+        elif work.result():
+            log.info("masked personal data in %d stored transcript line(s)", work.result())
 
     async def at_exit(self) -> None:
         """ "Only the current session": it has just ended, so nothing is left behind. (A

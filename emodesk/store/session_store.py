@@ -412,6 +412,24 @@ class SessionStore:
         except ExportError as exc:
             raise StoreError(str(exc)) from exc
 
+    def mask_stored_transcripts(self) -> int:
+        """Mask the transcript lines already stored (by an older version, or while the
+        setting kept them verbatim) with the redactor in use; returns how many changed.
+        The old text is overwritten in the file and its WAL (secure_delete, checkpoint)."""
+        redactor = self.redactor
+        if redactor is None:
+            return 0
+        with self._bulk("masking stored transcripts") as conn:
+            rows = conn.execute("SELECT id, text FROM transcript").fetchall()
+            changed = [(masked, row_id) for row_id, text in rows
+                       if (masked := redactor.redact(text)) != text]  # fmt: skip
+            if changed:
+                conn.execute("BEGIN IMMEDIATE")
+                conn.executemany("UPDATE transcript SET text = ? WHERE id = ?", changed)
+                conn.execute("COMMIT")
+                conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+        return len(changed)
+
     def delete_session(self, session_id: str) -> None:
         """Delete one session with its readings and transcript (the connection zeroes
         freed pages: secure_delete, so the text does not linger in the file)."""
