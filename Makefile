@@ -45,6 +45,7 @@ soak: setup
 
 screenshot: setup
 	xvfb-run -a -s "-screen 0 1280x800x24" $(BIN)/python -m bench.screenshot
+	xvfb-run -a -s "-screen 0 1280x800x24" $(BIN)/python -m bench.screenshot_history
 
 clean:
 	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache .cache dist
