@@ -40,6 +40,9 @@ def run(args: argparse.Namespace, out: TextIO = sys.stdout, err: TextIO = sys.st
     if target.suffix.lower() not in (".html", ".htm", ".pdf"):
         print(f"emodesk report: --out must end in .html or .pdf: {target}", file=err)
         return 2
+    if args.days is not None and not 1 <= args.days <= 3660:
+        print(f"emodesk report: --days must be 1 to 3660, not {args.days}", file=err)
+        return 2
     db = Path(args.db) if args.db else default_history_path()
     if args.db and not db.exists():
         print(f"emodesk report: no history at {db}", file=err)

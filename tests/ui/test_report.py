@@ -115,6 +115,7 @@ def test_the_command_writes_html_and_pdf(
     assert "Daily report" in pdf_text(pdf_out)
     assert "session(s)" in capsys.readouterr().out
     assert cli.main(["report", "--out", str(tmp_path / "r.txt"), "--db", db]) == 2
+    assert cli.main(["report", "--days", "0", "--out", str(html_out), "--db", db]) == 2
     assert cli.main(["report", "--out", str(html_out), "--db", str(tmp_path / "none")]) == 2
     with pytest.raises(SystemExit):
         cli.main(["report", "--day", "yesterday", "--out", str(html_out)])
