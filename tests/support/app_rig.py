@@ -19,7 +19,7 @@ from emodesk.app import Backend, BackendOptions
 from emodesk.conversation.api import ConversationState
 from emodesk.live.emulator.server import EmulatorServer
 from emodesk.ui.main_window import MainWindow
-from tests.ui.conftest import run, settle, until
+from tests.support.qt import run, settle, until
 from tests.ui.scripted_audio import DEFAULT_LINES, ScriptedAudio, utterances
 
 S = ConversationState

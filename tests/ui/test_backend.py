@@ -27,7 +27,7 @@ from emodesk.ui.services import Services
 from emodesk.ui.settings_dialog import LOADING_DEVICES
 from emodesk.ui.settings_store import SettingsStore, open_qsettings
 from tests.support.app_rig import Rig, answer_consent, silent_audio, start_rig, stop_rig
-from tests.ui.conftest import run, settle
+from tests.support.qt import run, settle
 
 S = ConversationState
 pytestmark = pytest.mark.timeout(90)
@@ -364,7 +364,7 @@ class Spy(importlib.abc.MetaPathFinder):
 sys.meta_path.insert(0, Spy())
 app = QApplication([])
 from emodesk.app import Backend, BackendOptions
-from tests.ui.conftest import make_window
+from tests.support.qt import make_window
 from emodesk.ui.settings_store import SettingsStore, open_qsettings
 from tests.support.app_rig import silent_audio
 

@@ -20,7 +20,7 @@ from emodesk.ui.main_window import MainWindow
 from tests.live.test_tokens import SECRET, token_rig
 from tests.live.test_tokens import Rig as TokenRig
 from tests.support.app_rig import Rig
-from tests.ui.conftest import run
+from tests.support.qt import run
 from tests.ui.scripted_audio import DEFAULT_LINES, ScriptedAudio, utterances
 
 S = ConversationState

@@ -33,8 +33,8 @@ from emodesk.ui.main_window import SYNTHETIC_TEXT, MainWindow
 from emodesk.ui.settings_store import SettingsStore, open_qsettings
 from tests.support.app_rig import Rig, answer_consent, start_rig, stop_rig
 from tests.support.pulse import PulseStack, missing_binaries
+from tests.support.qt import dispose, make_window, run, until
 from tests.support.system_tools import missing_message
-from tests.ui.conftest import dispose, make_window, run, until
 from tests.ui.scripted_audio import DEFAULT_LINES, ScriptedAudio, utterances
 
 S = ConversationState

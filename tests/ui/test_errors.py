@@ -11,7 +11,7 @@ from PySide6.QtCore import QTimer
 
 from emodesk.ui.errors import ErrorReporter, redact, setup_logging
 from emodesk.ui.main_window import MainWindow
-from tests.ui.conftest import run, until
+from tests.support.qt import run, until
 
 KEY = "AIzaSyD" + "x" * 32
 

@@ -9,7 +9,7 @@ import asyncio
 
 from PySide6.QtWidgets import QApplication
 
-from tests.ui.conftest import run, until
+from tests.support.qt import run, until
 
 
 def test_a_task_stepped_by_qt_between_runs_keeps_its_loop(

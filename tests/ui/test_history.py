@@ -19,7 +19,7 @@ from emodesk.store import SessionStore
 from emodesk.ui.history import HistoryWindow
 from emodesk.ui.main_window import MainWindow
 from tests.support.history_days import fill_history
-from tests.ui.conftest import dispose, run, until
+from tests.support.qt import dispose, run, until
 
 TODAY = date.today()
 

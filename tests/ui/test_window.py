@@ -20,7 +20,7 @@ from PySide6.QtWidgets import QApplication, QMessageBox
 from emodesk.conversation.api import ConversationState, Notice, NoticeKind, StateChanged
 from emodesk.ui.main_window import ANOTHER_APPROACH, SYNTHETIC_TEXT, MainWindow
 from emodesk.ui.settings_store import SettingsStore
-from tests.ui.conftest import run, settle
+from tests.support.qt import run, settle
 from tests.ui.fakes import FakeController
 from tests.ui.test_models import reading
 
@@ -239,7 +239,7 @@ def test_settings_and_geometry_persist_across_a_restart(
         "from PySide6.QtWidgets import QApplication\n"
         "app = QApplication([])\n"
         "from emodesk.ui.settings_store import SettingsStore, open_qsettings\n"
-        "from tests.ui.conftest import make_window, dispose\n"
+        "from tests.support.qt import make_window, dispose\n"
         "w = make_window(SettingsStore(open_qsettings(sys.argv[1])))\n"
         "s = w.settings\n"
         "print(json.dumps([s.language, s.playout_buffer_ms, s.retention_days,\n"

@@ -23,7 +23,7 @@ from emodesk.core.profiles import EscalationRemedy
 from emodesk.ui.main_window import MainWindow
 from emodesk.ui.window.notices import NOTICES, REMEDIES
 from emodesk.ui.window.status import StatusLine
-from tests.ui.conftest import settle
+from tests.support.qt import settle
 from tests.ui.fakes import FakeController
 
 S = ConversationState
@@ -179,7 +179,7 @@ def test_the_first_window_fits_the_screens_available_area(window: MainWindow) ->
 
 def test_a_large_screen_gets_the_full_first_size(qtbot: Any, store: Any) -> None:
     from emodesk.ui.main_window import FIRST_SIZE
-    from tests.ui.conftest import dispose, make_window
+    from tests.support.qt import dispose, make_window
 
     win = make_window(store)
     try:
