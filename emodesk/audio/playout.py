@@ -19,12 +19,13 @@ mid-reply, the missing samples are silence with a short fade on both sides, so t
 does not click, and the event is counted as an underrun.
 
 The delay actually buffered shrinks too, as NetEq's "accelerate" does: when the device
-stalls (a sound-server or CPU hiccup) or a burst arrives, more audio waits than the
-target asks for, and the lowest depth seen over half a second stays above it. The excess
-is then played out faster: every fourth device block drops up to 2.5 ms of audio,
-cross-faded over 5 ms so the cut does not click (about 6% faster, no pitch change);
-every block while the excess is over 100 ms (25% faster: the device stalls often, as on
-a starved CPU, and the delay would otherwise keep growing).
+stalls (a sound-server or CPU hiccup), playback falls behind real time since it
+started, and stays behind for half a second while more than the target is buffered.
+(Audio a server sends ahead of real time only deepens the buffer and is kept whole.)
+The lag is then played out faster: every fourth device block drops up to 2.5 ms of
+audio, cross-faded over 5 ms so the cut does not click (about 6% faster, no pitch
+change); every block while the lag is over 100 ms (25% faster: the device stalls
+often, as on a starved CPU, and the delay would otherwise keep growing).
 
 All methods are thread-safe; the lock is held only for list and array copies.
 """
@@ -103,6 +104,8 @@ class PlayoutBuffer:
         self._earliest = 0.0
         self._window_start: float | None = None
         self._window_min = 0  # the lowest depth at a read in the current window
+        self._window_lag = 0  # the least playback lagged real time in it (samples)
+        self._start_consumed = 0  # `consumed` when playback (re)started
         self._excess = 0  # samples above the target still to drop
         self._reads = 0
         self.underruns = 0
@@ -210,6 +213,7 @@ class PlayoutBuffer:
                 self._playing = True
                 self.started_at = now
                 self._played = 0
+                self._start_consumed = self.consumed
                 self._window_start = None
             got = self._accelerate_locked(out) if self._excess_due_locked(n) else 0
             if not got:
@@ -235,15 +239,22 @@ class PlayoutBuffer:
             return got
 
     def _excess_due_locked(self, n: int) -> bool:
-        """Tracks the depth's low point; True when a cut is due at this read."""
+        """Tracks how far playback lags real time since it started (a device stall) and
+        the depth's low point; True when a cut is due at this read."""
+        if self.started_at is None:
+            return False
         now = time.monotonic()
+        due = round((now - self.started_at) * self.rate)
+        lag = due - (self.consumed - self._start_consumed)
         if self._window_start is None:
-            self._window_start, self._window_min = now, self._depth
+            self._window_start, self._window_min, self._window_lag = now, self._depth, lag
         self._window_min = min(self._window_min, self._depth)
+        self._window_lag = min(self._window_lag, lag)
         if now - self._window_start >= _TRIM_WINDOW_S:
-            allowed = round((self._target_s() + _TRIM_MARGIN_S) * self.rate) + n
-            self._excess = max(0, self._window_min - allowed)
-            self._window_start, self._window_min = now, self._depth
+            margin = round(_TRIM_MARGIN_S * self.rate)
+            allowed = round(self._target_s() * self.rate) + margin + n
+            self._excess = max(0, min(self._window_lag - margin, self._window_min - allowed))
+            self._window_start, self._window_min, self._window_lag = now, self._depth, lag
         self._reads += 1
         if self._excess > _TRIM_HURRY_S * self.rate:
             return True

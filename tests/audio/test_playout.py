@@ -241,7 +241,9 @@ def sine(n: int, amp: float = 20000, freq: float = 440) -> np.ndarray:
     return (amp * np.sin(2 * np.pi * freq * np.arange(n) / RATE)).astype(np.int16)
 
 
-def play_out(buf: PlayoutBuffer, block: int = 240) -> np.ndarray:
+def play_out(buf: PlayoutBuffer, block: int = 240, stall_s: float = 0.0) -> np.ndarray:
+    """Reads everything as a device would, as fast as it can; once started, the device
+    stalls for `stall_s` if given (as a starved callback thread does)."""
     out = np.empty(block, dtype=np.int16)
     played: list[np.ndarray] = []
     deadline = time.monotonic() + 2
@@ -249,34 +251,60 @@ def play_out(buf: PlayoutBuffer, block: int = 240) -> np.ndarray:
         assert time.monotonic() < deadline
         buf.read_into(out)
     played.append(out.copy())
+    time.sleep(stall_s)
     while buf.playing:
         got = buf.read_into(out)
         played.append(out[:got].copy())
     return np.concatenate(played)
 
 
-def test_a_standing_excess_over_the_target_is_played_out_faster(
+def test_playback_lagging_its_schedule_is_played_out_faster(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    monkeypatch.setattr(playout, "_TRIM_WINDOW_S", 0.0)  # judge the depth at every read
+    """The device stalls for 300 ms mid-reply: the lag goes, the rest plays."""
+    monkeypatch.setattr(playout, "_TRIM_WINDOW_S", 0.0)  # judge at every read
     buf = PlayoutBuffer(RATE, 60, period_ms=10, initial_jitter_ms=0)
-    buf.write(sine(RATE // 2))  # 500 ms at once: far more than the 10 ms target
-    played = play_out(buf)
+    buf.write(sine(RATE // 2))
+    played = play_out(buf, stall_s=0.3)
     assert buf.trimmed_samples > 0
     assert played.size + buf.trimmed_samples == RATE // 2 == buf.consumed
-    # Only the excess goes: the target, a margin and a block are always kept.
-    assert buf.trimmed_samples <= RATE // 2 - round(0.03 * RATE)
+    # Only the lag goes (300 ms, less the target and a margin), never more.
+    assert buf.trimmed_samples <= round(0.3 * RATE)
     # At most 2.5 ms per 10 ms block (25% faster) while over 100 ms, per four blocks
     # (about 6%) below that.
     hurried = RATE // 2 - round(0.13 * RATE)
     assert buf.trimmed_samples <= hurried * 0.25 / 1.25 + played.size * 0.0625 + 60
 
 
+def test_audio_sent_ahead_of_real_time_is_kept_whole(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A server sending a reply faster than real time is not late: nothing is cut."""
+    monkeypatch.setattr(playout, "_TRIM_WINDOW_S", 0.0)
+    buf = PlayoutBuffer(RATE, 60, period_ms=10, initial_jitter_ms=0)
+    reply = sine(RATE)
+    t0 = time.monotonic()
+    for i in range(25):  # 1 s of audio in 40 ms chunks, all within 10 ms
+        buf.write(reply[i * 960 : (i + 1) * 960], arrived=t0 + i * 0.0004)
+    out = np.empty(240, dtype=np.int16)
+    played: list[np.ndarray] = []
+    deadline = time.monotonic() + 3
+    reads, start = 0, 0.0
+    while buf.depth:  # a device taking it in real time: 10 ms every 10 ms
+        assert time.monotonic() < deadline
+        got = buf.read_into(out)
+        played.append(out[:got].copy())
+        if got:
+            reads += 1
+            start = start if reads > 1 else time.monotonic()
+            time.sleep(max(0.0, start + reads * 0.01 - time.monotonic()))
+    assert buf.trimmed_samples == 0
+    assert np.array_equal(np.concatenate(played)[48:], reply[48:])  # after the fade-in
+
+
 def test_no_cut_when_the_depth_is_within_the_target(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(playout, "_TRIM_WINDOW_S", 0.0)
     buf = PlayoutBuffer(RATE, 60, period_ms=10, initial_jitter_ms=10)
-    buf.write(sine(round(0.025 * RATE)))  # 25 ms: under target + margin + a block
-    played = play_out(buf)
+    buf.write(sine(round(0.025 * RATE)))  # 25 ms: under target, margin and a block
+    played = play_out(buf, stall_s=0.3)  # lagging, but nothing to spare
     assert buf.trimmed_samples == 0 and played.size == round(0.025 * RATE)
 
 
@@ -287,7 +315,7 @@ def test_a_cut_does_not_click(monkeypatch: pytest.MonkeyPatch) -> None:
     amp, freq = 20000, 440
     buf = PlayoutBuffer(RATE, 60, period_ms=10, initial_jitter_ms=0, fade_ms=2)
     buf.write(sine(RATE, amp, freq))
-    played = play_out(buf).astype(np.int64)
+    played = play_out(buf, stall_s=0.5).astype(np.int64)
     assert buf.trimmed_samples >= 600  # several cuts happened
     own = 2 * np.pi * freq / RATE * amp
     assert np.abs(np.diff(played)).max() <= 1.25 * own
