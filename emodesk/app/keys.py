@@ -110,16 +110,8 @@ class ApiKeys:
         if custom:
             # Only Google's API answers the check; another server judges at connect.
             return False, "a custom endpoint checks the key when connecting: save it"
-        # Asked for by the user, so it goes to Google even from the offline demo.
-        return await loop.run_in_executor(None, _list_one_model, key)
+        # Asked for by the user, so it goes to Google even from the offline demo. A
+        # failure says whether Google judged the key or was never reached.
+        from emodesk.live.keycheck import check_api_key
 
-
-def _list_one_model(key: str) -> tuple[bool, str]:
-    from google import genai
-
-    try:
-        client = genai.Client(api_key=key)
-        next(iter(client.models.list(config={"page_size": 1})), None)
-    except Exception as exc:
-        return False, f"the key was not accepted: {type(exc).__name__}"
-    return True, "the key works"
+        return await loop.run_in_executor(None, check_api_key, key)
