@@ -407,16 +407,16 @@ class KnowledgeIndex:
         if not words or k <= 0:
             return []
         with self._lock:
-            expression = self._expression(words)
+            expression, common_only = self._expression(words)
             if not expression:
                 return []
-            # Ranked among the first RANKED_AT_MOST passages that match (in index order):
-            # all of them unless the query is of common words only.
-            last = self._conn.execute(
-                "SELECT rowid FROM passages WHERE passages MATCH ? LIMIT 1 OFFSET ?",
-                (expression, RANKED_AT_MOST - 1),
-            ).fetchone()
-            bound = last[0] if last is not None else 2**63 - 1
+            bound = 2**63 - 1
+            if common_only:  # ranked among the first RANKED_AT_MOST matches (index order)
+                last = self._conn.execute(
+                    "SELECT rowid FROM passages WHERE passages MATCH ? LIMIT 1 OFFSET ?",
+                    (expression, RANKED_AT_MOST - 1),
+                ).fetchone()
+                bound = last[0] if last is not None else bound
             rows = self._conn.execute(
                 f"SELECT file, heading, text FROM passages WHERE passages MATCH ?"
                 f" AND rowid <= ? ORDER BY {_BM25} LIMIT ?",
@@ -424,21 +424,20 @@ class KnowledgeIndex:
             ).fetchall()
         return [Passage(file=str(f), text=str(t), heading=str(h)) for f, h, t in rows]
 
-    def _expression(self, words: list[str]) -> str:
-        """The query's telling words, rarest first, while the passages they are in
-        number about RANKED_AT_MOST (at least one word); a query of common words only
-        wants all of them."""
-        counted: list[tuple[int, str]] = []
-        for word in words:
-            found = self._conn.execute(
-                "SELECT count(*) FROM (SELECT 1 FROM passages WHERE passages MATCH ? LIMIT ?)",
-                (match_expression([word]), COMMON_PASSAGES + 1),
-            ).fetchone()[0]
-            if found:
-                counted.append((int(found), word))
+    def _expression(self, words: list[str]) -> tuple[str, bool]:
+        """(the MATCH expression, whether the query is of common words only): the
+        query's telling words, rarest first, while the passages they are in number
+        about RANKED_AT_MOST (at least one word); common words only: all of them."""
+        # How many passages hold each word (counted up to one past common), in one go.
+        count = "(SELECT count(*) FROM (SELECT 1 FROM passages WHERE passages MATCH ? LIMIT ?))"
+        found = self._conn.execute(
+            "SELECT " + ", ".join([count] * len(words)),
+            [arg for word in words for arg in (match_expression([word]), COMMON_PASSAGES + 1)],
+        ).fetchone()
+        counted = [(int(n), word) for n, word in zip(found, words, strict=True) if n]
         rare = sorted(c for c in counted if c[0] <= COMMON_PASSAGES)
         if not rare:
-            return match_expression([word for _, word in counted], " ")
+            return match_expression([word for _, word in counted], " "), True
         chosen: list[str] = []
         total = 0
         for found, word in rare:
@@ -446,7 +445,7 @@ class KnowledgeIndex:
                 break
             chosen.append(word)
             total += found
-        return match_expression(chosen)
+        return match_expression(chosen), False
 
     def files(self) -> list[str]:
         self.refresh_if_due()
