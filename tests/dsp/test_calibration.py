@@ -11,20 +11,9 @@ import pytest
 from emodesk.core.emotion import Emotion
 from emodesk.dsp.estimator import PRIOR_RELIABILITY, AcousticEstimator
 from emodesk.dsp.prosody import extract_features
-from tests.support.speech import AGITATED, ALL_VOICES, CALM, Voice, render
+from tests.support.speech import AGITATED, ALL_VOICES, CALM, NEUTRAL_SENTENCES, Voice, render
 from tests.support.speech import speech_16k as espeak_16k
 
-NEUTRAL_SENTENCES = (
-    "I can't believe you did that to my car yesterday afternoon.",
-    "Please tell me when the next train to the city leaves.",
-    "We have been waiting here for more than an hour now.",
-    "The meeting was moved to Thursday morning at nine.",
-    "She said the parcel would arrive some time next week.",
-    "My brother lives in a small town by the sea.",
-    "Could you send me the notes from the last lesson?",
-    "The library opens at ten on weekdays.",
-    "I will call you back after lunch.",
-)
 VOICES = [pytest.param(v, id=str(v)) for v in ALL_VOICES]  # flite or espeak-ng missing: fails
 
 

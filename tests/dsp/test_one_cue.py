@@ -11,26 +11,19 @@ import pytest
 from emodesk.dsp import estimator as estimator_module
 from emodesk.dsp.estimator import AcousticEstimator
 from emodesk.dsp.prosody import ProsodyFeatures, extract_features
-from tests.support.speech import ALL_VOICES, Cues, Voice, render
+from tests.support.speech import (
+    ALL_VOICES,
+    CUE_PAIRS,
+    CUE_SENTENCES,
+    WARM_UP_SENTENCES,
+    Cues,
+    Voice,
+    render,
+)
 
-SENTENCES = (
-    "I can't believe you did that to my car yesterday afternoon.",
-    "Please tell me when the next train to the city leaves.",
-    "We have been waiting here for more than an hour now.",
-    "The meeting was moved to Thursday morning at nine.",
-)
-# Ordinary turns by the same voice that make its baseline (none of the sentences above).
-WARM_UP = (
-    "She said the parcel would arrive some time next week.",
-    "My brother lives in a small town by the sea.",
-    "Could you send me the notes from the last lesson?",
-)
-# (lower, higher) renderings: 40% faster; about 5 semitones higher; 6 dB louder.
-PAIRS = {
-    "rate": (Cues(tempo=1.0), Cues(tempo=1.4)),
-    "pitch": (Cues(pitch=-1), Cues(pitch=1)),
-    "loudness": (Cues(gain_db=-6.0), Cues(gain_db=0.0)),
-}
+SENTENCES = CUE_SENTENCES
+WARM_UP = WARM_UP_SENTENCES
+PAIRS = CUE_PAIRS
 VOICES = [pytest.param(v, id=str(v)) for v in ALL_VOICES]  # flite or espeak-ng missing: fails
 
 

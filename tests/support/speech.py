@@ -129,6 +129,33 @@ def _flite_args(text: str, voice: str, cues: Cues, out: Path) -> list[str]:
     return [*args, "-t", text, "-o", str(out)]
 
 
+# Sentences for the one-cue renderings, the turns that make a voice's baseline, and ordinary
+# neutral readings (tests/dsp/test_one_cue.py, test_calibration.py and `python -m bench dsp`).
+CUE_SENTENCES = (
+    "I can't believe you did that to my car yesterday afternoon.",
+    "Please tell me when the next train to the city leaves.",
+    "We have been waiting here for more than an hour now.",
+    "The meeting was moved to Thursday morning at nine.",
+)
+WARM_UP_SENTENCES = (
+    "She said the parcel would arrive some time next week.",
+    "My brother lives in a small town by the sea.",
+    "Could you send me the notes from the last lesson?",
+)
+NEUTRAL_SENTENCES = (
+    *CUE_SENTENCES,
+    *WARM_UP_SENTENCES,
+    "The library opens at ten on weekdays.",
+    "I will call you back after lunch.",
+)
+# (lower, higher) renderings: 40% faster; about 5 semitones higher; 6 dB louder.
+CUE_PAIRS = {
+    "rate": (Cues(tempo=1.0), Cues(tempo=1.4)),
+    "pitch": (Cues(pitch=-1), Cues(pitch=1)),
+    "loudness": (Cues(gain_db=-6.0), Cues(gain_db=0.0)),
+}
+
+
 def render_wav(text: str, voice: Voice, cues: Cues = Cues()) -> Path:
     """Path of a WAV of `text` by `voice` at `cues` tempo and pitch (gain is not applied)."""
     if not available(voice):
