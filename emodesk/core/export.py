@@ -164,7 +164,8 @@ def read_timeline_csv(text: str) -> list[dict[str, str]]:
     return rows
 
 
-def _entry_json(entry: TimelineEntry) -> dict[str, object]:
+def entry_json(entry: TimelineEntry) -> dict[str, object]:
+    """One reading with its verdict, as the JSON exports (timeline, handoff) write it."""
     reading = entry.reading
     return {
         "turn": reading.turn,
@@ -196,7 +197,7 @@ def timeline_json(meta: SessionMetadata, entries: Iterable[TimelineEntry]) -> st
             "consent_version": meta.consent_version,
             "language": meta.language,
         },
-        "readings": [_entry_json(entry) for entry in entries],
+        "readings": [entry_json(entry) for entry in entries],
     }
     return json.dumps(document, ensure_ascii=False, allow_nan=False, indent=1) + "\n"
 

@@ -26,7 +26,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
-from emodesk.core.export import SessionMetadata, _entry_json, format_utc
+from emodesk.core.export import SessionMetadata, entry_json, format_utc
 from emodesk.core.profiles import PROFILES, Profile
 from emodesk.core.redaction import EMAIL, PHONE, redact
 from emodesk.core.timeline import TimelineEntry
@@ -108,7 +108,7 @@ def handoff_json(
         "transcript": [
             {"turn": turn, "role": role, "text": redact(text)} for turn, role, text in transcript
         ],
-        "timeline": [_entry_json(entry) for entry in entries],
+        "timeline": [entry_json(entry) for entry in entries],
         "verdicts": {"final": final, "changes": changes},
         "knowledge": knowledge,
     }
