@@ -1,13 +1,14 @@
 """Voice-to-voice latency through the real window and the real audio stack.
 
 Each run is a fresh process: the desktop app's window (offscreen unless a display is
-set) and backend (`emodesk.app`: PyAudio engine, controller, the offline demo's
-in-process emulator) on a private PulseAudio null-sink stack, consent off. The
-emulator answers at once: its reply synthesis is replaced by audio made ahead of time
-(a steady voiced signal that starts and stops within 1 ms, so its first and last sound
-are measurable to the 5 ms block), and without consent there is no emotion call before
-the reply. The user's speech is a steady voiced signal too (1 s, played into the
-microphone sink), so where it ends is not in doubt.
+set) and backend (`emodesk.app`: PyAudio engine, controller) on a private PulseAudio
+null-sink stack, consent off, against the emulator in a process of its own (as a remote
+server is: its pacing is not held up by the app's loop). The emulator answers at once:
+its reply synthesis is replaced by audio made ahead of time (a steady voiced signal
+that starts and stops within 1 ms, so its first and last sound are measurable to the
+5 ms block), and without consent there is no emotion call before the reply. The
+user's speech is a steady voiced signal too (1 s, played into the microphone sink), so
+where it ends is not in doubt.
 
 Figures, all read by parec on the sinks' monitors on the process's monotonic clock:
 - push-to-talk: the Space key released (a key event to the window) -> the first reply
@@ -75,39 +76,25 @@ async def one_run(
     from PySide6.QtGui import QKeyEvent
     from PySide6.QtWidgets import QApplication
 
-    import emodesk.live.emulator.server as emulator_server
-    from bench.soak import Monitor
+    from bench.soak import EmulatorProcess, Monitor
     from emodesk.app import Backend, BackendOptions, window_options
     from emodesk.conversation.api import ConversationState, StateChanged, TurnClosed
     from emodesk.core.consent import ConsentRecord
-    from emodesk.core.pcm import REPLY_RATE
     from emodesk.ui.main_window import MainWindow
     from emodesk.ui.settings_store import SettingsStore, open_qsettings
     from tests.support.pulse import write_wav
 
     S = ConversationState
-    reply = voiced(2.0, REPLY_RATE, 190.0, 12000).tobytes()
-    emulator_server.synthesize = lambda text, voice, *a, **k: reply  # type: ignore[assignment]
-    # Where the server's share begins and ends: when it ends the user's turn and when it
-    # sends the reply's first audio (the emulator's own methods, timed).
+    emulator = EmulatorProcess([sys.executable, "-m", "bench.bench_latency", "--emulator"])
     ended: list[float] = []
     first_audio: list[float] = []
-    connection = emulator_server._Connection
-    end_turn, send = connection.end_turn, connection.send
 
-    async def timed_end_turn(self: Any) -> None:
-        ended.append(time.monotonic())
-        await end_turn(self)
-
-    async def timed_send(self: Any, message: dict[str, Any]) -> None:
-        if "modelTurn" in message.get("serverContent", {}):
-            first_audio.append(time.monotonic())
-        await send(self, message)
-
-    connection.end_turn = timed_end_turn  # type: ignore[method-assign]
-    connection.send = timed_send  # type: ignore[method-assign]
+    def marks() -> None:  # the emulator's clock is the same CLOCK_MONOTONIC
+        got = json.loads(emulator.say("marks"))
+        ended[:], first_audio[:] = got["ended"], got["first_audio"]
 
     def shares(prefix: str, start: float, onset: float, wait_s: float = 0.0) -> None:
+        marks()
         t_end = next((t for t in ended if t >= start - 0.2), None)
         t_audio = next((t for t in first_audio if t_end is not None and t >= t_end), None)
         if t_end is None or t_audio is None:
@@ -125,7 +112,12 @@ async def one_run(
         settings = dataclasses.replace(settings, frame_ms=frame_ms)
     window = MainWindow(window_options(), store, settings)
     window.show()
-    backend = Backend(window, BackendOptions(offline=True, history_path=str(tmp / "h.db")))
+    backend = Backend(
+        window,
+        BackendOptions(
+            endpoint=emulator.url, ca_file=emulator.ca_file, history_path=str(tmp / "h.db")
+        ),
+    )
     await backend.start()
     controller = backend.controller
     closed: list[float] = []
@@ -235,9 +227,51 @@ async def one_run(
     spk.stop()
     await backend.stop()
     window.close()
+    emulator.stop()
     out["underruns"] = [float(underruns)]
     out["playout_target_ms"] = [target]
     return out
+
+
+def run_emulator() -> None:
+    """The emulator in a process of its own, as a remote server is, answering at once: its
+    reply synthesis replaced by audio made ahead, its end of a user's turn and first reply
+    audio timed (`marks` on stdin answers them as JSON); `connections` as in the soak."""
+    import emodesk.live.emulator.server as emulator_server
+    from emodesk.core.pcm import REPLY_RATE
+
+    reply = voiced(2.0, REPLY_RATE, 190.0, 12000).tobytes()
+    emulator_server.synthesize = lambda text, voice, *a, **k: reply  # type: ignore[assignment]
+    ended: list[float] = []
+    first_audio: list[float] = []
+    connection = emulator_server._Connection
+    end_turn, send = connection.end_turn, connection.send
+
+    async def timed_end_turn(self: Any) -> None:
+        ended.append(time.monotonic())
+        await end_turn(self)
+
+    async def timed_send(self: Any, message: dict[str, Any]) -> None:
+        if "modelTurn" in message.get("serverContent", {}):
+            first_audio.append(time.monotonic())
+        await send(self, message)
+
+    connection.end_turn = timed_end_turn  # type: ignore[method-assign]
+    connection.send = timed_send  # type: ignore[method-assign]
+
+    async def serve() -> None:
+        loop = asyncio.get_running_loop()
+        server = emulator_server.EmulatorServer(speed=1.0)
+        await server.start()
+        print(f"URL {server.url} {server.ca_file}", flush=True)
+        while line := await loop.run_in_executor(None, sys.stdin.readline):
+            if line.strip() == "marks":
+                print(json.dumps({"ended": ended, "first_audio": first_audio}), flush=True)
+            elif line.strip() == "connections":
+                print(len(server.connections), flush=True)
+        await server.stop()
+
+    asyncio.run(serve())
 
 
 def child(trials: int, frame_ms: int | None) -> None:
@@ -268,7 +302,11 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--trials", type=int, default=6)
     parser.add_argument("--frame-ms", type=int, help="the app's frame length setting")
     parser.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
+    parser.add_argument("--emulator", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args(argv if argv is not None else [])
+    if args.emulator:
+        run_emulator()
+        return
     if args.child:
         child(args.trials, args.frame_ms)
         return

@@ -107,9 +107,9 @@ class EmulatorProcess:
     """The emulator in a child process (`python -m bench.soak --emulator`); its faults
     on demand through its stdin: `arm KIND`, `drop`, `connections` (answered on stdout)."""
 
-    def __init__(self) -> None:
+    def __init__(self, command: list[str] | None = None) -> None:
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "bench.soak", "--emulator"],
+            command or [sys.executable, "-m", "bench.soak", "--emulator"],
             cwd=Path(__file__).resolve().parents[1],
             stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, bufsize=1,
         )  # fmt: skip
@@ -119,20 +119,20 @@ class EmulatorProcess:
             raise RuntimeError(f"the emulator did not start: {line}")
         self.url, self.ca_file = line[1], line[2]
 
-    def _say(self, command: str) -> str:
+    def say(self, command: str) -> str:
         assert self.proc.stdin is not None and self.proc.stdout is not None
         self.proc.stdin.write(command + "\n")
         self.proc.stdin.flush()
         return self.proc.stdout.readline().strip()
 
     def arm(self, kind: str) -> None:
-        self._say(f"arm {kind}")
+        self.say(f"arm {kind}")
 
     def drop_open_connections(self) -> None:
-        self._say("drop")
+        self.say("drop")
 
     def connections(self) -> int:
-        return int(self._say("connections"))
+        return int(self.say("connections"))
 
     def stop(self) -> None:
         assert self.proc.stdin is not None
