@@ -311,5 +311,35 @@ def test_a_readable_header_always_splits_from_any_rest(
     reply = (f"```json\n{header}\n```" if fenced else header) + "\n" + rest
     parsed, remainder = split_emotion_header(reply)
     assert parsed is not None
-    assert parsed.emotion is parse_emotion_args({"emotion": label, "confidence": 1}).emotion
+    # The expected values stated by hand, not read back through the parser: the labels
+    # and energies as the synonym table above names them (no energy_level is medium).
+    assert parsed.emotion is HEADER_LABELS[label]
+    assert parsed.energy_level is HEADER_ENERGIES[energy]
+    assert 0.0 <= parsed.confidence <= 1.0
     assert remainder == rest.lstrip()
+
+
+HEADER_LABELS = {
+    "happy": Emotion.HAPPY,
+    "Sad": Emotion.SAD,
+    "FRUSTRATED": Emotion.ANGRY,
+    "worried": Emotion.ANXIOUS,
+    "calm": Emotion.NEUTRAL,
+}
+HEADER_ENERGIES = {
+    None: EnergyLevel.MEDIUM,
+    "high": EnergyLevel.HIGH,
+    "Medium": EnergyLevel.MEDIUM,
+    "low": EnergyLevel.LOW,
+}
+
+
+@pytest.mark.parametrize(
+    ("confidence", "expected"),
+    [(0.35, 0.35), (1, 1.0), (0, 0.0), (80, 0.8), (100, 1.0), ("80%", 0.8), ("0.5", 0.5)],
+)
+def test_a_headers_confidence_as_stated(confidence: object, expected: float) -> None:
+    # By hand: a fraction 0-1 as it is; a number above 1 (or with %) is a percentage.
+    header = json.dumps({"emotion": "calm", "confidence": confidence})
+    parsed, _ = split_emotion_header(header + " ok")
+    assert parsed is not None and parsed.confidence == pytest.approx(expected)
