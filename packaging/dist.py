@@ -517,21 +517,28 @@ def clean_env(home: Path, display: str) -> dict[str, str]:
 
 
 def first_window_s(executable: Path, display: str) -> tuple[float, float]:
-    """Process start -> first window shown (and the app's quick exit), from a fresh home:
-    the wall-clock time and the CPU time (user + system) the app used for it."""
-    with tempfile.TemporaryDirectory() as tmp:
+    """Process start -> the app says its first window is shown (EMODESK_EXIT_AFTER_SHOW:
+    after the window's show() and one turn of the event loop), from a fresh home; and the
+    CPU time (user + system) of the whole run, quick exit included."""
+    with tempfile.TemporaryDirectory() as tmp, tempfile.TemporaryFile("w+") as err:
         env = {**clean_env(Path(tmp), display), "EMODESK_EXIT_AFTER_SHOW": "1"}
         cpu_before = resource.getrusage(resource.RUSAGE_CHILDREN)
         start = time.perf_counter()
-        out = subprocess.run(
-            [str(executable)], env=env, cwd=tmp, capture_output=True, text=True, timeout=60
+        app = subprocess.Popen(
+            [str(executable)], env=env, cwd=tmp, stdout=subprocess.PIPE, stderr=err, text=True
         )
-        elapsed = time.perf_counter() - start
+        assert app.stdout is not None
+        shown = None
+        for line in app.stdout:
+            if line.strip() == "first-window-shown":
+                shown = time.perf_counter() - start
+        app.wait(60)
         cpu_after = resource.getrusage(resource.RUSAGE_CHILDREN)
-    if "first-window-shown" not in out.stdout:
-        raise SystemExit(f"dist: the frozen app showed no window: {out.stderr[-800:]}")
+        err.seek(0)
+        if shown is None:
+            raise SystemExit(f"dist: the frozen app showed no window: {err.read()[-800:]}")
     cpu = (cpu_after.ru_utime - cpu_before.ru_utime) + (cpu_after.ru_stime - cpu_before.ru_stime)
-    return elapsed, cpu
+    return shown, cpu
 
 
 def report(folder: Path, products: list[Path], runs: int) -> None:
@@ -550,7 +557,7 @@ def report(folder: Path, products: list[Path], runs: int) -> None:
     verdict = "PASS" if median < FIRST_WINDOW_GOAL_S else "FAIL"
     log(
         f"first window, frozen app under Xvfb ({runs} runs after one warm-up, process start "
-        f"-> shown): median {median:.2f} s, range {times[0]:.2f}-{times[-1]:.2f} s; "
+        f"-> window shown): median {median:.2f} s, range {times[0]:.2f}-{times[-1]:.2f} s; "
         f"goal < {FIRST_WINDOW_GOAL_S} s: {verdict}"
     )
     log(f"  the warm-up run (the first after the build): {first_run:.2f} s")
