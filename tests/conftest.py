@@ -28,10 +28,20 @@ os.environ["PYTHONPATH"] = os.pathsep.join(
 os.environ.pop("GOOGLE_API_KEY", None)
 
 
+_APP: object = None  # the run's one Qt application, alive for the whole run
+
+
 def pytest_sessionstart(session: pytest.Session) -> None:
+    global _APP
     missing = missing_tools()
     if missing:
         pytest.exit(missing_message(missing), returncode=4)
+    # One QApplication for the whole run, made first: commands run in-process (report,
+    # evaluate) make a bare QGuiApplication when none exists, and a widget test after
+    # them then aborts ("construct a QApplication before a QWidget").
+    from PySide6.QtWidgets import QApplication
+
+    _APP = QApplication.instance() or QApplication(["emodesk-tests"])
 
 
 @pytest.fixture(autouse=True, scope="session")
