@@ -8,7 +8,20 @@ import shutil
 
 # The audio stack (PulseAudio with null sinks), speech and sound fixtures, a real X
 # server for the window and push-to-talk tests.
-REQUIRED = ("pulseaudio", "pactl", "paplay", "parec", "espeak-ng", "sox", "Xvfb", "xvfb-run")
+REQUIRED = (
+    "pulseaudio",
+    "pactl",
+    "paplay",
+    "parec",
+    "espeak-ng",
+    "flite",
+    "sox",
+    "Xvfb",
+    "xvfb-run",
+    "xdotool",
+    "xset",
+    "openbox",
+)
 
 
 def missing_tools() -> list[str]:
