@@ -46,6 +46,7 @@ soak: setup
 screenshot: setup
 	xvfb-run -a -s "-screen 0 1280x800x24" $(BIN)/python -m bench.screenshot
 	xvfb-run -a -s "-screen 0 1280x800x24" $(BIN)/python -m bench.screenshot_history
+	$(BIN)/python -m bench.screenshot_first_launch  # its own Xvfb and openbox per size
 
 clean:
 	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache .cache dist
