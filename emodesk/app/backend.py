@@ -132,6 +132,8 @@ class Backend:
         return Services(
             has_api_key=self.keys.has_key,
             store_api_key=self.keys.store,
+            keyring_problem=self.keys.keyring_problem,
+            use_api_key_for_session=self.keys.use_for_session,
             test_api_key=self.keys.test,
             devices=self.devices.names,
             level_preview=self.preview.open,

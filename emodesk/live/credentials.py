@@ -52,19 +52,79 @@ def load_api_key(env: Mapping[str, str] | None = None) -> str | None:
     return from_env or None
 
 
-def store_api_key(key: str) -> None:
+def check_api_key_text(key: str) -> str:
+    """The key, stripped; `CredentialError` when it is empty or has whitespace or control
+    characters inside (it would only fail later, in an HTTP header)."""
     key = key.strip()
     if not key:
         raise CredentialError("the API key is empty")
     if not _is_usable(key):
         raise CredentialError("the API key contains invalid characters (spaces or control)")
+    return key
+
+
+# In plain words: keyring's own NoKeyringError text tells the user to pip install things.
+NO_KEYRING = (
+    "No keyring service is running on this desktop (such as GNOME Keyring or KWallet), "
+    "so the key cannot be saved"
+)
+KEYRING_LOCKED = "The system keyring is locked: saving the key asks you to unlock it"
+
+
+def store_api_key(key: str) -> None:
+    key = check_api_key_text(key)
     import keyring
     import keyring.errors
 
     try:
         keyring.set_password(KEYRING_SERVICE, KEYRING_USER, key)
-    except keyring.errors.KeyringError as exc:
-        raise CredentialError(f"the keyring could not store the key: {exc}") from exc
+    except keyring.errors.NoKeyringError as exc:
+        raise CredentialError(NO_KEYRING) from exc
+    except keyring.errors.KeyringLocked as exc:
+        raise CredentialError("the system keyring is locked and was not unlocked") from exc
+    except Exception as exc:  # a backend's own errors (D-Bus, a dismissed prompt) too
+        raise CredentialError(
+            f"the keyring could not store the key: {redact(str(exc), (key,))}"
+        ) from exc
+
+
+def keyring_problem() -> str | None:
+    """None when the OS keyring can store the key; else why not, in plain words (none
+    running, or locked). Never unlocks it or shows a prompt. Blocks (D-Bus): run it on
+    an executor."""
+    try:
+        import keyring
+        from keyring.backends import chainer, fail, null
+
+        backend = keyring.get_keyring()
+        found = list(backend.backends) if isinstance(backend, chainer.ChainerBackend) else [backend]
+    except Exception as exc:
+        return f"The system keyring cannot be used ({exc})"
+    usable = [b for b in found if not isinstance(b, (fail.Keyring, null.Keyring))]
+    if not usable:
+        return NO_KEYRING
+    try:
+        if any(_secret_service_locked(b) for b in usable):
+            return KEYRING_LOCKED
+    except Exception as exc:  # no default collection, D-Bus gone: the save will say
+        return f"The system keyring cannot be used ({exc})"
+    return None
+
+
+def _secret_service_locked(backend: object) -> bool:
+    """Whether `backend` is the Secret Service (GNOME Keyring, KeePassXC) and its default
+    collection is locked. Asks without unlocking."""
+    from keyring.backends import SecretService
+
+    if not isinstance(backend, SecretService.Keyring):
+        return False
+    import secretstorage
+
+    connection = secretstorage.dbus_init()
+    try:
+        return bool(secretstorage.get_default_collection(connection).is_locked())
+    finally:
+        connection.close()
 
 
 def redact(text: str, secrets: tuple[str, ...] = ()) -> str:

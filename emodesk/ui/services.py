@@ -22,12 +22,25 @@ async def _no_devices(_refresh: bool) -> tuple[Sequence[str], Sequence[str]]:
     return (), ()
 
 
+@dataclass(frozen=True)
+class KeyringProblem:
+    """Why the system keyring cannot save a key, and what to do instead, for the user."""
+
+    message: str
+    can_save: bool = False  # a locked keyring can (it asks to be unlocked); none cannot
+
+
 @dataclass
 class Services:
     # Whether a key is saved: answered from a cache, never by asking the keyring.
     has_api_key: Callable[[], bool] = lambda: False
     # Saves the key; returns what happens next, for the user (it is used at once).
     store_api_key: Callable[[str], Awaitable[str]] | None = None
+    # None when the system keyring can save a key; else why not and what to do instead
+    # (asked when the dialog shows its API key page; the keyring is D-Bus).
+    keyring_problem: Callable[[], Awaitable[KeyringProblem | None]] | None = None
+    # Uses the key until the app quits, saved nowhere; returns what happens, for the user.
+    use_api_key_for_session: Callable[[str], Awaitable[str]] | None = None
     # (ok, message); runs on the loop and may take a second or two.
     test_api_key: Callable[[str], Awaitable[tuple[bool, str]]] | None = None
     # (input device names, output device names); cached, re-read when `refresh` is true.

@@ -59,7 +59,7 @@ from emodesk.core.settings import (
 )
 from emodesk.ui import theme
 from emodesk.ui.scope import LevelMeter, SampleSource, dbfs
-from emodesk.ui.services import Services
+from emodesk.ui.services import KeyringProblem, Services
 from emodesk.ui.window.dialogs import replace_dialog, use_qt_dialogs
 
 log = logging.getLogger(__name__)
@@ -198,6 +198,16 @@ def make_field(setting: Setting[Any], value: object, options: Options = ()) -> F
     return field
 
 
+class _Page(QWidget):
+    """A tab's page; says when it comes on screen (its tab chosen, the dialog shown)."""
+
+    shown = Signal()
+
+    def showEvent(self, event: Any) -> None:
+        super().showEvent(event)
+        self.shown.emit()
+
+
 class SettingsDialog(QDialog):
     applied = Signal(dict)
 
@@ -226,7 +236,12 @@ class SettingsDialog(QDialog):
         self.api_key = QLineEdit()
         self.save_key_button = QPushButton("Save key")
         self.test_key_button = QPushButton("Test key")
+        self.session_key_button = QPushButton("Use for this session only")
         self.key_status = QLabel()
+        # Why the keyring cannot save a key, and what to do instead; hidden while fine.
+        self.keyring_status = QLabel()
+        self.keyring_check: asyncio.Future[Any] | None = None  # asked once per dialog
+        self.keyring_problem: KeyringProblem | None = None  # None: fine, or not known yet
         self.delete_button = QPushButton("Delete all data…")
         self.delete_status = QLabel("")
 
@@ -256,7 +271,7 @@ class SettingsDialog(QDialog):
         self._delete_rows(forms[Page.PRIVACY])
         self.tabs = QTabWidget()
         for page in Page:
-            self.tabs.addTab(self._page(forms[page]), page.value)
+            self.tabs.addTab(self._page(forms[page], page), page.value)
 
         # The generated widgets, by the names the dialog's code and its tests use.
         self.model = self.widget(MODEL, QComboBox)
@@ -314,16 +329,29 @@ class SettingsDialog(QDialog):
             else "No key: the app runs the offline demo with synthetic replies."
         )  # fmt: skip
         self.key_status.setWordWrap(True)
+        self.keyring_status.setWordWrap(True)
+        self.keyring_status.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
+        self.keyring_status.hide()
         self.save_key_button.clicked.connect(self._save_key)
         self.test_key_button.clicked.connect(self._test_key)
+        self.session_key_button.clicked.connect(self._use_key_for_session)
         self.save_key_button.setEnabled(services.store_api_key is not None)
         self.test_key_button.setEnabled(services.test_api_key is not None)
+        self.session_key_button.setEnabled(services.use_api_key_for_session is not None)
+        self.session_key_button.setToolTip(
+            "Use the key until EmoDesk quits: kept in memory, never saved"
+        )
         key_row = QHBoxLayout()
         key_row.addWidget(self.api_key, 1)
         key_row.addWidget(self.save_key_button)
         key_row.addWidget(self.test_key_button)
         form.addRow("Gemini API key", key_row)
+        session_row = QHBoxLayout()
+        session_row.addStretch(1)
+        session_row.addWidget(self.session_key_button)
+        form.addRow("", session_row)
         form.addRow("", self.key_status)
+        form.addRow("", self.keyring_status)
 
     def _delete_rows(self, form: QFormLayout) -> None:
         self.delete_button.setEnabled(self.services.delete_all_data is not None)
@@ -331,9 +359,10 @@ class SettingsDialog(QDialog):
         form.addRow("", self.delete_button)
         form.addRow("", self.delete_status)
 
-    @staticmethod
-    def _page(form: QFormLayout) -> QWidget:
-        page = QWidget()
+    def _page(self, form: QFormLayout, which: Page) -> QWidget:
+        page = _Page()
+        if which is Page.API_KEY:  # on screen: ask whether the keyring can save a key
+            page.shown.connect(self.check_keyring)
         form.setFieldGrowthPolicy(QFormLayout.FieldGrowthPolicy.AllNonFixedFieldsGrow)
         page.setLayout(form)
         return page
@@ -426,6 +455,54 @@ class SettingsDialog(QDialog):
         return False
 
     # -- API key --------------------------------------------------------------------------
+    def check_keyring(self) -> asyncio.Future[Any] | None:
+        """Ask the services (off the GUI thread) whether the keyring can save a key; when
+        not, say why and what to do instead, and offer only this session's use."""
+        checker = self.services.keyring_problem
+        if checker is None or self.keyring_check is not None:
+            return self.keyring_check
+
+        async def run() -> None:
+            try:
+                problem = await asyncio.wait_for(checker(), 15)
+            except Exception as exc:
+                log.warning("checking the keyring failed: %s", exc)
+                problem = KeyringProblem(f"The system keyring cannot be checked ({exc}).", True)
+            self._show_keyring_problem(problem)
+
+        self.keyring_check = self._spawn(run())
+        return self.keyring_check
+
+    def _show_keyring_problem(self, problem: KeyringProblem | None) -> None:
+        self.keyring_problem = problem
+        self.keyring_status.setText(problem.message if problem else "")
+        self.keyring_status.setVisible(problem is not None)
+        if problem is not None and not problem.can_save:
+            # Saving cannot work; this session's use can.
+            self.save_key_button.setEnabled(False)
+            self.save_key_button.setToolTip("No keyring service to save the key in")
+            self.session_key_button.setDefault(True)
+
+    def _use_key_for_session(self) -> None:
+        key = self.api_key.text().strip()
+        user = self.services.use_api_key_for_session
+        if not key or user is None:
+            self.key_status.setText("Paste a key first.")
+            return
+        self.session_key_button.setEnabled(False)
+
+        async def run() -> None:
+            try:
+                outcome = await asyncio.wait_for(user(key), 30)
+            except Exception as exc:
+                self.key_status.setText(f"Could not use the key: {exc}")
+            else:
+                self.api_key.clear()
+                self.key_status.setText(outcome)
+            self.session_key_button.setEnabled(True)
+
+        self._spawn(run())
+
     def _save_key(self) -> None:
         key = self.api_key.text().strip()
         storer = self.services.store_api_key
@@ -440,11 +517,16 @@ class SettingsDialog(QDialog):
                 # A keyring unlock prompt may wait.
                 outcome = await asyncio.wait_for(storer(key), 30)
             except Exception as exc:
-                self.key_status.setText(f"Could not save the key: {exc}")
+                self.key_status.setText(
+                    f"Could not save the key: {exc}. You can use it for this session only."
+                    if self.services.use_api_key_for_session is not None
+                    else f"Could not save the key: {exc}."
+                )
             else:
                 self.api_key.clear()
                 self.key_status.setText(outcome)
-            self.save_key_button.setEnabled(True)
+            problem = self.keyring_problem
+            self.save_key_button.setEnabled(problem is None or problem.can_save)
 
         self._spawn(run())
 
