@@ -121,3 +121,34 @@ def choose_device(pa: pyaudio.PyAudio, name: str | None, direction: Direction) -
         if usable(d):
             return d
     raise AudioDeviceError(f"no {direction} audio device")
+
+
+@dataclass(frozen=True, slots=True)
+class StreamDevice:
+    """Where a stream opens: the PortAudio device, and the sound server's source or sink
+    to route it to (`pulse.routed`) when the choice is one of the server's own."""
+
+    device: DeviceInfo
+    server_device: str | None = None
+    note: str | None = None  # the choice was not found: what is used instead, for the user
+
+
+def choose_stream_device(
+    pa: pyaudio.PyAudio, wanted: str | None, direction: Direction
+) -> StreamDevice:
+    """The device for `wanted`: a PortAudio device of that name, else a source or sink
+    of the PulseAudio/PipeWire server (opened through ALSA's pulse plugin and routed to
+    it), else the default one (with a note). Raises `AudioDeviceError` when there is no
+    device for that direction at all."""
+    device = choose_device(pa, wanted, direction)
+    if not wanted or device.name == wanted:
+        return StreamDevice(device)
+    from emodesk.audio.pulse import list_server_devices
+
+    server = list_server_devices()
+    if server is not None and server.has(wanted, direction):
+        plugin = choose_device(pa, "pulse", direction)  # the server's ALSA plugin
+        return StreamDevice(plugin, server_device=wanted)
+    return StreamDevice(
+        device, note=f"{direction} device {wanted!r} not found; using {device.name!r}"
+    )

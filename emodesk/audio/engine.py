@@ -36,11 +36,17 @@ import numpy as np
 import pyaudio
 from PySide6.QtCore import QThread
 
-from emodesk.audio.devices import AudioDeviceError, DeviceInfo, choose_device, open_portaudio
+from emodesk.audio.devices import (
+    AudioDeviceError,
+    DeviceInfo,
+    choose_stream_device,
+    open_portaudio,
+)
 from emodesk.audio.echo import EchoCanceller
 from emodesk.audio.observer import AudioObserver
 from emodesk.audio.playout import PlayoutBuffer
 from emodesk.audio.processing import CaptureProcessor
+from emodesk.audio.pulse import routed
 from emodesk.audio.settings import AudioSettings, EchoMode
 from emodesk.core.devices import DeviceSide
 from emodesk.core.pcm import MIC_RATE, REPLY_RATE
@@ -434,27 +440,26 @@ class AudioEngine:
 
     def _open_output(self) -> None:
         pa = self._portaudio()
-        device = choose_device(pa, self.settings.output_device, "output")
-        if self.settings.output_device and device.name != self.settings.output_device:
-            self._report_info(
-                f"output device {self.settings.output_device!r} not found; using {device.name!r}",
-                "output",
-            )
+        chosen = choose_stream_device(pa, self.settings.output_device, "output")
+        device = chosen.device
+        if chosen.note:
+            self._report_info(chosen.note, "output")
         wanted = self.settings.output_device_rate
         rates = [wanted] if wanted else [REPLY_RATE, round(device.default_rate)]
         last_error: Exception | None = None
         for rate in dict.fromkeys(rates):
             try:
-                stream = pa.open(
-                    format=pyaudio.paInt16,
-                    channels=1,
-                    rate=rate,
-                    output=True,
-                    output_device_index=device.index,
-                    frames_per_buffer=rate * _OUTPUT_BLOCK_MS // 1000,
-                    stream_callback=self._output_callback,
-                    start=False,
-                )
+                with routed(chosen.server_device, "output"):
+                    stream = pa.open(
+                        format=pyaudio.paInt16,
+                        channels=1,
+                        rate=rate,
+                        output=True,
+                        output_device_index=device.index,
+                        frames_per_buffer=rate * _OUTPUT_BLOCK_MS // 1000,
+                        stream_callback=self._output_callback,
+                        start=False,
+                    )
             except (OSError, ValueError) as exc:
                 last_error = exc
                 continue
@@ -516,28 +521,27 @@ class AudioEngine:
         if self._in_stream is not None:
             return
         pa = self._portaudio()
-        device = choose_device(pa, self.settings.input_device, "input")
-        if self.settings.input_device and device.name != self.settings.input_device:
-            self._report_info(
-                f"input device {self.settings.input_device!r} not found; using {device.name!r}",
-                "input",
-            )
+        chosen = choose_stream_device(pa, self.settings.input_device, "input")
+        device = chosen.device
+        if chosen.note:
+            self._report_info(chosen.note, "input")
         wanted = self.settings.input_device_rate
         rates = [wanted] if wanted else [MIC_RATE, round(device.default_rate)]
         last_error: Exception | None = None
         for rate in dict.fromkeys(rates):
             block = rate * self.settings.frame_ms // 1000
             try:
-                stream = pa.open(
-                    format=pyaudio.paInt16,
-                    channels=1,
-                    rate=rate,
-                    input=True,
-                    input_device_index=device.index,
-                    frames_per_buffer=block,
-                    stream_callback=self._input_callback,
-                    start=False,
-                )
+                with routed(chosen.server_device, "input"):
+                    stream = pa.open(
+                        format=pyaudio.paInt16,
+                        channels=1,
+                        rate=rate,
+                        input=True,
+                        input_device_index=device.index,
+                        frames_per_buffer=block,
+                        stream_callback=self._input_callback,
+                        start=False,
+                    )
             except (OSError, ValueError) as exc:
                 last_error = exc
                 continue

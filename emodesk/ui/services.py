@@ -18,7 +18,20 @@ from emodesk.core.settings import MODELS
 from emodesk.ui.scope import SampleSource
 
 
-async def _no_devices(_refresh: bool) -> tuple[Sequence[str], Sequence[str]]:
+@dataclass(frozen=True)
+class DeviceChoice:
+    """An audio device as the settings dialog offers it."""
+
+    value: str  # what the setting keeps
+    title: str  # what the user sees: the sound server's description
+    is_default: bool = False
+
+
+# A plain name is its own title (PortAudio's names, with no sound server to describe them).
+DeviceList = Sequence[DeviceChoice | str]
+
+
+async def _no_devices(_refresh: bool) -> tuple[DeviceList, DeviceList]:
     return (), ()
 
 
@@ -43,8 +56,8 @@ class Services:
     use_api_key_for_session: Callable[[str], Awaitable[str]] | None = None
     # (ok, message); runs on the loop and may take a second or two.
     test_api_key: Callable[[str], Awaitable[tuple[bool, str]]] | None = None
-    # (input device names, output device names); cached, re-read when `refresh` is true.
-    devices: Callable[[bool], Awaitable[tuple[Sequence[str], Sequence[str]]]] = _no_devices
+    # (inputs, outputs); cached, re-read when `refresh` is true.
+    devices: Callable[[bool], Awaitable[tuple[DeviceList, DeviceList]]] = _no_devices
     # Start a level preview of an input device ("" = the default) and return its
     # samples; called with None to stop it.
     level_preview: Callable[[str | None], Awaitable[SampleSource | None]] | None = None

@@ -59,7 +59,7 @@ from emodesk.core.settings import (
 )
 from emodesk.ui import theme
 from emodesk.ui.scope import LevelMeter, SampleSource, dbfs
-from emodesk.ui.services import KeyringProblem, Services
+from emodesk.ui.services import DeviceChoice, DeviceList, KeyringProblem, Services
 from emodesk.ui.window.dialogs import replace_dialog, use_qt_dialogs
 
 log = logging.getLogger(__name__)
@@ -388,18 +388,23 @@ class SettingsDialog(QDialog):
         return self._spawn(run())
 
     @staticmethod
-    def _fill_devices(box: QComboBox, names: Sequence[str]) -> None:
-        """Replace the list, keeping the choice (a missing saved device stays listed, so
-        saving the dialog does not silently switch devices)."""
+    def _fill_devices(box: QComboBox, devices: DeviceList) -> None:
+        """Replace the list (by description, the default marked), keeping the choice (a
+        missing saved device stays listed, so saving the dialog does not silently
+        switch devices)."""
         current = box.currentData() or ""
+        choices = [d if isinstance(d, DeviceChoice) else DeviceChoice(d, d) for d in devices]
+        default = next((c.title for c in choices if c.is_default), None)
         box.blockSignals(True)
         box.clear()
-        box.addItem(SYSTEM_DEFAULT, "")
-        for name in names:
-            box.addItem(name, name)
+        box.addItem(f"{SYSTEM_DEFAULT} ({default})" if default else SYSTEM_DEFAULT, "")
+        for choice in choices:
+            box.addItem(f"{choice.title} (default)" if choice.is_default else choice.title,
+                        choice.value)  # fmt: skip
+            box.setItemData(box.count() - 1, choice.value, Qt.ItemDataRole.ToolTipRole)
         index = box.findData(current)
         if index < 0:
-            box.addItem(current, current)
+            box.addItem(f"{current} (not connected)", current)
             index = box.count() - 1
         box.setCurrentIndex(index)
         box.blockSignals(False)
