@@ -25,7 +25,7 @@ log = logging.getLogger(__name__)
 Direction = Literal["input", "output"]
 ENV_NAMES: dict[Direction, str] = {"input": "PULSE_SOURCE", "output": "PULSE_SINK"}
 CONNECT_TIMEOUT_S = 2.0
-_ROUTING = threading.Lock()
+_ROUTING = threading.RLock()  # reentrant: a source and a sink may be routed at once
 
 
 @dataclass(frozen=True, slots=True)

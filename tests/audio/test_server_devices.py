@@ -6,6 +6,7 @@ microphone, audio really goes to (and comes from) the one chosen."""
 from __future__ import annotations
 
 import asyncio
+import os
 from collections.abc import AsyncIterator, Callable, Iterator
 
 import numpy as np
@@ -99,7 +100,7 @@ async def test_the_chosen_speaker_plays_and_the_default_stays_silent(
     score, _ = best_match(on_chosen, reply)
     assert score > 0.8, f"the chosen speaker did not play the reply (ncc {score:.2f})"
     assert np.abs(on_default.astype(np.int32)).max(initial=0) < 50, "the default played too"
-    assert "PULSE_SINK" not in __import__("os").environ, "the routing leaked"
+    assert "PULSE_SINK" not in os.environ, "the routing leaked"
 
 
 async def test_the_chosen_microphone_is_heard_and_the_default_is_not(
@@ -126,7 +127,7 @@ async def test_the_chosen_microphone_is_heard_and_the_default_is_not(
     score, _ = best_match(after, noise)
     assert score > 0.8, f"the chosen microphone was not heard (ncc {score:.2f})"
     assert best_match(before, noise)[0] < 0.3, "the default microphone was heard"
-    assert ENV_NAMES["input"] not in __import__("os").environ
+    assert ENV_NAMES["input"] not in os.environ
 
 
 def _paplay(pulse: PulseStack, sink: str, wav: object) -> None:
@@ -148,3 +149,29 @@ async def test_a_chosen_device_no_longer_there_falls_back_to_the_default_and_say
     await asyncio.to_thread(pulse.wait_until_sink_running, "spk")
     await wait_until(lambda: bool(notes), 10, "the fallback was not said")
     assert any("'unplugged-headset' not found" in n for n in notes)
+
+
+def test_without_a_sound_server_the_list_is_portaudios(
+    pulse: PulseStack, monkeypatch: pytest.MonkeyPatch, tmp_path
+) -> None:  # type: ignore[no-untyped-def]
+    with monkeypatch.context() as patch:
+        patch.setenv("PULSE_SERVER", f"unix:{tmp_path / 'no-server'}")
+        assert list_server_devices() is None  # and none was started
+    import emodesk.audio.pulse
+
+    monkeypatch.setattr(emodesk.audio.pulse, "list_server_devices", lambda: None)
+    inputs, outputs = list_device_names()
+    assert "pulse" in [c.value for c in inputs] and "pulse" in [c.title for c in outputs]
+    assert all(c.value == c.title for c in inputs + outputs)
+
+
+def test_routing_sets_the_variable_for_the_open_alone(monkeypatch: pytest.MonkeyPatch) -> None:
+    from emodesk.audio.pulse import routed
+
+    monkeypatch.setenv("PULSE_SINK", "the-users-own")
+    monkeypatch.delenv("PULSE_SOURCE", raising=False)
+    with routed("headset", "output"), routed("usbmic", "input"):
+        assert os.environ["PULSE_SINK"] == "headset" and os.environ["PULSE_SOURCE"] == "usbmic"
+    assert os.environ["PULSE_SINK"] == "the-users-own" and "PULSE_SOURCE" not in os.environ
+    with routed(None, "output"):  # the default: what the environment says
+        assert os.environ["PULSE_SINK"] == "the-users-own"
