@@ -1,4 +1,6 @@
-"""`emodesk devices`: the audio devices PortAudio sees, with default rate and latency."""
+"""`emodesk devices`: the audio devices PortAudio sees, with default rate and latency,
+and the sound server's own sources and sinks (PulseAudio/PipeWire), which are what the
+settings offer where there is such a server."""
 
 from __future__ import annotations
 
@@ -7,6 +9,7 @@ import sys
 from typing import TextIO
 
 from emodesk.audio.devices import AudioDeviceError, DeviceInfo, list_devices, open_portaudio
+from emodesk.audio.pulse import ServerDevices, list_server_devices
 
 
 def format_table(devices: list[DeviceInfo]) -> str:
@@ -37,6 +40,17 @@ def format_table(devices: list[DeviceInfo]) -> str:
     return "\n".join(lines)
 
 
+def format_server(server: ServerDevices) -> str:
+    """The sound server's devices: name, description, * for the default."""
+    lines = []
+    for title, devices in (("Sources (microphones)", server.sources), ("Sinks", server.sinks)):
+        lines.append(f"{title}:")
+        width = max((len(d.name) for d in devices), default=0)
+        for d in devices:
+            lines.append(f"  {'*' if d.is_default else ' '} {d.name.ljust(width)}  {d.description}")
+    return "\n".join(lines)
+
+
 def run(args: argparse.Namespace, out: TextIO = sys.stdout) -> int:
     try:
         pa = open_portaudio()
@@ -55,4 +69,8 @@ def run(args: argparse.Namespace, out: TextIO = sys.stdout) -> int:
         )
         return 1
     print(format_table(devices), file=out)
+    server = list_server_devices()
+    if server is not None:
+        print("\nThe sound server's devices (* the default):", file=out)
+        print(format_server(server), file=out)
     return 0

@@ -175,3 +175,17 @@ def test_routing_sets_the_variable_for_the_open_alone(monkeypatch: pytest.Monkey
     assert os.environ["PULSE_SINK"] == "the-users-own" and "PULSE_SOURCE" not in os.environ
     with routed(None, "output"):  # the default: what the environment says
         assert os.environ["PULSE_SINK"] == "the-users-own"
+
+
+def test_the_devices_command_lists_the_servers_devices_too(second_devices: PulseStack) -> None:
+    import argparse
+    import io
+
+    from emodesk.commands.devices import run
+
+    out = io.StringIO()
+    assert run(argparse.Namespace(), out) == 0
+    listed = out.getvalue()
+    assert "The sound server's devices" in listed
+    assert "usbmic" in listed and "USB Microphone" in listed
+    assert any(line.split()[:2] == ["*", "spk"] for line in listed.splitlines())
