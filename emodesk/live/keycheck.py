@@ -107,8 +107,14 @@ def _api_error(exc: BaseException) -> Explained | None:
     return Explained(Failure.OTHER, f"Google answered {code} {status}{said}".rstrip())
 
 
-def explain_failure(exc: BaseException, host: str = GOOGLE_API) -> Explained:
-    """What went wrong with a key check that raised `exc`, in plain words."""
+def explain_failure(exc: BaseException, host: str = GOOGLE_API, what: str = "key") -> Explained:
+    """What went wrong with a check of a key (or a token: `what`) that raised `exc`, in
+    plain words."""
+    explained = _explain(exc, host)
+    return Explained(explained.failure, explained.message.replace("the key", f"the {what}"))
+
+
+def _explain(exc: BaseException, host: str) -> Explained:
     chain = _chain(exc)
     for link in chain:
         answered = _api_error(link)

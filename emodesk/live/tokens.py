@@ -298,10 +298,11 @@ async def probe_token(
         return False, f"the token was refused ({why[:160]})"
     except (EndpointError, ValueError) as exc:
         return False, f"cannot test the token here: {exc}"
-    except TimeoutError:
-        return False, "the Live service did not answer in time"
-    except OSError as exc:
-        return False, f"cannot reach the Live service: {exc.strerror or exc}"
+    except (TimeoutError, OSError) as exc:  # never reached: say why, in plain words
+        from emodesk.live.keycheck import explain_failure
+
+        host = urlsplit(endpoint).hostname if endpoint else None
+        return False, explain_failure(exc, host or "the Live service", what="token").message
     if fetched:
         return True, "the token service works: its token opened a Live session"
     return True, "the token works (it opened a Live session, which used one of its uses)"

@@ -215,3 +215,20 @@ def test_an_untrusted_certificate_is_a_tls_failure(untrusted_tls_server: int) ->
 def test_a_server_that_never_answers_is_a_timeout(silent_server: int) -> None:
     ok, message = check_api_key(KEY, base_url=f"https://127.0.0.1:{silent_server}/", timeout_s=0.5)
     assert not ok and "did not answer in time" in message
+
+
+async def test_a_token_that_cannot_reach_the_live_service_is_not_called_refused() -> None:
+    """A pasted token is tested as a token (a Live session); unreachable is not refused."""
+    from emodesk.app.keys import ApiKeys
+
+    async def use_key(key: str) -> None:
+        raise AssertionError("testing never switches")
+
+    for endpoint, words in (
+        (f"wss://127.0.0.1:{closed_port()}/", "could not connect to 127.0.0.1"),
+        ("wss://nonexistent.invalid/", "could not be looked up (DNS)"),
+    ):
+        keys = ApiKeys(use_key=use_key, endpoint=endpoint)
+        ok, message = await keys.test("auth_tokens/not-a-real-token.0123")
+        assert not ok and words in message, message
+        assert message.endswith("the token was not checked") and "refused" not in message
