@@ -56,7 +56,9 @@ def _line(name: str, seconds: list[float]) -> str:
 
 
 async def _run() -> tuple[dict[str, list[float]], float, bool, dict[str, int]]:
-    from emodesk.live.events import EmotionReported, LiveEvent, TurnComplete
+    from emodesk.conversation.tools.emotion import emotion_report_tool
+    from emodesk.conversation.tools.registry import ToolRegistry
+    from emodesk.live.events import LiveEvent, TurnComplete
     from emodesk.live.session import LiveSession
     from tests.support.emulator import push_to_talk_turn, running_emulator, settings_for
 
@@ -68,12 +70,14 @@ async def _run() -> tuple[dict[str, list[float]], float, bool, dict[str, int]]:
         if isinstance(event, TurnComplete):
             counts["turns"] += 1
             turns_done.set()
-        elif isinstance(event, EmotionReported):
-            counts["emotions"] += 1
 
     async with running_emulator(speed=1000.0, record=False) as server:
         session = LiveSession()
         session.set_listener(on_event)
+        # The app's own registry answers the calls (the emotion report), as in a session.
+        registry = ToolRegistry([emotion_report_tool(lambda report: counts.update(
+            emotions=counts["emotions"] + 1) or None)])  # fmt: skip
+        session.set_tool_dispatcher(registry.dispatch)
         session.latency_probe = lambda kind, seconds: samples[kind].append(seconds)
         sdk_loaded = "google.genai" in sys.modules
         first = asyncio.ensure_future(session.start(settings_for(server, emotion_tool=True)))
@@ -90,7 +94,7 @@ async def _run() -> tuple[dict[str, list[float]], float, bool, dict[str, int]]:
         await asyncio.wait_for(turns_done.wait(), 30)
         audio = samples["audio"][:FRAMES]
 
-        # Tool calls: short turns, each answered by the session itself.
+        # Tool calls: short turns, each answered through the registry.
         for _ in range(TOOL_TURNS):
             turns_done.clear()
             push_to_talk_turn(session, frame * 5)
