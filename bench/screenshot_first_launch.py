@@ -16,28 +16,14 @@ SIZES = ((1280, 800), (1024, 640))
 
 
 def shoot(width: int, height: int, out: Path) -> str:
-    read, write = os.pipe()
-    xvfb = subprocess.Popen(
-        ["Xvfb", "-displayfd", str(write), "-screen", "0", f"{width}x{height}x24",
-         "-nolisten", "tcp"],
-        pass_fds=(write,), stderr=subprocess.DEVNULL,
-    )  # fmt: skip
-    os.close(write)
-    with os.fdopen(read) as pipe:
-        display = f":{pipe.readline().strip()}"
-    env = {**os.environ, "DISPLAY": display, "QT_QPA_PLATFORM": "xcb"}
-    wm = subprocess.Popen(["openbox"], env=env, stderr=subprocess.DEVNULL)
-    try:
-        with tempfile.TemporaryDirectory() as tmp:
-            return subprocess.run(
-                [sys.executable, "-m", "tests.support.first_window_probe",
-                 str(Path(tmp) / "s.ini"), str(out)],
-                env=env, cwd=ROOT, capture_output=True, text=True, timeout=60, check=True,
-            ).stdout  # fmt: skip
-    finally:
-        for proc in (wm, xvfb):
-            proc.terminate()
-            proc.wait(10)
+    from tests.support.x11 import framed_display
+
+    with framed_display(width, height) as env, tempfile.TemporaryDirectory() as tmp:
+        return subprocess.run(
+            [sys.executable, "-m", "tests.support.first_window_probe",
+             str(Path(tmp) / "s.ini"), str(out)],
+            env=env, cwd=ROOT, capture_output=True, text=True, timeout=60, check=True,
+        ).stdout  # fmt: skip
 
 
 def main() -> None:

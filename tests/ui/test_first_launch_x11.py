@@ -3,7 +3,6 @@ users have: the framed window, status bar included, is on screen."""
 
 from __future__ import annotations
 
-import os
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -11,29 +10,15 @@ from pathlib import Path
 
 import pytest
 
+from tests.support.x11 import framed_display
+
 ROOT = Path(__file__).resolve().parents[2]
 
 
 @pytest.fixture
 def x_screen(request: pytest.FixtureRequest) -> Iterator[dict[str, str]]:
-    width, height = request.param
-    read, write = os.pipe()
-    xvfb = subprocess.Popen(
-        ["Xvfb", "-displayfd", str(write), "-screen", "0", f"{width}x{height}x24",
-         "-nolisten", "tcp"],
-        pass_fds=(write,), stderr=subprocess.DEVNULL,
-    )  # fmt: skip
-    os.close(write)
-    with os.fdopen(read) as pipe:
-        display = f":{pipe.readline().strip()}"
-    env = {**os.environ, "DISPLAY": display, "QT_QPA_PLATFORM": "xcb"}
-    wm = subprocess.Popen(["openbox"], env=env, stderr=subprocess.DEVNULL)
-    try:
+    with framed_display(*request.param) as env:
         yield env
-    finally:
-        for proc in (wm, xvfb):
-            proc.terminate()
-            proc.wait(10)
 
 
 @pytest.mark.timeout(60)
