@@ -31,7 +31,7 @@ def main() -> None:
     for width, height in SIZES:
         out = OUT / f"first-launch-{width}x{height}.png"
         said = shoot(width, height, out)
-        print(f"{out.relative_to(ROOT)}: {' '.join(said.split())}")
+        print(f"{out}: {' '.join(said.split())}")
 
 
 if __name__ == "__main__":
