@@ -76,6 +76,8 @@ def polarity(emotion: Emotion) -> float:
 
 
 DEFAULT_FUSION = FusionRule()
+# The trend is judged over this many recent turns.
+TREND_WINDOW_TURNS = 6
 INSUFFICIENT = TrackerVerdict(Trend.INSUFFICIENT_DATA, escalate=False)
 
 
@@ -84,7 +86,7 @@ class EmotionTracker:
 
     def __init__(
         self,
-        window: int = 6,
+        window: int = TREND_WINDOW_TURNS,
         min_readings: int = 3,
         fuse: FusionRule = DEFAULT_FUSION,
         escalate_on: float = 0.6,

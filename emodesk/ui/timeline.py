@@ -28,6 +28,7 @@ from PySide6.QtWidgets import (
 )
 
 from emodesk.conversation.api import ReadingAdded
+from emodesk.core.tracker import TREND_WINDOW_TURNS
 from emodesk.ui import theme
 
 SOURCES = ("model", "acoustic")  # top row first
@@ -272,7 +273,7 @@ class TimelineView(QWidget):
         text = self._trend_text()
         self.trend_label.setText(text)
         self.trend_label.setToolTip(
-            f"{text}\nThe trend compares the newer half of the last six turns with the "
+            f"{text}\nThe trend compares the newer half of these turns with the "
             "older half (both sources, the model's weighing more)."
             if text
             else ""
@@ -289,7 +290,9 @@ class TimelineView(QWidget):
         trend = self.data.trend
         if not self.enabled_for_emotion or not trend.trend:
             return ""
-        text = f"Trend: {trend.trend.replace('_', ' ')}"
+        turns = sorted({r.turn for r in self.data.readings})[-TREND_WINDOW_TURNS:]
+        span = f"turns {turns[0]}–{turns[-1]}" if len(turns) > 1 else ""
+        text = f"Trend{', ' + span if span else ''}: {trend.trend.replace('_', ' ')}"
         if trend.escalate:
             text += " — escalation"
         if trend.advice:

@@ -214,3 +214,15 @@ def test_the_escalation_marker_goes_where_it_began_and_where_it_eased() -> None:
     marks = [(r.turn, r.source, on) for r, on in data.escalation_changes()]
     # One mark per change, on the first reading that carried it; none on the rest.
     assert marks == [(3, "model", True), (6, "model", False), (8, "model", True)]
+
+
+def test_the_trend_header_says_which_turns_it_judges(qapp: object) -> None:
+    from emodesk.ui.timeline import TimelineView
+
+    view = TimelineView()
+    view.enabled_for_emotion = True
+    for turn in range(1, 9):
+        view.add_reading(reading(turn, "model", 3.0 * turn, trend="worsening"))
+    view.set_trend("worsening", False, "Slow down and check in")
+    view.tick()
+    assert view.trend_label.text().startswith("Trend, turns 3–8: worsening")
