@@ -14,6 +14,8 @@ import logging
 from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any, Protocol
 
+from PySide6.QtCore import QTimer
+
 from emodesk.app.devices import DeviceNames
 from emodesk.app.history import History
 from emodesk.app.keys import ApiKeys
@@ -45,6 +47,7 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 SHUTDOWN_TIMEOUT_S = 3.0
+AUDIO_GAPS_POLL_MS = 2000
 
 
 @dataclasses.dataclass
@@ -93,6 +96,11 @@ class Backend:
         # Held while the controller and audio engine are swapped or the session is cut
         # short (delete all data): one stack is live at a time, and it is closed once.
         self._stack_lock = asyncio.Lock()
+        # The status bar's count of audio gaps (the engine's underruns and ALSA's),
+        # read every AUDIO_GAPS_POLL_MS: counters, not events, so a slow timer is enough.
+        self._gaps_timer = QTimer()
+        self._gaps_timer.setInterval(AUDIO_GAPS_POLL_MS)
+        self._gaps_timer.timeout.connect(self._show_audio_gaps)
 
     # ---------------------------------------------------------------- start
 
@@ -124,8 +132,16 @@ class Backend:
         self.window.services = self.services(self.history)
         self.window.set_offline_demo(self.synthetic, reason)
         self.window.settings_applied.connect(self._settings_applied)
+        self._gaps_timer.start()
         if self.options.auto_connect:
             await controller.connect()
+
+    def _show_audio_gaps(self) -> None:
+        from emodesk.audio.alsa_log import alsa_underruns
+
+        counters = getattr(self.audio, "counters", None)  # the engine's; a fake has none
+        underruns = int(getattr(counters, "underruns", 0))
+        self.window.show_audio_gaps(underruns + alsa_underruns())
 
     def services(self, history: History) -> Services:
         """What the window's dialogs call."""
@@ -355,6 +371,7 @@ class Backend:
 
     async def stop(self) -> None:
         """Close everything in order; every step is bounded, so closing never hangs."""
+        self._gaps_timer.stop()
         await self.settled()
         if self.controller is not None:
             self.window.detach_controller()

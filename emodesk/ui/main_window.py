@@ -377,6 +377,10 @@ class MainWindow(QMainWindow):
         """A passing message in the status bar, for `ms` milliseconds."""
         self.statusBar().showMessage(text, ms)
 
+    def show_audio_gaps(self, count: int) -> None:
+        """The reply's audio ran dry `count` times so far (the status bar counts it)."""
+        self.status_line.show_audio_gaps(count)
+
     def show_banner(
         self,
         key: str,

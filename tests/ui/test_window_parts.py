@@ -217,3 +217,13 @@ def test_the_tutors_current_topic_shows_in_the_status_bar(
     assert topic.text() == "Topic: DNA"  # still the lesson's
     fake.emit(SettingsChanged("Puck", "support", False, False))
     assert topic.isHidden()
+
+
+def test_audio_gaps_show_in_the_status_bar_once_there_are_any(qtbot: Any) -> None:
+    bar = QStatusBar()
+    qtbot.addWidget(bar)
+    line = StatusLine(bar, "a-model")
+    line.show_audio_gaps(0)
+    assert line.gaps_label.isHidden()
+    line.show_audio_gaps(3)
+    assert not line.gaps_label.isHidden() and line.gaps_label.text() == "Audio gaps: 3"

@@ -44,6 +44,12 @@ class StatusLine:
         self.state_label = QLabel()
         self.model_label = QLabel(model)
         self.model_label.setToolTip("Model")
+        self.gaps_label = QLabel("")
+        self.gaps_label.setToolTip(
+            "Times the reply's audio ran dry and a gap was heard (the playout buffer's "
+            "underruns and the sound system's)"
+        )
+        self.gaps_label.hide()
         self.latency_label = QLabel("")
         self.latency_label.setToolTip("Last turn: push-to-talk released → first reply audio")
         self.synthetic_label = QLabel(SYNTHETIC_TEXT)
@@ -60,6 +66,7 @@ class StatusLine:
         bar.addWidget(self.synthetic_label)
         bar.addWidget(self.add_key_button)
         bar.addPermanentWidget(self.topic_label)
+        bar.addPermanentWidget(self.gaps_label)
         bar.addPermanentWidget(self.latency_label)
         bar.addPermanentWidget(self.model_label)
         self._show_state()
@@ -89,6 +96,11 @@ class StatusLine:
 
     def show_model(self, model: str) -> None:
         self.model_label.setText(model)
+
+    def show_audio_gaps(self, count: int) -> None:
+        """How often the reply's audio has run dry since the app started; hidden at 0."""
+        self.gaps_label.setText(f"Audio gaps: {count}")
+        self.gaps_label.setVisible(count > 0)
 
     def show_latency(self, to_first_audio_s: float | None) -> None:
         """The last turn's key-up to first reply audio; nothing for a turn with no such
