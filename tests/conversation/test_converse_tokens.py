@@ -19,10 +19,11 @@ from emodesk.dsp.wav import write_wav
 from emodesk.live.emulator.rest import RestSide
 from emodesk.live.emulator.server import EmulatorServer
 from emodesk.live.tokens import is_token
+from tests.support.keys import fake_api_key
 from tests.support.speech import CALM, NORMAL, speech_16k, with_silence
 
 PACE = "10"
-ORG_KEY = "AIzaSyOrganisationKeyForTests0123456789"  # key-shaped, not a real one
+ORG_KEY = fake_api_key("OrganisationKeyForTests")
 SECRET = "a-client-secret-for-the-tests-0123"
 pytestmark = pytest.mark.timeout(120)
 

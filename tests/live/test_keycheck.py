@@ -17,10 +17,11 @@ from google.genai import errors
 
 from emodesk.live.emulator.tls import make_certificate
 from emodesk.live.keycheck import Failure, check_api_key, explain_failure
+from tests.support.keys import fake_api_key
 
 pytestmark = pytest.mark.timeout(60)
 
-KEY = "AIzaSyD-not-a-real-key-0123456789abcdef"
+KEY = fake_api_key("D-not-a-real-key")
 
 
 def raised(exc: BaseException, cause: BaseException | None = None) -> BaseException:

@@ -40,8 +40,9 @@ from tests.support.emulator import (
     settings_for,
     tone,
 )
+from tests.support.keys import fake_api_key
 
-ORG_KEY = "AIzaSyTestOrganisationKey0123456789abcd"  # shaped like a real key, not one
+ORG_KEY = fake_api_key("TestOrganisationKey")
 SECRET = "client-secret-for-tests-0123456789"
 
 

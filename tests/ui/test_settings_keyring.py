@@ -24,11 +24,12 @@ from emodesk.ui.main_window import MainWindow
 from emodesk.ui.services import Services
 from emodesk.ui.settings_dialog import SettingsDialog
 from tests.support.app_rig import silent_audio
+from tests.support.keys import fake_api_key
 from tests.support.qt import run, settle
 
 pytestmark = pytest.mark.timeout(90)
 
-KEY = "AIzaSyD-session-only-key-0123456789abcd"
+KEY = fake_api_key("D-session-only-key")
 
 
 @pytest.fixture(autouse=True)
