@@ -89,6 +89,16 @@ async def model_reports(r: Rig, emotion: str = "sad", energy: str = "low") -> di
     return await r.live.call_tool(REPORT_EMOTION_TOOL_NAME, report_args(emotion, energy))
 
 
+async def angry_turns(r: Rig, count: int) -> None:
+    """`count` whole turns in which both sources hear anger (the acoustic double is angry)."""
+    for _ in range(count):
+        speak_turn(r)
+        await r.controller.drain()
+        await model_reports(r, "angry", "high")
+        await r.controller.drain()
+        r.live.emit(TurnComplete())
+
+
 def test_controller_satisfies_the_protocol_the_ui_codes_against() -> None:
     def takes(c: ControllerProtocol) -> ControllerProtocol:
         return c
@@ -746,12 +756,7 @@ async def test_a_trend_change_reaches_the_model_once_with_its_next_emotion_repor
 async def test_no_note_reaches_the_model_after_consent_is_revoked() -> None:
     r = make_rig(consent=True, profile="support")
     await r.controller.connect()
-    for _ in range(2):
-        speak_turn(r)
-        await r.controller.drain()
-        await model_reports(r, "angry", "high")
-        await r.controller.drain()
-        r.live.emit(TurnComplete())
+    await angry_turns(r, 2)
     speak_turn(r)
     await r.controller.drain()
     assert r.controller._pending_note  # the change waits for the model's next report
@@ -804,12 +809,7 @@ async def test_every_reconnect_try_tells_its_own_wait(rig: Rig) -> None:
 async def test_the_advice_follows_a_profile_change_at_once() -> None:
     r = make_rig(consent=True, profile="general")
     await r.controller.connect()
-    for _ in range(3):
-        speak_turn(r)
-        await r.controller.drain()
-        await model_reports(r, "angry", "high")
-        await r.controller.drain()
-        r.live.emit(TurnComplete())
+    await angry_turns(r, 3)
     assert r.of(TrendChanged)[-1].advice == "Check in with the user"
     assert await r.controller.change_profile("support")
     last = r.of(TrendChanged)[-1]
