@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import asyncio
 import shutil
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
 from pathlib import Path
 
 import pytest
 
+from emodesk.audio import AudioEngine, AudioSettings
 from tests.support.pulse import PulseStack, espeak_wav, missing_binaries
 from tests.support.system_tools import missing_message
 
@@ -35,3 +37,18 @@ def speech_wav(tmp_path_factory: pytest.TempPathFactory) -> Path:
     _require_binaries("espeak-ng")
     path = tmp_path_factory.mktemp("speech") / "speech.wav"
     return espeak_wav(path, "The quick brown fox jumps over the lazy dog, twice.", speed=170)
+
+
+@pytest.fixture
+async def make_engine(pulse: PulseStack) -> AsyncIterator[Callable[..., AudioEngine]]:
+    engines: list[AudioEngine] = []
+    loop = asyncio.get_running_loop()
+
+    def make(**settings: object) -> AudioEngine:
+        engine = AudioEngine(loop, AudioSettings(**settings))  # type: ignore[arg-type]
+        engines.append(engine)
+        return engine
+
+    yield make
+    for engine in engines:
+        await asyncio.to_thread(engine.close)

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import signal
-from collections.abc import AsyncIterator, Callable
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -25,21 +25,6 @@ async def output_running(engine: AudioEngine, pulse: PulseStack) -> None:
     on the sink's monitor started from then on gets everything played."""
     engine.start()
     await asyncio.to_thread(pulse.wait_until_sink_running, "spk")
-
-
-@pytest.fixture
-async def make_engine(pulse: PulseStack) -> AsyncIterator[Callable[..., AudioEngine]]:
-    engines: list[AudioEngine] = []
-    loop = asyncio.get_running_loop()
-
-    def make(**settings: object) -> AudioEngine:
-        engine = AudioEngine(loop, AudioSettings(**settings))  # type: ignore[arg-type]
-        engines.append(engine)
-        return engine
-
-    yield make
-    for engine in engines:
-        await asyncio.to_thread(engine.close)
 
 
 @pytest.mark.parametrize("device_rate", [None, 48000], ids=["16k-device", "48k-resampled"])

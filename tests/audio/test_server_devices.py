@@ -7,13 +7,13 @@ from __future__ import annotations
 
 import asyncio
 import os
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import Callable, Iterator
 
 import numpy as np
 import pytest
 
 from emodesk.app.devices import list_device_names
-from emodesk.audio import AudioEngine, AudioSettings
+from emodesk.audio import AudioEngine
 from emodesk.audio.pulse import ENV_NAMES, list_server_devices
 from tests.support.pulse import PulseStack, write_wav
 from tests.support.signals import band_limited_noise, best_match, wait_until
@@ -41,21 +41,6 @@ def second_devices(pulse: PulseStack) -> Iterator[PulseStack]:
     finally:
         for module in reversed(modules):
             pulse.unload_module(module)
-
-
-@pytest.fixture
-async def make_engine(pulse: PulseStack) -> AsyncIterator[Callable[..., AudioEngine]]:
-    engines: list[AudioEngine] = []
-    loop = asyncio.get_running_loop()
-
-    def make(**settings: object) -> AudioEngine:
-        engine = AudioEngine(loop, AudioSettings(**settings))  # type: ignore[arg-type]
-        engines.append(engine)
-        return engine
-
-    yield make
-    for engine in engines:
-        await asyncio.to_thread(engine.close)
 
 
 def test_the_servers_devices_are_listed_by_description_with_the_default_marked(
