@@ -63,9 +63,14 @@ class _Silero:
         self._vad: Any = SileroVAD(VAD_RATE)
         if int(self._vad.window_size_samples) != WINDOW:
             raise RuntimeError(f"unexpected Silero window {self._vad.window_size_samples}")
-        self._process = self._vad._lib.SileroVAD_process
+        # The library's process function through a handle of our own, taking the window's
+        # address as a plain integer: no ctypes pointer object is made per window (5% of
+        # the network's cost), and the package's own `process` keeps its signature.
+        process = ctypes.CDLL(self._vad._get_lib_path()).SileroVAD_process
+        process.argtypes = [ctypes.c_void_p, ctypes.c_void_p, ctypes.c_size_t]
+        process.restype = ctypes.c_float
+        self._process = process
         self._obj = self._vad._obj
-        self._ptr = ctypes.POINTER(ctypes.c_float)
 
     def reset(self) -> None:
         self._vad.reset()
@@ -75,12 +80,9 @@ class _Silero:
         network's state carries over from the previous call until `reset`."""
         a = np.ascontiguousarray(samples, dtype=np.float32)
         base = a.ctypes.data
-        process, obj, ptr = self._process, self._obj, self._ptr
-        # The C call (about 0.15 ms) releases the GIL; one window per call.
-        return [
-            float(process(obj, ctypes.cast(base + 4 * i, ptr), WINDOW))
-            for i in range(0, a.size - WINDOW + 1, WINDOW)
-        ]
+        process, obj = self._process, self._obj
+        # The C call (about 0.11 ms) releases the GIL; one window per call.
+        return [process(obj, base + 4 * i, WINDOW) for i in range(0, a.size - WINDOW + 1, WINDOW)]
 
 
 @cache
