@@ -70,9 +70,9 @@ _WATCHDOG_PERIOD_S = 0.25  # stream health checks are PortAudio calls: not every
 # legitimately pause a fresh stream (PulseAudio null sinks: up to ~2 s at start).
 _STALL_S = 3.0
 _OUTPUT_BLOCK_MS = 10  # output callback size: small, so a flush has little to drain
+_FAR_LAG_BLOCKS = 2  # the AEC reference's most lag behind the capture (`_far_lead_samples`)
 _RING_SECONDS = 10
 _CAPTURE_RING_S = 2.0  # captured audio the engine thread may fall behind before overflow
-_FAR_LEAD_MARGIN_S = 0.08  # AEC far-end lead beyond the stream latencies (room, jitter)
 
 
 @dataclass(frozen=True, slots=True)
@@ -657,13 +657,17 @@ class AudioEngine:
 
     @property
     def _far_lead_samples(self) -> int:
-        """How far the far-end reference may run ahead of the captured audio it is paired
-        with: the capture and output latencies (the echo of what was just handed to the
-        speaker reaches the captured stream that much later) and a margin for the room
-        and block jitter. More is stale: far end played while nothing was captured
-        (input opening, a paused stream), which would pair the echo with a reference
-        from after it and leave AEC3 nothing to cancel with."""
-        return round((self._in_latency + self._out_latency + _FAR_LEAD_MARGIN_S) * MIC_RATE)
+        """The most the far-end reference may lag the captured audio it is paired with.
+
+        AEC3 cancels an echo only if it was handed the echo's reference first (it then
+        finds the delay itself, up to about half a second). An echo reaches the captured
+        stream no sooner than the output latency after the callback that handed its
+        sound to the device, so a lag longer than that pairs the shortest echoes with a
+        reference from after them: a 140 ms lag (the stream latencies plus 80 ms, kept
+        when the capture stream paused or opened late while playback ran) left an 80 ms
+        echo at 0-2 dB of reduction instead of 60-70 (tests/audio/test_engine_aec.py).
+        Two output blocks keep the reference from running dry between callbacks."""
+        return round(_FAR_LAG_BLOCKS * _OUTPUT_BLOCK_MS * MIC_RATE / 1000)
 
     def _reply_active(self, now: float) -> bool:
         tail = self.settings.half_duplex_tail_ms / 1000 + self._out_latency
