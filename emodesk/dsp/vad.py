@@ -94,7 +94,8 @@ def _silero() -> _Silero | None:
 
 
 def detector_name() -> str:
-    """Which detector segments speech here: "silero" or, without its wheel, "energy"."""
+    """Which detector segments speech here, in files (`segment_utterances`) and in the
+    hands-free microphone stream (`LiveSpeech`): "silero" or, without its wheel, "energy"."""
     return "energy" if _silero() is None else "silero"
 
 
@@ -231,6 +232,71 @@ class SpeechDetector:
         if done is not None:
             closed.append(self._range(*done))
         return closed
+
+
+class LiveSpeech:
+    """Hands-free: the speech in a live microphone stream, for a turn's local estimate.
+
+    `feed` each frame as it arrives (int16 PCM, bytes or an array, at `rate`); `take`
+    returns the utterances found since the last `take` (each with `SpeechDetector`'s
+    padding), joined in order, or None when there were none (steady noise, beeps, a
+    cough), and starts afresh. The detector is `SpeechDetector` (Silero), or `EnergyVad`
+    where the model cannot be loaded (`detector` says which, as `detector_name()` does).
+    Only the newest `max_s` of the stream is kept.
+
+    Cheap enough per 20 ms frame (a resampler step and at most one 32 ms Silero window,
+    about 0.1 ms), but not for the GUI thread: call it from one worker thread, in order.
+    The Silero model is shared by the process (`segment_utterances` uses it too), so only
+    one stream is judged at a time; the detector is made at the first `feed` after a
+    `take`, on the caller's thread."""
+
+    def __init__(self, rate: int = MIC_RATE, *, max_s: float = 30.0) -> None:
+        if rate <= 0:
+            raise ValueError(f"rate must be positive, got {rate}")
+        self.rate = rate
+        self._max = max(1, round(max_s * rate))
+        self._detector: SpeechDetector | EnergyVad | None = None
+        self._chunks: list[np.ndarray[Any, np.dtype[np.int16]]] = []
+        self._kept = 0  # samples in _chunks
+        self._first = 0  # stream index of _chunks' first sample (older ones dropped)
+        self._ranges: list[tuple[int, int]] = []  # utterances closed (stream indices)
+
+    @property
+    def detector(self) -> str:
+        """ "silero", or "energy" where the model cannot be loaded."""
+        return detector_name()
+
+    def _new_detector(self) -> SpeechDetector | EnergyVad:
+        try:
+            return SpeechDetector(self.rate)
+        except RuntimeError:
+            return EnergyVad(self.rate)
+
+    def feed(self, pcm16: bytes | np.ndarray[Any, Any]) -> None:
+        a = np.frombuffer(pcm16, dtype=np.int16) if isinstance(pcm16, bytes) else pcm16
+        a = np.asarray(a, dtype=np.int16).reshape(-1)
+        if self._detector is None:
+            self._detector = self._new_detector()
+        self._ranges += self._detector.feed(a)
+        self._chunks.append(a)
+        self._kept += a.size
+        while self._kept - self._chunks[0].size >= self._max:
+            self._kept -= self._chunks[0].size
+            self._first += self._chunks.pop(0).size
+
+    def take(self) -> np.ndarray[Any, np.dtype[np.int16]] | None:
+        """The speech since the last `take` (int16, joined), or None without any."""
+        ranges = self._ranges
+        if self._detector is not None:
+            ranges += self._detector.flush()
+        audio = np.concatenate(self._chunks) if self._chunks else np.zeros(0, np.int16)
+        first = self._first
+        self._detector, self._chunks, self._kept, self._first, self._ranges = None, [], 0, 0, []
+        pieces = [
+            audio[max(start, first) - first : end - first] for start, end in ranges if end > first
+        ]
+        pieces = [p for p in pieces if p.size]
+        return np.concatenate(pieces) if pieces else None
 
 
 def _gated_runs(levels: np.ndarray[Any, Any], margin_hops: int) -> list[tuple[int, int]]:

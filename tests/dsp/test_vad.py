@@ -5,7 +5,13 @@ import numpy as np
 import pytest
 
 from emodesk.dsp.levels import frame_levels_dbfs
-from emodesk.dsp.vad import EnergyVad, SpeechDetector, detector_name, segment_utterances
+from emodesk.dsp.vad import (
+    EnergyVad,
+    LiveSpeech,
+    SpeechDetector,
+    detector_name,
+    segment_utterances,
+)
 from tests.support.speech import (
     AGITATED,
     ALL_VOICES,
@@ -216,3 +222,49 @@ def test_streaming_detector_finds_what_the_whole_buffer_finds() -> None:
 def test_detector_names_are_checked() -> None:
     with pytest.raises(ValueError, match="detector"):
         segment_utterances(np.zeros(RATE, np.int16), RATE, detector="webrtc")
+
+
+def _mic_frames(*parts: np.ndarray) -> list[bytes]:
+    """The parts in a row as the microphone delivers them: 20 ms int16 frames."""
+    pcm = np.concatenate(parts).astype(np.int16)
+    return [pcm[i : i + 320].tobytes() for i in range(0, pcm.size, 320)]
+
+
+def test_live_speech_finds_a_short_clear_utterance_with_no_lead_in_frame_by_frame() -> None:
+    """Hands-free: the phrase the energy detector missed (issue 16) starts the stream at
+    its first sample, and a quiet room follows until the server ends the turn."""
+    phrase = trimmed(render("Are you all alone now?", Voice("flite", "slt")))
+    assert 1.0 * RATE < phrase.size < 1.6 * RATE
+    room = np.random.default_rng(3).normal(0, 30, int(0.8 * RATE))  # about -60 dBFS
+    live = LiveSpeech(RATE)
+    for frame in _mic_frames(phrase, room):
+        live.feed(frame)
+    speech = live.take()
+    assert live.detector == "silero"
+    assert speech is not None
+    # The phrase, most of it, with at most the detector's padding of room around it.
+    assert 0.85 * phrase.size <= speech.size <= phrase.size + 0.3 * RATE
+    assert np.abs(speech.astype(np.int32)).max() == np.abs(phrase.astype(np.int32)).max()
+    assert live.take() is None  # taken: the next turn starts afresh
+
+
+def test_live_speech_finds_nothing_in_steady_noise_and_non_speech_sounds() -> None:
+    rng = np.random.default_rng(4)
+    hiss = rng.normal(0, 1, 3 * RATE)
+    hiss *= 32768 * 10 ** (-35 / 20) / hiss.std()  # loud steady noise, -35 dBFS
+    sounds = _sounds()
+    live = LiveSpeech(RATE)
+    for frame in _mic_frames(hiss, *(sounds[k] for k in ("beep", "chord", "noise burst"))):
+        live.feed(frame)
+    assert live.take() is None
+
+
+def test_live_speech_keeps_only_the_newest_audio() -> None:
+    phrase = trimmed(render("Are you all alone now?", Voice("flite", "slt")))
+    live = LiveSpeech(RATE, max_s=2.0)
+    silence = np.zeros(3 * RATE)
+    for frame in _mic_frames(phrase, silence, phrase):
+        live.feed(frame)
+    speech = live.take()
+    assert speech is not None  # the second phrase; the first fell out of the window
+    assert 0.85 * phrase.size <= speech.size <= phrase.size + 0.3 * RATE
