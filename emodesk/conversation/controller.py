@@ -10,6 +10,7 @@ so the loop never waits on them and readings reach the store in the order they h
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import dataclasses
 import logging
 import time
@@ -43,7 +44,7 @@ from emodesk.conversation.api import (
 from emodesk.conversation.ports import AudioPort, LivePort
 from emodesk.conversation.tools.emotion import emotion_report_tool
 from emodesk.conversation.tools.registry import Tool, ToolRegistry
-from emodesk.conversation.turn import EstimatorAudio, Phase, Turn, TurnKind
+from emodesk.conversation.turn import EstimatorAudio, Phase, SpeechTrack, Turn, TurnKind
 from emodesk.core.consent import CONSENT_VERSION, ConsentRecord
 from emodesk.core.devices import DeviceSide
 from emodesk.core.emotion import EmotionReading, Source
@@ -143,6 +144,7 @@ class Controller:
         executor: Executor | None = None,
         stall_limit_s: float = TURN_STALL_LIMIT_S,
         tools: Mapping[str, Tool] | None = None,
+        speech_factory: Callable[[], SpeechTrack] | None = None,
     ) -> None:
         # Consent lives in `settings.consent` (a dated, versioned record); `consent` is
         # accepted only as a cross-check for callers that pass it as well.
@@ -152,6 +154,9 @@ class Controller:
         self._audio = audio
         self._store = store
         self._estimator_factory = estimator_factory
+        # Hands-free, a voice detector follows the microphone (on the worker thread) and
+        # a turn's estimate is made from the speech it found; None: from all the audio.
+        self._speech_factory = speech_factory
         self._settings = settings
         self._connection = connection or Connection()
         self._clock = clock
@@ -762,9 +767,22 @@ class Controller:
             return
         turn = self._turn
         if turn is not None and turn.phase is Phase.CAPTURING and turn.consent:
-            turn.audio.keep(pcm)
+            audio = turn.audio
         else:
-            self._speech_ahead.keep(pcm)
+            audio = self._speech_ahead
+        audio.keep(pcm)
+        self._detect_speech(audio, pcm)
+
+    def _detect_speech(self, audio: EstimatorAudio, pcm: bytes) -> None:
+        """Feed a hands-free frame to the voice detector that follows `audio`, on the
+        worker thread (never the loop's: it runs the voice model), after any work queued
+        before it; the turn's estimate, queued later, takes what it found."""
+        if self._speech_factory is None:
+            return
+        if audio.speech is None:
+            audio.speech = self._speech_factory()  # cheap: its detector is made on first feed
+        with contextlib.suppress(RuntimeError):  # the executor is shut down: closing
+            self._executor.submit(_feed_speech, audio.speech, pcm)
 
     def _barge_in(self) -> None:
         """The user speaks over the reply: silent at once, the turn closes interrupted
@@ -831,6 +849,7 @@ class Controller:
             return
         if not turn.audio or turn.released is None:
             return
+        speech = turn.audio.speech if turn.kind is TurnKind.HANDS_FREE else None
         pcm, trimmed = turn.audio.take()
         if self._estimator is None:
             self._estimator = self._estimator_factory()
@@ -844,8 +863,15 @@ class Controller:
         def work() -> EmotionReading | _EstimateFailed | None:
             import numpy as np  # the controller's only numeric step, on the worker thread
 
-            samples = np.frombuffer(pcm, dtype=np.int16)
             try:
+                # Hands-free audio runs from the end of the last turn: the estimate hears
+                # only the utterances the voice detector found in it, and none is made
+                # when it found none (the server took noise, a beep or a cough for a turn).
+                samples: Any = (
+                    np.frombuffer(pcm, dtype=np.int16) if speech is None else speech.take()
+                )
+                if samples is None:
+                    return None
                 return estimator.estimate(
                     samples, MIC_RATE, turn=number, t_start_s=t_start, t_end_s=t_end
                 )
@@ -1208,6 +1234,13 @@ class Controller:
         if turn is not None and turn.reply_lost(self._clock()):
             self._audio.flush()
             self._emit(ReplyRestarted(turn.number))
+
+
+def _feed_speech(speech: SpeechTrack, pcm: bytes) -> None:
+    try:
+        speech.feed(pcm)
+    except Exception:  # a detector failure must not end the conversation
+        log.exception("the voice detector failed on a hands-free frame")
 
 
 @dataclasses.dataclass(frozen=True, slots=True)

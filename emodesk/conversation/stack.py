@@ -22,8 +22,10 @@ from emodesk.conversation.controller import (
 )
 from emodesk.conversation.ports import AudioPort
 from emodesk.conversation.tools.registry import Tool
+from emodesk.conversation.turn import ESTIMATOR_WINDOW_S
 from emodesk.core.settings import AppSettings
 from emodesk.dsp.estimator import AcousticEstimator
+from emodesk.dsp.vad import LiveSpeech
 from emodesk.live.session import LiveSession, RetryPolicy
 
 if TYPE_CHECKING:
@@ -40,11 +42,13 @@ def build_controller(
     tools: Mapping[str, Tool] | None = None,
 ) -> Controller:
     """A controller on a new Live session, estimating from the user's turns with the
-    acoustic estimator (only with consent: the controller decides). `pace`: how many
-    times faster than real time the conversation's clocks run, the reconnect back-off
-    and the stall limit of a turn (converse's tests speed its file clock up). `tools`:
-    the functions the user's folders make possible (`emodesk.conversation.tools.folders`),
-    declared when the profile names them."""
+    acoustic estimator (only with consent: the controller decides); hands-free, from the
+    speech that the voice detector (`LiveSpeech`: Silero, or the energy detector where
+    it cannot load; `emodesk.dsp.vad.detector_name()`) finds in the microphone stream.
+    `pace`: how many times faster than real time the conversation's clocks run, the
+    reconnect back-off and the stall limit of a turn (converse's tests speed its file
+    clock up). `tools`: the functions the user's folders make possible
+    (`emodesk.conversation.tools.folders`), declared when the profile names them."""
     retry = RetryPolicy()
     retry = dataclasses.replace(
         retry, base_delay_s=retry.base_delay_s / pace, max_delay_s=retry.max_delay_s / pace
@@ -54,6 +58,7 @@ def build_controller(
         audio=audio,
         store=store,
         estimator_factory=AcousticEstimator,
+        speech_factory=lambda: LiveSpeech(max_s=ESTIMATOR_WINDOW_S),
         settings=settings,
         connection=connection,
         stall_limit_s=TURN_STALL_LIMIT_S / pace,

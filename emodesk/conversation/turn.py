@@ -29,6 +29,7 @@ from __future__ import annotations
 import dataclasses
 from collections import deque
 from enum import StrEnum
+from typing import Any, Protocol
 
 from emodesk.conversation.api import Role, TurnOutcome
 from emodesk.core.pcm import MIC_BYTES_PER_SECOND, MIC_RATE, pcm_seconds
@@ -53,15 +54,29 @@ class TurnKind(StrEnum):
     HANDS_FREE = "hands-free"
 
 
-class EstimatorAudio:
-    """The newest `ESTIMATOR_WINDOW_S` of a turn's microphone audio, for its estimate."""
+class SpeechTrack(Protocol):
+    """A voice detector following a live microphone stream (emodesk.dsp.vad.LiveSpeech);
+    its calls are made on the controller's worker thread, in order."""
 
-    __slots__ = ("_bytes", "_frames", "trimmed")
+    def feed(self, pcm16: bytes) -> None: ...
+
+    def take(self) -> Any | None:
+        """The speech fed since the last take (int16 samples), or None without any."""
+        ...
+
+
+class EstimatorAudio:
+    """The newest `ESTIMATOR_WINDOW_S` of a turn's microphone audio, for its estimate.
+    Hands-free, `speech` is the voice detector that the same frames are fed to (the
+    controller's `SpeechTrack`), so the estimate is made from the speech alone."""
+
+    __slots__ = ("_bytes", "_frames", "speech", "trimmed")
 
     def __init__(self) -> None:
         self._frames: deque[bytes] = deque()
         self._bytes = 0
         self.trimmed = False  # older audio was dropped to stay within the window
+        self.speech: SpeechTrack | None = None
 
     @property
     def seconds(self) -> float:
@@ -87,6 +102,7 @@ class EstimatorAudio:
         self._frames.clear()
         self._bytes = 0
         self.trimmed = False
+        self.speech = None
 
 
 @dataclasses.dataclass(slots=True)

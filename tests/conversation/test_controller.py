@@ -669,6 +669,47 @@ async def test_a_quiet_hands_free_turn_keeps_only_the_newest_window_for_the_esti
     await r.controller.close()
 
 
+async def test_hands_free_estimates_from_the_speech_the_voice_detector_found() -> None:
+    """A clear 1.35 s phrase from the stream's first sample, frame by frame: one estimate,
+    of the phrase and not the room after it; steady noise and a beep that the server took
+    for a turn: no estimate."""
+    import numpy as np
+
+    from emodesk.dsp.vad import LiveSpeech
+    from tests.support.speech import Voice, render, trimmed
+
+    def speak(*parts: np.ndarray) -> None:
+        pcm = np.concatenate(parts).astype(np.int16)
+        assert r.audio.on_frame is not None and r.audio.capturing
+        for i in range(0, pcm.size, 320):
+            r.audio.on_frame(pcm[i : i + 320].tobytes())
+
+    estimator = _RecordingEstimator()
+    r = _rig_with(estimator)
+    r.controller._speech_factory = LiveSpeech  # as the stack builds it
+    await r.controller.connect()
+    assert r.controller.set_hands_free(True)
+    rng = np.random.default_rng(6)
+    phrase = trimmed(render("Are you all alone now?", Voice("flite", "slt")))
+    speak(phrase, rng.normal(0, 30, 12000))  # then 0.75 s of a quiet room
+    r.live.emit(InputTranscript("Are you all alone now?"))
+    r.live.emit(REPLY)
+    r.live.emit(TurnComplete())
+    await r.controller.drain()
+    (pcm,) = estimator.pcm
+    assert 0.85 * phrase.size <= pcm.size <= phrase.size + 0.3 * 16000
+    t = np.arange(16000) / 16000
+    beep = 8000 * np.sin(2 * np.pi * 1000 * t)
+    hiss = rng.normal(0, 1, 32000) * 32768 * 10 ** (-35 / 20)
+    speak(hiss, beep, hiss)
+    r.live.emit(REPLY)  # the server heard a turn in it
+    r.live.emit(TurnComplete())
+    await r.controller.drain()
+    assert len(estimator.pcm) == 1
+    assert [e.turn for e in r.of(ReadingAdded)] == [1]
+    await r.controller.close()
+
+
 async def test_an_estimator_failure_has_its_own_notice_and_the_session_goes_on(
     caplog: pytest.LogCaptureFixture,
 ) -> None:
