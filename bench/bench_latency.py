@@ -12,9 +12,10 @@ where it ends is not in doubt.
 
 Figures, all read by parec on the sinks' monitors on the process's monotonic clock:
 - push-to-talk: the Space key released (a key event to the window) -> the first reply
-  sound at the speaker. The key's release is debounced by `emodesk.ui.ptt.REPEAT_GAP_MS`
-  (X11 auto-repeat); that share is printed apart, and the same turn is also measured
-  from the controller's `push_to_talk_up` (the app's path after the debounce).
+  sound at the speaker. A key-up waits for an auto-repeat press only on an X server that
+  refuses detectable auto-repeat (`emodesk.ui.ptt.REPEAT_GAP_MS`); offscreen, as on X11
+  with it and on other platforms, it does not. The key event -> `push_to_talk_up` share
+  is printed apart, and the same turn is also measured from `push_to_talk_up`.
 - hands-free: the end of the speech at the microphone -> the first reply sound, less
   the server's end-of-speech wait (`vad_silence_ms`).
 - barge-in (hands-free): the onset of speech at the microphone while a reply plays ->
@@ -46,7 +47,7 @@ import numpy as np
 GOALS_MS = {"ptt_key": 40.0, "ptt_controller": 40.0, "hands_free": 30.0, "barge_in": 30.0}
 LABELS = {
     "ptt_key": "push-to-talk, key up -> first reply sound",
-    "ptt_debounce": "  share: the key-up debounce (key event -> push_to_talk_up)",
+    "ptt_debounce": "  share: key event -> push_to_talk_up (a repeat wait, if any)",
     "ptt_controller": "push-to-talk, push_to_talk_up -> first reply sound",
     "ptt_to_server": "  share: push_to_talk_up -> the server ends the turn",
     "ptt_server": "  share: the server ends the turn -> its first reply audio sent",

@@ -6,8 +6,10 @@ deactivated mid-press, the key-up never reaches us, so we end the turn ourselves
 A held key repeats. X11 sends each repeat as a KeyRelease/KeyPress pair with the same
 timestamp, and Qt flags the pair as auto-repeat only when it finds the press already
 queued behind the release; under CPU load it often is not yet, and the pair arrives as a
-real release and a real press. So a release does not end the hold at once: it ends it
-REPEAT_GAP_MS later unless a press of the same key comes first."""
+real release and a real press. So the key asks the X server for detectable auto-repeat
+(`ui/x11_keys.py`: repeats come as presses alone) and a key-up ends the hold at once.
+Where the server will not have it, a release ends the hold REPEAT_GAP_MS later unless a
+press of the same key comes first. Other platforms flag their repeats themselves."""
 
 from __future__ import annotations
 
@@ -22,6 +24,8 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from emodesk.ui.x11_keys import enable_detectable_auto_repeat, is_x11
+
 DEFAULT_PTT_KEY = "Space"
 
 # How long a key-up waits for the press that would make it half of an auto-repeat pair,
@@ -31,7 +35,8 @@ DEFAULT_PTT_KEY = "Space"
 # delayed by this much, so it is kept small. Measured with tests/ui/test_ptt_x11.py (Space
 # held under Xvfb, 2 cores): with 6 busy loops the press of an unflagged pair came at
 # most 16 ms after its release, but with more load it came up to 41 ms late, and a 30 ms
-# wait split a hold in 1 run of 20, 40 ms in 1 of 14; 50 ms split none in 15.
+# wait split a hold in 1 run of 20, 40 ms in 1 of 14; 50 ms split none in 15. Only an X
+# server that refuses detectable auto-repeat needs it.
 REPEAT_GAP_MS = 50
 
 # X timestamps are 32-bit milliseconds that wrap around (every 49.7 days).
@@ -46,20 +51,32 @@ def key_from_text(text: str) -> int:
     return int(sequence[0].key().value)  # type: ignore[index]  # stubs lack __getitem__
 
 
-def _same_moment(release_ms: int, press_ms: int) -> bool:
+def _same_moment(release_ms: int, press_ms: int, gap_ms: int) -> bool:
     """Whether a press stamped `press_ms` is close enough after a release stamped
     `release_ms` to be the other half of an auto-repeat pair. Events made without a
     timestamp (0) cannot tell, and are taken as a pair: the wall-clock wait decides."""
     if not release_ms or not press_ms:
         return True
-    return (press_ms - release_ms) % _X_TIME_WRAP <= REPEAT_GAP_MS
+    return (press_ms - release_ms) % _X_TIME_WRAP <= gap_ms
+
+
+def platform_repeat_gap_ms() -> int:
+    """How long a key-up must wait for a repeat's press on this platform: 0 unless the
+    app runs on an X server that will not send repeats without releases."""
+    if is_x11() and not enable_detectable_auto_repeat():
+        return REPEAT_GAP_MS
+    return 0
 
 
 class PushToTalkKey(QObject):
     pressed = Signal()
     released = Signal()
 
-    def __init__(self, window: QWidget, key_text: str = DEFAULT_PTT_KEY) -> None:
+    def __init__(
+        self, window: QWidget, key_text: str = DEFAULT_PTT_KEY, repeat_gap_ms: int | None = None
+    ) -> None:
+        """`repeat_gap_ms`: how long a key-up waits for the press of an auto-repeat pair
+        (None: what the platform needs, `platform_repeat_gap_ms`)."""
         super().__init__(window)
         self._window = window
         self._key = key_from_text(key_text)
@@ -70,7 +87,8 @@ class PushToTalkKey(QObject):
         self._release_timer = QTimer(self)
         self._release_timer.setSingleShot(True)
         self._release_timer.setTimerType(Qt.TimerType.PreciseTimer)
-        self._release_timer.setInterval(REPEAT_GAP_MS)
+        self.repeat_gap_ms = platform_repeat_gap_ms() if repeat_gap_ms is None else repeat_gap_ms
+        self._release_timer.setInterval(self.repeat_gap_ms)
         self._release_timer.timeout.connect(self.release)
         self._release_stamp = 0  # the pending key-up's X timestamp (ms)
         app = QApplication.instance()
@@ -125,7 +143,8 @@ class PushToTalkKey(QObject):
 
     def _on_press(self, event: QKeyEvent) -> None:
         if self.release_pending:
-            if event.isAutoRepeat() or _same_moment(self._release_stamp, event.timestamp()):
+            stamp = event.timestamp()
+            if event.isAutoRepeat() or _same_moment(self._release_stamp, stamp, self.repeat_gap_ms):
                 self._release_timer.stop()  # the key-up was half of a repeat: still held
                 return
             # A real key-up and a new press, both handled late (the loop was busy): two
@@ -137,6 +156,9 @@ class PushToTalkKey(QObject):
 
     def _on_release(self, event: QKeyEvent) -> None:
         if event.isAutoRepeat() or not self._held or self.release_pending:
+            return
+        if self.repeat_gap_ms <= 0:
+            self.release()  # repeats come without releases here: this one is real
             return
         self._release_stamp = event.timestamp()
         self._release_timer.start()

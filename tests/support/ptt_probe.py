@@ -3,6 +3,7 @@
 Run as `python -m tests.support.ptt_probe` with DISPLAY set. It prints one line per
 thing seen, each with `time.monotonic()`, and flushes:
 
+    gap <ms>                    (the key-up's wait for a repeat's press in force)
     ready <X window id>
     raw press|release auto=0|1 ts=<X time ms> t=<monotonic>   (every Space key event)
     mark t=<monotonic>          (a press of any other key: everything sent before it
@@ -70,6 +71,12 @@ class Stdin(QObject):
 def main() -> int:
     parser = argparse.ArgumentParser()
     parser.add_argument("--seconds", type=float, default=60.0)
+    parser.add_argument(
+        "--repeat-gap-ms",
+        type=int,
+        default=None,
+        help="the key-up wait for a repeat's press (default: what the platform needs)",
+    )
     args = parser.parse_args()
     os.environ.setdefault("QT_QPA_PLATFORM", "xcb")
 
@@ -83,7 +90,8 @@ def main() -> int:
     layout.addWidget(button)
     window.resize(400, 200)
 
-    ptt = PushToTalkKey(window)
+    ptt = PushToTalkKey(window, repeat_gap_ms=args.repeat_gap_ms)
+    say(f"gap {ptt.repeat_gap_ms}")
     ptt.pressed.connect(lambda: say(f"pressed t={time.monotonic():.6f}"))
     ptt.released.connect(lambda: say(f"released t={time.monotonic():.6f}"))
     app.applicationStateChanged.connect(lambda s: say(f"state {s.name}"))

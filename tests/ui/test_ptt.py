@@ -1,6 +1,8 @@
 """The push-to-talk key filter fed synthetic key events, the way X11 delivers a held key
-under load: auto-repeat pairs that Qt did not flag arrive as a real-looking KeyRelease
-and KeyPress with the same (or nearly the same) timestamp."""
+under load when the server will not send repeats without releases (the key then waits
+REPEAT_GAP_MS after a key-up): auto-repeat pairs that Qt did not flag arrive as a
+real-looking KeyRelease and KeyPress with the same (or nearly the same) timestamp. And
+the way other platforms, and X11 with detectable auto-repeat, deliver it."""
 
 from __future__ import annotations
 
@@ -30,7 +32,7 @@ class Window(QWidget):
         self.clicks = 0
         self.detached = False
         self.button.clicked.connect(self._clicked)
-        self.ptt = PushToTalkKey(self)
+        self.ptt = PushToTalkKey(self, repeat_gap_ms=REPEAT_GAP_MS)
         self.turns: list[str] = []
         self.ptt.pressed.connect(lambda: self.turns.append("pressed"))
         self.ptt.released.connect(lambda: self.turns.append("released"))
@@ -220,3 +222,24 @@ def test_space_in_a_text_field_types(win: Window) -> None:
     win.key(Release, 1_050, to=win.field)
     assert win.field.text() == " "
     assert win.turns == []
+
+
+def test_where_repeats_come_without_releases_a_key_up_ends_the_turn_at_once(
+    qapp: QApplication,
+) -> None:
+    window = QWidget()
+    ptt = PushToTalkKey(window)  # offscreen: no X server to wait for
+    turns: list[str] = []
+    ptt.pressed.connect(lambda: turns.append("pressed"))
+    ptt.released.connect(lambda: turns.append("released"))
+    try:
+        assert ptt.repeat_gap_ms == 0
+        no_mod = Qt.KeyboardModifier.NoModifier
+        for _ in range(4):  # a held key's repeats as X sends them then: presses alone
+            QApplication.sendEvent(window, QKeyEvent(Press, Qt.Key.Key_Space, no_mod, " "))
+            assert turns == ["pressed"]
+        QApplication.sendEvent(window, QKeyEvent(Release, Qt.Key.Key_Space, no_mod, " "))
+        assert turns == ["pressed", "released"] and not ptt.release_pending
+    finally:
+        ptt.detach()
+        window.deleteLater()

@@ -188,7 +188,9 @@ class Hold:
         )
 
 
-def test_holding_space_under_load_is_one_press_and_one_release(display: str) -> None:
+def _hold_space_under_load(display: str, *probe_args: str) -> tuple[list[Hold], list[str]]:
+    """Hold Space in the probe's window (up to MAX_HOLDS times, while busy loops run,
+    until one hold has had an unflagged repeat pair); the holds and every probe line."""
     xdotool = _tool("xdotool")
     env = {**os.environ, "DISPLAY": display, "QT_QPA_PLATFORM": "xcb"}
     env.pop("WAYLAND_DISPLAY", None)
@@ -197,7 +199,7 @@ def test_holding_space_under_load_is_one_press_and_one_release(display: str) -> 
         subprocess.run([xdotool, *args], env=env, check=True, timeout=WAIT_S)
 
     process = subprocess.Popen(
-        [sys.executable, "-m", "tests.support.ptt_probe", "--seconds", "120"],
+        [sys.executable, "-m", "tests.support.ptt_probe", "--seconds", "120", *probe_args],
         cwd=ROOT,
         env=env,
         stdin=subprocess.PIPE,
@@ -263,6 +265,32 @@ def test_holding_space_under_load_is_one_press_and_one_release(display: str) -> 
     turns = [line for line in probe.seen if line.startswith(("pressed", "released"))]
     assert len(turns) == 2 * len(holds), probe.seen
     assert not any(line.startswith("clicked") for line in probe.seen), "Space clicked the button"
+    return holds, probe.seen
+
+
+def test_with_detectable_auto_repeat_a_held_space_is_one_turn_and_the_key_up_ends_it_at_once(
+    display: str,
+) -> None:
+    holds, seen = _hold_space_under_load(display)
+    # Xvfb grants detectable auto-repeat: the key's repeats come as presses alone, so no
+    # key-up has to wait for a press that would make it half of a pair.
+    assert "gap 0" in seen, seen[:3]
+    assert len(holds) == MAX_HOLDS  # no hold ever had a repeat pair, flagged or not
+    for hold in holds:
+        raw = hold.raw
+        assert [r[1] for r in raw].count("release") == 1, hold.lines  # the real key-up
+        assert raw[-1][1] == "release"
+        # The hold ends while the key-up is handled: `released` is the probe's next line.
+        up = next(i for i, line in enumerate(hold.lines) if line.startswith("raw release"))
+        assert hold.lines[up + 1].startswith("released"), hold.lines[up : up + 3]
+        assert _when(hold.lines[up + 1]) - _when(hold.lines[up]) < REPEAT_GAP_MS / 1000
+
+
+def test_without_it_repeat_pairs_under_load_are_still_one_turn(display: str) -> None:
+    """An X server that refuses detectable auto-repeat sends release/press pairs; the key
+    then waits REPEAT_GAP_MS after each key-up for a press of the same key."""
+    holds, seen = _hold_space_under_load(display, "--repeat-gap-ms", str(REPEAT_GAP_MS))
+    assert f"gap {REPEAT_GAP_MS}" in seen, seen[:3]
     if not any(hold.unflagged_pairs for hold in holds):
         warnings.warn(
             f"Qt flagged every repeat pair in {len(holds)} holds: the split the window "
