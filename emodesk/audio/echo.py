@@ -19,6 +19,10 @@ Int16Array = np.ndarray[Any, np.dtype[np.int16]]
 
 # Far-end audio older than this is dropped (capture paused while playback went on).
 _MAX_FAR_S = 0.5
+# A frame that found the reference short took zeros for the missing part; that much of
+# the reference is skipped when it comes, so the pairing does not move with callback
+# jitter. Owed beyond this (the capture clock running ahead), the pairing moves instead.
+_MAX_DEBT_S = 0.04
 
 
 class EchoCanceller:
@@ -29,9 +33,20 @@ class EchoCanceller:
         )
         self._far = np.zeros(0, dtype=np.int16)
         self._max_far = int(rate * _MAX_FAR_S)
+        self._max_debt = int(rate * _MAX_DEBT_S)
+        self._debt = 0  # reference samples a frame went without, to skip when they come
+
+    @property
+    def buffered(self) -> int:
+        """Reference samples waiting to be paired with captured audio."""
+        return int(self._far.size)
 
     def push_far(self, samples: Int16Array) -> None:
         """Samples the speaker played, at `rate`, in order."""
+        if self._debt:
+            skip = min(self._debt, samples.size)
+            self._debt -= skip
+            samples = samples[skip:]
         if samples.size == 0:
             return
         far = np.concatenate((self._far, samples.astype(np.int16, copy=False)))
@@ -51,6 +66,7 @@ class EchoCanceller:
         take = min(n, self._far.size)
         far[:take] = self._far[:take]
         self._far = self._far[take:]
+        self._debt = min(self._debt + n - take, self._max_debt)
         return self.process_with_far(near, far)
 
     def process_with_far(self, near: Int16Array, far: Int16Array) -> Int16Array:
@@ -63,3 +79,4 @@ class EchoCanceller:
     def reset(self) -> None:
         self._aec.reset()
         self._far = np.zeros(0, dtype=np.int16)
+        self._debt = 0

@@ -3,27 +3,27 @@
 `tests/audio/test_processing.py` feeds `EchoCanceller` a reference aligned sample for
 sample with the echo. Here the engine does what it does in use: its output callback
 records every block it hands the device as the far end (both streams at 16 kHz here, so
-it is not resampled), its engine thread keeps no more of it than the capture and output
-latencies plus a margin ahead of the captured audio (`AudioEngine._far_lead_samples`,
-`EchoCanceller.trim_far`) and pairs it with each captured frame. Real PortAudio streams
+it is not resampled), its engine thread pairs it with each captured frame and keeps its
+lag behind the captured audio within a band (`AudioEngine._far_lag_bounds`,
+`EchoCanceller.trim_far`; a frame that finds it short owes the missing part). Real PortAudio streams
 on the private PulseAudio null sinks carry the audio and set the timing.
 
 The room is the one thing simulated: a wrapper at the device boundary (the engine's two
-PortAudio callbacks) adds to the captured block the echo of what the output callback
-handed the device `delay_ms` earlier, through a decaying 50 ms impulse response at -6 dB.
-The microphone sink itself is silent, so everything captured is echo, and the engine's
-frames hold only what it failed to cancel. The two streams run on the sound server's one
-clock, so the echo keeps its delay, give or take a block of callback jitter, except where
-one stream pauses (the rig then lines the two up again and AEC3 re-converges).
+PortAudio callbacks) adds to each captured block the echo of what the speaker sounded
+`delay_ms` earlier, on PortAudio's own clock (a block sounds at its DAC time and is
+captured at its ADC time), through a decaying 50 ms impulse response at -6 dB. The
+microphone sink itself is silent, so everything captured is echo, and the engine's
+frames hold only what it failed to cancel. A stream that pauses or catches up in a burst
+on a loaded machine moves the echo as it would in a real room.
 
-The delays are physical ones: on this stack PortAudio reports 40 ms of input and 20 ms of
-output latency, so a real echo comes back no sooner than 60 ms after the callback that
-handed its sound over; 80 ms is a 20 ms room on top, 140 ms an 80 ms one, 300 ms a
-Bluetooth headset's. The engine keeps the reference at most two output blocks (20 ms)
-behind the capture, so every one of them reaches AEC3 before its echo; with the lag at
-the stream latencies plus 80 ms (140 ms), the 80 ms echo was cancelled in some runs
-(61-72 dB) and not at all in others (0-2 dB), depending on how long the capture stream
-took to start while playback ran.
+On this stack a block sounds about 30 ms after its output callback and is captured about
+20 ms before its input callback, so even a 0 ms room (speaker against the microphone)
+echoes 50 ms after the callback that handed its sound over; 20 ms is a desk, 80 ms a
+large room, 250 ms about what a Bluetooth headset adds. The engine keeps the reference
+at most 50 ms behind the capture, so every one of them reaches AEC3 before its echo.
+With the lag at the stream latencies plus 80 ms (140 ms, before 2026-11-30) the 0 ms
+room was not cancelled (0.2 dB), and with a 20 ms bound, trimmed at every callback
+jitter, a sound-server echo path lost most of its reduction (`make bench`).
 """
 
 from __future__ import annotations
@@ -61,43 +61,49 @@ def _room(taps: int = 800, seed: int = 7) -> np.ndarray:
 
 
 class DelayedEcho:
-    """The room between the engine's speaker and its microphone, at the callbacks."""
+    """The room between the engine's speaker and its microphone, at the callbacks, on
+    PortAudio's own clock: a sample the output callback hands over sounds at its DAC
+    time (`output_buffer_dac_time` plus its place in the block), and the captured block
+    holds, at each sample's ADC time, what sounded `delay_ms` earlier through the room.
+    So a stream that pauses or catches up in a burst moves the echo as it would in a
+    real room, and where nothing was playing the echo is silence."""
+
+    SPAN_S = 120  # the speaker's timeline kept, from the first output callback
 
     def __init__(self, engine: AudioEngine, delay_ms: int) -> None:
-        self.delay = RATE * delay_ms // 1000
+        self.delay_s = delay_ms / 1000
         self.ir = _room()
-        self.played = np.zeros(0, dtype=np.int16)  # every sample handed to the device
+        self.speaker = np.zeros(RATE * self.SPAN_S)  # what sounded, by PortAudio time
+        self.t0: float | None = None  # PortAudio time of `speaker[0]`
         self.lock = threading.Lock()
-        self.position: int | None = None  # the captured stream's place in `played`
-        self.resyncs = 0
         self.injected: list[tuple[float, np.ndarray]] = []  # (time, echo added)
+        self.adc_behind_callback: list[float] = []
         output: Callable[..., Any] = engine._output_callback
         capture: Callable[..., Any] = engine._input_callback
 
         def output_callback(in_data: bytes | None, frames: int, t: Any, status: int) -> Any:
             data, flag = output(in_data, frames, t, status)
             with self.lock:
-                self.played = np.concatenate((self.played, np.frombuffer(data, np.int16)))
+                if self.t0 is None:
+                    self.t0 = t["output_buffer_dac_time"]
+                at = round((t["output_buffer_dac_time"] - self.t0) * RATE)
+                block = np.frombuffer(data, np.int16)
+                if at >= 0 and at + block.size <= self.speaker.size:
+                    self.speaker[at : at + block.size] = block
             return data, flag
 
         def input_callback(in_data: bytes | None, frames: int, t: Any, status: int) -> Any:
             near = np.frombuffer(in_data or bytes(2 * frames), np.int16).astype(float)
+            echo = np.zeros(frames)
             with self.lock:
-                # The two streams' "now" lined up at the first block, and again only if
-                # one stream paused while the other ran on (a null sink's pause for a
-                # fresh stream, an underrun on a loaded machine): 200 ms out either way.
-                ahead = 0 if self.position is None else self.position - self.played.size
-                if self.position is None or abs(ahead) > RATE // 5:
-                    self.position = self.played.size
-                    self.resyncs += 1
-                end = self.position + frames - self.delay
-                start = end - frames - self.ir.size + 1
-                source = np.zeros(end - start)
-                have = self.played[max(0, start) : max(0, min(end, self.played.size))]
-                offset = max(0, -start)
-                source[offset : offset + have.size] = have
-                self.position += frames
-            echo = np.convolve(source, self.ir, mode="valid")[:frames]
+                self.adc_behind_callback.append(t["current_time"] - t["input_buffer_adc_time"])
+                if self.t0 is not None:
+                    end = round((t["input_buffer_adc_time"] - self.delay_s - self.t0) * RATE)
+                    end += frames
+                    start = end - frames - self.ir.size + 1
+                    if start >= 0 and end <= self.speaker.size:
+                        source = self.speaker[start:end]
+                        echo = np.convolve(source, self.ir, mode="valid")[:frames]
             self.injected.append((time.monotonic(), np.clip(echo, -32768, 32767).astype(np.int16)))
             mixed = np.clip(near + echo, -32768, 32767).astype(np.int16)
             return capture(mixed.tobytes(), frames, t, status)
@@ -107,7 +113,7 @@ class DelayedEcho:
         engine._input_callback = input_callback  # type: ignore[method-assign]
 
 
-@pytest.mark.parametrize("delay_ms", [60, 80, 140, 300])
+@pytest.mark.parametrize("delay_ms", [0, 20, 80, 250])
 async def test_the_engine_cancels_a_delayed_echo_through_its_own_alignment(
     pulse: PulseStack, speech_wav: Path, delay_ms: int
 ) -> None:
@@ -146,13 +152,13 @@ async def test_the_engine_cancels_a_delayed_echo_through_its_own_alignment(
         out = [np.frombuffer(f, np.int16) for at, f in cleaned if t <= at < t + WINDOW_S]
         if echo and out:
             loud = rms_dbfs(np.concatenate(echo))
-            assert loud > -40, "the echo never reached the microphone"
-            windows.append(loud - rms_dbfs(np.concatenate(out)))
+            if loud > -40:  # quieter: a pause in the reply (or its sound late), no echo
+                windows.append(loud - rms_dbfs(np.concatenate(out)))
         t += WINDOW_S
-    assert len(windows) >= 6, f"only {len(windows)} windows of echo and frames to judge"
+    assert len(windows) >= 6, f"only {len(windows)} windows with echo and frames to judge"
     reduction = float(np.median(windows))
     assert reduction > FLOOR_DB, (
         f"the engine took only {reduction:.1f} dB (median of {len(windows)} windows: "
-        f"{[round(w) for w in windows]}) off an echo {delay_ms} ms behind the callback "
-        f"(floor {FLOOR_DB} dB; {room.resyncs - 1} stream pauses)"
+        f"{[round(w) for w in windows]}) off an echo {delay_ms} ms behind the sound "
+        f"(floor {FLOOR_DB} dB)"
     )

@@ -125,3 +125,28 @@ def test_aec_keeps_near_speech_when_the_speaker_is_silent(speech_wav: Path) -> N
     )
     loss = rms_dbfs(near[: out.size]) - rms_dbfs(out)
     assert loss < 3, f"AEC took {loss:.1f} dB off speech with no echo to cancel"
+
+
+def test_a_frame_that_found_the_reference_short_skips_that_much_of_it_later() -> None:
+    """Callback jitter: the reference for part of a frame had not come yet. The frame
+    takes zeros for it, and when it comes that part is skipped, so every later frame is
+    still paired with the reference of its own moment."""
+    aec = EchoCanceller()
+    reference = np.arange(1, 2001, dtype=np.int16)
+    paired: list[np.ndarray] = []
+    aec.process_with_far = lambda near, far: paired.append(far.copy()) or near  # type: ignore[method-assign]
+    frame = np.zeros(320, np.int16)
+    aec.push_far(reference[:100])
+    aec.process(frame)  # 220 samples short
+    assert np.array_equal(paired[0], np.concatenate((reference[:100], np.zeros(220, np.int16))))
+    aec.push_far(reference[100:1000])  # the 220 it went without come now, with more
+    assert aec.buffered == 1000 - 320
+    aec.process(frame)
+    assert np.array_equal(paired[1], reference[320:640])
+    # Owed beyond 40 ms (640 samples), the pairing moves instead (the capture clock
+    # runs ahead of the speaker's).
+    aec.process(frame)  # 360 there: 320 of them taken
+    for _ in range(3):
+        aec.process(frame)  # 40 there, then none: 280 + 320 + 320 short
+    aec.push_far(reference[1000:2000])
+    assert aec.buffered == 1000 - 640
