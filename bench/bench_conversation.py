@@ -12,7 +12,10 @@ from typing import Any
 
 import numpy as np
 
+from bench.figures import over_runs
+
 TURNS = 6
+RUNS = 3  # turn-latency runs: figures are printed as a median and range over them
 FRAMES = 20_000
 
 
@@ -31,7 +34,9 @@ def _pct(values: list[float], q: float) -> float:
     return ordered[min(len(ordered) - 1, round(q * (len(ordered) - 1)))]
 
 
-async def _turn_latency(real_audio: bool = False) -> None:
+async def _turn_latency(real_audio: bool = False) -> tuple[list[float], list[float]]:
+    """One run of TURNS push-to-talk turns; per turn, release -> first reply audio
+    received and -> first reply audio played (ms), printed and returned."""
     from emodesk.conversation.api import ConversationState as S
     from emodesk.conversation.api import TurnLatency
     from emodesk.conversation.controller import Connection, Controller
@@ -95,15 +100,13 @@ async def _turn_latency(real_audio: bool = False) -> None:
     first = [t.to_first_audio_s * 1000 for t in latencies if t.to_first_audio_s is not None]
     played = [t.to_first_played_s * 1000 for t in latencies if t.to_first_played_s is not None]
     where = "real audio engine on PulseAudio null sinks" if real_audio else "file audio"
-    print(f"turns: {len(latencies)} (emulator at real-time pacing, TLS on loopback, {where})")
     print(
-        f"  release -> first reply audio received: median {statistics.median(first):.1f} ms, "
-        f"max {max(first):.1f} ms"
+        f"  run of {len(latencies)} turns ({where}): release -> first reply audio received "
+        f"median {statistics.median(first):.1f} ms (max {max(first):.1f}); -> played median "
+        f"{statistics.median(played):.1f} ms (max {max(played):.1f})",
+        flush=True,
     )
-    print(
-        f"  release -> first reply audio played:   median {statistics.median(played):.1f} ms, "
-        f"max {max(played):.1f} ms"
-    )
+    return first, played
 
 
 async def _controller_costs() -> None:
@@ -154,9 +157,22 @@ async def _controller_costs() -> None:
     )
 
 
+def _summary(runs: list[tuple[list[float], list[float]]], where: str) -> None:
+    print(
+        f"push-to-talk turns, emulator at real-time pacing (its reply synthesis included), "
+        f"TLS on loopback, {where}: per run the median of {TURNS} turns"
+    )
+    over_runs(
+        "  release -> first reply audio received", [statistics.median(r) for r, _ in runs], "ms"
+    )
+    over_runs(
+        "  release -> first reply audio played", [statistics.median(p) for _, p in runs], "ms"
+    )
+
+
 def main() -> None:
     asyncio.run(_controller_costs())
-    asyncio.run(_turn_latency())
+    _summary([asyncio.run(_turn_latency()) for _ in range(RUNS)], "file audio")
     from tests.support.pulse import PulseStack, missing_binaries
 
     if missing_binaries():
@@ -164,9 +180,10 @@ def main() -> None:
         return
     pulse = PulseStack().start()
     try:
-        asyncio.run(_turn_latency(real_audio=True))
+        runs = [asyncio.run(_turn_latency(real_audio=True)) for _ in range(RUNS)]
     finally:
         pulse.stop()
+    _summary(runs, "real audio engine on PulseAudio null sinks")
 
 
 if __name__ == "__main__":
