@@ -427,11 +427,12 @@ async def _run(pulse: PulseStack, speech: Path, seconds: float, runs: int) -> No
         f"block after the flush (parec's latency included):"
     )
     over_runs(
-        "  flush -> silence (per trial, not per run)",
+        "  flush -> silence",
         flush_ms,
         "ms",
         at_most=50.0,
         budget_note=" (design: PTT during a reply -> silence < 50 ms)",
+        of="trial",
     )
     if seconds <= 0:
         return

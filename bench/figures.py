@@ -17,9 +17,10 @@ def over_runs(
     at_least: float | None = None,
     budget_note: str = "",
     decimals: int = 1,
+    of: str = "run",
 ) -> str:
     """`label: median X unit, range a-b unit (N runs)  budget: PASS|FAIL`; the verdict
-    is on the median. Printed, and returned for the caller's own use."""
+    is on the median; `of` names what was repeated. Printed, and returned."""
     if not values:
         line = f"{label}: no runs gave a figure"
         print(line, flush=True)
@@ -29,7 +30,7 @@ def over_runs(
     f = f"{{:.{decimals}f}}"
     line = (
         f"{label}: median {f.format(median)} {unit}, range {f.format(a.min())}-"
-        f"{f.format(a.max())} {unit} ({a.size} run{'s' if a.size != 1 else ''})"
+        f"{f.format(a.max())} {unit} ({a.size} {of}{'s' if a.size != 1 else ''})"
     )
     if at_most is not None:
         verdict = "PASS" if median <= at_most else "FAIL"
