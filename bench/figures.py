@@ -26,17 +26,18 @@ def over_runs(
         print(line, flush=True)
         return line
     a = np.asarray(values, dtype=float)
+    unit = f" {unit}" if unit else ""
     median = float(np.median(a))
     f = f"{{:.{decimals}f}}"
     line = (
-        f"{label}: median {f.format(median)} {unit}, range {f.format(a.min())}-"
-        f"{f.format(a.max())} {unit} ({a.size} {of}{'s' if a.size != 1 else ''})"
+        f"{label}: median {f.format(median)}{unit}, range {f.format(a.min())}-"
+        f"{f.format(a.max())}{unit} ({a.size} {of}{'s' if a.size != 1 else ''})"
     )
     if at_most is not None:
         verdict = "PASS" if median <= at_most else "FAIL"
-        line += f"  budget <= {f.format(at_most)} {unit}{budget_note}: {verdict}"
+        line += f"  budget <= {f.format(at_most)}{unit}{budget_note}: {verdict}"
     elif at_least is not None:
         verdict = "PASS" if median >= at_least else "FAIL"
-        line += f"  budget >= {f.format(at_least)} {unit}{budget_note}: {verdict}"
+        line += f"  budget >= {f.format(at_least)}{unit}{budget_note}: {verdict}"
     print(line, flush=True)
     return line
