@@ -8,6 +8,10 @@ from collections.abc import Sequence
 import numpy as np
 
 
+def _plural(noun: str) -> str:
+    return noun + ("es" if noun.endswith("s") else "s")
+
+
 def over_runs(
     label: str,
     values: Sequence[float],
@@ -31,7 +35,7 @@ def over_runs(
     f = f"{{:.{decimals}f}}"
     line = (
         f"{label}: median {f.format(median)}{unit}, range {f.format(a.min())}-"
-        f"{f.format(a.max())}{unit} ({a.size} {of}{'s' if a.size != 1 else ''})"
+        f"{f.format(a.max())}{unit} ({a.size} {of if a.size == 1 else _plural(of)})"
     )
     if at_most is not None:
         verdict = "PASS" if median <= at_most else "FAIL"
