@@ -91,7 +91,18 @@ def release_button(window: MainWindow) -> None:
     QtBot.mouseRelease(window.ptt_button, Qt.MouseButton.LeftButton)
 
 
-def start_rig(window: MainWindow, loop: asyncio.AbstractEventLoop, history: Path) -> Rig:
+def start_rig(
+    window: MainWindow,
+    loop: asyncio.AbstractEventLoop,
+    history: Path,
+    *,
+    options: dict[str, Any] | None = None,
+    rig_type: type[Rig] = Rig,
+    **rig_fields: Any,
+) -> Rig:
+    """The backend started on `window` with scripted microphones; `options`: the
+    BackendOptions besides the history and audio (default: the offline demo, its
+    emulator fast and recording), `rig_type` and `rig_fields`: a Rig subclass to hold it."""
     mic, ends = utterances(*DEFAULT_LINES)
     rig: Rig
 
@@ -100,14 +111,12 @@ def start_rig(window: MainWindow, loop: asyncio.AbstractEventLoop, history: Path
         rig.audios.append(audio)
         return audio
 
+    if options is None:
+        options = {"offline": True, "emulator_speed": 50.0, "emulator_record": True}
     backend = Backend(
-        window,
-        BackendOptions(
-            offline=True, history_path=str(history), audio_factory=make_audio,
-            emulator_speed=50.0, emulator_record=True,
-        ),
-    )  # fmt: skip
-    rig = Rig(window, backend, loop, ends)
+        window, BackendOptions(history_path=str(history), audio_factory=make_audio, **options)
+    )
+    rig = rig_type(window, backend, loop, ends, **rig_fields)
     run(loop, backend.start(), 30.0)
     return rig
 

@@ -8,20 +8,17 @@ import asyncio
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 import pytest
 
-from emodesk.app import Backend, BackendOptions
 from emodesk.conversation.api import ConversationState
 from emodesk.live.emulator.server import EmulatorServer
 from emodesk.live.tokens import is_token
 from emodesk.ui.main_window import MainWindow
 from tests.live.test_tokens import SECRET, token_rig
 from tests.live.test_tokens import Rig as TokenRig
-from tests.support.app_rig import Rig
+from tests.support.app_rig import Rig, start_rig
 from tests.support.qt import run
-from tests.ui.scripted_audio import DEFAULT_LINES, ScriptedAudio, utterances
 
 S = ConversationState
 pytestmark = pytest.mark.timeout(90)
@@ -47,27 +44,19 @@ def app(
     monkeypatch.setenv("EMODESK_TOKEN_SECRET", SECRET)
     services = token_rig()
     tokens = run(qloop, services.__aenter__(), 30.0)
-    mic, ends = utterances(*DEFAULT_LINES)
-    rig: AppRig
-
-    def make_audio(_loop: asyncio.AbstractEventLoop, _settings: Any) -> ScriptedAudio:
-        audio = ScriptedAudio(mic, pace=4.0)
-        rig.audios.append(audio)
-        return audio
-
-    backend = Backend(
+    rig = start_rig(
         window,
-        BackendOptions(
-            endpoint=tokens.emulator.url, ca_file=tokens.emulator.ca_file,
-            history_path=str(tmp_path / "history.db"), audio_factory=make_audio,
-        ),
-    )  # fmt: skip
-    rig = AppRig(window, backend, qloop, ends, tokens=tokens)
-    run(qloop, backend.start(), 30.0)
+        qloop,
+        tmp_path / "history.db",
+        options={"endpoint": tokens.emulator.url, "ca_file": tokens.emulator.ca_file},
+        rig_type=AppRig,
+        tokens=tokens,
+    )
+    assert isinstance(rig, AppRig)
     try:
         yield rig
     finally:
-        run(qloop, backend.stop(), 30.0)
+        run(qloop, rig.backend.stop(), 30.0)
         run(qloop, services.__aexit__(None, None, None), 30.0)
 
 
