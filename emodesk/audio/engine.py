@@ -70,10 +70,20 @@ _WATCHDOG_PERIOD_S = 0.25  # stream health checks are PortAudio calls: not every
 # legitimately pause a fresh stream (PulseAudio null sinks: up to ~2 s at start).
 _STALL_S = 3.0
 _OUTPUT_BLOCK_MS = 10  # output callback size: small, so a flush has little to drain
-# The AEC reference's lag behind the capture: trimmed to LOW once over HIGH
-# (`_far_lag_bounds`).
+# The most the AEC far-end reference may lag the captured audio it is paired with: once
+# over HIGH it is trimmed back to LOW. AEC3 cancels an echo only if it was handed the
+# echo's reference first (it then finds the delay itself, up to about half a second), and
+# an echo reaches the capture no sooner than the output latency after the callback that
+# handed its sound over: a 140 ms lag (the stream latencies plus 80 ms, kept when the
+# capture opened late while playback ran) left a short echo uncancelled, 0-2 dB instead
+# of 60-70 (tests/audio/test_engine_aec.py). But the lag seen between callbacks jumps by
+# their blocks (10 ms out, 20 ms in, more through a resampler): trimming at every jump,
+# with a 20 ms bound, moved the pairing ~290 times a minute and left a sound-server echo
+# path at 0-17 dB (`make bench`). So the pairing moves only outside a wider band.
 _FAR_LAG_LOW_MS = 10
 _FAR_LAG_HIGH_MS = 50
+_FAR_LAG_LOW = _FAR_LAG_LOW_MS * MIC_RATE // 1000  # samples
+_FAR_LAG_HIGH = _FAR_LAG_HIGH_MS * MIC_RATE // 1000
 _RING_SECONDS = 10
 _CAPTURE_RING_S = 2.0  # captured audio the engine thread may fall behind before overflow
 
@@ -631,10 +641,8 @@ class AudioEngine:
         n = self.frame_samples
         whole = pending.size // n
         held = self._echo is None and self._reply_active(time.monotonic())  # half duplex
-        if self._echo is not None:
-            low, high = self._far_lag_bounds
-            if self._echo.buffered > high + whole * n:
-                self._echo.trim_far(low + whole * n)
+        if self._echo is not None and self._echo.buffered > _FAR_LAG_HIGH + whole * n:
+            self._echo.trim_far(_FAR_LAG_LOW + whole * n)
         for i in range(whole):
             self._process_frame(pending[i * n : (i + 1) * n], t_callback, held)
         self._pending = pending[whole * n :].copy() if pending.size % n else _EMPTY
@@ -648,28 +656,6 @@ class AudioEngine:
                     self._far_resampler = StreamResampler(self._out_rate, MIC_RATE)
                 far = self._far_resampler.process(far)
             echo.push_far(far)
-
-    @property
-    def _far_lag_bounds(self) -> tuple[int, int]:
-        """How far the far-end reference may lag the captured audio it is paired with:
-        trimmed back to the first figure once it lags by more than the second.
-
-        AEC3 cancels an echo only if it was handed the echo's reference first (it then
-        finds the delay itself, up to about half a second), and an echo reaches the
-        captured stream no sooner than the output latency after the callback that
-        handed its sound to the device. A lag longer than that pairs the shortest
-        echoes with a reference from after them: a 140 ms lag (the stream latencies plus
-        80 ms, kept when the capture stream paused or opened late while playback ran)
-        left an 80 ms echo at 0-2 dB of reduction instead of 60-70
-        (tests/audio/test_engine_aec.py). But the lag seen between two callbacks jumps by
-        their blocks (10 ms out, 20 ms in, more through a resampler): trimming at every
-        jump, with a 20 ms bound, moved the pairing hundreds of times a minute and left a
-        sound-server echo path at 0-17 dB (`make bench`). So the pairing moves only
-        outside a band wider than that jitter."""
-        return (
-            round(_FAR_LAG_LOW_MS * MIC_RATE / 1000),
-            round(_FAR_LAG_HIGH_MS * MIC_RATE / 1000),
-        )
 
     def _reply_active(self, now: float) -> bool:
         tail = self.settings.half_duplex_tail_ms / 1000 + self._out_latency

@@ -4,9 +4,10 @@
 sample with the echo. Here the engine does what it does in use: its output callback
 records every block it hands the device as the far end (both streams at 16 kHz here, so
 it is not resampled), its engine thread pairs it with each captured frame and keeps its
-lag behind the captured audio within a band (`AudioEngine._far_lag_bounds`,
-`EchoCanceller.trim_far`; a frame that finds it short owes the missing part). Real PortAudio streams
-on the private PulseAudio null sinks carry the audio and set the timing.
+lag behind the captured audio within a band (the engine's `_FAR_LAG_LOW_MS` to
+`_FAR_LAG_HIGH_MS`, `EchoCanceller.trim_far`; a frame that finds it short owes the
+missing part). Real PortAudio streams on the private PulseAudio null sinks carry the
+audio and set the timing.
 
 The room is the one thing simulated: a wrapper at the device boundary (the engine's two
 PortAudio callbacks) adds to each captured block the echo of what the speaker sounded
