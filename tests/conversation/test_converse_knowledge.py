@@ -50,6 +50,20 @@ def folder_of(root: Path, files: dict[str, str]) -> Path:
     return root
 
 
+async def converse_hearing(tmp_path: Path, hears: list[str], *args: str) -> tuple[int, str, str]:
+    """`emodesk converse` against an emulator that hears `hears` as the turns' words,
+    with its data under tmp_path/data and its history in tmp_path/h.db."""
+    server = EmulatorServer(speed=float(PACE), hears=hears)
+    await server.start()
+    try:
+        return await converse(
+            tmp_path / "data", *args, "--db", str(tmp_path / "h.db"),
+            "--endpoint", server.url, "--ca-file", server.ca_file,
+        )  # fmt: skip
+    finally:
+        await server.stop()
+
+
 async def test_converse_with_a_knowledge_folder_answers_from_it(
     two_turns: Path, tmp_path: Path
 ) -> None:
@@ -60,18 +74,10 @@ async def test_converse_with_a_knowledge_folder_answers_from_it(
             "router.txt": "Hold the router's reset button for ten seconds.\n",
         },
     )
-    server = EmulatorServer(
-        speed=float(PACE), hears=["Search for refund days", "search for router reset"]
-    )
-    await server.start()
-    try:
-        code, out, err = await converse(
-            tmp_path / "data", "--audio-in", str(two_turns), "--profile", "support",
-            "--knowledge", str(kb), "--db", str(tmp_path / "h.db"),
-            "--endpoint", server.url, "--ca-file", server.ca_file,
-        )  # fmt: skip
-    finally:
-        await server.stop()
+    code, out, err = await converse_hearing(
+        tmp_path, ["Search for refund days", "search for router reset"],
+        "--audio-in", str(two_turns), "--profile", "support", "--knowledge", str(kb),
+    )  # fmt: skip
     assert code == 0, err
     assert f"{kb}: 2 files indexed" in out
     assert "[turn 1] model:" in out and "(from refunds.md)." in out
@@ -88,16 +94,10 @@ async def test_converse_with_a_course_moves_through_its_topics(
         tmp_path / "course",
         {"1-cells.md": "# Cells\n\nCells are small.\n", "2-dna.md": "# DNA\n\nDNA is code.\n"},
     )
-    server = EmulatorServer(speed=float(PACE), hears=["next topic", "got it, next topic"])
-    await server.start()
-    try:
-        code, out, err = await converse(
-            tmp_path / "data", "--audio-in", str(two_turns), "--profile", "tutor",
-            "--course", str(course), "--db", str(tmp_path / "h.db"),
-            "--endpoint", server.url, "--ca-file", server.ca_file,
-        )  # fmt: skip
-    finally:
-        await server.stop()
+    code, out, err = await converse_hearing(
+        tmp_path, ["next topic", "got it, next topic"],
+        "--audio-in", str(two_turns), "--profile", "tutor", "--course", str(course),
+    )  # fmt: skip
     assert code == 0, err
     assert "topic: Cells (1-cells.md)" in out and "topic: DNA (2-dna.md)" in out
     assert out.index("topic: Cells") < out.index("topic: DNA")
