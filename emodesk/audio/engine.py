@@ -451,53 +451,40 @@ class AudioEngine:
             self._pa.terminate()
             self._pa = None
 
-    def _open_stream(
-        self, side: DeviceSide, block_ms: int, callback: Callable[..., Any]
-    ) -> tuple[Any, int, Any]:
-        """The configured (or default) device of `side` opened, not yet started, at its
-        configured rate, else at ours, else at the device's own; (stream, rate, device).
-        Raises AudioDeviceError when no rate opens."""
+    def _open_output(self) -> None:
         pa = self._portaudio()
-        output = side == "output"
-        configured = self.settings.output_device if output else self.settings.input_device
-        chosen = choose_stream_device(pa, configured, side)
+        chosen = choose_stream_device(pa, self.settings.output_device, "output")
         device = chosen.device
         if chosen.note:
-            self._report_info(chosen.note, side)
-        wanted = self.settings.output_device_rate if output else self.settings.input_device_rate
-        ours = REPLY_RATE if output else MIC_RATE
-        rates = [wanted] if wanted else [ours, round(device.default_rate)]
+            self._report_info(chosen.note, "output")
+        wanted = self.settings.output_device_rate
+        rates = [wanted] if wanted else [REPLY_RATE, round(device.default_rate)]
         last_error: Exception | None = None
         for rate in dict.fromkeys(rates):
-            index = {"output_device_index" if output else "input_device_index": device.index}
             try:
-                with routed(chosen.server_device, side):
+                with routed(chosen.server_device, "output"):
                     stream = pa.open(
                         format=pyaudio.paInt16,
                         channels=1,
                         rate=rate,
-                        output=output,
-                        input=not output,
-                        frames_per_buffer=rate * block_ms // 1000,
-                        stream_callback=callback,
+                        output=True,
+                        output_device_index=device.index,
+                        frames_per_buffer=rate * _OUTPUT_BLOCK_MS // 1000,
+                        stream_callback=self._output_callback,
                         start=False,
-                        **index,
                     )
             except (OSError, ValueError) as exc:
                 last_error = exc
                 continue
-            return stream, rate, device
-        raise AudioDeviceError(f"cannot open {side} device {device.name!r}: {last_error}")
-
-    def _open_output(self) -> None:
-        stream, rate, device = self._open_stream("output", _OUTPUT_BLOCK_MS, self._output_callback)
-        if rate != self._out_rate:
-            self._set_output_rate(rate)
-        self._out_device = device
-        self._out_stream = stream
-        self._out_latency = _stream_latency(stream, "output")
-        self._last_out_callback = time.monotonic()
-        stream.start_stream()
+            if rate != self._out_rate:
+                self._set_output_rate(rate)
+            self._out_device = device
+            self._out_stream = stream
+            self._out_latency = _stream_latency(stream, "output")
+            self._last_out_callback = time.monotonic()
+            stream.start_stream()
+            return
+        raise AudioDeviceError(f"cannot open output device {device.name!r}: {last_error}")
 
     def _set_output_rate(self, rate: int) -> None:
         self._out_rate = rate
@@ -546,19 +533,43 @@ class AudioEngine:
     def _open_capture(self) -> None:
         if self._in_stream is not None:
             return
-        stream, rate, device = self._open_stream(
-            "input", self.settings.frame_ms, self._input_callback
-        )
-        self._in_rate = rate
-        self._in_resampler = StreamResampler(rate, MIC_RATE) if rate != MIC_RATE else None
-        self._capture_ring = RingBuffer(int(rate * _CAPTURE_RING_S), np.int16)
-        self._pending = _EMPTY
-        self._in_device = device
-        self._in_stream = stream
-        self._in_latency = _stream_latency(stream, "input")
-        self._far_ring.clear()  # played while no input was open: nothing to pair with
-        self._last_in_callback = time.monotonic()
-        stream.start_stream()
+        pa = self._portaudio()
+        chosen = choose_stream_device(pa, self.settings.input_device, "input")
+        device = chosen.device
+        if chosen.note:
+            self._report_info(chosen.note, "input")
+        wanted = self.settings.input_device_rate
+        rates = [wanted] if wanted else [MIC_RATE, round(device.default_rate)]
+        last_error: Exception | None = None
+        for rate in dict.fromkeys(rates):
+            block = rate * self.settings.frame_ms // 1000
+            try:
+                with routed(chosen.server_device, "input"):
+                    stream = pa.open(
+                        format=pyaudio.paInt16,
+                        channels=1,
+                        rate=rate,
+                        input=True,
+                        input_device_index=device.index,
+                        frames_per_buffer=block,
+                        stream_callback=self._input_callback,
+                        start=False,
+                    )
+            except (OSError, ValueError) as exc:
+                last_error = exc
+                continue
+            self._in_rate = rate
+            self._in_resampler = StreamResampler(rate, MIC_RATE) if rate != MIC_RATE else None
+            self._capture_ring = RingBuffer(int(rate * _CAPTURE_RING_S), np.int16)
+            self._pending = _EMPTY
+            self._in_device = device
+            self._in_stream = stream
+            self._in_latency = _stream_latency(stream, "input")
+            self._far_ring.clear()  # played while no input was open: nothing to pair with
+            self._last_in_callback = time.monotonic()
+            stream.start_stream()
+            return
+        raise AudioDeviceError(f"cannot open input device {device.name!r}: {last_error}")
 
     def _close_capture(self) -> None:
         stream, self._in_stream = self._in_stream, None
