@@ -1,10 +1,12 @@
 import itertools
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
 import pytest
 
-from emodesk.dsp.levels import frame_levels_dbfs
+from emodesk.dsp import vad
+from emodesk.dsp.levels import frame_levels_dbfs, to_float
 from emodesk.dsp.vad import (
     EnergyVad,
     LiveSpeech,
@@ -283,3 +285,85 @@ def test_live_speech_finds_a_quiet_speaker() -> None:
     speech = live.take()
     assert speech is not None, "a -45 dBFS phrase was not found"
     assert 0.85 * phrase.size <= speech.size <= phrase.size + 0.3 * RATE
+
+
+def _phrases_in_noise(seconds: float, noise_dbfs: float | None) -> np.ndarray:
+    parts = [
+        speech_16k(s, p, v) for s in SENTENCES for p in (CALM, AGITATED) for v in ("en", "en+f3")
+    ]
+    pcm = with_silence(*parts, gap_s=0.9).astype(np.float64)
+    pcm = np.tile(pcm, int(np.ceil(seconds * RATE / pcm.size)))[: int(seconds * RATE)]
+    if noise_dbfs is not None:
+        rng = np.random.default_rng(7)
+        pcm += rng.standard_normal(pcm.size) * 32768 * 10 ** (noise_dbfs / 20)
+    return np.clip(pcm, -32768, 32767).astype(np.int16)
+
+
+def test_pieces_judged_side_by_side_match_pieces_judged_alone() -> None:
+    """More pieces than lanes, of different lengths (one shorter than a window): each
+    piece's probabilities are those of the model run on it alone from a fresh state."""
+    batch = vad._silero_batch()
+    model = vad._silero()
+    assert batch is not None and model is not None
+    speech = to_float(_phrases_in_noise(40.0, -50.0))[::2].astype(np.float32)  # 8 kHz
+    rng = np.random.default_rng(2)
+    starts, lengths = rng.integers(0, speech.size - 40000, 40), rng.integers(100, 40000, 40)
+    cuts = [(int(a), int(a + n)) for a, n in zip(starts, lengths, strict=True)]
+    pieces = [lambda a=a, b=b: speech[a:b] for a, b in cuts]
+    together = batch.judge(pieces)
+    alone = vad._SequentialJudge(model).judge(pieces)
+    assert [len(p) for p in together] == [(b - a) // vad.WINDOW for a, b in cuts]
+    for mine, theirs in zip(together, alone, strict=True):
+        np.testing.assert_allclose(mine, theirs, atol=1e-4)
+    assert max(max(p, default=0.0) for p in together) > 0.9  # speech was judged, not silence
+
+
+def test_a_file_of_many_stretches_is_cut_the_same_judged_side_by_side_or_alone(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    pcm = _phrases_in_noise(90.0, None)
+    batch = vad._silero_batch()
+    assert batch is not None
+    judged: list[int] = []
+
+    class Counted:
+        def judge(self, pieces: list[Callable[[], np.ndarray]]) -> list[list[float]]:
+            judged.append(len(pieces))
+            return batch.judge(pieces)
+
+    monkeypatch.setattr(vad, "_silero_batch", Counted)
+    together = segment_utterances(pcm, RATE)
+    assert judged and judged[0] >= 15  # more than a minute judged: side by side
+    monkeypatch.setattr(vad, "_silero_batch", lambda: None)  # no ONNX Runtime: one by one
+    alone = segment_utterances(pcm, RATE)
+    assert len(together) >= 15
+    assert together == alone
+
+
+def test_one_long_stretch_judged_in_warmed_pieces_finds_the_same_utterances(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Steady room noise keeps the gate open for the whole file: one stretch of 120 s (26
+    phrases), cut into 15 s pieces that start 1 s early. The network's state after the
+    warm-up is not what it is after the whole file before, so an edge may move by a
+    window or two, but every utterance is found once and no new one appears."""
+    pcm = _phrases_in_noise(120.0, -40.0)
+    levels = frame_levels_dbfs(pcm, 160)
+    assert len(vad._gated_runs(levels, 10)) == 1
+    pieces = segment_utterances(pcm, RATE)
+    monkeypatch.setattr(vad, "_PIECE_S", 1e9)
+    whole = segment_utterances(pcm, RATE)
+    assert len(whole) >= 20
+    assert len(pieces) == len(whole)
+    for (s1, e1), (s2, e2) in zip(pieces, whole, strict=True):
+        assert abs(s1 - s2) <= 0.1 * RATE and abs(e1 - e2) <= 0.1 * RATE
+
+
+def test_a_short_file_is_judged_without_loading_onnx_runtime(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    def refuse() -> None:
+        raise AssertionError("ONNX Runtime asked for under a minute of speech")
+
+    monkeypatch.setattr(vad, "_silero_batch", refuse)
+    assert len(segment_utterances(_phrases_in_noise(20.0, None), RATE)) >= 3
