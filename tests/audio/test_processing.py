@@ -150,3 +150,83 @@ def test_a_frame_that_found_the_reference_short_skips_that_much_of_it_later() ->
         aec.process(frame)  # 40 there, then none: 280 + 320 + 320 short
     aec.push_far(reference[1000:2000])
     assert aec.buffered == 1000 - 640
+
+
+def _user_voice(seconds: float) -> np.ndarray:
+    """The user: a voiced sound at 130 Hz with a syllable rhythm, about -14 dBFS."""
+    t = np.arange(round(seconds * 16000)) / 16000
+    voice = sum(np.sin(2 * np.pi * k * 130.0 * t) / k for k in range(1, 8))
+    return (voice * (0.55 + 0.45 * np.sin(2 * np.pi * 3.0 * t)) * 4000).astype(np.int16)
+
+
+def _through(aec: EchoCanceller, far: np.ndarray, near: np.ndarray) -> np.ndarray:
+    """Frame by frame as the engine does it: the reference pushed, then the capture."""
+    out = []
+    for i in range(0, far.size - FRAME + 1, FRAME):
+        aec.push_far(far[i : i + FRAME])
+        out.append(aec.process(near[i : i + FRAME]))
+    return np.concatenate(out)
+
+
+def _speech_over_reply(reply: np.ndarray, at_s: float) -> tuple[np.ndarray, slice]:
+    near = np.zeros(reply.size, np.int16)
+    user = _user_voice(1.0)
+    start = round(at_s * 16000)
+    near[start : start + user.size] = user
+    return near, slice(start, start + user.size)
+
+
+def test_with_no_echo_path_speech_over_a_reply_is_passed_after_one_quiet_reply(
+    speech_wav: Path,
+) -> None:
+    """Headphones: the microphone never hears the reply. AEC3 alone suppresses what the
+    user says over the first replies (19-23 dB over the first two here; it lets go after
+    about 6 s of reply audio), so a barge-in is not heard; once a reply has played to a
+    quiet microphone, a primed canceller takes over and passes it."""
+    reply = speech16k(speech_wav)  # 3.6 s
+    near, spoken = _speech_over_reply(reply, 0.5)
+    alone = EchoCanceller()  # AEC3 by itself: `process_with_far` does not watch
+
+    def aec3(near: np.ndarray) -> np.ndarray:
+        frames = range(0, reply.size - FRAME + 1, FRAME)
+        return np.concatenate(
+            [alone.process_with_far(near[i : i + FRAME], reply[i : i + FRAME]) for i in frames]
+        )
+
+    aec3(np.zeros_like(reply))  # a reply, heard by nobody
+    held_back = rms_dbfs(near[spoken]) - rms_dbfs(aec3(near)[spoken])
+    assert held_back > 15, f"AEC3 alone took only {held_back:.1f} dB off the user"
+
+    aec = EchoCanceller()
+    _through(aec, reply, np.zeros_like(reply))
+    assert aec.wait_for_priming(10.0)
+    out = _through(aec, reply, near)
+    assert aec.no_echo_path
+    loss = rms_dbfs(near[spoken]) - rms_dbfs(out[spoken])
+    assert loss < 6, f"the user over a reply lost {loss:.1f} dB"
+
+
+def test_an_echo_path_is_never_taken_for_none(speech_wav: Path) -> None:
+    """A speaker the microphone hears, loud or faint, early or late: never primed, and
+    the echo is still cancelled."""
+    reply = np.tile(speech16k(speech_wav), 2)
+    for delay_ms, gain_db in ((10, 0), (60, -6), (200, -20), (300, -30)):
+        aec = EchoCanceller()
+        echo = room_echo(reply, delay_ms, gain_db)
+        for _ in range(3):
+            out = _through(aec, reply, echo)
+        assert not aec.wait_for_priming(0.0)
+        assert not aec.no_echo_path
+        reduction = rms_dbfs(echo) - rms_dbfs(out)
+        assert reduction > 20, f"{delay_ms} ms, {gain_db} dB: only {reduction:.1f} dB"
+
+
+def test_a_user_talking_through_a_reply_is_no_evidence_of_no_echo(speech_wav: Path) -> None:
+    reply = speech16k(speech_wav)
+    aec = EchoCanceller()
+    near = np.zeros_like(reply)
+    user = _user_voice(reply.size / 16000)
+    near[:] = user[: near.size]
+    near[: 16000 // 2] = 0  # quiet for the first half second only
+    _through(aec, reply, near)
+    assert not aec.wait_for_priming(0.5)
