@@ -248,7 +248,10 @@ async def _load_run(
     rng = np.random.default_rng(0)
     pos = 0
     sent = 0.0
+    underrun_at: list[float] = []  # seconds into the run, each as it was counted
     while time.monotonic() - t0 < seconds:
+        while len(underrun_at) < engine.counters.underruns:
+            underrun_at.append(time.monotonic() - t0)
         # 40 ms chunks at real time with up to 20 ms of network jitter.
         chunk = reply24[pos : pos + 960]
         pos = (pos + 960) % (reply24.size - 960)
@@ -283,7 +286,9 @@ async def _load_run(
         f"  run of {elapsed:.0f} s: capture callback -> frame on loop p50 "
         f"{run['capture_p50']:.2f} / p99 {run['capture_p99']:.2f} ms (n={len(capture_lat)}); "
         f"play() -> device p50 {run['device_p50']:.1f} / p99 {run['device_p99']:.1f} ms; "
-        f"underruns {counters.underruns}, overflows {counters.overflows}, device errors "
+        f"underruns {counters.underruns}"
+        + (f" (at {', '.join(f'{t:.1f}' for t in underrun_at)} s)" if underrun_at else "")
+        + f", overflows {counters.overflows}, device errors "
         f"{counters.device_errors}, trimmed {run['trimmed_s']:.2f} s, playout target "
         f"{run['target_ms']:.1f} ms; engine CPU {run['cpu_percent']:.1f}%",
         flush=True,
