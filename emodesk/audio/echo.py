@@ -1,9 +1,9 @@
 """Acoustic echo cancellation (WebRTC AEC3) fed with what the speaker actually played.
 
 The output callback records every block it hands the device; the engine thread pushes
-those samples here (at 16 kHz) and takes one far-end block per captured frame. Both
-sides run on the same clock in real time, so the FIFO stays short; AEC3's own delay
-estimator absorbs the remaining offset.
+those samples here (at 16 kHz, by their index on the far end's counter) and pairs each
+captured frame with the reference that sounded just after it was captured
+(`audio/alignment.py`); AEC3's own delay estimator absorbs the echo's path from there.
 
 No echo path (headphones, or a microphone that cannot hear the speaker): AEC3 needs about
 6 s of reply audio to learn that, and until then it suppresses everything said over a
@@ -33,12 +33,10 @@ log = logging.getLogger(__name__)
 
 Int16Array = np.ndarray[Any, np.dtype[np.int16]]
 
-# Far-end audio older than this is dropped (capture paused while playback went on).
-_MAX_FAR_S = 0.5
-# A frame that found the reference short took zeros for the missing part; that much of
-# the reference is skipped when it comes, so the pairing does not move with callback
-# jitter. Owed beyond this (the capture clock running ahead), the pairing moves instead.
-_MAX_DEBT_S = 0.04
+# Reference older than this is dropped. A frame is paired with what sounded just after
+# it was captured, some 60-80 ms back when the engine thread keeps up; this much covers
+# it falling behind for most of a second.
+_MAX_FAR_S = 1.0
 # No echo path: the microphone quiet (under -70 dBFS, or 35 dB under the loudest reply
 # frame of the run) for this long, with this much reply louder than -45 dBFS in it.
 # Longer than any echo path's delay, so an echo would have shown.
@@ -90,42 +88,50 @@ class EchoCanceller:
         self._handover = threading.Lock()
         self._prime_done = threading.Event()
         self.no_echo_path = False  # found, and the primed canceller took over
+        # The reference: samples the speaker played, by their index on the far end's
+        # 16 kHz counter (`push_far`); `_next` is where a frame with no index given is
+        # paired (the one after the last frame's reference).
         self._far = np.zeros(0, dtype=np.int16)
+        self._far_first = 0  # index of _far[0]
+        self._next = 0
         self._max_far = int(rate * _MAX_FAR_S)
-        self._max_debt = int(rate * _MAX_DEBT_S)
-        self._debt = 0  # reference samples a frame went without, to skip when they come
+
+    @property
+    def far_end(self) -> int:
+        """The index after the newest reference sample."""
+        return self._far_first + int(self._far.size)
 
     @property
     def buffered(self) -> int:
-        """Reference samples waiting to be paired with captured audio."""
-        return int(self._far.size)
+        """Reference samples not yet paired with captured audio."""
+        return max(0, self.far_end - self._next)
 
-    def push_far(self, samples: Int16Array) -> None:
-        """Samples the speaker played, at `rate`, in order."""
-        if self._debt:
-            skip = min(self._debt, samples.size)
-            self._debt -= skip
-            samples = samples[skip:]
-        if samples.size == 0:
-            return
-        far = np.concatenate((self._far, samples.astype(np.int16, copy=False)))
-        if far.size > self._max_far:
-            far = far[-self._max_far :]
-        self._far = far
+    def push_far(self, samples: Int16Array, at: int | None = None) -> None:
+        """Samples the speaker played, at `rate`, in order; `at`: the index of the first
+        (default: right after the last). An index that does not follow the last starts
+        the reference afresh (a stream restarted or reopened)."""
+        data = samples.astype(np.int16, copy=False).reshape(-1)
+        if at is not None and at != self.far_end:
+            self._far, self._far_first = data.copy(), at
+            if self._next < at or self._next > at + data.size + self._max_far:
+                self._next = at
+        else:
+            self._far = np.concatenate((self._far, data))
+        if self._far.size > self._max_far:
+            drop = self._far.size - self._max_far
+            self._far, self._far_first = self._far[drop:], self._far_first + drop
 
-    def trim_far(self, keep: int) -> None:
-        """Drop all but the newest `keep` far-end samples (stale reference)."""
-        if self._far.size > keep:
-            self._far = self._far[self._far.size - keep :]
-
-    def process(self, near: Int16Array) -> Int16Array:
-        """The captured frame with the speaker's echo removed (far end from `push_far`)."""
+    def process(self, near: Int16Array, far_at: int | None = None) -> Int16Array:
+        """The captured frame with the speaker's echo removed, paired with the reference
+        from index `far_at` (default: right after the last frame's); where that
+        reference is not held (not played yet, or long gone) it is silence."""
         n = near.size
+        start = self._next if far_at is None else far_at
         far = np.zeros(n, dtype=np.int16)
-        take = min(n, self._far.size)
-        far[:take] = self._far[:take]
-        self._far = self._far[take:]
-        self._debt = min(self._debt + n - take, self._max_debt)
+        lo, hi = max(start, self._far_first), min(start + n, self.far_end)
+        if lo < hi:
+            far[lo - start : hi - start] = self._far[lo - self._far_first : hi - self._far_first]
+        self._next = start + n
         self._watch_for_no_echo(near, far)
         return self.process_with_far(near, far)
 
@@ -176,7 +182,7 @@ class EchoCanceller:
     def reset(self) -> None:
         self._aec.reset()
         self._far = np.zeros(0, dtype=np.int16)
-        self._debt = 0
+        self._far_first = self._next = 0
         with self._handover:
             self._generation += 1
             self._primed = None

@@ -36,6 +36,7 @@ import numpy as np
 import pyaudio
 from PySide6.QtCore import QThread
 
+from emodesk.audio.alignment import BlockClock, EchoAlignment
 from emodesk.audio.devices import (
     AudioDeviceError,
     DeviceInfo,
@@ -70,20 +71,6 @@ _WATCHDOG_PERIOD_S = 0.25  # stream health checks are PortAudio calls: not every
 # legitimately pause a fresh stream (PulseAudio null sinks: up to ~2 s at start).
 _STALL_S = 3.0
 _OUTPUT_BLOCK_MS = 10  # output callback size: small, so a flush has little to drain
-# The most the AEC far-end reference may lag the captured audio it is paired with: once
-# over HIGH it is trimmed back to LOW. AEC3 cancels an echo only if it was handed the
-# echo's reference first (it then finds the delay itself, up to about half a second), and
-# an echo reaches the capture no sooner than the output latency after the callback that
-# handed its sound over: a 140 ms lag (the stream latencies plus 80 ms, kept when the
-# capture opened late while playback ran) left a short echo uncancelled, 0-2 dB instead
-# of 60-70 (tests/audio/test_engine_aec.py). But the lag seen between callbacks jumps by
-# their blocks (10 ms out, 20 ms in, more through a resampler): trimming at every jump,
-# with a 20 ms bound, moved the pairing ~290 times a minute and left a sound-server echo
-# path at 0-17 dB (`make bench`). So the pairing moves only outside a wider band.
-_FAR_LAG_LOW_MS = 10
-_FAR_LAG_HIGH_MS = 50
-_FAR_LAG_LOW = _FAR_LAG_LOW_MS * MIC_RATE // 1000  # samples
-_FAR_LAG_HIGH = _FAR_LAG_HIGH_MS * MIC_RATE // 1000
 _RING_SECONDS = 10
 _CAPTURE_RING_S = 2.0  # captured audio the engine thread may fall behind before overflow
 
@@ -160,6 +147,17 @@ class AudioEngine:
         self._far_ring = RingBuffer(REPLY_RATE, np.int16)
         self._in_resampler: StreamResampler | None = None
         self._far_resampler: StreamResampler | None = None
+        # AEC pairing by the devices' clocks: each stream's newest block (set by its
+        # callback); the 16 kHz indices of the next far-end sample and of `_pending`,
+        # counted from what was resampled (a resampler gives its output in bursts); the
+        # ring index each stream's next read should start at (else some was lost).
+        self._alignment = EchoAlignment()
+        self._out_clock: BlockClock | None = None
+        self._in_clock: BlockClock | None = None
+        self._far_at = 0
+        self._far_next = 0
+        self._pending_at = 0
+        self._captured_next = 0
         self._out_resamplers: dict[int, StreamResampler] = {}
         self._pending = _EMPTY
         self._processor = CaptureProcessor(s)
@@ -326,6 +324,8 @@ class AudioEngine:
         if mode == "full_duplex_aec":
             self._far_ring.clear()  # what played before AEC was on is not its far end
             self._far_resampler = None
+            self._in_clock = self._out_clock = None
+            self._alignment.reset()
             self._echo = EchoCanceller(self.settings.aec_stream_delay_ms)
         else:
             self._echo = None
@@ -366,17 +366,25 @@ class AudioEngine:
 
     # ---- PortAudio callbacks: copy only --------------------------------------------
 
-    def _input_callback(self, in_data: bytes | None, frames: int, _t: Any, status: int) -> Any:
+    def _input_callback(self, in_data: bytes | None, frames: int, t: Any, status: int) -> Any:
+        now = time.monotonic()
         if status & pyaudio.paInputOverflow:
             self._input_overflow_flags += 1
         if in_data:
-            self._capture_ring.write(np.frombuffer(in_data, dtype=np.int16))
-        self._last_in_callback = time.monotonic()
+            ring = self._capture_ring
+            if self._echo is not None:
+                self._in_clock = BlockClock(
+                    ring.total_written,
+                    _time_of(t, "input_buffer_adc_time"),
+                    now - self._in_latency - frames / self._in_rate,
+                )
+            ring.write(np.frombuffer(in_data, dtype=np.int16))
+        self._last_in_callback = now
         if self._delivery_generation is not None:
             self._wake.set()
         return (None, pyaudio.paContinue)
 
-    def _output_callback(self, _in: bytes | None, frames: int, _t: Any, status: int) -> Any:
+    def _output_callback(self, _in: bytes | None, frames: int, t: Any, status: int) -> Any:
         now = time.monotonic()
         self._last_out_callback = now
         playout = self._playout
@@ -390,7 +398,7 @@ class AudioEngine:
             if self._echo is not None and self._in_stream is not None:
                 # AEC3 wants far and near end in lockstep, silence included: skipping it
                 # while quiet cost 20-40 dB of echo reduction (bench_audio).
-                self._far_ring.write(zeros)
+                self._record_far(zeros, t, now)
             return (silence, pyaudio.paContinue)
         out = np.empty(frames, dtype=np.int16)
         consumed = playout.consumed
@@ -403,8 +411,15 @@ class AudioEngine:
             if playout.started_at != self._reported_start:
                 self._wake.set()
         if self._echo is not None and self._in_stream is not None:
-            self._far_ring.write(out)  # silence after the reply's end included
+            self._record_far(out, t, now)  # silence after the reply's end included
         return (out.tobytes(), pyaudio.paContinue)
+
+    def _record_far(self, block: Int16Array, t: Any, now: float) -> None:
+        ring = self._far_ring
+        self._out_clock = BlockClock(
+            ring.total_written, _time_of(t, "output_buffer_dac_time"), now + self._out_latency
+        )
+        ring.write(block)
 
     # ---- engine thread ----------------------------------------------------------------
 
@@ -562,6 +577,9 @@ class AudioEngine:
             self._in_resampler = StreamResampler(rate, MIC_RATE) if rate != MIC_RATE else None
             self._capture_ring = RingBuffer(int(rate * _CAPTURE_RING_S), np.int16)
             self._pending = _EMPTY
+            self._pending_at = self._captured_next = 0
+            self._in_clock = None
+            self._alignment.reset()
             self._in_device = device
             self._in_stream = stream
             self._in_latency = _stream_latency(stream, "input")
@@ -578,6 +596,8 @@ class AudioEngine:
         self._pending = _EMPTY
         self._preroll.clear()
         self._capture_ring.read_new()  # discard what was not yet framed
+        self._in_clock = None
+        self._alignment.reset()
         if self._echo is not None:
             self._echo.reset()
 
@@ -644,29 +664,46 @@ class AudioEngine:
             return  # the far end waits in its ring: nothing captured to pair it with
         if self._echo is not None:
             self._feed_far_end(self._echo)
-        new = self._capture_ring.read_new()
+        start, new = self._capture_ring.read_new_indexed()
         t_callback = self._last_in_callback
+        if start != self._captured_next:  # audio lost to an overflow: index it afresh
+            self._pending_at = start * MIC_RATE // self._in_rate - self._pending.size
+        self._captured_next = start + new.size
         if self._in_resampler is not None:
             new = self._in_resampler.process(new)
         pending = np.concatenate((self._pending, new)) if self._pending.size else new
         n = self.frame_samples
         whole = pending.size // n
         held = self._echo is None and self._reply_active(time.monotonic())  # half duplex
-        if self._echo is not None and self._echo.buffered > _FAR_LAG_HIGH + whole * n:
-            self._echo.trim_far(_FAR_LAG_LOW + whole * n)
         for i in range(whole):
-            self._process_frame(pending[i * n : (i + 1) * n], t_callback, held)
+            far_at = self._far_index(self._pending_at + i * n)
+            self._process_frame(pending[i * n : (i + 1) * n], t_callback, held, far_at)
+        self._pending_at += whole * n
         self._pending = pending[whole * n :].copy() if pending.size % n else _EMPTY
 
+    def _far_index(self, captured: int) -> int | None:
+        if self._echo is None:
+            return None
+        return self._alignment.far_index(
+            captured, self._in_clock, self._in_rate, self._out_clock, self._out_rate
+        )
+
     def _feed_far_end(self, echo: EchoCanceller) -> None:
-        """Hand what the speaker played (silence included) to the AEC."""
-        if self._far_ring.available:
-            far = self._far_ring.read_new()
-            if self._out_rate != MIC_RATE:
-                if self._far_resampler is None:
-                    self._far_resampler = StreamResampler(self._out_rate, MIC_RATE)
-                far = self._far_resampler.process(far)
-            echo.push_far(far)
+        """Hand what the speaker played (silence included) to the AEC, by its index on
+        the far end's 16 kHz counter."""
+        if not self._far_ring.available:
+            return
+        start, far = self._far_ring.read_new_indexed()
+        if start != self._far_next:  # a new ring, a cleared one, or some lost: afresh
+            self._far_at = start * MIC_RATE // self._out_rate
+            self._far_resampler = None
+        self._far_next = start + far.size
+        if self._out_rate != MIC_RATE:
+            if self._far_resampler is None:
+                self._far_resampler = StreamResampler(self._out_rate, MIC_RATE)
+            far = self._far_resampler.process(far)
+        echo.push_far(far, self._far_at)
+        self._far_at += far.size
 
     def _reply_active(self, now: float) -> bool:
         tail = self.settings.half_duplex_tail_ms / 1000 + self._out_latency
@@ -674,9 +711,11 @@ class AudioEngine:
             self._playout.depth > 0 or bool(self._play_queue) or now - self._last_reply_audio < tail
         )
 
-    def _process_frame(self, frame: Int16Array, t_callback: float, held: bool) -> None:
+    def _process_frame(
+        self, frame: Int16Array, t_callback: float, held: bool, far_at: int | None = None
+    ) -> None:
         if self._echo is not None:
-            frame = self._echo.process(frame)
+            frame = self._echo.process(frame, far_at)
         frame = self._processor.process(frame)
         self.mic_ring.write(frame)
         generation = self._delivery_generation
@@ -761,6 +800,14 @@ def _playout_buffer(rate: int, settings: AudioSettings) -> PlayoutBuffer:
     """Adaptive: from one output block plus the link's measured jitter, up to the
     setting (a ceiling)."""
     return PlayoutBuffer(rate, settings.playout_buffer_ms, period_ms=_OUTPUT_BLOCK_MS)
+
+
+def _time_of(time_info: Any, key: str) -> float:
+    """A block's DAC or ADC time from PortAudio's `time_info`, 0.0 where it gives none."""
+    try:
+        return float(time_info[key]) if time_info else 0.0
+    except (KeyError, TypeError, ValueError):
+        return 0.0
 
 
 def _stream_latency(stream: Any, side: DeviceSide) -> float:

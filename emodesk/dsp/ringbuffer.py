@@ -88,6 +88,11 @@ class RingBuffer:
 
     def read_new(self, max_n: int | None = None) -> np.ndarray[Any, Any]:
         """Samples written since the last call, oldest first, at most `max_n` of them."""
+        return self.read_new_indexed(max_n)[1]
+
+    def read_new_indexed(self, max_n: int | None = None) -> tuple[int, np.ndarray[Any, Any]]:
+        """`read_new`, with the index of the first sample returned among all ever
+        written (`total_written` counts the same way)."""
         with self._lock:
             oldest_held = max(0, self._total - self._capacity)
             if self._read_pos < oldest_held:
@@ -97,10 +102,11 @@ class RingBuffer:
             if max_n is not None:
                 n = max(0, min(n, max_n))
             out = np.empty(n, dtype=self._buf.dtype)
+            start = self._read_pos
             if n:
-                self._copy_out(self._read_pos, n, out)
+                self._copy_out(start, n, out)
             self._read_pos += n
-        return out
+        return start, out
 
     def clear(self) -> None:
         """Forget everything written; the next read sees only newer samples."""

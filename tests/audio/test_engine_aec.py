@@ -3,11 +3,10 @@
 `tests/audio/test_processing.py` feeds `EchoCanceller` a reference aligned sample for
 sample with the echo. Here the engine does what it does in use: its output callback
 records every block it hands the device as the far end (both streams at 16 kHz here, so
-it is not resampled), its engine thread pairs it with each captured frame and keeps its
-lag behind the captured audio within a band (the engine's `_FAR_LAG_LOW_MS` to
-`_FAR_LAG_HIGH_MS`, `EchoCanceller.trim_far`; a frame that finds it short owes the
-missing part). Real PortAudio streams on the private PulseAudio null sinks carry the
-audio and set the timing.
+it is not resampled), and its engine thread pairs each captured frame with the
+reference that sounded 10 ms after it was captured, by PortAudio's DAC and ADC times
+(`emodesk.audio.alignment`). Real PortAudio streams on the private PulseAudio null sinks
+carry the audio and set the timing.
 
 The room is the one thing simulated: a wrapper at the device boundary (the engine's two
 PortAudio callbacks) adds to each captured block the echo of what the speaker sounded
@@ -20,16 +19,17 @@ on a loaded machine moves the echo as it would in a real room.
 On this stack a block sounds about 30 ms after its output callback and is captured about
 20 ms before its input callback, so even a 0 ms room (speaker against the microphone)
 echoes 50 ms after the callback that handed its sound over; 20 ms is a desk, 80 ms a
-large room, 250 ms about what a Bluetooth headset adds. The engine keeps the reference
-at most 50 ms behind the capture, so every one of them reaches AEC3 before its echo.
-With the lag at the stream latencies plus 80 ms (140 ms, before 2026-11-30) the 0 ms
-room was not cancelled (0.2 dB), and with a 20 ms bound, trimmed at every callback
-jitter, a sound-server echo path lost most of its reduction (`make bench`).
+large room, 250 ms about what a Bluetooth headset adds; every one of them reaches AEC3
+after its reference. With the reference lagging the capture by the stream latencies
+plus 80 ms (140 ms, before 2026-11-30) the 0 ms room was not cancelled (0.2 dB); kept
+within 10-50 ms by how much of it was queued (until 2026-12-01) it failed now and then
+(7 dB once), its echo at the band's edge.
 """
 
 from __future__ import annotations
 
 import asyncio
+import math
 import threading
 import time
 from collections.abc import Callable
@@ -38,6 +38,7 @@ from typing import Any
 
 import numpy as np
 import pytest
+import soxr
 
 from emodesk.audio import AudioEngine, AudioSettings
 from emodesk.dsp.levels import rms_dbfs
@@ -71,10 +72,11 @@ class DelayedEcho:
 
     SPAN_S = 120  # the speaker's timeline kept, from the first output callback
 
-    def __init__(self, engine: AudioEngine, delay_ms: int) -> None:
+    def __init__(self, engine: AudioEngine, delay_ms: int, output_rate: int = RATE) -> None:
         self.delay_s = delay_ms / 1000
         self.ir = _room()
-        self.speaker = np.zeros(RATE * self.SPAN_S)  # what sounded, by PortAudio time
+        self.out_rate = output_rate
+        self.speaker = np.zeros(output_rate * self.SPAN_S)  # what sounded, by PortAudio time
         self.t0: float | None = None  # PortAudio time of `speaker[0]`
         self.lock = threading.Lock()
         self.injected: list[tuple[float, np.ndarray]] = []  # (time, echo added)
@@ -87,7 +89,7 @@ class DelayedEcho:
             with self.lock:
                 if self.t0 is None:
                     self.t0 = t["output_buffer_dac_time"]
-                at = round((t["output_buffer_dac_time"] - self.t0) * RATE)
+                at = round((t["output_buffer_dac_time"] - self.t0) * self.out_rate)
                 block = np.frombuffer(data, np.int16)
                 if at >= 0 and at + block.size <= self.speaker.size:
                     self.speaker[at : at + block.size] = block
@@ -102,28 +104,55 @@ class DelayedEcho:
                     end = round((t["input_buffer_adc_time"] - self.delay_s - self.t0) * RATE)
                     end += frames
                     start = end - frames - self.ir.size + 1
-                    if start >= 0 and end <= self.speaker.size:
-                        source = self.speaker[start:end]
+                    source = self.sounded(start, end)
+                    if source is not None:
                         echo = np.convolve(source, self.ir, mode="valid")[:frames]
             self.injected.append((time.monotonic(), np.clip(echo, -32768, 32767).astype(np.int16)))
             mixed = np.clip(near + echo, -32768, 32767).astype(np.int16)
             return capture(mixed.tobytes(), frames, t, status)
 
         # Bound before the streams open: PortAudio takes the engine's attributes then.
-        engine._output_callback = output_callback  # type: ignore[method-assign]
-        engine._input_callback = input_callback  # type: ignore[method-assign]
+        self._bind(engine, output_callback, input_callback)
+
+    def sounded(self, start: int, end: int) -> np.ndarray | None:
+        """What sounded over 16 kHz samples [start, end) of the timeline, None where
+        that is outside it. At another output rate, the timeline is resampled from a
+        point both rates' grids share (every 1/8000 s for 24 kHz), with margins that
+        are cut off again, so the echo is the same filter of the sound in every block."""
+        if self.out_rate == RATE:
+            return self.speaker[start:end] if start >= 0 and end <= self.speaker.size else None
+        step = RATE // math.gcd(RATE, self.out_rate)  # 16 kHz samples between shared points
+        first = (start - 64) // step * step
+        last = -(-(end + 64) // step) * step
+        lo, hi = first * self.out_rate // RATE, last * self.out_rate // RATE
+        if lo < 0 or hi > self.speaker.size:
+            return None
+        wide = soxr.resample(self.speaker[lo:hi], self.out_rate, RATE, quality="HQ")
+        return np.asarray(wide[start - first : end - first])
+
+    @staticmethod
+    def _bind(engine: AudioEngine, output: Callable[..., Any], capture: Callable[..., Any]) -> None:
+        engine._output_callback = output  # type: ignore[method-assign]
+        engine._input_callback = capture  # type: ignore[method-assign]
 
 
-@pytest.mark.parametrize("delay_ms", [0, 20, 80, 250])
+@pytest.mark.parametrize(
+    ("delay_ms", "out_rate"),
+    [(0, RATE), (20, RATE), (80, RATE), (250, RATE), (0, 24000), (80, 24000)],
+)
 async def test_the_engine_cancels_a_delayed_echo_through_its_own_alignment(
-    pulse: PulseStack, speech_wav: Path, delay_ms: int
+    pulse: PulseStack, speech_wav: Path, delay_ms: int, out_rate: int
 ) -> None:
+    """At 24 kHz out (the reply's own rate, where a device takes it) the reference is
+    resampled to 16 kHz before it is paired."""
     loop = asyncio.get_running_loop()
     engine = AudioEngine(
         loop,
-        AudioSettings(echo_mode="full_duplex_aec", output_device_rate=RATE, input_device_rate=RATE),
+        AudioSettings(
+            echo_mode="full_duplex_aec", output_device_rate=out_rate, input_device_rate=RATE
+        ),
     )
-    room = DelayedEcho(engine, delay_ms)
+    room = DelayedEcho(engine, delay_ms, out_rate)
     cleaned: list[tuple[float, bytes]] = []
     started: list[float] = []
     engine.set_listeners(on_playback_started=started.append)
@@ -140,7 +169,7 @@ async def test_the_engine_cancels_a_delayed_echo_through_its_own_alignment(
     finally:
         await asyncio.to_thread(engine.close)
 
-    assert engine.output_rate == RATE and engine.input_rate == RATE
+    assert engine.output_rate == out_rate and engine.input_rate == RATE
     assert engine.counters.overflows == 0, "captured audio was lost: the test says nothing"
     # The second half of the reply, after convergence, in half-second windows timed on
     # arrival at both ends; the median window, so that a stream's pause on a loaded

@@ -127,29 +127,32 @@ def test_aec_keeps_near_speech_when_the_speaker_is_silent(speech_wav: Path) -> N
     assert loss < 3, f"AEC took {loss:.1f} dB off speech with no echo to cancel"
 
 
-def test_a_frame_that_found_the_reference_short_skips_that_much_of_it_later() -> None:
-    """Callback jitter: the reference for part of a frame had not come yet. The frame
-    takes zeros for it, and when it comes that part is skipped, so every later frame is
-    still paired with the reference of its own moment."""
+def test_each_frame_is_paired_with_the_reference_at_its_index() -> None:
+    """The reference is kept by its index on the far end's counter. A frame paired with
+    a stretch not yet played (callback jitter) takes silence for that part, and the next
+    frame goes on from the next index, not from what was left over; an index that does
+    not follow (a restarted stream) starts the reference afresh."""
     aec = EchoCanceller()
     reference = np.arange(1, 2001, dtype=np.int16)
     paired: list[np.ndarray] = []
     aec.process_with_far = lambda near, far: paired.append(far.copy()) or near  # type: ignore[method-assign]
     frame = np.zeros(320, np.int16)
-    aec.push_far(reference[:100])
-    aec.process(frame)  # 220 samples short
+    aec.push_far(reference[:100], 5000)
+    aec.process(frame, 5000)  # 220 samples not yet there
     assert np.array_equal(paired[0], np.concatenate((reference[:100], np.zeros(220, np.int16))))
-    aec.push_far(reference[100:1000])  # the 220 it went without come now, with more
-    assert aec.buffered == 1000 - 320
-    aec.process(frame)
+    aec.push_far(reference[100:1000])  # follows on: index 5100
+    assert aec.far_end == 6000 and aec.buffered == 1000 - 320
+    aec.process(frame)  # the next frame's reference: from 5320
     assert np.array_equal(paired[1], reference[320:640])
-    # Owed beyond 40 ms (640 samples), the pairing moves instead (the capture clock
-    # runs ahead of the speaker's).
-    aec.process(frame)  # 360 there: 320 of them taken
-    for _ in range(3):
-        aec.process(frame)  # 40 there, then none: 280 + 320 + 320 short
-    aec.push_far(reference[1000:2000])
-    assert aec.buffered == 1000 - 640
+    aec.process(frame, 5100)  # a frame paired further back (the pairing moved)
+    assert np.array_equal(paired[2], reference[100:420])
+    aec.process(frame, 4000)  # long before anything held: silence
+    assert not paired[3].any()
+    aec.push_far(reference[:50], 20000)  # a restarted stream
+    assert aec.far_end == 20050
+    aec.process(frame, 19990)
+    assert np.array_equal(paired[4], np.concatenate((np.zeros(10, np.int16), reference[:50],
+                                                     np.zeros(260, np.int16))))  # fmt: skip
 
 
 def _user_voice(seconds: float) -> np.ndarray:
