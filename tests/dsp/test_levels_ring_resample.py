@@ -136,3 +136,20 @@ def test_frame_levels_of_a_long_signal_match_per_frame_and_stay_small_in_memory(
         assert abs(levels[i] - rms_dbfs(x[i * 160 : (i + 1) * 160])) < 1e-9
     # A whole-signal float64 copy would be 7.7 MB; blocks keep it to a few MB.
     assert peak < 4_500_000
+
+
+def test_ring_buffer_read_new_says_where_what_it_returns_starts() -> None:
+    """The index counts every sample ever written, so a reader can tell a gap (an
+    overrun) from a run that follows on."""
+    ring = RingBuffer(8)
+    ring.write(np.arange(5, dtype=np.int16))
+    start, got = ring.read_new_indexed()
+    assert start == 0 and got.tolist() == [0, 1, 2, 3, 4]
+    ring.write(np.arange(5, 8, dtype=np.int16))
+    assert ring.read_new_indexed()[0] == 5  # follows on
+    ring.write(np.arange(8, 20, dtype=np.int16))  # more than it holds: 8-11 are lost
+    start, got = ring.read_new_indexed()
+    assert start == 12 and got.tolist() == list(range(12, 20))
+    ring.clear()
+    ring.write(np.arange(20, 22, dtype=np.int16))
+    assert ring.read_new_indexed()[0] == 20
