@@ -39,7 +39,6 @@ import ctypes
 import math
 from collections.abc import Callable
 from functools import cache
-from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -112,6 +111,7 @@ _WARM_S = 1.0
 # Less judged audio than this goes one piece at a time: loading ONNX Runtime (about
 # 0.1 s and 40 MB) costs more than it saves on a short file or a turn.
 _BATCH_FROM_S = 60.0
+_CONTEXT = 32  # samples of the previous window Silero v5 sees at 8 kHz
 _LANES = 16  # pieces judged at once: 0.05-0.06 ms per window instead of 0.11-0.14 alone
 
 
@@ -129,7 +129,7 @@ class _SileroBatch:
         options.intra_op_num_threads = 1  # one core, as the budget is stated
         options.inter_op_num_threads = 1
         options.log_severity_level = 3
-        model = str(Path(SileroVAD._get_model_path()))  # the wheel's own model file
+        model = SileroVAD._get_model_path()  # the wheel's own model file
         self._session = ort.InferenceSession(model, options, providers=["CPUExecutionProvider"])
         self._rate = np.array(VAD_RATE, dtype=np.int64)
 
@@ -176,9 +176,6 @@ class _SileroBatch:
                 position[lane] += WINDOW
                 if position[lane] + _CONTEXT + WINDOW > held[1].size:
                     lanes[lane] = None
-
-
-_CONTEXT = 32  # samples of the previous window Silero v5 sees at 8 kHz
 
 
 class _SequentialJudge:
