@@ -174,6 +174,15 @@ def speech_ended(mic: Monitor, t0: float) -> bool:
     return last is not None and time.monotonic() - last >= 0.3
 
 
+def _every(samples: list[tuple[float, float]], period_s: float) -> list[float]:
+    """The first of (seconds, value) samples at or after each multiple of period_s."""
+    picked: list[float] = []
+    for t, value in samples:
+        if t >= len(picked) * period_s:
+            picked.append(round(value, 1))
+    return picked
+
+
 def _pct(values: list[float], q: float) -> float | None:
     return round(float(np.percentile(values, q)), 1) if values else None
 
@@ -307,6 +316,7 @@ async def soak(args: argparse.Namespace, pulse: Any, tmp: Path) -> dict[str, Any
         results.append(result)
         now = time.monotonic()
         rss_samples.append((now - t_begin, rss_mb()))
+        result["rss_mb"] = round(rss_samples[-1][1], 1)
         warm = now - t_begin >= min(300.0, args.minutes * 6)
         if (
             rss_start is None
@@ -363,6 +373,7 @@ async def soak(args: argparse.Namespace, pulse: Any, tmp: Path) -> dict[str, Any
         "hands_free_switches": switches,
         "reconnecting_states": sum(e.state is S.RECONNECTING for e in states),
         "rss_peak_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
+        "rss_mb_every_5_min": _every(rss_samples, 300.0),
         "lost_turns": [r for r in results if r["outcome"] != "completed"],
     }
 
@@ -389,7 +400,10 @@ def main(argv: list[str] | None = None) -> int:
         run_emulator()
         return 0
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+    from emodesk.app.heap import limit_malloc_arenas
     from tests.support.pulse import PulseStack, missing_binaries
+
+    limit_malloc_arenas()  # as `emodesk` (app.run) does before its first thread
 
     if missing_binaries():
         print(f"soak: PulseAudio binaries missing: {missing_binaries()}", file=sys.stderr)

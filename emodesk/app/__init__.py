@@ -30,6 +30,7 @@ from PySide6.QtWidgets import QApplication
 
 from emodesk import resources
 from emodesk.app.backend import Backend, BackendOptions
+from emodesk.app.heap import limit_malloc_arenas
 from emodesk.core.consent import CONSENT_TEXT, CONSENT_TITLE, CONSENT_VERSION
 from emodesk.core.profiles import PROFILES
 from emodesk.core.settings import FEATURED_VOICES, VOICES
@@ -116,6 +117,8 @@ def run(args: argparse.Namespace) -> int:
     if reason:
         print(f"emodesk: {reason}", file=sys.stderr)
         return 2
+    if "MALLOC_ARENA_MAX" not in os.environ:
+        limit_malloc_arenas()  # before Qt, PortAudio or an executor starts a thread
     import qasync
 
     app = QApplication.instance() or QApplication(sys.argv[:1])

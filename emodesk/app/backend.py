@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 from PySide6.QtCore import QTimer
 
 from emodesk.app.devices import DeviceNames
+from emodesk.app.heap import freeze_startup_objects
 from emodesk.app.history import History
 from emodesk.app.keys import ApiKeys
 from emodesk.app.preview import LevelPreview
@@ -135,6 +136,8 @@ class Backend:
         self._gaps_timer.start()
         if self.options.auto_connect:
             await controller.connect()
+        frozen = freeze_startup_objects()
+        log.debug("start-up done: %d objects out of the collector's sight", frozen)
 
     def _show_audio_gaps(self) -> None:
         from emodesk.audio.alsa_log import alsa_underruns
