@@ -371,3 +371,34 @@ def test_the_window_routes_transcript_events_and_a_failed_turn_notice(
     assert "no reply in 30 s" in window.statusBar().currentMessage()
     assert NoticeKind.TURN_FAILED not in window.banners.banners
     assert not window.banners.banners
+
+
+def test_a_row_read_directly_is_the_row_its_data_roles_give(qapp: object) -> None:
+    """The delegate reads our model's rows directly (a relayout measures every row);
+    through a proxy it asks `data()`: both must see the same row."""
+    from PySide6.QtCore import QIdentityProxyModel
+
+    from emodesk.ui.transcript import _Parts
+
+    model = TranscriptModel()
+    model.add_piece(USER, " still streaming ", 1)
+    model.add_piece(USER, "Hello there", 2)
+    model.add_piece(MODEL, "Hi", 2)
+    model.settle(2, TurnOutcome.INTERRUPTED, "", "Hello there", "Hi")
+    model.settle(3, TurnOutcome.FAILED, "the connection dropped", "Are you there?", "")
+    proxy = QIdentityProxyModel()
+    proxy.setSourceModel(model)
+    assert model.rowCount() == 5
+    for row in range(model.rowCount()):
+        direct = _Parts.of(model.index(row))
+        assert direct == _Parts.of(proxy.index(row, 0))
+    assert [
+        (p.title, p.text, p.note, p.final, p.outcome)
+        for p in map(_Parts.of, map(model.index, range(5)))
+    ] == [
+        ("You", "still streaming", "", False, ""),
+        ("You", "Hello there", "", True, "interrupted"),
+        ("Gemini", "Hi", "— interrupted", True, "interrupted"),
+        ("You", "Are you there?", "", True, "failed"),
+        ("Gemini", "", "Not answered: the connection dropped", True, "failed"),
+    ]
