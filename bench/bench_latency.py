@@ -20,6 +20,10 @@ Figures, all read by parec on the sinks' monitors on the process's monotonic clo
   the server's end-of-speech wait (`vad_silence_ms`).
 - barge-in (hands-free): the onset of speech at the microphone while a reply plays ->
   the reply silent at the speaker (its last sound).
+The reply's way from the emulator's socket to the speaker is split by the engine's
+observer: sent -> `play()` (read and parsed on the GUI thread), `play()` -> in the
+playout buffer (the engine thread), -> its first block handed to the device (the
+playout target's wait), that block's callback -> heard (the device).
 
 Goals (medians, this 2-core machine): push-to-talk <= 40 ms, hands-free <= 30 ms above
 the server's wait, barge-in <= 30 ms. Printed: per figure the median over all trials
@@ -52,10 +56,18 @@ LABELS = {
     "ptt_to_server": "  share: push_to_talk_up -> the server ends the turn",
     "ptt_server": "  share: the server ends the turn -> its first reply audio sent",
     "ptt_client": "  share: first reply audio sent -> first sound at the speaker",
+    "ptt_socket": "    of it: sent -> given to the engine (play())",
+    "ptt_hop": "    of it: play() -> in the playout buffer (the engine thread)",
+    "ptt_wait": "    of it: in the playout buffer -> first reply block handed to the device",
+    "ptt_device": "    of it: that block's callback -> heard at the speaker",
     "hands_free": "hands-free, end of speech -> first reply sound, less the server's wait",
     "hf_to_server": "  share: end of speech -> the server ends the turn, less its wait",
     "hf_server": "  share: the server ends the turn -> its first reply audio sent",
     "hf_client": "  share: first reply audio sent -> first sound at the speaker",
+    "hf_socket": "    of it: sent -> given to the engine (play())",
+    "hf_hop": "    of it: play() -> in the playout buffer (the engine thread)",
+    "hf_wait": "    of it: in the playout buffer -> first reply block handed to the device",
+    "hf_device": "    of it: that block's callback -> heard at the speaker",
     "barge_in": "barge-in (hands-free), speech onset -> reply silent",
 }
 
@@ -68,6 +80,25 @@ def voiced(seconds: float, rate: int, f0: float, amplitude: float) -> np.ndarray
     fade = np.minimum(1.0, np.minimum(t, t[-1] - t) / 0.001)
     out = signal * fade
     return (out / np.abs(out).max() * amplitude).astype(np.int16)
+
+
+class ReplyTrace:
+    """The engine's observer: when reply audio was given to `play()`, when it reached the
+    playout buffer, and when the output callback handed reply samples to the device (the
+    first of each reply is looked up)."""
+
+    def __init__(self) -> None:
+        self.buffered: list[tuple[float, float]] = []
+        self.blocks: list[float] = []
+
+    def frame_posted(self, t_callback: float) -> None:
+        pass
+
+    def reply_buffered(self, t_play: float, t_buffered: float, samples: int) -> None:
+        self.buffered.append((t_play, t_buffered))
+
+    def reply_played(self, samples: int, t_callback: float) -> None:
+        self.blocks.append(t_callback)
 
 
 async def one_run(
@@ -103,6 +134,13 @@ async def one_run(
         out[f"{prefix}_to_server"].append(t_end - start - wait_s)
         out[f"{prefix}_server"].append(t_audio - t_end)
         out[f"{prefix}_client"].append(onset - t_audio)
+        first = next(((p, b) for p, b in trace.buffered if p >= t_audio), None)
+        t_block = next((t for t in trace.blocks if first is not None and t >= first[1]), None)
+        if first is not None and t_block is not None:
+            out[f"{prefix}_socket"].append(first[0] - t_audio)
+            out[f"{prefix}_hop"].append(first[1] - first[0])
+            out[f"{prefix}_wait"].append(t_block - first[1])
+            out[f"{prefix}_device"].append(onset - t_block)
 
     speech = write_wav(tmp / "speech.wav", voiced(1.0, 16000, 140.0, 9000), 16000)
 
@@ -120,6 +158,8 @@ async def one_run(
         ),
     )
     await backend.start()
+    trace = ReplyTrace()
+    backend.audio.observer = trace
     controller = backend.controller
     closed: list[float] = []
     states: list[StateChanged] = []
@@ -278,8 +318,10 @@ def run_emulator() -> None:
 def child(trials: int, frame_ms: int | None) -> None:
     """One run, in this process; prints its figures (seconds) as one JSON line."""
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+    from emodesk.app.heap import limit_malloc_arenas
     from tests.support.pulse import PulseStack
 
+    limit_malloc_arenas()  # as `emodesk` (app.run) does before its first thread
     if not os.environ.get("DISPLAY"):
         os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
     import qasync
