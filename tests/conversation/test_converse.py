@@ -17,6 +17,7 @@ import pytest
 
 from emodesk.dsp.wav import read_wav, write_wav
 from emodesk.live.emulator.server import EmulatorServer
+from emodesk.live.limits import MAX_TURN_TEXT_CHARS
 from emodesk.store import SessionStore
 from tests.support.speech import AGITATED, CALM, NORMAL, speech_16k, with_silence
 
@@ -377,7 +378,9 @@ async def _emulator_with(faults: str) -> AsyncIterator[EmulatorServer]:
 # A normal three-turn conversation peaks at about 100 MB here; without the limits a reply
 # flood reached 6.7 GB in 60 s and a transcript flood 24 GB.
 FLOOD_PEAK_LIMIT_MB = 250
-FLOODED_PAST = {"flood@1": 20_000_000, "textflood@1": 1_000_000}
+# A transcript flood counts once it sent five times the text limit that cut it off: on a
+# busy machine the client cuts it off before the emulator has sent 1 MB (513 kB once).
+FLOODED_PAST = {"flood@1": 20_000_000, "textflood@1": 5 * MAX_TURN_TEXT_CHARS}
 
 
 @pytest.mark.parametrize("fault", ["flood@1", "textflood@1"])
