@@ -113,6 +113,7 @@ class TranscriptModel(QAbstractListModel):
     ReasonRole = Qt.ItemDataRole.UserRole + 5  # why a failed turn failed
     TextRole = Qt.ItemDataRole.UserRole + 6  # the side's text alone (no title, no note)
     NoteRole = Qt.ItemDataRole.UserRole + 7  # "— interrupted", "Not answered: …" or ""
+    PartsRole = Qt.ItemDataRole.UserRole + 8  # all the delegate draws (`_Parts`), at once
 
     def __init__(self, parent: QObject | None = None) -> None:
         super().__init__(parent)
@@ -157,6 +158,8 @@ class TranscriptModel(QAbstractListModel):
             return entry.text.strip()
         if role == self.NoteRole:
             return entry.note
+        if role == self.PartsRole:
+            return _Parts.of_entry(entry)
         return None
 
     # ------------------------------------------------------------------ events
@@ -283,32 +286,17 @@ class _Parts:
     outcome: str
 
     @classmethod
+    def of_entry(cls, entry: TranscriptEntry) -> _Parts:
+        outcome = entry.outcome.value if entry.outcome is not None else ""
+        title = ROLE_TITLES[entry.role]
+        return cls(title, entry.text.strip(), entry.note, entry.role, entry.final, outcome)
+
+    @classmethod
     def of(cls, index: _ModelIndex) -> _Parts:
-        # Read from the row itself where the model is ours: six `data()` calls per row
-        # cost 0.25 ms, and a relayout of a long session measures every row.
-        model = index.model()
-        if isinstance(model, TranscriptModel) and 0 <= index.row() < len(model.entries):
-            entry = model.entries[index.row()]
-            outcome = entry.outcome.value if entry.outcome is not None else ""
-            return cls(
-                ROLE_TITLES[entry.role],
-                entry.text.strip(),
-                entry.note,
-                entry.role,
-                entry.final,
-                outcome,
-            )
-        m = TranscriptModel
-        value = str(index.data(m.RoleRole) or "")
-        role = Role(value) if value else None
-        return cls(
-            ROLE_TITLES[role] if role is not None else "",
-            str(index.data(m.TextRole) or ""),
-            str(index.data(m.NoteRole) or ""),
-            role,
-            bool(index.data(m.FinalRole)),
-            str(index.data(m.OutcomeRole) or ""),
-        )
+        # One `data()` call (about 40 us): a relayout of a long session measures every
+        # row, and the GUI thread also reads the reply's audio.
+        parts = index.data(TranscriptModel.PartsRole)
+        return parts if isinstance(parts, _Parts) else cls("", "", "", None, False, "")
 
 
 def _note_colour(outcome: str) -> QColor:
