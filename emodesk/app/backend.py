@@ -127,6 +127,11 @@ class Backend:
         self.history = History(store, self._retention_failed)
         self.history.apply_redaction(self.window.settings)
         await self.history.apply_retention(self.window.settings.retention_days)
+        # What lives as long as the app (modules, the window, the store) is now built;
+        # the stack is not frozen with it: it is rebuilt on a settings change, and a
+        # frozen object left in a reference cycle is never collected.
+        frozen = freeze_startup_objects()
+        log.debug("%d start-up objects out of the collector's sight", frozen)
         # The window's settings now, not a copy from before the awaits: the user may
         # have answered the consent dialog meanwhile.
         controller = self._build_stack(self.window.settings)
@@ -136,8 +141,6 @@ class Backend:
         self._gaps_timer.start()
         if self.options.auto_connect:
             await controller.connect()
-        frozen = freeze_startup_objects()
-        log.debug("start-up done: %d objects out of the collector's sight", frozen)
 
     def _show_audio_gaps(self) -> None:
         from emodesk.audio.alsa_log import alsa_underruns

@@ -76,3 +76,8 @@ def test_startup_objects_are_frozen_out_of_collections() -> None:
         assert any(o is later for o in gc.get_objects())
     finally:
         gc.unfreeze()
+
+
+def test_an_arena_count_the_user_set_stands(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("MALLOC_ARENA_MAX", "4")
+    assert heap.limit_malloc_arenas() is False
