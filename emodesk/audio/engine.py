@@ -25,6 +25,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import sys
 import threading
 import time
 from collections import deque
@@ -71,6 +72,11 @@ _WATCHDOG_PERIOD_S = 0.25  # stream health checks are PortAudio calls: not every
 # legitimately pause a fresh stream (PulseAudio null sinks: up to ~2 s at start).
 _STALL_S = 3.0
 _OUTPUT_BLOCK_MS = 10  # output callback size: small, so a flush has little to drain
+# How long a Python thread holding the GIL keeps it while another waits (CPython's
+# default is 5 ms). The device callbacks need it within a fraction of a block; at 5 ms
+# a busy GUI thread makes them late enough to underrun (measured: 250 output underflows
+# in 15 s with one busy Python thread, 10 ms blocks; none at 1 ms).
+_GIL_SWITCH_S = 0.001
 _RING_SECONDS = 10
 _CAPTURE_RING_S = 2.0  # captured audio the engine thread may fall behind before overflow
 
@@ -250,6 +256,8 @@ class AudioEngine:
 
     def start(self) -> None:
         """Start the engine thread and open the output device (play() does it lazily)."""
+        if sys.getswitchinterval() > _GIL_SWITCH_S:  # process-wide: see _GIL_SWITCH_S
+            sys.setswitchinterval(_GIL_SWITCH_S)
         self._ensure_thread()
 
     def close(self, timeout_s: float = 3.0) -> None:
