@@ -226,6 +226,7 @@ class Backend:
             settings=settings,
             connection=self._connection,
             tools=self._folder_tools(settings),
+            own_thread=True,  # the socket is read off the GUI thread
         )
         self.audio, self.controller = audio, controller
         self.window.attach_controller(

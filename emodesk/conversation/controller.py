@@ -805,10 +805,11 @@ class Controller:
         turn = self._turn
         if turn is None or turn.released is None or turn.first_played is not None:
             return
-        if turn.first_audio is None:
-            return
         turn.first_played = t_monotonic
-        self._send_latency(turn)
+        # Audio played early (on the Live session's thread) can start before its event
+        # is handled here; the latency is then sent when it is (`_on_audio_chunk`).
+        if turn.first_audio is not None:
+            self._send_latency(turn)
 
     def _on_audio_error(self, message: str, side: DeviceSide) -> None:
         if side == "output":
@@ -1019,14 +1020,33 @@ class Controller:
         None when it is to be dropped: the tail of an interrupted reply, a reply while a
         push-to-talk turn is still being spoken (an earlier reply's last frames), or
         nothing owed. Hands-free, a reply is the server's sign it heard a turn."""
-        if self._tail_of is not None or self._state not in CONNECTED_STATES:
+        if not self._takes_reply_content():
             return None
         turn = self._turn
         if turn is None or turn.closed:
-            return self._open_hands_free_turn() if self._hands_free_capture else None
-        if turn.phase is Phase.CAPTURING and turn.kind is not TurnKind.HANDS_FREE:
-            return None
+            return self._open_hands_free_turn()
         return turn
+
+    def _takes_reply_content(self) -> bool:
+        """Whether `_reply_turn` keeps reply content (opening a hands-free turn for it);
+        changes nothing, so the Live session's thread may ask too (`play_reply_audio_early`)."""
+        if self._tail_of is not None or self._state not in CONNECTED_STATES:
+            return False
+        turn = self._turn
+        if turn is None or turn.closed:
+            return self._hands_free_capture
+        return turn.phase is not Phase.CAPTURING or turn.kind is TurnKind.HANDS_FREE
+
+    def play_reply_audio_early(self, chunk: AudioChunk) -> bool:
+        """Called on the Live session's own thread as reply audio arrives
+        (`LiveOnThread.set_early_playback`): plays `chunk` at once if the conversation
+        takes it, so the audio does not wait for this loop's thread (the GUI's). The
+        state read is written on this loop's thread; a chunk played on a stale answer is
+        silenced when its event arrives (`_on_audio_chunk`)."""
+        if not self._takes_reply_content():
+            return False
+        self._audio.play(chunk.data, chunk.rate)
+        return True
 
     def _open_hands_free_turn(self) -> Turn:
         # The turn began with the speech kept since the last one closed.
@@ -1059,12 +1079,17 @@ class Controller:
     def _on_audio_chunk(self, chunk: AudioChunk) -> None:
         turn = self._reply_turn()
         if turn is None:
+            if chunk.played:  # played early on an answer this loop has since changed
+                self._audio.flush()
             return
         was_capturing = turn.phase is Phase.CAPTURING
-        turn.audio_received(len(chunk.data) / 2 / chunk.rate, self._clock())
+        first = turn.audio_received(len(chunk.data) / 2 / chunk.rate, self._clock())
         if was_capturing:
             self._heard(turn)
-        self._audio.play(chunk.data, chunk.rate)
+        if not chunk.played:
+            self._audio.play(chunk.data, chunk.rate)
+        elif first and turn.first_played is not None:  # it sounded before it came here
+            self._send_latency(turn)
         if self._state is S.WAITING:
             self._set_state(S.REPLYING)
 

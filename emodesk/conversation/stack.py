@@ -27,6 +27,7 @@ from emodesk.core.settings import AppSettings
 from emodesk.dsp.estimator import AcousticEstimator
 from emodesk.dsp.vad import LiveSpeech
 from emodesk.live.session import LiveSession, RetryPolicy
+from emodesk.live.threaded import LiveOnThread
 
 if TYPE_CHECKING:
     from emodesk.live.emulator.server import EmulatorServer
@@ -40,6 +41,7 @@ def build_controller(
     connection: Connection,
     pace: float = 1.0,
     tools: Mapping[str, Tool] | None = None,
+    own_thread: bool = False,
 ) -> Controller:
     """A controller on a new Live session, estimating from the user's turns with the
     acoustic estimator (only with consent: the controller decides); hands-free, from the
@@ -48,13 +50,21 @@ def build_controller(
     `pace`: how many times faster than real time the conversation's clocks run, the
     reconnect back-off and the stall limit of a turn (converse's tests speed its file
     clock up). `tools`: the functions the user's folders make possible
-    (`emodesk.conversation.tools.folders`), declared when the profile names them."""
+    (`emodesk.conversation.tools.folders`), declared when the profile names them.
+    `own_thread`: the session reads its socket on a thread of its own
+    (`emodesk.live.threaded`), not on this loop's (the desktop app's GUI thread), and
+    plays reply audio from there as it arrives."""
     retry = RetryPolicy()
     retry = dataclasses.replace(
         retry, base_delay_s=retry.base_delay_s / pace, max_delay_s=retry.max_delay_s / pace
     )
-    return Controller(
-        live=LiveSession(retry=retry),
+    live: LiveSession | LiveOnThread
+    if own_thread:
+        live = LiveOnThread(lambda: LiveSession(retry=retry))
+    else:
+        live = LiveSession(retry=retry)
+    controller = Controller(
+        live=live,
         audio=audio,
         store=store,
         estimator_factory=AcousticEstimator,
@@ -64,6 +74,9 @@ def build_controller(
         stall_limit_s=TURN_STALL_LIMIT_S / pace,
         tools=tools,
     )
+    if isinstance(live, LiveOnThread):
+        live.set_early_playback(controller.play_reply_audio_early)
+    return controller
 
 
 async def start_emulator(

@@ -14,10 +14,13 @@ from emodesk.core.parsing import ParsedEmotion
 
 @dataclass(frozen=True, slots=True)
 class AudioChunk:
-    """Reply audio: 16-bit little-endian mono PCM at `rate` Hz (24000 from Gemini)."""
+    """Reply audio: 16-bit little-endian mono PCM at `rate` Hz (24000 from Gemini).
+    `played`: already handed to the speaker on the session's thread as it arrived
+    (`emodesk.live.threaded`), so the listener only keeps account of it."""
 
     data: bytes
     rate: int
+    played: bool = False
 
 
 @dataclass(frozen=True, slots=True)

@@ -486,6 +486,10 @@ class LiveSession:
         self._enqueue(_Outgoing(_Op.END, None, time.perf_counter()))
 
     async def send_text(self, text: str) -> None:
+        self.queue_text(text)
+
+    def queue_text(self, text: str) -> None:
+        """`send_text` without a coroutine: queued in the order called."""
         if not text.strip():
             return
         self._enqueue(_Outgoing(_Op.TEXT, text, time.perf_counter()))

@@ -4,6 +4,7 @@ interruption, consent gating, voice change, the reading pipeline, latency and fa
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -211,6 +212,30 @@ async def test_pressing_while_the_model_speaks_flushes_playback_at_once(rig: Rig
     assert len(rig.audio.played) == 2 and rig.controller.state is S.REPLYING
 
 
+async def test_reply_audio_played_early_is_accounted_once_and_silenced_if_unwanted(
+    rig: Rig,
+) -> None:
+    """The Live session's thread plays a chunk at once when the conversation takes it
+    (`play_reply_audio_early`); its event then only keeps account. A chunk played on an
+    answer this loop has since changed (the user pressed over the reply) is silenced."""
+    await rig.controller.connect()
+    assert rig.controller.push_to_talk_down()
+    assert not rig.controller.play_reply_audio_early(REPLY)  # the user is speaking
+    rig.audio.feed(3)
+    assert rig.controller.push_to_talk_up()
+    assert rig.controller.play_reply_audio_early(REPLY)
+    assert len(rig.audio.played) == 1
+    rig.live.emit(dataclasses.replace(REPLY, played=True))
+    assert len(rig.audio.played) == 1 and rig.controller.state is S.REPLYING
+    flushes = rig.audio.flushes
+    assert rig.controller.play_reply_audio_early(REPLY)  # then the user presses over it
+    assert rig.controller.push_to_talk_down()
+    assert rig.audio.flushes == flushes + 1
+    rig.live.emit(dataclasses.replace(REPLY, played=True))  # that chunk's event, late
+    assert rig.audio.flushes == flushes + 2  # what it queued after the press is dropped
+    assert not rig.controller.play_reply_audio_early(REPLY)  # the tail is not played
+
+
 async def test_server_interruption_flushes_and_returns_to_ready(rig: Rig) -> None:
     await rig.controller.connect()
     speak_turn(rig)
@@ -233,6 +258,23 @@ async def test_latency_from_release_to_first_audio_and_to_first_playback(rig: Ri
     assert latency.turn == 1
     assert latency.to_first_audio_s == pytest.approx(0.4)
     assert latency.to_first_played_s == pytest.approx(0.45)
+
+
+async def test_latency_is_sent_when_audio_played_early_sounds_before_its_event(
+    rig: Rig,
+) -> None:
+    await rig.controller.connect()
+    speak_turn(rig)
+    rig.clock.advance(0.3)
+    assert rig.controller.play_reply_audio_early(REPLY)
+    assert rig.audio.on_playback_started is not None
+    rig.audio.on_playback_started(rig.clock())  # the speaker started before the event came
+    assert not rig.of(TurnLatency)
+    rig.clock.advance(0.01)
+    rig.live.emit(dataclasses.replace(REPLY, played=True))
+    (latency,) = rig.of(TurnLatency)
+    assert latency.to_first_played_s == pytest.approx(0.3)
+    assert latency.to_first_audio_s == pytest.approx(0.31)  # as accounted on this loop
 
 
 async def test_a_turn_with_no_reply_audio_reports_no_latency_figures(rig: Rig) -> None:
