@@ -7,13 +7,18 @@ The buffer is adaptive, as WebRTC's NetEq is: how long the first sample of a rep
 before playback starts (the target) follows the measured jitter of the link instead of
 a fixed depth. Each chunk's arrival is compared with its place in the reply's media
 time; how much later than the earliest-ever chunk (relative to media time) a chunk came
-is its lateness. The device side is measured too: how far ahead of real time the
-output callback has taken audio since playback started (at least one block; more when
-callbacks come late and then catch up in a burst, as they do when the sound server or
-the GIL holds them back). The target is the peak device lead plus the peak lateness;
-both grow at once and decay slowly (half-life `decay_s` of reply audio); an underrun
-adds one more device period, decaying likewise. The target never exceeds the ceiling
-(the `playout_buffer_ms` setting) nor goes below one device period. A change of target
+is its lateness. Before any is measured, `initial_jitter_ms` is assumed; the assumption
+fades fast (half-life `prior_decay_s` of reply audio), so a link is soon judged by what
+it does. The device side is measured too: how far ahead of real time the output
+callback has taken audio since playback started. That is one block when callbacks come
+on time, and needs no wait: each takes the block it is about to play, and a chunk's
+arrival is timed by its first sample. It is more when callbacks come late and then
+catch up in a burst, as they do when the sound server or the GIL holds them back. The
+target is the device's lead beyond one block plus the peak lateness; both grow at once
+and decay slowly (half-life `decay_s` of reply audio); an underrun adds one device
+period, decaying likewise. Playback also waits for a whole block to be buffered (or
+for a block's time more, for a reply shorter than that). Neither the target nor the
+whole wait exceeds the ceiling (the `playout_buffer_ms` setting). A change of target
 acts only where playback (re)starts, so it never cuts audio: when the buffer runs dry
 mid-reply, the missing samples are silence with a short fade on both sides, so the gap
 does not click, and the event is counted as an underrun.
@@ -56,9 +61,9 @@ _TRIM_HURRY_S = 0.1  # an excess above this is cut at every block
 
 class PlayoutBuffer:
     """`ceiling_ms`: the most the target may grow to. `period_ms`: the device's callback
-    period, the least the target is. `initial_jitter_ms`: the jitter assumed before any
-    was measured (it decays like a measured one). `adaptive=False` holds the target at
-    the ceiling (the fixed buffer this one replaced)."""
+    period (its block). `initial_jitter_ms`: the jitter assumed before any was measured
+    (fading with a half-life of `prior_decay_s` of reply audio). `adaptive=False` holds
+    the target at the ceiling (the fixed buffer this one replaced)."""
 
     def __init__(
         self,
@@ -68,6 +73,7 @@ class PlayoutBuffer:
         period_ms: float = 10.0,
         initial_jitter_ms: float = 10.0,
         decay_s: float = 20.0,
+        prior_decay_s: float = 1.0,
         adaptive: bool = True,
         fade_ms: float = 2.0,
         max_seconds: float = 600.0,
@@ -76,14 +82,16 @@ class PlayoutBuffer:
             raise ValueError(f"rate must be positive, got {rate}")
         if min(ceiling_ms, period_ms, initial_jitter_ms, fade_ms) < 0 or max_seconds <= 0:
             raise ValueError("times must be >= 0 and max_seconds > 0")
-        if decay_s <= 0:
-            raise ValueError(f"decay_s must be positive, got {decay_s}")
+        if decay_s <= 0 or prior_decay_s <= 0:
+            raise ValueError("decay_s and prior_decay_s must be positive")
         self.rate = rate
         self.adaptive = adaptive
         self._ceiling_s = ceiling_ms / 1000
         self._period_s = period_ms / 1000
         self._decay_s = decay_s
-        self._jitter_s = initial_jitter_ms / 1000  # peak lateness, decaying
+        self._prior_decay_s = prior_decay_s
+        self._prior_s = initial_jitter_ms / 1000  # the jitter assumed, fading fast
+        self._jitter_s = 0.0  # peak lateness measured, decaying
         self._lead_s = self._period_s  # peak device lead, decaying
         self._played = 0  # samples handed to the device since playback (re)started
         self._boost_s = 0.0  # added by underruns, decaying
@@ -130,8 +138,8 @@ class PlayoutBuffer:
 
     @property
     def jitter_ms(self) -> float:
-        """The link's peak lateness as measured (decaying)."""
-        return self._jitter_s * 1000
+        """The link's peak lateness as measured (decaying), or as still assumed."""
+        return max(self._jitter_s, self._prior_s) * 1000
 
     @property
     def device_lead_ms(self) -> float:
@@ -141,8 +149,9 @@ class PlayoutBuffer:
     def _target_s(self) -> float:
         if not self.adaptive:
             return self._ceiling_s
-        wanted = max(self._period_s, self._lead_s) + self._jitter_s + self._boost_s
-        return min(self._ceiling_s, max(self._period_s, wanted))
+        burst = self._lead_s - self._period_s  # taken ahead beyond the block itself
+        wanted = burst + max(self._jitter_s, self._prior_s) + self._boost_s
+        return min(self._ceiling_s, wanted)
 
     def write(self, samples: Int16Array, arrived: float | None = None) -> None:
         """Queue reply audio; `arrived`: when it came off the network (monotonic), the
@@ -190,6 +199,7 @@ class PlayoutBuffer:
 
     def _decay_locked(self, audio_s: float) -> None:
         factor = 0.5 ** (audio_s / self._decay_s)
+        self._prior_s *= 0.5 ** (audio_s / self._prior_decay_s)
         self._jitter_s *= factor
         self._boost_s *= factor
         self._lead_s = max(self._period_s, self._lead_s * factor)
@@ -206,8 +216,14 @@ class PlayoutBuffer:
         with self._lock:
             if not self._playing:
                 now = time.monotonic()
-                waited = self._first_wait is not None and now - self._first_wait >= self._target_s()
-                if self._depth == 0 or not waited:
+                waited = -1.0 if self._first_wait is None else now - self._first_wait
+                target = self._target_s()
+                # A whole block, so the first read is audio throughout; a reply shorter
+                # than a block plays once it has waited a block's time more (the ceiling
+                # bounds the whole wait).
+                longest = min(target + self._period_s, self._ceiling_s)
+                enough = self._depth >= n or waited >= longest
+                if self._depth == 0 or waited < target or not enough:
                     out[:] = 0
                     return 0
                 self._playing = True

@@ -87,7 +87,7 @@ def test_oldest_audio_is_dropped_past_the_limit() -> None:
 @pytest.mark.parametrize(
     "kwargs",
     [{"rate": 0}, {"rate": RATE, "ceiling_ms": -1}, {"rate": RATE, "period_ms": -1},
-     {"rate": RATE, "decay_s": 0}],
+     {"rate": RATE, "decay_s": 0}, {"rate": RATE, "prior_decay_s": 0}],
 )  # fmt: skip
 def test_bad_arguments_are_refused(kwargs: dict[str, float]) -> None:
     with pytest.raises(ValueError):
@@ -107,22 +107,27 @@ def paced(buf: PlayoutBuffer, chunks: int, chunk_ms: float, late_ms: list[float]
         buf.write(ramp(n, i * n), arrived=t0 + i * chunk_ms / 1000 + late)
 
 
-def test_starts_low_at_one_device_period_plus_the_assumed_jitter() -> None:
-    buf = PlayoutBuffer(RATE, 60, period_ms=10, initial_jitter_ms=10)
-    assert buf.target_ms == pytest.approx(20)
+def test_starts_at_the_assumed_jitter_which_fades_within_seconds_of_replies() -> None:
+    buf = PlayoutBuffer(RATE, 60, period_ms=10, initial_jitter_ms=10, prior_decay_s=1)
+    assert buf.target_ms == pytest.approx(10)  # a block on time needs no wait of its own
+    paced(buf, 25, 40, [0.0])  # one second of reply, every chunk on time
+    assert buf.jitter_ms == pytest.approx(5, abs=0.3)  # half the assumption is left
+    measured = PlayoutBuffer(RATE, 60, period_ms=10, initial_jitter_ms=10, prior_decay_s=1)
+    paced(measured, 25, 40, [0.0, 8.0])  # what is measured fades at its own pace
+    assert measured.jitter_ms == pytest.approx(8 * 0.5 ** (1 / 20), abs=0.3)
 
 
-def test_on_a_steady_link_the_target_falls_toward_one_device_period() -> None:
+def test_on_a_steady_link_the_target_falls_toward_nothing() -> None:
     buf = PlayoutBuffer(RATE, 60, period_ms=10, initial_jitter_ms=10, decay_s=5)
     paced(buf, 500, 40, [0.0])  # 20 s of reply audio, every chunk on time
-    assert 10 <= buf.target_ms < 11
+    assert 0 <= buf.target_ms < 1
 
 
 def test_the_target_follows_the_measured_jitter() -> None:
     buf = PlayoutBuffer(RATE, 60, period_ms=10, initial_jitter_ms=0)
     paced(buf, 20, 40, [0.0, 15.0, 3.0, 8.0])  # chunks up to 15 ms late
     assert buf.jitter_ms == pytest.approx(15, abs=0.5)
-    assert buf.target_ms == pytest.approx(25, abs=0.5)
+    assert buf.target_ms == pytest.approx(15, abs=0.5)
 
 
 def test_chunks_ahead_of_time_are_not_jitter() -> None:
@@ -131,7 +136,7 @@ def test_chunks_ahead_of_time_are_not_jitter() -> None:
     t0 = time.monotonic()
     for i in range(50):  # a server sending faster than real time: 2 s in 0.1 s
         buf.write(ramp(n, i * n), arrived=t0 + i * 0.002)
-    assert buf.jitter_ms == 0 and buf.target_ms == 10
+    assert buf.jitter_ms == 0 and buf.target_ms == 0
 
 
 def test_grows_at_once_on_an_underrun_and_on_a_late_chunk() -> None:
@@ -147,7 +152,7 @@ def test_grows_at_once_on_an_underrun_and_on_a_late_chunk() -> None:
     assert buf.target_ms >= before + 10  # one more device period
     buf2 = PlayoutBuffer(RATE, 60, period_ms=10, initial_jitter_ms=0)
     paced(buf2, 3, 40, [0.0, 0.0, 30.0])
-    assert buf2.target_ms == pytest.approx(40, abs=0.5)  # grown by the lateness at once
+    assert buf2.target_ms == pytest.approx(30, abs=0.5)  # grown by the lateness at once
 
 
 def test_shrinks_slowly() -> None:
@@ -157,16 +162,16 @@ def test_shrinks_slowly() -> None:
     paced(buf, 25, 40, [0.0])  # one further second of steady audio
     assert peak - 2 < buf.target_ms < peak  # lower, but by little: a half-life is 20 s
     paced(buf, 500, 40, [0.0])  # 20 s more: about half the lateness is left
-    assert buf.target_ms == pytest.approx(10 + 15 * 0.95, abs=2)
+    assert buf.target_ms == pytest.approx(15 * 0.95, abs=2)
 
 
-def test_never_exceeds_the_ceiling_nor_goes_below_one_period() -> None:
+def test_never_exceeds_the_ceiling() -> None:
     buf = PlayoutBuffer(RATE, 45, period_ms=10, initial_jitter_ms=0)
     paced(buf, 10, 40, [0.0, 200.0])  # very late chunks
     for _ in range(5):
         buf._boost_s += 0.01  # and underruns on top
     assert buf.target_ms == 45
-    low = PlayoutBuffer(RATE, 5, period_ms=10)  # a ceiling below the period wins
+    low = PlayoutBuffer(RATE, 5, period_ms=10)  # a ceiling below the assumed jitter wins
     assert low.target_ms == 5
     fixed = PlayoutBuffer(RATE, 60, adaptive=False)
     paced(fixed, 10, 40, [0.0])
@@ -181,7 +186,7 @@ def test_a_reply_starts_after_the_adaptive_target_not_the_ceiling() -> None:
     while buf.read_into(out) == 0:
         time.sleep(0.001)
     waited = time.monotonic() - t0
-    assert 0.02 <= waited < 0.05  # 20 ms target, well under the 60 ms ceiling
+    assert 0.009 <= waited < 0.04  # a 10 ms target (less its fading), under the 60 ms ceiling
 
 
 def test_no_click_where_the_target_changes_across_an_underrun() -> None:
@@ -231,7 +236,7 @@ def test_a_device_taking_audio_ahead_of_real_time_raises_the_target() -> None:
     for _ in range(3):  # 30 ms more at once: 40 ms taken in no time
         buf.read_into(out)
     assert buf.device_lead_ms == pytest.approx(40, abs=2)
-    assert buf.target_ms == pytest.approx(40, abs=2)
+    assert buf.target_ms == pytest.approx(30, abs=2)  # the lead beyond its own block
 
 
 # ---- shrinking the delay actually buffered ------------------------------------------
