@@ -216,14 +216,17 @@ class PlayoutBuffer:
         with self._lock:
             if not self._playing:
                 now = time.monotonic()
-                waited = -1.0 if self._first_wait is None else now - self._first_wait
+                if self._depth == 0:
+                    out[:] = 0
+                    return 0
+                assert self._first_wait is not None  # set whenever audio is buffered
+                waited = now - self._first_wait
                 target = self._target_s()
                 # A whole block, so the first read is audio throughout; a reply shorter
                 # than a block plays once it has waited a block's time more (the ceiling
                 # bounds the whole wait).
                 longest = min(target + self._period_s, self._ceiling_s)
-                enough = self._depth >= n or waited >= longest
-                if self._depth == 0 or waited < target or not enough:
+                if waited < target or (self._depth < n and waited < longest):
                     out[:] = 0
                     return 0
                 self._playing = True

@@ -79,15 +79,12 @@ def session_loop() -> asyncio.AbstractEventLoop:
 
 class LiveOnThread:
     """Implements `emodesk.conversation.ports.LivePort` by running a `LiveSession` on
-    `session_loop()`. Made on the caller's loop (its thread is where events arrive);
-    `make_session` is called on the session's thread."""
+    `session_loop()`. Made on the caller's loop (its thread is where events arrive)."""
 
     def __init__(self, make_session: Callable[[], LiveSession]) -> None:
         self._caller = asyncio.get_running_loop()
         self._loop = session_loop()
-        self._session: LiveSession = asyncio.run_coroutine_threadsafe(
-            _made(make_session), self._loop
-        ).result()
+        self._session = make_session()  # binds to no loop until it runs on its own
         self._session.set_listener(self._forward)
         self._listener: Callable[[LiveEvent], None] | None = None
         self._early: Callable[[AudioChunk], bool] | None = None
@@ -192,10 +189,6 @@ class LiveOnThread:
             if holds:
                 with self._lock:
                     self._held -= 1
-
-
-async def _made(make: Callable[[], T]) -> T:
-    return make()
 
 
 async def _awaited(aw: Awaitable[T]) -> T:
