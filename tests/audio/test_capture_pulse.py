@@ -5,6 +5,7 @@ pre-roll, overflow counting and the 16 kHz -> device-rate fallback."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import threading
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
@@ -45,23 +46,6 @@ async def prepared(engine: AudioEngine) -> AudioEngine:
     return engine
 
 
-async def speech_through(frames: list[bytes], quiet_s: float = 0.6) -> None:
-    """Wait (once the player has finished) until the captured audio has held speech and
-    gone quiet for `quiet_s`: the whole utterance has come through the capture path,
-    however far behind the device runs on a busy machine."""
-    quiet_frames = round(quiet_s / 0.02)
-
-    def through() -> bool:
-        if len(frames) < quiet_frames:
-            return False
-        audio = np.frombuffer(b"".join(frames), dtype=np.int16)
-        tail = audio[-quiet_frames * 320 :].astype(np.float64)
-        heard = np.abs(audio[: -tail.size]).max(initial=0) > 1000
-        return bool(heard and np.sqrt(np.mean(tail**2)) < 100)
-
-    await wait_until(through, 15, "the speech never came through and ended")
-
-
 class SpeechIntoMic:
     """Speech played into the virtual mic, with what the mic really carried recorded
     from its monitor meanwhile: on a loaded machine paplay can underrun and put gaps
@@ -82,12 +66,23 @@ class SpeechIntoMic:
     async def played(self) -> None:
         await asyncio.wait_for(asyncio.to_thread(self.player.wait, 30), 35)
 
-    async def captured(self, engine: AudioEngine, frames: list[bytes]) -> None:
-        """Wait until the speech has played and come through the capture path, then
-        stop capturing (also on failure)."""
+    async def captured(self, engine: AudioEngine, frames: list[bytes]) -> np.ndarray:
+        """Wait until the speech has played and the capture holds all the mic carried,
+        then stop capturing (also on failure); returns the speech as the mic carried it.
+        Waiting on the content, not on a quiet tail, holds however far behind the device
+        runs and whatever gaps a busy machine puts into the mic's signal."""
         try:
             await self.played()
-            await speech_through(frames)
+            heard = await self.heard()
+
+            def covered() -> bool:
+                captured = np.frombuffer(b"".join(frames), dtype=np.int16)
+                return captured.size >= heard.size and best_match(captured, heard)[0] > 0.9
+
+            # On a timeout the caller's assertions say what the capture lacks.
+            with contextlib.suppress(TimeoutError):
+                await wait_until(covered, 15, "the speech never came through")
+            return heard
         finally:
             engine.stop_capture()
 
@@ -107,7 +102,8 @@ def assert_whole_speech(
     score, lag = best_match(captured, expected)
     assert score > 0.9, (
         f"captured audio does not match the speech (ncc {score:.2f} at {lag}; "
-        f"{captured.size} samples; {engine.counters if engine is not None else ''})"
+        f"{captured.size} samples captured for {expected.size}; "
+        f"{engine.counters if engine is not None else ''})"
     )
     onset = int(np.flatnonzero(np.abs(expected) > 500)[0])
     head = expected[onset : onset + 1600]  # the first 100 ms of speech
@@ -162,8 +158,7 @@ async def test_speech_starting_at_the_press_arrives_whole(
     # pre-roll covers the other order.
     speech = await SpeechIntoMic(pulse, speech_wav).start()
     engine.start_capture(frames.append)
-    await speech.captured(engine, frames)
-    assert_whole_speech(frames, await speech.heard(), engine)
+    assert_whole_speech(frames, await speech.captured(engine, frames), engine)
 
 
 async def test_a_press_during_a_reply_delivers_speech_from_the_press(
@@ -182,10 +177,10 @@ async def test_a_press_during_a_reply_delivers_speech_from_the_press(
     speech = await SpeechIntoMic(pulse, speech_wav).start()
     engine.flush()
     engine.start_capture(frames.append)
-    await speech.captured(engine, frames)
+    heard = await speech.captured(engine, frames)
     assert not engine.reply_active
     assert engine.counters.frames_suppressed == 0, "frames of the barge-in turn were held back"
-    assert_whole_speech(frames, await speech.heard(), engine)
+    assert_whole_speech(frames, heard, engine)
 
 
 async def test_a_press_during_speech_delivers_the_audio_just_before_it(
@@ -276,9 +271,8 @@ async def test_an_input_that_cannot_do_16k_opens_at_its_own_rate_and_resamples(
     frames: list[bytes] = []
     engine.start_capture(frames.append)
     speech = await SpeechIntoMic(pulse, speech_wav).start()
-    await speech.captured(engine, frames)
+    expected = await speech.captured(engine, frames)
     assert {len(f) for f in frames} == {640}, "frames are 20 ms of 16 kHz whatever the device"
-    expected = await speech.heard()
     captured = np.frombuffer(b"".join(frames), dtype=np.int16)
     score, lag = best_match(captured, expected)
     assert score > 0.9, (

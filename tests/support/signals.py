@@ -10,7 +10,10 @@ import numpy as np
 
 
 def best_match(haystack: np.ndarray, needle: np.ndarray) -> tuple[float, int]:
-    """Normalised cross-correlation peak of `needle` inside `haystack`, and its lag."""
+    """Normalised cross-correlation peak of `needle` inside `haystack`, and its lag;
+    (0.0, -1) when the needle is longer, as it cannot lie inside."""
+    if needle.size > haystack.size:
+        return 0.0, -1
     h = haystack.astype(np.float64)
     n = needle.astype(np.float64)
     size = 1 << int(np.ceil(np.log2(h.size + n.size)))
