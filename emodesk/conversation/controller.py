@@ -976,7 +976,7 @@ class Controller:
                 log.info("function calls withdrawn by the server: %s", ", ".join(event.ids))
                 self._cancelled_calls += len(event.ids)
             case Interrupted():
-                self._on_interrupted()
+                self._on_interrupted(event.unheard_s or 0.0)
             case TurnComplete():
                 self._on_turn_complete()
             case TurnResent():
@@ -1048,6 +1048,13 @@ class Controller:
         self._audio.play(chunk.data, chunk.rate)
         return True
 
+    def silence_reply_early(self) -> float:
+        """Called on the Live session's own thread when the server stops its reply
+        (`LiveOnThread.set_early_silence`): silences it at once, so a barge-in does not wait
+        for this loop's thread (the GUI's); returns the seconds dropped unheard. Touches
+        only the audio engine, whose flush is thread-safe."""
+        return self._audio.flush()
+
     def _open_hands_free_turn(self) -> Turn:
         # The turn began with the speech kept since the last one closed.
         turn = self._open_turn(TurnKind.HANDS_FREE, ahead_s=self._speech_ahead.seconds)
@@ -1115,15 +1122,18 @@ class Controller:
         turn.add_user_text(text, self._clock())
         self._emit(TranscriptLine(Role.USER, text, turn.number))
 
-    def _on_interrupted(self) -> None:
+    def _on_interrupted(self, silenced_s: float) -> None:
+        """`silenced_s`: reply audio already dropped unheard on the Live session's thread
+        (`silence_reply_early`)."""
         if self._tail_of is not None:  # the end of a reply the user pressed over
             self._tail_of = None
             return
         turn = self._turn
         if turn is None or turn.phase is not Phase.ANSWERING:
             return
-        # Hands-free: the user spoke over the reply.
-        turn.interrupted(self._audio.flush())
+        # Hands-free: the user spoke over the reply. Flushed again here: audio delivered
+        # to this thread before the interruption (not played early) may have queued since.
+        turn.interrupted(silenced_s + self._audio.flush())
         self._close(turn, TurnOutcome.INTERRUPTED)
         if self._state in (S.WAITING, S.REPLYING):
             self._set_state(S.READY, "reply interrupted")

@@ -76,6 +76,7 @@ def build_controller(
     )
     if isinstance(live, LiveOnThread):
         live.set_early_playback(controller.play_reply_audio_early)
+        live.set_early_silence(controller.silence_reply_early)
     return controller
 
 

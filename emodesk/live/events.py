@@ -62,7 +62,11 @@ class ToolCallCancelled:
 
 @dataclass(frozen=True, slots=True)
 class Interrupted:
-    """The server stopped its reply (barge-in): drop queued reply audio."""
+    """The server stopped its reply (barge-in): drop queued reply audio. `unheard_s`:
+    set when the reply was already silenced on the session's own thread as this arrived
+    (`LiveOnThread.set_early_silence`), the seconds that dropped unheard."""
+
+    unheard_s: float | None = None
 
 
 @dataclass(frozen=True, slots=True)

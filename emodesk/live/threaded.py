@@ -8,12 +8,15 @@ events come back to the caller's loop in the order emitted, each called there as
 `LivePort` promises. `start`, `reconfigure` and `close` return once the session's part
 is done and every event it emitted meanwhile has been delivered.
 
-One exception, for latency: reply audio may be played on the session's thread as it
+Two exceptions, for latency. Reply audio may be played on the session's thread as it
 arrives (`set_early_playback`), but only while no event that could change whether it is
 wanted is still on its way to the caller (an interruption, a turn's end, the link's
 state, audio held back): the caller's view of the conversation is then current but for
 its own actions since, and its event handler corrects that case (the chunk's event says
-`played=True`).
+`played=True`). And the server's `interrupted` silences the reply there at once
+(`set_early_silence`): whatever the caller's state, a reply the server stopped is not
+to be heard, and a barge-in should not wait for the caller's thread (the event says
+what was dropped).
 
 Every session shares one loop thread, started on first use and kept for the process (a
 daemon): a conversation stack rebuilt for new settings makes a new session, not a new
@@ -33,6 +36,7 @@ from emodesk.live.events import (
     AudioDropped,
     EmotionReported,
     InputTranscript,
+    Interrupted,
     LiveEvent,
     OutputTranscript,
     TextReply,
@@ -88,6 +92,7 @@ class LiveOnThread:
         self._session.set_listener(self._forward)
         self._listener: Callable[[LiveEvent], None] | None = None
         self._early: Callable[[AudioChunk], bool] | None = None
+        self._silence: Callable[[], float] | None = None
         self._lock = threading.Lock()
         self._held = 0  # events on their way to the caller that hold early playback back
 
@@ -107,6 +112,12 @@ class LiveOnThread:
         whether it did. It reads what the caller's thread writes: it must be quick and
         thread-safe, and its answer may be stale by the caller's own latest action."""
         self._early = play
+
+    def set_early_silence(self, silence: Callable[[], float] | None) -> None:
+        """`silence()`, called on the session's thread when the server says it stopped its
+        reply, silences reply audio and returns the seconds it dropped unheard; it must
+        be quick and thread-safe. The `Interrupted` event then carries that figure."""
+        self._silence = silence
 
     def set_tool_dispatcher(self, dispatch: ToolDispatcher) -> None:
         """Each call is answered on the caller's loop (the tools touch its state); the
@@ -165,9 +176,11 @@ class LiveOnThread:
     # -- events -----------------------------------------------------------------------
 
     def _forward(self, event: LiveEvent) -> None:
-        """On the session's thread: play reply audio early if allowed, then pass the
-        event to the caller's loop."""
-        if isinstance(event, AudioChunk) and self._early is not None:
+        """On the session's thread: play reply audio early if allowed, or silence a reply
+        the server stopped, then pass the event to the caller's loop."""
+        if isinstance(event, Interrupted) and self._silence is not None:
+            event = Interrupted(unheard_s=self._silence())
+        elif isinstance(event, AudioChunk) and self._early is not None:
             with self._lock:
                 quiet = self._held == 0
             if quiet and self._early(event):

@@ -245,6 +245,29 @@ async def test_server_interruption_flushes_and_returns_to_ready(rig: Rig) -> Non
     assert rig.controller.state is S.READY
 
 
+@pytest.mark.parametrize("silenced_early", [True, False])
+async def test_a_reply_silenced_on_the_session_thread_keeps_only_what_was_heard(
+    rig: Rig, silenced_early: bool
+) -> None:
+    """The Live session's thread silences a reply the server stopped at once
+    (`silence_reply_early`); what that dropped unheard comes with the `Interrupted` event,
+    where this loop's own flush finds nothing left, and still trims the turn's text."""
+    await rig.controller.connect()
+    speak_turn(rig)
+    rig.live.emit(REPLY)
+    rig.live.emit(OutputTranscript("Heard."))
+    rig.audio.unheard_s = 1.0 if silenced_early else 0.0  # none of the reply was heard
+    silenced = rig.controller.silence_reply_early()
+    assert rig.audio.flushes == 1 and silenced == rig.audio.unheard_s
+    rig.audio.unheard_s = 0.0
+    rig.live.emit(Interrupted(unheard_s=silenced))
+    assert rig.audio.flushes == 2  # audio delivered here before the event is dropped too
+    (closed,) = rig.of(TurnClosed)
+    assert closed.outcome == "interrupted"
+    assert closed.model_text == ("" if silenced_early else "Heard.")
+    assert rig.controller.state is S.READY
+
+
 async def test_latency_from_release_to_first_audio_and_to_first_playback(rig: Rig) -> None:
     await rig.controller.connect()
     speak_turn(rig)

@@ -133,3 +133,30 @@ async def test_early_playback_waits_while_an_event_that_could_change_it_is_undel
     for _ in range(5):
         await asyncio.sleep(0)
     assert delivered[-1] == AudioChunk(c.data, 24000, played=True)
+
+
+async def test_the_servers_interruption_silences_the_reply_on_the_session_thread() -> None:
+    """A barge-in does not wait for the caller's loop: the reply is silenced on the
+    session's thread as `interrupted` arrives, and the event says what that dropped."""
+    live = LiveOnThread(LiveSession)
+    delivered: list[LiveEvent] = []
+    silenced_on: list[int] = []
+    live.set_listener(delivered.append)
+
+    def silence() -> float:
+        silenced_on.append(threading.get_ident())
+        return 1.25
+
+    live.set_early_silence(silence)
+
+    async def go() -> int:
+        live.session._emit(Interrupted())
+        return threading.get_ident()
+
+    # This (the caller's) loop is held meanwhile: the silence came first, on the other thread.
+    session_thread = asyncio.run_coroutine_threadsafe(go(), session_loop()).result(5)
+    assert session_thread != threading.get_ident()
+    assert silenced_on == [session_thread] and not delivered
+    for _ in range(5):
+        await asyncio.sleep(0)
+    assert delivered == [Interrupted(unheard_s=1.25)]
