@@ -19,7 +19,8 @@ Figures, all read by parec on the sinks' monitors on the process's monotonic clo
 - hands-free: the end of the speech at the microphone -> the first reply sound, less
   the server's end-of-speech wait (`vad_silence_ms`).
 - barge-in (hands-free): the onset of speech at the microphone while a reply plays ->
-  the reply silent at the speaker (its last sound).
+  the reply silent at the speaker (its last sound); split at the emulator sending
+  `interrupted` and at the app's first `flush()` after it.
 The reply's way from the emulator's socket to the speaker is split by the engine's
 observer: sent -> `play()` (read and parsed on the GUI thread), `play()` -> in the
 playout buffer (the engine thread), -> its first block handed to the device (the
@@ -69,6 +70,9 @@ LABELS = {
     "hf_wait": "    of it: in the playout buffer -> first reply block handed to the device",
     "hf_device": "    of it: that block's callback -> heard at the speaker",
     "barge_in": "barge-in (hands-free), speech onset -> reply silent",
+    "bi_to_server": "  share: speech onset -> the server sends `interrupted`",
+    "bi_to_flush": "  share: `interrupted` sent -> the app flushes the reply (flush())",
+    "bi_silence": "  share: flush() -> the reply's last sound at the speaker",
 }
 
 
@@ -120,10 +124,12 @@ async def one_run(
     emulator = EmulatorProcess([sys.executable, "-m", "bench.bench_latency", "--emulator"])
     ended: list[float] = []
     first_audio: list[float] = []
+    interrupted: list[float] = []
 
     def marks() -> None:  # the emulator's clock is the same CLOCK_MONOTONIC
         got = json.loads(emulator.say("marks"))
         ended[:], first_audio[:] = got["ended"], got["first_audio"]
+        interrupted[:] = got["interrupted"]
 
     def shares(prefix: str, start: float, onset: float, wait_s: float = 0.0) -> None:
         marks()
@@ -231,6 +237,15 @@ async def one_run(
     controller.set_hands_free(True)
     await until(lambda: any("applied" in e.detail for e in states[seen:]), 30)
     wait_s = controller.settings.vad_silence_ms / 1000
+    flushes: list[float] = []
+    engine = backend.audio
+    engine_flush = engine.flush
+
+    def timed_flush() -> float:  # the controller (on either thread) calls it by name
+        flushes.append(time.monotonic())
+        return engine_flush()
+
+    engine.flush = timed_flush  # type: ignore[method-assign]
     hands_free: list[float] = []
     barge: list[float] = []
     for _ in range(trials + 1):
@@ -254,13 +269,20 @@ async def one_run(
         last = spk.last_sound(t1 - 1.0, time.monotonic())
         if speak_at is not None and last is not None:
             barge.append(last - speak_at)
+            marks()
+            t_int = next((t for t in interrupted if t >= speak_at - 0.05), None)
+            t_flush = next((t for t in flushes if t_int is not None and t >= t_int), None)
+            if t_int is not None and t_flush is not None:
+                out["bi_to_server"].append(t_int - speak_at)
+                out["bi_to_flush"].append(t_flush - t_int)
+                out["bi_silence"].append(last - t_flush)
         while proc.poll() is None:  # noqa: ASYNC110 (a child process)
             await asyncio.sleep(0.01)
         await until(lambda: controller.state is S.READY, 20)  # the barge-in turn answered
         await asyncio.sleep(2.5)  # ... and its reply played out
     out["hands_free"] = hands_free[1:]
     out["barge_in"] = barge[1:]
-    for k in [k for k in out if k.startswith("hf_")]:
+    for k in [k for k in out if k.startswith(("hf_", "bi_"))]:
         out[k] = out[k][1:]
     underruns = backend.audio.counters.underruns
     target = backend.audio.playout_target_ms
@@ -285,6 +307,7 @@ def run_emulator() -> None:
     emulator_server.synthesize = lambda text, voice, *a, **k: reply  # type: ignore[assignment]
     ended: list[float] = []
     first_audio: list[float] = []
+    interrupted: list[float] = []
     connection = emulator_server._Connection
     end_turn, send = connection.end_turn, connection.send
 
@@ -293,8 +316,11 @@ def run_emulator() -> None:
         await end_turn(self)
 
     async def timed_send(self: Any, message: dict[str, Any]) -> None:
-        if "modelTurn" in message.get("serverContent", {}):
+        content = message.get("serverContent", {})
+        if "modelTurn" in content:
             first_audio.append(time.monotonic())
+        elif content.get("interrupted"):
+            interrupted.append(time.monotonic())
         await send(self, message)
 
     connection.end_turn = timed_end_turn  # type: ignore[method-assign]
@@ -307,7 +333,8 @@ def run_emulator() -> None:
         print(f"URL {server.url} {server.ca_file}", flush=True)
         while line := await loop.run_in_executor(None, sys.stdin.readline):
             if line.strip() == "marks":
-                print(json.dumps({"ended": ended, "first_audio": first_audio}), flush=True)
+                marks = {"ended": ended, "first_audio": first_audio, "interrupted": interrupted}
+                print(json.dumps(marks), flush=True)
             elif line.strip() == "connections":
                 print(len(server.connections), flush=True)
         await server.stop()
