@@ -4,7 +4,8 @@ Prints: push-to-talk press (start_capture) -> first frame on the loop, and the f
 frame captured after the press (20 presses, the input held open by prepare_capture);
 a reply after a flush (barge-in): play() -> playback started and -> heard at the speaker
 monitor; capture callback -> frame on the loop (p50/p99), play() -> playout buffer
-(p50/p99), underruns/overflows and engine CPU, each over `--runs` runs (default 3) of
+(p50/p99), playout underruns, device underflows (the output device ran dry), overflows
+and engine CPU, each over `--runs` runs (default 3) of
 `--seconds` with the loop thread loaded like a busy GUI, printed as a median and range
 over the runs with PASS/FAIL against design.md's budgets; flush -> silence at the
 speaker monitor over 20 trials; AEC echo reduction through the engine's own alignment on
@@ -276,6 +277,7 @@ async def _load_run(
         "device_p50": float(np.percentile(device_lat, 50)) * 1000,
         "device_p99": float(np.percentile(device_lat, 99)) * 1000,
         "underruns": float(counters.underruns),
+        "device_underflows": float(counters.device_underflows),
         "overflows": float(counters.overflows),
         "device_errors": float(counters.device_errors),
         "trimmed_s": counters.playout_trimmed_samples / 24000,
@@ -288,6 +290,7 @@ async def _load_run(
         f"play() -> device p50 {run['device_p50']:.1f} / p99 {run['device_p99']:.1f} ms; "
         f"underruns {counters.underruns}"
         + (f" (at {', '.join(f'{t:.1f}' for t in underrun_at)} s)" if underrun_at else "")
+        + f", device underflows {counters.device_underflows}"
         + f", overflows {counters.overflows}, device errors "
         f"{counters.device_errors}, trimmed {run['trimmed_s']:.2f} s, playout target "
         f"{run['target_ms']:.1f} ms; engine CPU {run['cpu_percent']:.1f}%",
@@ -478,6 +481,12 @@ async def _run(pulse: PulseStack, speech: Path, seconds: float, runs: int) -> No
         at_most=0.0,
         decimals=0,
         budget_note=" (issue 15)",
+    )
+    over_runs(
+        "device underflows per run (the output device ran dry: a gap at the speaker)",
+        each("device_underflows"),
+        "",
+        decimals=0,
     )
     over_runs("overflows per run", each("overflows"), "", at_most=0.0, decimals=0)
     over_runs("device errors per run", each("device_errors"), "", at_most=0.0, decimals=0)

@@ -285,6 +285,7 @@ async def one_run(
     for k in [k for k in out if k.startswith(("hf_", "bi_"))]:
         out[k] = out[k][1:]
     underruns = backend.audio.counters.underruns
+    underflows = backend.audio.counters.device_underflows
     target = backend.audio.playout_target_ms
     mic.stop()
     spk.stop()
@@ -292,6 +293,7 @@ async def one_run(
     window.close()
     emulator.stop()
     out["underruns"] = [float(underruns)]
+    out["device_underflows"] = [float(underflows)]
     out["playout_target_ms"] = [target]
     return out
 
@@ -426,6 +428,8 @@ def main(argv: list[str] | None = None) -> None:
         )
     print(
         f"playout underruns over the runs: {sum(int(r['underruns'][0]) for r in runs)}; "
+        "device underflows: "
+        f"{sum(int(r['device_underflows'][0]) for r in runs)}; "
         "adaptive playout target at the end of each run: "
         + ", ".join(f"{r['playout_target_ms'][0]:.1f} ms" for r in runs)
     )

@@ -90,6 +90,9 @@ class AudioCounters:
     device_errors: int
     playout_dropped_samples: int
     playout_trimmed_samples: int = 0  # dropped, cross-faded, to shrink the reply's delay
+    # The output device ran dry (PortAudio's output underflow): a gap at the speaker. Through
+    # ALSA's pulse plugin PortAudio recovers by starting the server stream anew.
+    device_underflows: int = 0
 
 
 @dataclass(frozen=True, slots=True)
@@ -184,6 +187,7 @@ class AudioEngine:
 
         # Written by callbacks (plain int/float stores).
         self._input_overflow_flags = 0
+        self._output_underflow_flags = 0
         self._last_in_callback = 0.0
         self._last_out_callback = 0.0
         self._last_reply_audio = -1e9  # when the output callback last played reply audio
@@ -279,6 +283,7 @@ class AudioEngine:
             device_errors=self._device_errors,
             playout_dropped_samples=self._playout.dropped_samples,
             playout_trimmed_samples=self._playout.trimmed_samples,
+            device_underflows=self._output_underflow_flags,
         )
 
     @property
@@ -395,6 +400,8 @@ class AudioEngine:
     def _output_callback(self, _in: bytes | None, frames: int, t: Any, status: int) -> Any:
         now = time.monotonic()
         self._last_out_callback = now
+        if status & pyaudio.paOutputUnderflow:
+            self._output_underflow_flags += 1
         playout = self._playout
         if playout.depth == 0 and not playout.playing:
             # Nothing to play, the usual case: the same silence block every time.

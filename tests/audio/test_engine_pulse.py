@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import signal
+import time
 from collections.abc import Callable
 from pathlib import Path
 
@@ -177,6 +178,48 @@ async def test_a_reply_after_a_flush_plays_on_the_same_running_stream(
     end = int(np.flatnonzero(given)[-1]) + 1
     assert np.array_equal(given[end - second.size : end], second), "the reply was not played whole"
     assert engine.counters.device_errors == 0, "the output had to be recovered"
+
+
+class StallOnce:
+    """An observer that holds the output callback once, mid-reply, for longer than the
+    sound server buffers: the device runs dry, as when the GIL holds the callback."""
+
+    def __init__(self, after_samples: int, hold_s: float) -> None:
+        self.after, self.hold_s, self.played, self.held = after_samples, hold_s, 0, False
+
+    def frame_posted(self, t_callback: float) -> None:
+        pass
+
+    def reply_buffered(self, t_play: float, t_buffered: float, samples: int) -> None:
+        pass
+
+    def reply_played(self, samples: int, t_callback: float) -> None:
+        self.played += samples
+        if not self.held and self.played >= self.after:
+            self.held = True
+            time.sleep(self.hold_s)
+
+
+async def test_a_device_that_runs_dry_is_counted_and_the_reply_plays_on(
+    make_engine: Callable[..., AudioEngine],
+) -> None:
+    """A callback held past the server's buffer empties the device; PortAudio says so
+    (output underflow) and the engine counts it, apart from its own playout underruns,
+    and plays the rest of the reply on the same stream."""
+    engine = make_engine()
+    observer = StallOnce(after_samples=4800, hold_s=0.15)
+    engine.observer = observer
+    engine.start()
+    reply = band_limited_noise(24000, 4)
+    engine.play(reply.tobytes(), 24000)
+    await wait_until(lambda: observer.held, 10, "the reply never played")
+    await wait_until(lambda: not engine.reply_active, 15, "the reply never finished")
+    await wait_until(lambda: engine.counters.device_underflows >= 1, 5, "no underflow counted")
+
+    counters = engine.counters
+    assert counters.underruns == 0  # the playout buffer itself never ran dry
+    assert counters.device_errors == 0
+    assert observer.played == reply.size  # all of it went to the device
 
 
 async def test_hands_free_delivers_the_mic_while_the_reply_plays_and_back_when_off(
