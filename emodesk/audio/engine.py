@@ -715,7 +715,10 @@ class AudioEngine:
         self._far_next = start + far.size
         if self._out_rate != MIC_RATE:
             if self._far_resampler is None:
-                self._far_resampler = StreamResampler(self._out_rate, MIC_RATE)
+                # Low delay: a frame is paired with reference that sounded just after it
+                # was captured, and what a high-quality filter still held (6-37 ms) was
+                # paired as silence.
+                self._far_resampler = StreamResampler(self._out_rate, MIC_RATE, low_delay=True)
             far = self._far_resampler.process(far)
         echo.push_far(far, self._far_at)
         self._far_at += far.size

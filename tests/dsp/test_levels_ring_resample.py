@@ -113,6 +113,30 @@ def test_resample_keeps_a_tone_and_the_stream_matches_batch() -> None:
     assert np.max(np.abs(streamed.astype(int) - y)) <= 2
 
 
+def test_a_low_delay_stream_gives_each_chunk_out_at_once_and_keeps_a_tone() -> None:
+    """The AEC's reference (24 -> 16 kHz, 10 ms chunks): high quality holds back tens of
+    milliseconds, in bursts; low delay gives out what came in, less a sample."""
+    x = _sine(0.3, 1.0, f=1000.0, rate=24000)
+    held_back = {}
+    for low_delay in (False, True):
+        stream = StreamResampler(24000, RATE, low_delay=low_delay)
+        given = taken = 0
+        most = 0
+        parts = []
+        for i in range(0, x.size, 240):
+            out = stream.process(x[i : i + 240])
+            parts.append(out)
+            given, taken = given + 240, taken + out.size
+            most = max(most, given * RATE // 24000 - taken)
+        held_back[low_delay] = most
+        if low_delay:
+            y = np.concatenate(parts)
+            assert rms_dbfs(y) == pytest.approx(rms_dbfs(x), abs=0.2)
+            assert np.argmax(np.abs(np.fft.rfft(y[: RATE // 2]))) == 500  # 2 Hz bins
+    assert held_back[True] <= 2  # samples at 16 kHz
+    assert held_back[False] >= RATE // 100  # 10 ms or more: why the reference needs it
+
+
 def test_resample_rejects_bad_rates() -> None:
     with pytest.raises(ValueError):
         resample(np.zeros(10, np.int16), 0, RATE)
