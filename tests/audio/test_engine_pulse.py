@@ -14,6 +14,7 @@ import numpy as np
 import pytest
 
 from emodesk.audio import AudioEngine, AudioSettings
+from emodesk.audio.observer import AudioObserver
 from emodesk.dsp.resample import resample
 from tests.support.pulse import PulseStack, read_wav
 from tests.support.signals import band_limited_noise, best_match, wait_until
@@ -180,18 +181,12 @@ async def test_a_reply_after_a_flush_plays_on_the_same_running_stream(
     assert engine.counters.device_errors == 0, "the output had to be recovered"
 
 
-class StallOnce:
+class StallOnce(AudioObserver):
     """An observer that holds the output callback once, mid-reply, for longer than the
     sound server buffers: the device runs dry, as when the GIL holds the callback."""
 
     def __init__(self, after_samples: int, hold_s: float) -> None:
         self.after, self.hold_s, self.played, self.held = after_samples, hold_s, 0, False
-
-    def frame_posted(self, t_callback: float) -> None:
-        pass
-
-    def reply_buffered(self, t_play: float, t_buffered: float, samples: int) -> None:
-        pass
 
     def reply_played(self, samples: int, t_callback: float) -> None:
         self.played += samples
