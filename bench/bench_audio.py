@@ -12,8 +12,9 @@ speaker monitor over 20 trials; AEC echo reduction through the engine's own alig
 an echo path through the sound server (median and range over the runs), and on a
 simulated room offline (a synthetic impulse response, not a measured room).
 
-`python -m bench.bench_audio [--seconds N] [--runs N] [--latency-only]` (default: 3 runs
-of 5 minutes, or of $EMODESK_BENCH_AUDIO_S seconds, also under `make bench`).
+`python -m bench.bench_audio [--seconds N] [--runs N] [--frame-ms N] [--latency-only]`
+(default: 3 runs of 5 minutes, or of $EMODESK_BENCH_AUDIO_S seconds, also under `make
+bench`; the frame length setting's default unless --frame-ms).
 """
 
 from __future__ import annotations
@@ -31,6 +32,7 @@ from pathlib import Path
 import numpy as np
 
 from bench.figures import over_runs
+from bench.soak import Monitor
 from emodesk.audio import AudioEngine, AudioSettings
 from emodesk.audio.echo import EchoCanceller
 from emodesk.dsp.levels import rms_dbfs
@@ -42,6 +44,14 @@ DEFAULT_SECONDS = float(os.environ.get("EMODESK_BENCH_AUDIO_S") or 300.0)
 RUNS = 3  # load runs and AEC runs: each figure is printed as a median and range over them
 FLUSH_TRIALS = 20
 AEC_FLOOR_DB = 20.0
+# The frame length setting for every engine here (--frame-ms); None: the setting's default.
+FRAME_MS: int | None = None
+
+
+def _settings(**chosen: object) -> AudioSettings:
+    if FRAME_MS is not None:
+        chosen["frame_ms"] = FRAME_MS
+    return AudioSettings(**chosen)  # type: ignore[arg-type]
 
 
 def _pct(values: list[float]) -> str:
@@ -138,7 +148,7 @@ async def press_to_first_frame(presses: int = 20) -> tuple[list[float], list[flo
     """Per press: start_capture -> first frame on the loop, and -> the first frame whose
     audio was captured after the press (its callback came after it)."""
     loop = asyncio.get_running_loop()
-    engine = AudioEngine(loop, AudioSettings())
+    engine = AudioEngine(loop, _settings())
     trace = engine.observer = Trace()
     engine.start()
     prepare = getattr(engine, "prepare_capture", None)  # absent before the fix
@@ -177,7 +187,7 @@ async def reply_after_flush(pulse: PulseStack, trials: int = 10) -> tuple[list[f
     """A reply interrupted by a flush (barge-in), then the next reply: its play() ->
     playback started (the callback took it) and -> heard at the speaker monitor."""
     loop = asyncio.get_running_loop()
-    engine = AudioEngine(loop, AudioSettings())
+    engine = AudioEngine(loop, _settings())
     started: list[float] = []
     engine.set_listeners(on_playback_started=started.append)
     engine.start()
@@ -229,7 +239,7 @@ async def _load_run(
     streamed in 40 ms chunks at real time with up to 20 ms of jitter, the loop thread
     busy like a GUI. Its figures, printed on one line and returned."""
     loop = asyncio.get_running_loop()
-    engine = AudioEngine(loop, AudioSettings(echo_mode="full_duplex_aec"))
+    engine = AudioEngine(loop, _settings(echo_mode="full_duplex_aec"))
     trace = Trace()
     engine.observer = trace
     capture_lat: list[float] = []
@@ -240,6 +250,12 @@ async def _load_run(
             capture_lat.append(now - trace.capture.popleft())
 
     stop = threading.Event()
+    # Someone listens at the speaker, as in bench_latency and the soak. An idle null sink
+    # renders 2 s ahead, so a stream the pulse plugin re-creates after a server-side
+    # underrun gets no callback for ~2 s; a client on its monitor keeps the sink's
+    # latency low, as a sound card's period does (measured here: 2-12 such 2 s stalls a
+    # minute without a listener, 0-1 short underflows with one).
+    speaker = Monitor(pulse, "spk.monitor", 24000)
     engine.start_capture(on_frame)
     await asyncio.sleep(2.5)  # the null sink's fresh-stream pause
     _gui_load(stop)
@@ -265,6 +281,7 @@ async def _load_run(
     elapsed = time.monotonic() - t0
     cpu = _process_cpu_s() - cpu0 - (_thread_cpu_s(main_tid) - main0)
     stop.set()
+    speaker.stop()
     feeder.wait(30)
     engine.stop_capture()
     counters = engine.counters
@@ -307,7 +324,7 @@ async def _flush_trials(pulse: PulseStack, trials: int) -> tuple[list[float], in
     flush_ms: list[float] = []
     silent_at_once = 0
     for _ in range(trials):
-        engine = AudioEngine(loop, AudioSettings())
+        engine = AudioEngine(loop, _settings())
         started: list[float] = []
         engine.set_listeners(on_playback_started=started.append)
         engine.start()
@@ -367,7 +384,7 @@ async def _aec_loopback_run(pulse: PulseStack, reply24: np.ndarray) -> tuple[flo
         "module-loopback", "source=spk.monitor", "sink=mic", "latency_msec=30"
     )
     try:
-        engine = AudioEngine(loop, AudioSettings(echo_mode="full_duplex_aec"))
+        engine = AudioEngine(loop, _settings(echo_mode="full_duplex_aec"))
         tap = _EchoTap(engine)  # bound before the input stream opens
         cleaned: list[tuple[float, bytes]] = []
         started: list[float] = []
@@ -450,7 +467,8 @@ async def _run(pulse: PulseStack, speech: Path, seconds: float, runs: int) -> No
     # ---- latency and stability under load, repeated runs -----------------------------
     print(
         f"{runs} runs of {seconds:.0f} s each: loop thread busy ~25% (30 Hz x 8 ms), full "
-        "duplex + AEC, speech into the microphone, a reply streamed at real time"
+        "duplex + AEC, speech into the microphone, a reply streamed at real time, heard "
+        f"at the speaker's monitor; frame length {_settings().frame_ms} ms"
     )
     results = [await _load_run(pulse, speech, reply24, seconds) for _ in range(runs)]
 
@@ -521,7 +539,10 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--seconds", type=float, default=DEFAULT_SECONDS)
     parser.add_argument("--runs", type=int, default=RUNS, help="load and AEC runs")
     parser.add_argument("--latency-only", action="store_true", help="press and flush only")
+    parser.add_argument("--frame-ms", type=int, help="the app's frame length setting")
     args = parser.parse_args(argv if argv is not None else [])
+    global FRAME_MS
+    FRAME_MS = args.frame_ms
     seconds = 0.0 if args.latency_only else args.seconds
     if missing_binaries():
         print(f"skipped: PulseAudio binaries missing: {missing_binaries()}")

@@ -46,7 +46,8 @@ async def test_speech_into_the_mic_arrives_as_16k_frames(
     engine.stop_capture()
 
     assert engine.input_rate == (device_rate or 16000)
-    assert {len(f) for f in frames} == {640}, "every frame is 20 ms of 16 kHz PCM16"
+    frame_bytes = 16000 * engine.settings.frame_ms // 1000 * 2
+    assert {len(f) for f in frames} == {frame_bytes}, "every frame is one frame length of PCM16"
     captured = np.frombuffer(b"".join(frames), dtype=np.int16)
     score, _ = best_match(captured, expected)
     assert score > 0.9, f"captured audio does not match the speech (ncc {score:.2f})"
@@ -114,7 +115,8 @@ async def test_half_duplex_holds_the_mic_while_the_reply_plays(
     held_at = len(frames)
     await wait_until(lambda: not engine.reply_active, 10, "reply never ended")
     await wait_until(lambda: len(frames) >= held_at + 5, 10, "mic never reopened")
-    assert engine.counters.frames_suppressed >= 40  # ~1 s of 20 ms frames held back
+    held_ms = engine.counters.frames_suppressed * engine.settings.frame_ms
+    assert held_ms >= 800  # ~1 s of reply and tail held back
 
 
 async def test_a_device_failure_mid_stream_is_reported_and_survived() -> None:
