@@ -31,7 +31,7 @@ from pathlib import Path
 
 import numpy as np
 
-from bench.figures import over_runs
+from bench.figures import StolenTime, over_runs
 from bench.soak import Monitor
 from emodesk.audio import AudioEngine, AudioSettings
 from emodesk.audio.echo import EchoCanceller
@@ -261,6 +261,7 @@ async def _load_run(
     _gui_load(stop)
     main_tid = threading.get_native_id()
     cpu0, main0, t0 = _process_cpu_s(), _thread_cpu_s(main_tid), time.monotonic()
+    steal = StolenTime()
     feeder = pulse.play_into_mic(speech, wait=False)
     rng = np.random.default_rng(0)
     pos = 0
@@ -300,6 +301,7 @@ async def _load_run(
         "trimmed_s": counters.playout_trimmed_samples / 24000,
         "target_ms": engine.playout_target_ms,
         "cpu_percent": 100 * cpu / elapsed,
+        "steal_percent": float("nan") if (stolen := steal.percent()) is None else stolen,
     }
     print(
         f"  run of {elapsed:.0f} s: capture callback -> frame on loop p50 "
@@ -310,7 +312,8 @@ async def _load_run(
         + f", device underflows {counters.device_underflows}"
         + f", overflows {counters.overflows}, device errors "
         f"{counters.device_errors}, trimmed {run['trimmed_s']:.2f} s, playout target "
-        f"{run['target_ms']:.1f} ms; engine CPU {run['cpu_percent']:.1f}%",
+        f"{run['target_ms']:.1f} ms; engine CPU {run['cpu_percent']:.1f}%; "
+        f"{steal.label()}",
         flush=True,
     )
     return run
@@ -511,6 +514,7 @@ async def _run(pulse: PulseStack, speech: Path, seconds: float, runs: int) -> No
     over_runs("reply audio trimmed to catch up per run", each("trimmed_s"), "s", decimals=2)
     over_runs("adaptive playout target at the end of a run", each("target_ms"), "ms")
     over_runs("engine CPU (all threads but the loop's), % of one core", each("cpu_percent"), "%")
+    over_runs("busy CPU time stolen by a VM's host", each("steal_percent"), "%")
 
     # ---- echo reduction ----------------------------------------------------------------
     aec = [await _aec_loopback_run(pulse, reply24) for _ in range(runs)]

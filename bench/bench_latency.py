@@ -388,6 +388,9 @@ def main(argv: list[str] | None = None) -> None:
     if missing_binaries():
         print(f"skipped: PulseAudio binaries missing: {missing_binaries()}")
         return
+    from bench.figures import StolenTime
+
+    steal = StolenTime()
     runs: list[dict[str, list[float]]] = []
     for run in range(args.runs):
         command = [sys.executable, "-m", "bench.bench_latency", "--child"]
@@ -410,6 +413,7 @@ def main(argv: list[str] | None = None) -> None:
         f"{len(runs)} runs (fresh app each), {args.trials} trials per figure per run, "
         f"emulator answering at once, real window and PulseAudio null sinks"
         + (f", frame length {args.frame_ms} ms" if args.frame_ms else "")
+        + f"; {steal.label()}"
     )
     for name, label in LABELS.items():
         every = [v * 1000 for r in runs for v in r[name]]

@@ -45,3 +45,37 @@ def over_runs(
         line += f"  budget >= {f.format(at_least)}{unit}{budget_note}: {verdict}"
     print(line, flush=True)
     return line
+
+
+def _cpu_times(stat: str) -> tuple[int, int]:
+    """(busy jiffies including stolen ones, stolen jiffies) from /proc/stat's `cpu` line."""
+    fields = [int(x) for x in stat.split("\n", 1)[0].split()[1:9]]
+    user, nice, system, _idle, _iowait, irq, softirq, steal = fields
+    return user + nice + system + irq + softirq + steal, steal
+
+
+class StolenTime:
+    """How much of the CPU time this machine was busy its host gave to others instead
+    (steal time, /proc/stat), since it was made: on a shared VM the figures were measured
+    under that. None where the kernel does not say."""
+
+    def __init__(self, path: str = "/proc/stat") -> None:
+        self._path = path
+        self._start = self._read()
+
+    def _read(self) -> tuple[int, int] | None:
+        try:
+            with open(self._path) as f:
+                return _cpu_times(f.read())
+        except (OSError, ValueError):
+            return None
+
+    def percent(self) -> float | None:
+        now = self._read()
+        if self._start is None or now is None or now[0] <= self._start[0]:
+            return None
+        return round(100 * (now[1] - self._start[1]) / (now[0] - self._start[0]), 1)
+
+    def label(self) -> str:
+        p = self.percent()
+        return "steal time unknown" if p is None else f"{p:.1f}% of busy CPU stolen by the host"

@@ -45,6 +45,8 @@ from typing import Any
 
 import numpy as np
 
+from bench.figures import StolenTime
+
 LINES = (
     ("What is the weather like in Lisbon tomorrow morning?", 50, 160),
     ("I would like to book a table for two at eight.", 35, 140),
@@ -258,6 +260,7 @@ async def soak(args: argparse.Namespace, pulse: Any, tmp: Path) -> dict[str, Any
     goaways = drops = switches = 0
     t_begin = time.monotonic()
     cpu_begin = cpu_s()
+    steal = StolenTime()
     next_goaway = args.goaway_every_s
     next_drop = args.drop_every_s
     next_turn = t_begin
@@ -330,6 +333,7 @@ async def soak(args: argparse.Namespace, pulse: Any, tmp: Path) -> dict[str, Any
         i += 1
     t_end = time.monotonic()
     cpu = cpu_s() - cpu_begin
+    stolen = steal.percent()
     rss_end = rss_mb()
     underruns = sum(e.counters.underruns for e in engines.values())
     mic.stop()
@@ -363,6 +367,7 @@ async def soak(args: argparse.Namespace, pulse: Any, tmp: Path) -> dict[str, Any
         "v2v_p99_ms": _pct(v2v, 99),
         "underruns": underruns,
         # Beyond the fields: what the figures above rest on.
+        "cpu_steal_percent": stolen,  # of the machine's busy time, taken by a VM's host
         "v2v_ptt_p50_ms": _pct(by_mode["ptt"], 50),
         "v2v_ptt_p99_ms": _pct(by_mode["ptt"], 99),
         "v2v_hands_free_p50_ms": _pct(by_mode["hands-free"], 50),
