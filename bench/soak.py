@@ -210,6 +210,8 @@ async def soak(args: argparse.Namespace, pulse: Any, tmp: Path) -> dict[str, Any
     store = SettingsStore(open_qsettings(str(tmp / "settings.ini")))
     loaded, _ = store.load()
     settings = dataclasses.replace(loaded, consent=ConsentRecord.grant())
+    if args.frame_ms is not None:
+        settings = dataclasses.replace(settings, frame_ms=args.frame_ms)
     window = MainWindow(window_options(), store, settings)
     window.show()
     emulator = EmulatorProcess()
@@ -367,6 +369,7 @@ async def soak(args: argparse.Namespace, pulse: Any, tmp: Path) -> dict[str, Any
         "v2v_p99_ms": _pct(v2v, 99),
         "underruns": underruns,
         # Beyond the fields: what the figures above rest on.
+        "frame_ms": settings.frame_ms,
         "cpu_steal_percent": stolen,  # of the machine's busy time, taken by a VM's host
         "v2v_ptt_p50_ms": _pct(by_mode["ptt"], 50),
         "v2v_ptt_p99_ms": _pct(by_mode["ptt"], 99),
@@ -399,6 +402,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--out", default="soak.json")
     parser.add_argument("--goaway-every-s", type=float, default=600.0)
     parser.add_argument("--drop-every-s", type=float, default=900.0)
+    parser.add_argument("--frame-ms", type=int, help="the app's frame length setting")
     parser.add_argument("--emulator", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.emulator:

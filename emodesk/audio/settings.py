@@ -20,9 +20,10 @@ class AudioSettings:
     # means the system default.
     input_device: str | None = None
     output_device: str | None = None
-    # Length of one captured frame handed to the loop. 10 ms: voice onset (barge-in) and
-    # the end of speech are seen and sent a frame sooner; 20 ms halves the packets.
-    frame_ms: int = 10
+    # Length of one captured frame handed to the loop. 10 ms sees voice onset and the end
+    # of speech a frame sooner, but half duplex loses a barge-in's speech with it
+    # (test_capture_pulse, 2026-12-02: not yet explained), so 20 ms stays the default.
+    frame_ms: int = 20
     # The most a reply waits before playback starts, to absorb network jitter: the
     # playout buffer's ceiling. Below it the wait follows the measured jitter (one output
     # block plus the link's peak lateness, about 20 ms on loopback).
