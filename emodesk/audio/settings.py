@@ -21,8 +21,8 @@ class AudioSettings:
     input_device: str | None = None
     output_device: str | None = None
     # Length of one captured frame handed to the loop. 10 ms sees voice onset and the end
-    # of speech a frame sooner, but half duplex loses a barge-in's speech with it
-    # (test_capture_pulse, 2026-12-02: not yet explained), so 20 ms stays the default.
+    # of speech a frame sooner, but a half-duplex barge-in test lost the speech after the
+    # press with it in 2 of 6 runs (2026-12-02, not explained), so 20 ms stays the default.
     frame_ms: int = 20
     # The most a reply waits before playback starts, to absorb network jitter: the
     # playout buffer's ceiling. Below it the wait follows the measured jitter (one output
