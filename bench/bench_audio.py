@@ -313,7 +313,7 @@ async def _load_run(
         + f", overflows {counters.overflows}, device errors "
         f"{counters.device_errors}, trimmed {run['trimmed_s']:.2f} s, playout target "
         f"{run['target_ms']:.1f} ms; engine CPU {run['cpu_percent']:.1f}%; "
-        f"{steal.label()}",
+        f"{run['steal_percent']:.1f}% of busy CPU stolen by the host",
         flush=True,
     )
     return run

@@ -272,7 +272,7 @@ async def test_an_input_that_cannot_do_16k_opens_at_its_own_rate_and_resamples(
     engine.start_capture(frames.append)
     speech = await SpeechIntoMic(pulse, speech_wav).start()
     expected = await speech.captured(engine, frames)
-    frame_bytes = 16000 * engine.settings.frame_ms // 1000 * 2
+    frame_bytes = engine.settings.frame_samples * 2  # PCM16
     assert {len(f) for f in frames} == {frame_bytes}, "frames are 16 kHz whatever the device"
     captured = np.frombuffer(b"".join(frames), dtype=np.int16)
     score, lag = best_match(captured, expected)

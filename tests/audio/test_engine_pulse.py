@@ -46,7 +46,7 @@ async def test_speech_into_the_mic_arrives_as_16k_frames(
     engine.stop_capture()
 
     assert engine.input_rate == (device_rate or 16000)
-    frame_bytes = 16000 * engine.settings.frame_ms // 1000 * 2
+    frame_bytes = engine.settings.frame_samples * 2  # PCM16
     assert {len(f) for f in frames} == {frame_bytes}, "every frame is one frame length of PCM16"
     captured = np.frombuffer(b"".join(frames), dtype=np.int16)
     score, _ = best_match(captured, expected)
