@@ -299,7 +299,7 @@ ECHO_MODE = Setting(
     audio="echo_mode",
 )  # fmt: skip
 FRAME_MS = Setting(  # shorter: less latency, more packets
-    "frame_ms", 20, Choice(tuple((ms, f"{ms} ms") for ms in (10, 20, 30, 40))),
+    "frame_ms", 10, Choice(tuple((ms, f"{ms} ms") for ms in (10, 20, 30, 40))),
     Effect.RESTART_AUDIO, "the frame length",
     Row(Page.AUDIO, "Frame length", Widget.CHOICE,
         tooltip="Shorter frames send your voice sooner, in more packets"),

@@ -27,7 +27,7 @@ def test_defaults() -> None:
     assert (DEFAULTS.voice, DEFAULTS.profile, DEFAULTS.language) == ("Puck", "general", "English")
     assert (DEFAULTS.playout_buffer_ms, DEFAULTS.echo_mode) == (60, "half_duplex")
     assert (DEFAULTS.retention_days, DEFAULTS.consent) == (30, None)
-    assert (DEFAULTS.frame_ms, DEFAULTS.noise_gate, DEFAULTS.normalize) == (20, False, False)
+    assert (DEFAULTS.frame_ms, DEFAULTS.noise_gate, DEFAULTS.normalize) == (10, False, False)
     assert DEFAULTS.vad_silence_ms == 500
     assert not DEFAULTS.consent_given
 
