@@ -316,18 +316,55 @@ def test_streaming_relayouts_are_coalesced_and_measure_only_changed_rows(
         return real_measure(font, parts, width)
 
     monkeypatch.setattr(panel.delegate, "measure", counting_measure)
-    stream(panel, USER, "And one more question about the answers above", 101)
+    question = "And one more question about the answers above"
+    stream(panel, USER, question, 101)
     stream(panel, MODEL, LONG_REPLY, 101)  # some 25 pieces in one go
+    pieces = -(-len(question.split(" ")) // 3) + -(-len(LONG_REPLY.split(" ")) // 3)
     qtbot.waitUntil(lambda: relayouts >= 1, timeout=2000)
     qtbot.wait(3 * transcript_module.RELAYOUT_MS)
     assert relayouts == 1
-    # The 200 settled rows were not measured again: only the two new ones were, once
-    # per relayout of theirs (Qt's own after the row was inserted, and ours).
+    # The 200 settled rows were not measured again: only the two new ones were, once per
+    # piece (whether its row's height changed) and once per layout of theirs (Qt's own
+    # after a row was inserted, and ours).
     assert {role for role, _ in measured} == {"user", "model"}
-    assert len(measured) <= 6
+    assert len(measured) <= pieces + 4
     # The newest row is in sight.
     last = panel.view.visualRect(panel.model.index(panel.model.rowCount() - 1))
     assert panel.view.viewport().rect().intersects(last)
+
+
+def test_a_piece_that_keeps_its_rows_height_does_not_lay_out_the_other_rows(
+    panel: TranscriptPanel, qtbot: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """QListView lays out every row on any change; a long session would pay that per
+    streamed piece. Only a piece that changes its row's height may."""
+    for turn in range(1, 201):
+        panel.settle(turn, TurnOutcome.COMPLETED, "", f"Question {turn}", f"Answer {turn}.")
+    panel.add_piece(MODEL, "Well", 201)
+    qtbot.wait(3 * transcript_module.RELAYOUT_MS)  # laid out, the scroll bar in place
+    reply = panel.model.index(panel.model.rowCount() - 1)
+    asked: list[int] = []
+    real_size_hint = panel.delegate.sizeHint
+
+    def counting_size_hint(option: QStyleOptionViewItem, index: Any) -> Any:
+        asked.append(index.row())
+        return real_size_hint(option, index)
+
+    monkeypatch.setattr(panel.delegate, "sizeHint", counting_size_hint)
+    one_line = panel.view.visualRect(reply).height()
+    for word in (" then", " let", " us", " see"):
+        panel.add_piece(MODEL, word, 201)
+        qtbot.wait(1)  # the events the piece posted, Qt's layout among them
+        assert set(asked) <= {reply.row()}, f"rows measured for one piece: {len(set(asked))}"
+        asked.clear()
+    assert panel.view.visualRect(reply).height() == one_line
+    # A piece that wraps the row onto more lines lays the view out, so the row grows.
+    panel.add_piece(MODEL, " " + LONG_REPLY, 201)
+    qtbot.waitUntil(lambda: panel.view.visualRect(reply).height() > one_line, timeout=2000)
+    assert len(set(asked)) > 200
+    option = QStyleOptionViewItem()
+    option.font = panel.view.font()
+    assert panel.view.visualRect(reply).height() == real_size_hint(option, reply).height()
 
 
 def test_a_reader_scrolled_up_is_not_pulled_down_by_new_text(
