@@ -382,6 +382,8 @@ async def soak(args: argparse.Namespace, pulse: Any, tmp: Path) -> dict[str, Any
         "reconnecting_states": sum(e.state is S.RECONNECTING for e in states),
         "rss_peak_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
         "rss_mb_every_5_min": _every(rss_samples, 300.0),
+        # Whether voice to voice drifts as the session grows (per turn order, not time).
+        "v2v_p50_ms_every_40_turns": [_pct(v2v[i : i + 40], 50) for i in range(0, len(v2v), 40)],
         "lost_turns": [r for r in results if r["outcome"] != "completed"],
     }
 
