@@ -503,7 +503,7 @@ class TranscriptPanel(QWidget):
         self._rows_moved = False  # rows inserted or removed, the model reset, a resize
         self.model.rowsInserted.connect(self._on_rows_moved)
         self.model.rowsRemoved.connect(self._on_rows_moved)
-        self.model.dataChanged.connect(self._on_rows_edited)
+        self.model.dataChanged.connect(self._on_rows_changed)
         self.model.modelReset.connect(self._on_reset)
 
     # ------------------------------------------------------------------ events
@@ -542,10 +542,7 @@ class TranscriptPanel(QWidget):
         self._rows_moved = True
         self._on_rows_changed()
 
-    def _on_rows_edited(self, *args: object) -> None:
-        self._on_rows_changed()
-
-    def _on_rows_changed(self) -> None:
+    def _on_rows_changed(self, *args: object) -> None:
         self.empty_hint.setVisible(not self.model.entries)
         if not self._relayout_timer.isActive():
             bar = self.view.verticalScrollBar()
