@@ -66,7 +66,10 @@ class ConverseError(Exception):
 
 
 @dataclass
-class _Report:
+class EventLog:
+    """What the controller said during the conversation, printed as it comes, and the
+    waits of a turn, each ended early by a lost connection."""
+
     out: TextIO
     latencies: list[Any] = field(default_factory=list)
     readings: list[Any] = field(default_factory=list)
@@ -249,7 +252,7 @@ async def _converse(args: argparse.Namespace, out: TextIO) -> int:
         raise
 
     loop = asyncio.get_running_loop()
-    report = _Report(out)
+    report = EventLog(out)
     broke_off = ""
     emulator: Any = None
     file_audio: FileAudio | None = None
@@ -325,9 +328,36 @@ async def _converse(args: argparse.Namespace, out: TextIO) -> int:
     return EXIT_SOME_TURNS_NOT_ANSWERED if report.unanswered() else EXIT_ANSWERED
 
 
+async def press_when_ready(controller: Any, report: EventLog) -> None:
+    """Press push-to-talk once the session is ready. A goAway or a drop can arrive
+    between "ready" and the press (the server's goAway after a reply comes while the
+    reply still plays): the press is then refused while the link is restored, and made
+    again once it is, as a user would press again. ConverseError if the session is not
+    ready within REPLY_LIMIT_S or the press is refused for any other reason."""
+    from emodesk.conversation.api import ConversationState as S
+
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + REPLY_LIMIT_S
+    while True:
+        left_s = max(0.0, deadline - loop.time())
+        ready = await report.until(
+            controller.wait_for_state(S.READY, limit_s=left_s),
+            left_s + 1,
+            f"the session is still {controller.state.value}",
+        )
+        if not ready:
+            raise ConverseError(
+                f"the session is still {controller.state.value} after {REPLY_LIMIT_S:.0f} s"
+            )
+        if controller.push_to_talk_down():
+            return
+        if controller.state not in (S.CONNECTING, S.RECONNECTING):
+            raise ConverseError(f"push-to-talk refused: {report.refusals[-1]}")
+
+
 async def _one_turn(
     controller: Any,
-    report: _Report,
+    report: EventLog,
     number: int,
     start: int,
     end: int,
@@ -337,18 +367,10 @@ async def _one_turn(
 ) -> None:
     """Speak one utterance of the file and wait until its turn closes and its reply
     has played. ConverseError when the conversation cannot go on."""
-    from emodesk.conversation.api import ConversationState as S
-
-    await report.until(
-        controller.wait_for_state(S.READY, limit_s=REPLY_LIMIT_S),
-        REPLY_LIMIT_S + 1,
-        f"the session is still {controller.state.value}",
-    )
     hold_s = (end - start) / MIC_RATE / pace
     if file_audio is not None:
         file_audio.seek(start)
-    if not controller.push_to_talk_down():
-        raise ConverseError(f"push-to-talk refused: {report.refusals[-1]}")
+    await press_when_ready(controller, report)
     try:
         if file_audio is not None:
             await report.until(
@@ -440,7 +462,7 @@ def _print_session_report(store: Any, session_id: str, profile_key: str, out: Te
     print("\n" + text, file=out, flush=True)
 
 
-def _summary(report: _Report, out: TextIO, planned: int) -> None:
+def _summary(report: EventLog, out: TextIO, planned: int) -> None:
     firsts = [t.to_first_audio_s for t in report.latencies if t.to_first_audio_s is not None]
     played = [t.to_first_played_s for t in report.latencies if t.to_first_played_s is not None]
     if firsts:
