@@ -335,8 +335,9 @@ class TranscriptDelegate(QStyledItemDelegate):
     def height_changed(self, option: QStyleOptionViewItem, index: _ModelIndex) -> bool:
         """Whether the row now needs another height than it was last measured at (a row
         not measured at this width yet counts as changed)."""
-        before = self._cache.get(self._read(index)[0])
-        after = self.sizeHint(option, index)
+        key, parts = self._read(index)
+        before = self._cache.get(key)
+        after = self._size(option.font, key, parts)
         return before is None or before[0] != self.row_width() or before[2] != after
 
     @staticmethod
@@ -352,12 +353,15 @@ class TranscriptDelegate(QStyledItemDelegate):
         return (int(index.data(TranscriptModel.TurnRole) or 0), parts.role), parts
 
     def sizeHint(self, option: QStyleOptionViewItem, index: _ModelIndex) -> QSize:
-        key, parts = self._read(index)
+        return self._size(option.font, *self._read(index))
+
+    def _size(self, font: QFont, key: tuple[int, Role | None], parts: _Parts) -> QSize:
+        """The row's size at the current width, measured once per change of its parts."""
         width = self.row_width()
         cached = self._cache.get(key)
         if cached is not None and cached[0] == width and cached[1] == parts:
             return cached[2]
-        size = self.measure(option.font, parts, width)
+        size = self.measure(font, parts, width)
         self._cache[key] = (width, parts, size)
         return size
 

@@ -341,7 +341,13 @@ def test_a_piece_that_keeps_its_rows_height_does_not_lay_out_the_other_rows(
     for turn in range(1, 201):
         panel.settle(turn, TurnOutcome.COMPLETED, "", f"Question {turn}", f"Answer {turn}.")
     panel.add_piece(MODEL, "Well", 201)
-    qtbot.wait(3 * transcript_module.RELAYOUT_MS)  # laid out, the scroll bar in place
+    # Laid out, the scroll bar in place and painted, now: a paint asks each row it
+    # draws its size (cheap, cached), and one still pending on a busy machine would
+    # count the visible rows below.
+    qtbot.wait(3 * transcript_module.RELAYOUT_MS)
+    qtbot.waitUntil(lambda: not panel._relayout_timer.isActive())
+    panel.view.executeDelayedItemsLayout()  # Qt's own, if the scroll bar's arrival queued one
+    panel.view.viewport().repaint()
     reply = panel.model.index(panel.model.rowCount() - 1)
     asked: list[int] = []
     real_size_hint = panel.delegate.sizeHint
