@@ -36,7 +36,7 @@ def test_transcript_pieces_extend_a_row_and_the_closed_turn_replaces_them(qapp: 
     ]
     model.add_piece(Role.USER, "Again", 2)
     assert model.rowCount() == 3
-    assert model.data(model.index(2)) == "You\nAgain"
+    assert model.data(model.row_index(2)) == "You\nAgain"
 
 
 def test_transcript_makes_no_row_for_an_empty_side_of_a_closed_turn(qapp: object) -> None:

@@ -3,12 +3,13 @@ text that wraps and grows, and each turn settled to what the database stores."""
 
 from __future__ import annotations
 
+import sys
 from typing import Any
 
 import pytest
 from PySide6.QtCore import QRect, Qt
 from PySide6.QtGui import QFont, QFontMetrics
-from PySide6.QtWidgets import QStyleOptionViewItem
+from PySide6.QtWidgets import QApplication, QStyleOptionViewItem
 
 from emodesk.conversation.api import (
     Notice,
@@ -19,7 +20,6 @@ from emodesk.conversation.api import (
     TurnClosed,
     TurnOutcome,
 )
-from emodesk.ui import transcript as transcript_module
 from emodesk.ui.main_window import MainWindow
 from emodesk.ui.transcript import (
     GAP,
@@ -27,6 +27,7 @@ from emodesk.ui.transcript import (
     PAD_Y,
     TranscriptModel,
     TranscriptPanel,
+    _Parts,
     wrapped_layout,
 )
 
@@ -45,10 +46,10 @@ def rows(model: TranscriptModel) -> list[tuple[int, str, str, bool]]:
     """(turn, side, text, settled) of each row, top to bottom."""
     return [
         (
-            model.data(model.index(row), M.TurnRole),
-            model.data(model.index(row), M.RoleRole),
-            model.data(model.index(row), M.TextRole),
-            model.data(model.index(row), M.FinalRole),
+            model.data(model.row_index(row), M.TurnRole),
+            model.data(model.row_index(row), M.RoleRole),
+            model.data(model.row_index(row), M.TextRole),
+            model.data(model.row_index(row), M.FinalRole),
         )
         for row in range(model.rowCount())
     ]
@@ -139,14 +140,14 @@ def test_an_interrupted_reply_is_marked(qapp: object) -> None:
     stream(model, USER, "Explain quantum computing", 1)
     stream(model, MODEL, "Quantum computers use qubits, which can be", 1)
     model.settle(1, TurnOutcome.INTERRUPTED, "", "Explain quantum computing", "Quantum computers")
-    reply = model.index(1)
+    reply = model.row_index(1)
     assert model.data(reply, M.OutcomeRole) == "interrupted"
     assert model.data(reply, M.TextRole) == "Quantum computers"  # only what was played
     assert model.data(reply) == "Gemini\nQuantum computers — interrupted"
     assert "interrupted" in model.data(reply, Qt.ItemDataRole.ToolTipRole)
     # The user's side of the turn is not marked.
-    assert model.data(model.index(0), M.NoteRole) == ""
-    assert model.data(model.index(0)) == "You\nExplain quantum computing"
+    assert model.data(model.row_index(0), M.NoteRole) == ""
+    assert model.data(model.row_index(0)) == "You\nExplain quantum computing"
 
 
 def test_a_failed_turn_stays_visible_with_its_reason(qapp: object) -> None:
@@ -158,7 +159,7 @@ def test_a_failed_turn_stays_visible_with_its_reason(qapp: object) -> None:
         (1, "user", True),
         (1, "model", True),
     ]
-    reply = model.index(1)
+    reply = model.row_index(1)
     assert model.data(reply, M.OutcomeRole) == "failed"
     assert model.data(reply, M.ReasonRole) == "the connection was lost"
     assert model.data(reply) == "Gemini\nNot answered: the connection was lost"
@@ -207,14 +208,14 @@ def test_rows_are_italic_until_their_turn_closes(qapp: object) -> None:
     model.add_piece(USER, "I was going to", 1)  # hands-free: half an utterance
     model.add_piece(MODEL, "Go on", 1)
     for row in range(2):
-        index = model.index(row)
+        index = model.row_index(row)
         assert model.data(index, M.FinalRole) is False
         assert model.data(index, Qt.ItemDataRole.FontRole).italic()
         assert model.data(index, M.OutcomeRole) == ""
-    streaming = model.data(model.index(0), Qt.ItemDataRole.ForegroundRole).color()
+    streaming = model.data(model.row_index(0), Qt.ItemDataRole.ForegroundRole).color()
     model.settle(1, TurnOutcome.COMPLETED, "", "I was going to", "Go on.")
     for row in range(2):
-        index = model.index(row)
+        index = model.row_index(row)
         assert model.data(index, M.FinalRole) is True
         assert not model.data(index, Qt.ItemDataRole.FontRole).italic()
         assert model.data(index, Qt.ItemDataRole.ForegroundRole).color() != streaming
@@ -240,8 +241,8 @@ def text_height(panel: TranscriptPanel, text: str, italic: bool) -> int:
 
 
 def row_height(panel: TranscriptPanel, row: int, qtbot: Any) -> int:
-    qtbot.waitUntil(lambda: not panel._relayout_timer.isActive(), timeout=2000)
-    return panel.view.visualRect(panel.model.index(row)).height()
+    qtbot.waitUntil(lambda: not panel._measure_all.isActive(), timeout=2000)
+    return panel.view.visualRect(panel.model.row_index(row)).height()
 
 
 def test_a_long_reply_wraps_and_its_row_grows_as_it_streams(
@@ -257,7 +258,7 @@ def test_a_long_reply_wraps_and_its_row_grows_as_it_streams(
             heights.append(row_height(panel, 1, qtbot))
     heights.append(row_height(panel, 1, qtbot))
     assert heights == sorted(heights) and heights[-1] > 3 * heights[0]
-    reply = panel.model.index(1)
+    reply = panel.model.row_index(1)
     assert panel.model.data(reply) == f"Gemini\n{LONG_REPLY}"
     assert "…" not in panel.model.data(reply)
     assert panel.view.textElideMode() == Qt.TextElideMode.ElideNone
@@ -290,24 +291,17 @@ def test_rows_are_measured_again_when_the_view_is_resized(
     panel.settle(1, TurnOutcome.COMPLETED, "", "Why?", LONG_REPLY)
     narrow = row_height(panel, 1, qtbot)
     panel.resize(700, 600)
-    qtbot.waitUntil(lambda: panel.view.visualRect(panel.model.index(1)).height() < narrow)
-    wide = panel.view.visualRect(panel.model.index(1))
+    qtbot.waitUntil(lambda: panel.view.visualRect(panel.model.row_index(1)).height() < narrow)
+    wide = panel.view.visualRect(panel.model.row_index(1))
     assert wide.width() > 600
 
 
-def test_streaming_relayouts_are_coalesced_and_measure_only_changed_rows(
+def test_streaming_measures_only_the_changed_rows_and_follows_the_newest(
     panel: TranscriptPanel, qtbot: Any, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     for turn in range(1, 101):
         panel.settle(turn, TurnOutcome.COMPLETED, "", f"Question {turn}", f"Answer {turn}.")
     panel.relayout()
-    relayouts = 0
-
-    def count() -> None:
-        nonlocal relayouts
-        relayouts += 1
-
-    panel._relayout_timer.timeout.connect(count)
     measured: list[tuple[str, str]] = []
     real_measure = panel.delegate.measure
 
@@ -320,57 +314,88 @@ def test_streaming_relayouts_are_coalesced_and_measure_only_changed_rows(
     stream(panel, USER, question, 101)
     stream(panel, MODEL, LONG_REPLY, 101)  # some 25 pieces in one go
     pieces = -(-len(question.split(" ")) // 3) + -(-len(LONG_REPLY.split(" ")) // 3)
-    qtbot.waitUntil(lambda: relayouts >= 1, timeout=2000)
-    qtbot.wait(3 * transcript_module.RELAYOUT_MS)
-    assert relayouts == 1
-    # The 200 settled rows were not measured again: only the two new ones were, once per
-    # piece (whether its row's height changed) and once per layout of theirs (Qt's own
-    # after a row was inserted, and ours).
+    qtbot.wait(1)  # what the pieces posted (Qt's layout)
+    # The 200 settled rows were not measured again: each piece measured its own row once.
     assert {role for role, _ in measured} == {"user", "model"}
-    assert len(measured) <= pieces + 4
-    # The newest row is in sight.
-    last = panel.view.visualRect(panel.model.index(panel.model.rowCount() - 1))
+    assert len(measured) == pieces
+    assert measured[-1] == ("model", LONG_REPLY)
+    # The newest row is in sight, as tall as it was measured.
+    reply = panel.model.row_index(panel.model.rowCount() - 1)
+    last = panel.view.visualRect(reply)
     assert panel.view.viewport().rect().intersects(last)
+    width = panel.delegate.row_width()
+    assert last.height() == real_measure(panel.view.font(), _Parts.of(reply), width).height()
 
 
-def test_a_piece_that_keeps_its_rows_height_does_not_lay_out_the_other_rows(
-    panel: TranscriptPanel, qtbot: Any, monkeypatch: pytest.MonkeyPatch
+def test_laying_out_a_long_transcript_runs_no_python_per_row(
+    panel: TranscriptPanel, qtbot: Any
 ) -> None:
-    """QListView lays out every row on any change; a long session would pay that per
-    streamed piece. Only a piece that changes its row's height may."""
+    """A list view asks every row its size at each layout, and Qt lays the list out
+    again whenever a streamed reply grows by a line. Asked of Python, that cost grows
+    with the session (8 ms of the GUI thread per layout at 250 turns); the sizes are in
+    the model's C++ items instead, measured once per change of a row."""
     for turn in range(1, 201):
         panel.settle(turn, TurnOutcome.COMPLETED, "", f"Question {turn}", f"Answer {turn}.")
     panel.add_piece(MODEL, "Well", 201)
-    # Laid out, the scroll bar in place and painted, now: a paint asks each row it
-    # draws its size (cheap, cached), and one still pending on a busy machine would
-    # count the visible rows below.
-    qtbot.wait(3 * transcript_module.RELAYOUT_MS)
-    qtbot.waitUntil(lambda: not panel._relayout_timer.isActive())
-    panel.view.executeDelayedItemsLayout()  # Qt's own, if the scroll bar's arrival queued one
-    panel.view.viewport().repaint()
-    reply = panel.model.index(panel.model.rowCount() - 1)
-    asked: list[int] = []
-    real_size_hint = panel.delegate.sizeHint
-
-    def counting_size_hint(option: QStyleOptionViewItem, index: Any) -> Any:
-        asked.append(index.row())
-        return real_size_hint(option, index)
-
-    monkeypatch.setattr(panel.delegate, "sizeHint", counting_size_hint)
+    panel.relayout()
+    reply = panel.model.row_index(panel.model.rowCount() - 1)
     one_line = panel.view.visualRect(reply).height()
-    for word in (" then", " let", " us", " see"):
-        panel.add_piece(MODEL, word, 201)
-        qtbot.wait(1)  # the events the piece posted, Qt's layout among them
-        assert set(asked) <= {reply.row()}, f"rows measured for one piece: {len(set(asked))}"
-        asked.clear()
-    assert panel.view.visualRect(reply).height() == one_line
-    # A piece that wraps the row onto more lines lays the view out, so the row grows.
+    calls: list[str] = []
+
+    def count(frame: Any, event: str, _arg: Any) -> None:
+        if event == "call":
+            calls.append(f"{frame.f_code.co_name} ({frame.f_code.co_filename})")
+
+    sys.setprofile(count)
+    try:
+        panel.view.doItemsLayout()
+    finally:
+        sys.setprofile(None)
+    assert len(calls) < 20, calls[:20]  # not per row (401 rows)
+    # A piece that wraps the row onto more lines grows it, at once.
     panel.add_piece(MODEL, " " + LONG_REPLY, 201)
-    qtbot.waitUntil(lambda: panel.view.visualRect(reply).height() > one_line, timeout=2000)
-    assert len(set(asked)) > 200
-    option = QStyleOptionViewItem()
-    option.font = panel.view.font()
-    assert panel.view.visualRect(reply).height() == real_size_hint(option, reply).height()
+    grown = panel.view.visualRect(reply).height()
+    assert grown > one_line
+    width = panel.delegate.row_width()
+    assert grown == panel.delegate.measure(panel.view.font(), _Parts.of(reply), width).height()
+
+
+def test_a_piece_that_keeps_its_rows_height_repaints_that_row_alone(
+    panel: TranscriptPanel, qtbot: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """QListView repaints every visible row on any change of a row; a streamed piece
+    that leaves its row's height as it was repaints only its row."""
+    for turn in range(1, 21):
+        panel.settle(turn, TurnOutcome.COMPLETED, "", f"Question {turn}", f"Answer {turn}.")
+    panel.add_piece(MODEL, "Well", 21)
+    panel.relayout()
+    reply = panel.model.row_index(panel.model.rowCount() - 1)
+    one_line = panel.view.visualRect(reply).height()
+    painted: list[int] = []
+    real_paint = panel.delegate.paint
+
+    def counting_paint(painter: Any, option: Any, index: Any) -> None:
+        painted.append(index.row())
+        real_paint(painter, option, index)
+
+    monkeypatch.setattr(panel.delegate, "paint", counting_paint)
+
+    def nothing_left_to_paint() -> bool:  # from showing the panel and laying it out
+        painted.clear()
+        QApplication.processEvents()
+        return not painted
+
+    qtbot.waitUntil(nothing_left_to_paint, timeout=2000)
+    for word in (" then", " let", " us", " see"):
+        panel.add_piece(MODEL, word, 21)
+        qtbot.waitUntil(lambda: bool(painted), timeout=2000)  # the row's repaint
+        assert set(painted) == {reply.row()}, painted
+        painted.clear()
+    assert panel.view.visualRect(reply).height() == one_line
+    # A piece that wraps the row onto a new line lays the list out and repaints it.
+    panel.add_piece(MODEL, " " + LONG_REPLY, 21)
+    qtbot.waitUntil(lambda: len(set(painted)) > 1, timeout=2000)
+    assert panel.view.visualRect(reply).height() > one_line
 
 
 def test_a_reader_scrolled_up_is_not_pulled_down_by_new_text(
@@ -383,12 +408,12 @@ def test_a_reader_scrolled_up_is_not_pulled_down_by_new_text(
     assert bar.maximum() > 0 and bar.value() == bar.maximum()  # following the newest
     bar.setValue(0)
     stream(panel, MODEL, "More and more words arrive", 21)
-    qtbot.wait(3 * transcript_module.RELAYOUT_MS)
+    qtbot.wait(1)  # what the pieces posted (Qt's layout)
     assert bar.value() == 0
     bar.setValue(bar.maximum())
     panel.add_piece(MODEL, " and the view follows again", 21)
-    qtbot.waitUntil(lambda: bar.value() == bar.maximum() and not panel._relayout_timer.isActive())
-    last = panel.view.visualRect(panel.model.index(panel.model.rowCount() - 1))
+    qtbot.waitUntil(lambda: bar.value() == bar.maximum())
+    last = panel.view.visualRect(panel.model.row_index(panel.model.rowCount() - 1))
     assert panel.view.viewport().rect().contains(last.bottomLeft())
 
 
@@ -421,8 +446,6 @@ def test_a_row_read_directly_is_the_row_its_data_roles_give(qapp: object) -> Non
     from the model or through a proxy, it is the row the separate roles describe."""
     from PySide6.QtCore import QIdentityProxyModel
 
-    from emodesk.ui.transcript import _Parts
-
     model = TranscriptModel()
     model.add_piece(USER, " still streaming ", 1)
     model.add_piece(USER, "Hello there", 2)
@@ -433,11 +456,11 @@ def test_a_row_read_directly_is_the_row_its_data_roles_give(qapp: object) -> Non
     proxy.setSourceModel(model)
     assert model.rowCount() == 5
     for row in range(model.rowCount()):
-        direct = _Parts.of(model.index(row))
+        direct = _Parts.of(model.row_index(row))
         assert direct == _Parts.of(proxy.index(row, 0))
     assert [
         (p.title, p.text, p.note, p.final, p.outcome)
-        for p in map(_Parts.of, map(model.index, range(5)))
+        for p in map(_Parts.of, map(model.row_index, range(5)))
     ] == [
         ("You", "still streaming", "", False, ""),
         ("You", "Hello there", "", True, "interrupted"),
