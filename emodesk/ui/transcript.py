@@ -292,8 +292,7 @@ class _Parts:
 
     @classmethod
     def of(cls, index: _ModelIndex) -> _Parts:
-        # One `data()` call (about 40 us): a relayout of a long session measures every
-        # row, and the GUI thread also reads the reply's audio.
+        # One `data()` call per painted row, for everything the row draws.
         parts = index.data(TranscriptModel.PartsRole)
         return parts if isinstance(parts, _Parts) else cls("", "", "", None, False, "")
 

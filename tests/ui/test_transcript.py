@@ -442,8 +442,8 @@ def test_the_window_routes_transcript_events_and_a_failed_turn_notice(
 
 
 def test_a_row_read_directly_is_the_row_its_data_roles_give(qapp: object) -> None:
-    """The delegate reads a row in one `data()` call (a relayout measures every row):
-    from the model or through a proxy, it is the row the separate roles describe."""
+    """The delegate reads a row to paint in one `data()` call: from the model or through
+    a proxy, it is the row the separate roles describe."""
     from PySide6.QtCore import QIdentityProxyModel
 
     model = TranscriptModel()
