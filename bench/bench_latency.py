@@ -86,25 +86,6 @@ def voiced(seconds: float, rate: int, f0: float, amplitude: float) -> np.ndarray
     return (out / np.abs(out).max() * amplitude).astype(np.int16)
 
 
-class ReplyTrace:
-    """The engine's observer: when reply audio was given to `play()`, when it reached the
-    playout buffer, and when the output callback handed reply samples to the device (the
-    first of each reply is looked up)."""
-
-    def __init__(self) -> None:
-        self.buffered: list[tuple[float, float]] = []
-        self.blocks: list[float] = []
-
-    def frame_posted(self, t_callback: float) -> None:
-        pass
-
-    def reply_buffered(self, t_play: float, t_buffered: float, samples: int) -> None:
-        self.buffered.append((t_play, t_buffered))
-
-    def reply_played(self, samples: int, t_callback: float) -> None:
-        self.blocks.append(t_callback)
-
-
 async def one_run(
     trials: int, pulse: Any, tmp: Path, frame_ms: int | None
 ) -> dict[str, list[float]]:
@@ -112,6 +93,7 @@ async def one_run(
     from PySide6.QtGui import QKeyEvent
     from PySide6.QtWidgets import QApplication
 
+    from bench.reply_path import ReplyTrace, split_turn
     from bench.soak import EmulatorProcess, Monitor
     from emodesk.app import Backend, BackendOptions, window_options
     from emodesk.conversation.api import ConversationState, StateChanged, TurnClosed
@@ -122,31 +104,17 @@ async def one_run(
 
     S = ConversationState
     emulator = EmulatorProcess([sys.executable, "-m", "bench.bench_latency", "--emulator"])
-    ended: list[float] = []
-    first_audio: list[float] = []
-    interrupted: list[float] = []
+    emulator_marks: dict[str, list[float]] = {}
 
     def marks() -> None:  # the emulator's clock is the same CLOCK_MONOTONIC
-        got = json.loads(emulator.say("marks"))
-        ended[:], first_audio[:] = got["ended"], got["first_audio"]
-        interrupted[:] = got["interrupted"]
+        emulator_marks.update(json.loads(emulator.say("marks")))
 
     def shares(prefix: str, start: float, onset: float, wait_s: float = 0.0) -> None:
         marks()
-        t_end = next((t for t in ended if t >= start - 0.2), None)
-        t_audio = next((t for t in first_audio if t_end is not None and t >= t_end), None)
-        if t_end is None or t_audio is None:
-            return
-        out[f"{prefix}_to_server"].append(t_end - start - wait_s)
-        out[f"{prefix}_server"].append(t_audio - t_end)
-        out[f"{prefix}_client"].append(onset - t_audio)
-        first = next(((p, b) for p, b in trace.buffered if p >= t_audio), None)
-        t_block = next((t for t in trace.blocks if first is not None and t >= first[1]), None)
-        if first is not None and t_block is not None:
-            out[f"{prefix}_socket"].append(first[0] - t_audio)
-            out[f"{prefix}_hop"].append(first[1] - first[0])
-            out[f"{prefix}_wait"].append(t_block - first[1])
-            out[f"{prefix}_device"].append(onset - t_block)
+        split = split_turn(emulator_marks, trace, start, onset, wait_s)
+        for name, seconds in split.items():
+            if f"{prefix}_{name}" in out:
+                out[f"{prefix}_{name}"].append(seconds)
 
     speech = write_wav(tmp / "speech.wav", voiced(1.0, 16000, 140.0, 9000), 16000)
 
@@ -270,7 +238,7 @@ async def one_run(
         if speak_at is not None and last is not None:
             barge.append(last - speak_at)
             marks()
-            t_int = next((t for t in interrupted if t >= speak_at - 0.05), None)
+            t_int = next((t for t in emulator_marks["interrupted"] if t >= speak_at - 0.05), None)
             t_flush = next((t for t in flushes if t_int is not None and t >= t_int), None)
             if t_int is not None and t_flush is not None:
                 out["bi_to_server"].append(t_int - speak_at)
@@ -299,49 +267,16 @@ async def one_run(
 
 
 def run_emulator() -> None:
-    """The emulator in a process of its own, as a remote server is, answering at once: its
-    reply synthesis replaced by audio made ahead, its end of a user's turn and first reply
-    audio timed (`marks` on stdin answers them as JSON); `connections` as in the soak."""
+    """The soak's emulator (its own process, as a remote server is, its turns timed:
+    `marks` on stdin answers them as JSON), answering at once: its reply synthesis
+    replaced by audio made ahead."""
     import emodesk.live.emulator.server as emulator_server
+    from bench import soak
     from emodesk.core.pcm import REPLY_RATE
 
     reply = voiced(2.0, REPLY_RATE, 190.0, 12000).tobytes()
     emulator_server.synthesize = lambda text, voice, *a, **k: reply  # type: ignore[assignment]
-    ended: list[float] = []
-    first_audio: list[float] = []
-    interrupted: list[float] = []
-    connection = emulator_server._Connection
-    end_turn, send = connection.end_turn, connection.send
-
-    async def timed_end_turn(self: Any) -> None:
-        ended.append(time.monotonic())
-        await end_turn(self)
-
-    async def timed_send(self: Any, message: dict[str, Any]) -> None:
-        content = message.get("serverContent", {})
-        if "modelTurn" in content:
-            first_audio.append(time.monotonic())
-        elif content.get("interrupted"):
-            interrupted.append(time.monotonic())
-        await send(self, message)
-
-    connection.end_turn = timed_end_turn  # type: ignore[method-assign]
-    connection.send = timed_send  # type: ignore[method-assign]
-
-    async def serve() -> None:
-        loop = asyncio.get_running_loop()
-        server = emulator_server.EmulatorServer(speed=1.0)
-        await server.start()
-        print(f"URL {server.url} {server.ca_file}", flush=True)
-        while line := await loop.run_in_executor(None, sys.stdin.readline):
-            if line.strip() == "marks":
-                marks = {"ended": ended, "first_audio": first_audio, "interrupted": interrupted}
-                print(json.dumps(marks), flush=True)
-            elif line.strip() == "connections":
-                print(len(server.connections), flush=True)
-        await server.stop()
-
-    asyncio.run(serve())
+    soak.run_emulator()
 
 
 def child(trials: int, frame_ms: int | None) -> None:

@@ -47,11 +47,21 @@ def over_runs(
     return line
 
 
-def _cpu_times(stat: str) -> tuple[int, int]:
-    """(busy jiffies including stolen ones, stolen jiffies) from /proc/stat's `cpu` line."""
+def _cpu_times(stat: str) -> tuple[int, int, int]:
+    """(busy jiffies including stolen ones, stolen jiffies, all jiffies) from /proc/stat's
+    `cpu` line."""
     fields = [int(x) for x in stat.split("\n", 1)[0].split()[1:9]]
-    user, nice, system, _idle, _iowait, irq, softirq, steal = fields
-    return user + nice + system + irq + softirq + steal, steal
+    user, nice, system, idle, iowait, irq, softirq, steal = fields
+    busy = user + nice + system + irq + softirq + steal
+    return busy, steal, busy + idle + iowait
+
+
+def _read_cpu_times(path: str) -> tuple[int, int, int] | None:
+    try:
+        with open(path) as f:
+            return _cpu_times(f.read())
+    except (OSError, ValueError):
+        return None
 
 
 class StolenTime:
@@ -61,17 +71,10 @@ class StolenTime:
 
     def __init__(self, path: str = "/proc/stat") -> None:
         self._path = path
-        self._start = self._read()
-
-    def _read(self) -> tuple[int, int] | None:
-        try:
-            with open(self._path) as f:
-                return _cpu_times(f.read())
-        except (OSError, ValueError):
-            return None
+        self._start = _read_cpu_times(path)
 
     def percent(self) -> float | None:
-        now = self._read()
+        now = _read_cpu_times(self._path)
         if self._start is None or now is None or now[0] <= self._start[0]:
             return None
         return round(100 * (now[1] - self._start[1]) / (now[0] - self._start[0]), 1)
@@ -79,3 +82,22 @@ class StolenTime:
     def label(self) -> str:
         p = self.percent()
         return "steal time unknown" if p is None else f"{p:.1f}% of busy CPU stolen by the host"
+
+
+class MachineLoad:
+    """The whole machine since it was made (/proc/stat): `busy`, the % of all its CPUs'
+    time busy (stolen time included); `steal`, the % of that busy time the host took."""
+
+    def __init__(self, path: str = "/proc/stat") -> None:
+        self._path = path
+        self._start = _read_cpu_times(path)
+
+    def percent(self) -> dict[str, float] | None:
+        now = _read_cpu_times(self._path)
+        if self._start is None or now is None or now[2] <= self._start[2]:
+            return None
+        busy, steal, total = (b - a for a, b in zip(self._start, now, strict=True))
+        return {
+            "busy": round(100 * busy / total, 1),
+            "steal": round(100 * steal / busy, 1) if busy else 0.0,
+        }

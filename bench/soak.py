@@ -45,7 +45,8 @@ from typing import Any
 
 import numpy as np
 
-from bench.figures import StolenTime
+from bench.figures import MachineLoad, StolenTime
+from bench.reply_path import SHARES, ReplyTrace, split_turn
 
 LINES = (
     ("What is the weather like in Lisbon tomorrow morning?", 50, 160),
@@ -107,7 +108,8 @@ class Monitor:
 
 class EmulatorProcess:
     """The emulator in a child process (`python -m bench.soak --emulator`); its faults
-    on demand through its stdin: `arm KIND`, `drop`, `connections` (answered on stdout)."""
+    on demand through its stdin: `arm KIND`, `drop`, `connections`, `marks` (answered on
+    stdout)."""
 
     def __init__(self, command: list[str] | None = None) -> None:
         self.proc = subprocess.Popen(
@@ -147,8 +149,12 @@ class EmulatorProcess:
 
 
 def run_emulator() -> None:
-    """The child: an emulator at real-time pacing; commands from stdin, one per line."""
+    """The child: an emulator at real-time pacing, its turns timed (`bench.reply_path`);
+    commands from stdin, one per line, each answered with one line."""
+    from bench.reply_path import time_emulator
     from emodesk.live.emulator.server import EmulatorServer
+
+    marks = time_emulator()
 
     async def serve() -> None:
         loop = asyncio.get_running_loop()
@@ -164,6 +170,8 @@ def run_emulator() -> None:
                 print(server.drop_open_connections(), flush=True)
             elif command == "connections":
                 print(len(server.connections), flush=True)
+            elif command == "marks":
+                print(json.dumps(marks.as_json()), flush=True)
         await server.stop()
 
     asyncio.run(serve())
@@ -187,6 +195,13 @@ def _every(samples: list[tuple[float, float]], period_s: float) -> list[float]:
 
 def _pct(values: list[float], q: float) -> float | None:
     return round(float(np.percentile(values, q)), 1) if values else None
+
+
+def _shares(results: list[dict[str, Any]], q: float) -> dict[str, float | None]:
+    return {
+        name: _pct([r["shares_ms"][name] for r in results if name in r.get("shares_ms", {})], q)
+        for name in SHARES
+    }
 
 
 async def soak(args: argparse.Namespace, pulse: Any, tmp: Path) -> dict[str, Any]:
@@ -222,6 +237,7 @@ async def soak(args: argparse.Namespace, pulse: Any, tmp: Path) -> dict[str, Any
         ),
     )
     await backend.start()
+    trace = ReplyTrace()
     mic = Monitor(pulse, "mic.monitor", 16000)
     spk = Monitor(pulse, "spk.monitor", 24000)
 
@@ -274,6 +290,8 @@ async def soak(args: argparse.Namespace, pulse: Any, tmp: Path) -> dict[str, Any
         elapsed = time.monotonic() - t_begin
         controller = watch()
         engines[id(backend.audio)] = backend.audio
+        backend.audio.observer = trace
+        machine = MachineLoad()
         if elapsed >= next_drop:
             next_drop += args.drop_every_s
             drops += 1
@@ -316,8 +334,12 @@ async def soak(args: argparse.Namespace, pulse: Any, tmp: Path) -> dict[str, Any
             if event.outcome is TurnOutcome.COMPLETED and end is not None and onset is not None:
                 wait_s = controller.settings.vad_silence_ms / 1000 if hands_free else 0.0
                 result["v2v_ms"] = round((onset - end - wait_s) * 1000, 1)
+                marks = json.loads(emulator.say("marks"))
+                split = split_turn(marks, trace, end, onset, wait_s)
+                result["shares_ms"] = {k: round(v * 1000, 1) for k, v in split.items()}
         else:
             result.update(outcome="not closed", reason=f"no TurnClosed within {TURN_LIMIT_S} s")
+        result["machine"] = machine.percent()
         results.append(result)
         now = time.monotonic()
         rss_samples.append((now - t_begin, rss_mb()))
@@ -376,6 +398,9 @@ async def soak(args: argparse.Namespace, pulse: Any, tmp: Path) -> dict[str, Any
         "v2v_hands_free_p50_ms": _pct(by_mode["hands-free"], 50),
         "v2v_hands_free_p99_ms": _pct(by_mode["hands-free"], 99),
         "v2v_measured": len(v2v),
+        # Where the time went (`bench.reply_path.split_turn`), per share over the turns.
+        "shares_p50_ms": _shares(results, 50),
+        "shares_p99_ms": _shares(results, 99),
         "goaways": goaways,
         "drops": drops,
         "hands_free_switches": switches,
