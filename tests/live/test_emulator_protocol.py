@@ -194,6 +194,32 @@ async def test_the_wire_log_is_kept_only_when_asked() -> None:
     assert EmulatorServer().record is False  # the app's default
 
 
+async def test_only_the_newest_turns_keep_their_audio_unless_recording() -> None:
+    # The app's offline demo runs the emulator in its own process: every turn's audio kept
+    # would grow its memory with each second spoken.
+    from emodesk.live.emulator.server import TURN_AUDIO_KEPT
+
+    spoken = [tone(0.1 + 0.01 * i) for i in range(TURN_AUDIO_KEPT + 3)]
+    for record in (False, True):
+        async with running_emulator(record=record) as server, _ws(server) as ws:
+            await ws.send(json.dumps(SETUP))
+            assert "setupComplete" in await _recv_json(ws)
+            for pcm in spoken:
+                blob = {"mimeType": "audio/pcm;rate=16000", "data": base64.b64encode(pcm).decode()}
+                await ws.send(json.dumps({"realtimeInput": {"activityStart": {}}}))
+                await ws.send(json.dumps({"realtimeInput": {"audio": blob}}))
+                await ws.send(json.dumps({"realtimeInput": {"activityEnd": {}}}))
+                await _read_to_turn_complete(ws)
+            turns = server.all_turns()
+            assert [t.completed for t in turns] == [True] * len(spoken)
+            assert [round(t.audio_seconds, 2) for t in turns] == [
+                round(0.1 + 0.01 * i, 2) for i in range(len(spoken))
+            ]
+            kept = [bytes(t.audio) == pcm for t, pcm in zip(turns, spoken, strict=True)]
+            assert kept == [record] * 3 + [True] * TURN_AUDIO_KEPT
+            assert all(not t.audio for t, k in zip(turns, kept, strict=True) if not k)
+
+
 async def test_resumption_snapshots_are_shared_and_bounded(monkeypatch) -> None:
     from emodesk.live.emulator import server as emulator_server
 

@@ -12,7 +12,8 @@ hands out resumption handles and resumes from them, takes initial history
 
 With `record=True` (tests) every client message is kept, as parsed JSON, in `received`
 (all connections) and in `connections[i].received`, so tests can check what went over
-the wire. The app's offline demo leaves it off: the wire log holds all the user's audio.
+the wire, and every turn record keeps its audio. The app's offline demo leaves it off:
+the wire log would hold all the user's audio; only the newest turns keep theirs.
 """
 
 from __future__ import annotations
@@ -95,6 +96,10 @@ BAD_REPLY_FRAME = {"serverContent": {"modelTurn": {"parts": 7}}}
 MAX_SESSION_HANDLES = 64
 # History a snapshot carries, in (role, text) entries, as a compressed context would.
 MAX_HISTORY_ENTRIES = 200
+# Turns whose audio is kept (the newest) when not recording: the app's offline demo runs
+# the emulator in its own process, where every turn's audio kept would grow its memory
+# by 32 kB per second spoken, and hold the user's speech longer than answering needs.
+TURN_AUDIO_KEPT = 8
 # Hands-free: a frame louder than this (RMS of int16) is speech.
 VAD_RMS_THRESHOLD = 300.0
 
@@ -161,10 +166,18 @@ class TurnRecord:
     reply_bytes: int = 0
     interrupted: bool = False
     completed: bool = False
+    released_s: float | None = None  # the audio's length, once its bytes were let go
 
     @property
     def audio_seconds(self) -> float:
+        if self.released_s is not None:
+            return self.released_s
         return len(self.audio) / 2 / self.rate
+
+    def release_audio(self) -> None:
+        """Lets the audio go, keeping its length (`audio_seconds`)."""
+        self.released_s = self.audio_seconds
+        self.audio = bytearray()
 
 
 @dataclass
@@ -315,6 +328,7 @@ class EmulatorServer:
         self.minted: list[dict[str, Any]] = []  # create-token request bodies, as received
         self.received: list[dict[str, Any]] = []
         self.connections: list[ConnectionRecord] = []
+        self._with_audio: deque[TurnRecord] = deque()  # not recording: the newest turns
         self._links: set[_Connection] = set()  # the open ones
         self.sessions: OrderedDict[str, SessionState] = OrderedDict()  # handle -> snapshot
         self._fired: set[tuple[FaultKind, int]] = set()
@@ -398,6 +412,15 @@ class EmulatorServer:
 
     def all_turns(self) -> list[TurnRecord]:
         return [turn for conn in self.connections for turn in conn.turns]
+
+    def _keep_audio_of(self, turn: TurnRecord) -> None:
+        """Recording, every turn keeps its audio; otherwise the newest `TURN_AUDIO_KEPT`
+        do (the one being answered among them), older ones keep only its length."""
+        if self.record:
+            return
+        self._with_audio.append(turn)
+        while len(self._with_audio) > TURN_AUDIO_KEPT:
+            self._with_audio.popleft().release_audio()
 
     # -- handshake -------------------------------------------------------------------
 
@@ -694,6 +717,7 @@ class _Connection:
         assert self.state is not None
         turn = TurnRecord(number=self.state.turns + 1)
         self.record.turns.append(turn)
+        self.server._keep_audio_of(turn)
         return turn
 
     async def begin_turn(self) -> None:
