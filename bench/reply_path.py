@@ -12,7 +12,18 @@ import time
 from collections import deque
 from typing import Any
 
-SHARES = ("to_server", "server", "tool", "client", "socket", "hop", "wait", "device")
+SHARES = (
+    "to_server",
+    "server",
+    "judge",
+    "tool",
+    "synth",
+    "client",
+    "socket",
+    "hop",
+    "wait",
+    "device",
+)
 KEEP = 512  # marks and observer times kept: a few minutes of turns, bounded for the soak
 
 
@@ -25,20 +36,39 @@ class EmulatorMarks:
         self.interrupted: deque[float] = deque(maxlen=KEEP)
         self.tool_asked: deque[float] = deque(maxlen=KEEP)
         self.tool_answered: deque[float] = deque(maxlen=KEEP)
+        # (start, end) of the emulator's own work for a reply: judging the turn, synthesis.
+        self.judged: deque[tuple[float, float]] = deque(maxlen=KEEP)
+        self.synthesized: deque[tuple[float, float]] = deque(maxlen=KEEP)
 
-    def as_json(self) -> dict[str, list[float]]:
+    def as_json(self) -> dict[str, list[Any]]:
         return {name: list(times) for name, times in vars(self).items()}
 
 
 def time_emulator() -> EmulatorMarks:
     """Wraps the emulator's connection (in the emulator's process, before it serves) so
-    it marks a user's turn ended, each function call asked and answered, the first
-    reply audio sent after each turn's end and `interrupted` sent."""
+    it marks a user's turn ended, each function call asked and answered, its judging of
+    a turn and its speech synthesis (start and end), the first reply audio sent after
+    each turn's end and `interrupted` sent."""
     import emodesk.live.emulator.server as emulator_server
 
     marks = EmulatorMarks()
     connection = emulator_server._Connection
     end_turn, send, call = connection.end_turn, connection.send, connection.call
+    judge, synthesize = connection.judge, emulator_server.synthesize  # type: ignore[attr-defined]
+
+    async def timed_judge(self: Any, turn: Any) -> Any:
+        start = time.monotonic()
+        try:
+            return await judge(self, turn)
+        finally:
+            marks.judged.append((start, time.monotonic()))
+
+    def timed_synthesize(*args: Any, **kwargs: Any) -> bytes:  # on a worker thread
+        start = time.monotonic()
+        try:
+            return synthesize(*args, **kwargs)
+        finally:
+            marks.synthesized.append((start, time.monotonic()))
 
     async def timed_end_turn(self: Any) -> None:
         marks.ended.append(time.monotonic())
@@ -63,6 +93,8 @@ def time_emulator() -> EmulatorMarks:
     connection.end_turn = timed_end_turn  # type: ignore[method-assign]
     connection.send = timed_send  # type: ignore[method-assign]
     connection.call = timed_call  # type: ignore[method-assign,assignment]
+    connection.judge = timed_judge  # type: ignore[method-assign]
+    emulator_server.synthesize = timed_synthesize  # type: ignore[attr-defined]
     return marks
 
 
@@ -93,7 +125,7 @@ class ReplyTrace:
 
 
 def split_turn(
-    marks: dict[str, list[float]],
+    marks: dict[str, list[Any]],
     trace: ReplyTrace,
     start: float,
     onset: float,
@@ -101,8 +133,9 @@ def split_turn(
 ) -> dict[str, float]:
     """One turn's voice-to-voice time (`start`: key up or end of speech; `onset`: the
     first reply sound), in seconds: `to_server` (-> the server ends the turn, less its
-    `wait_s`), `server` (-> its first reply audio sent; of it `tool`, its emotion call's
-    round trip through the app), `client` (-> heard; of it `socket` to `play()`, `hop`
+    `wait_s`), `server` (-> its first reply audio sent; of it `judge`, its judging of the
+    turn, `tool`, its emotion call's round trip through the app, and `synth`, its speech
+    synthesis), `client` (-> heard; of it `socket` to `play()`, `hop`
     to the playout buffer, `wait` there to the first block's callback, `device` from it
     to the speaker). Empty when the emulator's marks do not cover the turn."""
     t_end = next((t for t in marks["ended"] if t >= start - 0.2), None)
@@ -118,6 +151,10 @@ def split_turn(
     answered = [t for t in marks.get("tool_answered", []) if t_end <= t <= t_audio]
     if asked and answered:
         out["tool"] = answered[-1] - asked[0]
+    for name, spans in (("judge", "judged"), ("synth", "synthesized")):
+        inside = [b - a for a, b in marks.get(spans, []) if t_end <= a and b <= t_audio]
+        if inside:
+            out[name] = sum(inside)
     first = next(((p, b) for p, b in list(trace.buffered) if p >= t_audio), None)
     t_block = next((t for t in list(trace.blocks) if first is not None and t >= first[1]), None)
     if first is not None and t_block is not None:
