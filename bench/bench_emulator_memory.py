@@ -21,6 +21,7 @@ import sys
 from pathlib import Path
 
 from bench.figures import over_runs
+from bench.soak import rss_mb
 
 RUNS = 3
 TURN_S = 3.0
@@ -33,13 +34,6 @@ SETUP = {
         "realtimeInputConfig": {"automaticActivityDetection": {"disabled": True}},
     }
 }
-
-
-def rss_mb() -> float:
-    for line in Path("/proc/self/status").read_text().splitlines():
-        if line.startswith("VmRSS:"):
-            return int(line.split()[1]) / 1024
-    return float("nan")
 
 
 async def child() -> dict[str, float]:

@@ -19,7 +19,11 @@ end-of-speech wait (the `vad_silence_ms` setting). RSS from /proc/self/status, i
 start after warm-up (the first answered turn and a tenth of the run, at most 5
 minutes: imports, first connections, caches); growth per hour is (end - start) over
 the time between. CPU: this process's user + system time over the run, as % of one
-core (the emulator's process not included).
+core (the emulator's process not included). Each turn's time is split as `bench_latency`
+splits it (`bench.reply_path`: to the server, the emulator's own work and the emotion
+call it waits for, the reply's way to the speaker), with the machine's load and the
+host's steal over the turn; voice to voice less the emulator's own time is the app's
+and the link's alone.
 
 `python -m bench.soak [--minutes N] [--out soak.json]` (`make soak ARGS="--minutes N"`).
 """
@@ -58,8 +62,12 @@ TURN_LIMIT_S = 60.0
 LOUD = 300  # peak of a 5 ms block that counts as sound (null sinks are exact zeros)
 
 
-def rss_mb() -> float:
-    for line in Path("/proc/self/status").read_text().splitlines():
+def rss_mb(pid: int | str = "self") -> float:
+    try:
+        lines = Path(f"/proc/{pid}/status").read_text().splitlines()
+    except OSError:
+        return float("nan")  # the process is gone
+    for line in lines:
         if line.startswith("VmRSS:"):
             return int(line.split()[1]) / 1024
     return float("nan")
@@ -347,6 +355,7 @@ async def soak(args: argparse.Namespace, pulse: Any, tmp: Path) -> dict[str, Any
         now = time.monotonic()
         rss_samples.append((now - t_begin, rss_mb()))
         result["rss_mb"] = round(rss_samples[-1][1], 1)
+        result["emulator_rss_mb"] = round(rss_mb(emulator.proc.pid), 1)
         warm = now - t_begin >= min(300.0, args.minutes * 6)
         if (
             rss_start is None
