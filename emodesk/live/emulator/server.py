@@ -415,7 +415,7 @@ class EmulatorServer:
 
     def _keep_audio_of(self, turn: TurnRecord) -> None:
         """Recording, every turn keeps its audio; otherwise the newest `TURN_AUDIO_KEPT`
-        do (the one being answered among them), older ones keep only its length."""
+        do (the one being answered among them); older ones keep only their length."""
         if self.record:
             return
         self._with_audio.append(turn)
