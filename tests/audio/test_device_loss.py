@@ -15,7 +15,7 @@ import numpy as np
 import pytest
 
 from emodesk.audio import AudioEngine, AudioSettings
-from tests.support.pulse import PulseStack
+from tests.support.pulse import SPEAKER_SINK_ARGS, PulseStack
 from tests.support.signals import wait_until
 
 pytestmark = [pytest.mark.audio_stack, pytest.mark.timeout(90)]
@@ -74,7 +74,7 @@ async def test_the_output_device_lost_mid_reply_is_reported_reopened_and_the_rep
         assert engine.reply_active, "the rest of the reply is still held to be played"
 
         # A speaker comes back: the engine reopens on it and the reply goes on there.
-        sink = ("module-null-sink", "sink_name=spk", "rate=48000")
+        sink = ("module-null-sink", "sink_name=spk", *SPEAKER_SINK_ARGS)
         await asyncio.to_thread(stack.load_module, *sink)
         await asyncio.to_thread(stack.pactl, "set-default-sink", "spk")
         await wait_until(lambda: bool(infos), 30, "the output was never reopened")

@@ -15,7 +15,7 @@ import pytest
 from emodesk.app.devices import list_device_names
 from emodesk.audio import AudioEngine
 from emodesk.audio.pulse import ENV_NAMES, list_server_devices
-from tests.support.pulse import PulseStack, write_wav
+from tests.support.pulse import SPEAKER_SINK_ARGS, PulseStack, write_wav
 from tests.support.signals import band_limited_noise, best_match, wait_until
 
 pytestmark = [pytest.mark.audio_stack, pytest.mark.timeout(90)]
@@ -27,7 +27,7 @@ def second_devices(pulse: PulseStack) -> Iterator[PulseStack]:
     Microphone", source usbmic, which hears what is played into sink mic2)."""
     modules = [
         pulse.load_module(
-            "module-null-sink", "sink_name=spk2", "rate=48000",
+            "module-null-sink", "sink_name=spk2", *SPEAKER_SINK_ARGS,
             'sink_properties=device.description="Headphones"',
         ),
         pulse.load_module("module-null-sink", "sink_name=mic2", "rate=48000"),
@@ -70,6 +70,7 @@ async def test_the_chosen_speaker_plays_and_the_default_stays_silent(
     engine = make_engine(output_device="spk2", playout_buffer_ms=40)
     engine.start()
     await asyncio.to_thread(pulse.wait_until_sink_running, "spk2")
+    await asyncio.to_thread(pulse.wait_until_sink_latency_below, 0.1, "spk2")
     chosen = await asyncio.to_thread(pulse.start_recording, "spk2.monitor", 24000)
     default = await asyncio.to_thread(pulse.start_recording, "spk.monitor", 24000)
     reply = band_limited_noise(12000, 7)

@@ -9,6 +9,14 @@ since PortAudio reads the device list once when it initialises.
 Sinks: `spk` is the app's speaker (default sink); `mic` is a sink whose monitor is the
 app's microphone (default source `mic.monitor`), so `play_into_mic` speaks to the app
 and `record_speaker` hears it.
+
+Speaker sinks do not rewind (`SPEAKER_SINK_ARGS`). A null sink that rewinds, to play a
+stream that starts again at once (the sound server's own output does at every reply),
+renders again the few ms its monitor has already sent, and the monitor drops what was
+rendered anew: the reply's first 10-20 ms never reach a recorder. Without rewinds the
+sink plays it after what it has rendered ahead (a few ms with a listener at 5 ms), and
+the monitor hears every sample once, as a speaker would. A sound card's sink rewinds its
+own buffer, so a reply there starts no later than here.
 """
 
 from __future__ import annotations
@@ -27,6 +35,7 @@ from typing import Any
 import numpy as np
 
 BINARIES = ("pulseaudio", "pactl", "paplay", "parec")
+SPEAKER_SINK_ARGS = ("rate=48000", "norewinds=1")  # see the module's docstring
 _ENV_KEYS = ("PULSE_SERVER", "PULSE_RUNTIME_PATH", "PULSE_STATE_PATH", "PULSE_COOKIE")
 
 
@@ -84,7 +93,7 @@ class PulseStack:
                 "--system=no",
                 "-n",
                 f"--load=module-native-protocol-unix socket={socket_path} auth-anonymous=1",
-                "--load=module-null-sink sink_name=spk rate=48000",
+                f"--load=module-null-sink sink_name=spk {' '.join(SPEAKER_SINK_ARGS)}",
                 "--load=module-null-sink sink_name=mic rate=48000",
                 f"--log-target=file:{self.dir / 'pulse.log'}",
             ],
@@ -240,6 +249,33 @@ class PulseStack:
             if time.monotonic() > deadline:
                 raise TimeoutError(f"sink {sink!r} not running after {timeout_s} s: {states}")
             time.sleep(0.02)
+
+    def wait_until_sink_latency_below(
+        self, limit_s: float, sink: str = "spk", timeout_s: float = 10.0
+    ) -> None:
+        """Wait until `sink` renders no further ahead than `limit_s`. A null sink nobody
+        asked for less renders 2 s ahead, and keeps to that block for up to 2 s after a
+        stream asks for less; what a monitor records meanwhile is out of place where the
+        sink rewinds for a stream that starts (as the sound server's own output does at
+        every reply)."""
+        deadline = time.monotonic() + timeout_s
+        while True:
+            latency = self._sink_latency_s(sink)
+            if latency is not None and latency < limit_s:
+                return
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"sink {sink!r} still {latency} s ahead after {timeout_s} s")
+            time.sleep(0.05)
+
+    def _sink_latency_s(self, sink: str) -> float | None:
+        current = None
+        for line in self.pactl("list", "sinks").splitlines():
+            line = line.strip()
+            if line.startswith("Name:"):
+                current = line.split(":", 1)[1].strip()
+            elif current == sink and line.startswith("Latency:"):
+                return int(line.split()[1]) / 1e6  # "Latency: 1234 usec, configured ..."
+        return None
 
     @staticmethod
     def stop_recording(proc: subprocess.Popen[bytes]) -> np.ndarray[Any, np.dtype[np.int16]]:
