@@ -30,7 +30,11 @@ Goals (medians, this 2-core machine): push-to-talk <= 40 ms, hands-free <= 30 ms
 the server's wait, barge-in <= 30 ms. Printed: per figure the median over all trials
 with the range (min-max) of trials and of per-run medians, and PASS/FAIL.
 
-`python -m bench.bench_latency [--runs N] [--trials N]`.
+The reply goes straight to the sound server, as the app's does wherever one runs
+(`emodesk.audio.server_output`); `--output portaudio` sends it through PortAudio, as
+where none does, for comparison.
+
+`python -m bench.bench_latency [--runs N] [--trials N] [--output server|portaudio]`.
 """
 
 from __future__ import annotations
@@ -279,11 +283,20 @@ def run_emulator() -> None:
     soak.run_emulator()
 
 
-def child(trials: int, frame_ms: int | None) -> None:
+def child(trials: int, frame_ms: int | None, output: str) -> None:
     """One run, in this process; prints its figures (seconds) as one JSON line."""
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
     from emodesk.app.heap import limit_malloc_arenas
     from tests.support.pulse import PulseStack
+
+    if output == "portaudio":  # as where no sound server takes a stream of its own
+        from emodesk.audio.devices import AudioDeviceError
+        from emodesk.audio.server_output import ServerOutput
+
+        def refused(*_args: object, **_kwargs: object) -> None:
+            raise AudioDeviceError("bench_latency --output portaudio")
+
+        ServerOutput.__init__ = refused  # type: ignore[method-assign]
 
     limit_malloc_arenas()  # as `emodesk` (app.run) does before its first thread
     if not os.environ.get("DISPLAY"):
@@ -308,6 +321,12 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--runs", type=int, default=3)
     parser.add_argument("--trials", type=int, default=6)
     parser.add_argument("--frame-ms", type=int, help="the app's frame length setting")
+    parser.add_argument(
+        "--output",
+        choices=("server", "portaudio"),
+        default="server",
+        help="replies straight to the sound server (the app's default) or through PortAudio",
+    )
     parser.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--emulator", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args(argv if argv is not None else [])
@@ -315,7 +334,7 @@ def main(argv: list[str] | None = None) -> None:
         run_emulator()
         return
     if args.child:
-        child(args.trials, args.frame_ms)
+        child(args.trials, args.frame_ms, args.output)
         return
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
     from tests.support.pulse import missing_binaries
@@ -329,7 +348,7 @@ def main(argv: list[str] | None = None) -> None:
     runs: list[dict[str, list[float]]] = []
     for run in range(args.runs):
         command = [sys.executable, "-m", "bench.bench_latency", "--child"]
-        command += ["--trials", str(args.trials)]
+        command += ["--trials", str(args.trials), "--output", args.output]
         if args.frame_ms is not None:
             command += ["--frame-ms", str(args.frame_ms)]
         done = subprocess.run(
@@ -346,7 +365,8 @@ def main(argv: list[str] | None = None) -> None:
         return
     print(
         f"{len(runs)} runs (fresh app each), {args.trials} trials per figure per run, "
-        f"emulator answering at once, real window and PulseAudio null sinks"
+        f"emulator answering at once, real window and PulseAudio null sinks, replies "
+        + ("straight to the sound server" if args.output == "server" else "through PortAudio")
         + (f", frame length {args.frame_ms} ms" if args.frame_ms else "")
         + f"; {steal.label()}"
     )

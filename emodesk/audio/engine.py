@@ -41,6 +41,7 @@ from emodesk.audio.alignment import BlockClock, EchoAlignment
 from emodesk.audio.devices import (
     AudioDeviceError,
     DeviceInfo,
+    StreamDevice,
     choose_stream_device,
     open_portaudio,
 )
@@ -49,6 +50,7 @@ from emodesk.audio.observer import AudioObserver
 from emodesk.audio.playout import PlayoutBuffer
 from emodesk.audio.processing import CaptureProcessor
 from emodesk.audio.pulse import routed
+from emodesk.audio.server_output import ServerOutput
 from emodesk.audio.settings import AudioSettings, EchoMode
 from emodesk.core.devices import DeviceSide
 from emodesk.core.pcm import MIC_RATE, REPLY_RATE
@@ -78,6 +80,8 @@ _OUTPUT_BLOCK_MS = 10  # output callback size: small, so a flush has little to d
 # in 15 s with one busy Python thread, 10 ms blocks; none at 1 ms).
 _GIL_SWITCH_S = 0.001
 _RING_SECONDS = 10
+# The ALSA devices that are the sound server itself (PortAudio's view of it).
+_SERVER_DEVICE_NAMES = ("pulse", "default", "pipewire")
 _CAPTURE_RING_S = 2.0  # captured audio the engine thread may fall behind before overflow
 
 
@@ -191,6 +195,8 @@ class AudioEngine:
         self._last_in_callback = 0.0
         self._last_out_callback = 0.0
         self._last_reply_audio = -1e9  # when the output callback last played reply audio
+        self._far_until = 0.0  # server output: when the far end's newest sample sounds
+        self._far_zeros = np.zeros(0, dtype=np.int16)
         self._silence: tuple[int, bytes, Int16Array] = (0, b"", np.zeros(0, dtype=np.int16))
 
         self._frames_delivered = 0
@@ -324,6 +330,18 @@ class AudioEngine:
     def output_rate(self) -> int:
         return self._out_rate
 
+    @property
+    def _pumping(self) -> bool:
+        """A reply is buffered for the sound server's stream: the engine thread keeps
+        its queue topped up, a block at a time."""
+        playout = self._playout
+        return isinstance(self._out_stream, ServerOutput) and (playout.depth > 0 or playout.playing)
+
+    @property
+    def server_output(self) -> bool:
+        """Replies go straight to the sound server (`server_output`), not through PortAudio."""
+        return isinstance(self._out_stream, ServerOutput)
+
     def set_hands_free(self, enabled: bool) -> None:
         """Hands-free turns are ended and interrupted by voice, so the microphone cannot be
         held while the reply plays: the reply's echo is cancelled instead (full duplex with
@@ -389,7 +407,7 @@ class AudioEngine:
                 self._in_clock = BlockClock(
                     ring.total_written,
                     _time_of(t, "input_buffer_adc_time"),
-                    now - self._in_latency - frames / self._in_rate,
+                    _captured_at(t, now, self._in_latency + frames / self._in_rate),
                 )
             ring.write(np.frombuffer(in_data, dtype=np.int16))
         self._last_in_callback = now
@@ -413,9 +431,17 @@ class AudioEngine:
             if self._echo is not None and self._in_stream is not None:
                 # AEC3 wants far and near end in lockstep, silence included: skipping it
                 # while quiet cost 20-40 dB of echo reduction (bench_audio).
-                self._record_far(zeros, t, now)
+                self._record_far(zeros, _time_of(t, "output_buffer_dac_time"), now)
             return (silence, pyaudio.paContinue)
         out = np.empty(frames, dtype=np.int16)
+        self._take_reply(playout, out, now)
+        if self._echo is not None and self._in_stream is not None:
+            # silence after the reply's end included
+            self._record_far(out, _time_of(t, "output_buffer_dac_time"), now)
+        return (out.tobytes(), pyaudio.paContinue)
+
+    def _take_reply(self, playout: PlayoutBuffer, out: Int16Array, now: float) -> int:
+        """Fill `out` from the playout buffer for the device; returns the audio samples."""
         consumed = playout.consumed
         got = playout.read_into(out)
         if got:
@@ -425,16 +451,65 @@ class AudioEngine:
             self.reply_ring.write(out)
             if playout.started_at != self._reported_start:
                 self._wake.set()
-        if self._echo is not None and self._in_stream is not None:
-            self._record_far(out, t, now)  # silence after the reply's end included
-        return (out.tobytes(), pyaudio.paContinue)
+        return got
 
-    def _record_far(self, block: Int16Array, t: Any, now: float) -> None:
+    def _record_far(self, block: Int16Array, dac_time: float, now: float) -> None:
         ring = self._far_ring
-        self._out_clock = BlockClock(
-            ring.total_written, _time_of(t, "output_buffer_dac_time"), now + self._out_latency
-        )
+        self._out_clock = BlockClock(ring.total_written, dac_time, now + self._out_latency)
         ring.write(block)
+
+    # ---- the sound server's write callback (its thread) or kick (the engine thread) ---
+
+    def _server_fill(self, frames: int, sounds_at: float, queued_s: float) -> Int16Array | None:
+        """The next block for the sound server's queue, or None: nothing to write now."""
+        now = time.monotonic()
+        self._last_out_callback = now
+        playout = self._playout
+        aec = self._echo is not None and self._in_stream is not None
+        if playout.depth == 0 and not playout.playing:
+            if aec:
+                self._far_silence(sounds_at)
+            return None
+        if playout.playing and playout.depth < frames:
+            # What there is goes as it is: the server's queue is the buffer now, and the
+            # playout buffer runs dry (an underrun, with its fades) only when it does.
+            if playout.depth == 0 and queued_s > 0:
+                return None
+            frames = max(playout.depth, frames if playout.depth == 0 else 0)
+        out = np.empty(frames, dtype=np.int16)
+        if not self._take_reply(playout, out, now) and not playout.playing:
+            if aec:
+                self._far_silence(sounds_at)
+            return None
+        if aec:
+            self._far_silence(sounds_at)
+            self._record_far_at(out, sounds_at)
+        return out
+
+    def _far_silence(self, until: float) -> None:
+        """While nothing plays the far end is silence: written up to `until` (at most
+        0.1 s at a time), so the canceller's reference keeps in step with the microphone."""
+        rate = self._out_rate
+        n = min(round((until - self._far_until) * rate), rate // 10)
+        if n > 0:
+            self._record_far_at(self._zeros(n), until - n / rate)
+
+    def _record_far_at(self, block: Int16Array, sounds_at: float) -> None:
+        ring = self._far_ring
+        # No DAC time on PortAudio's clock here: the alignment pairs by the estimates.
+        self._out_clock = BlockClock(ring.total_written, 0.0, sounds_at)
+        ring.write(block)
+        self._far_until = sounds_at + block.size / self._out_rate
+
+    def _zeros(self, n: int) -> Int16Array:
+        if self._far_zeros.size < n:
+            self._far_zeros = np.zeros(n, dtype=np.int16)
+        return self._far_zeros[:n]
+
+    def _count_output_underflow(self) -> None:
+        """The server's queue ran dry: a gap at the speaker if reply audio was waiting."""
+        if self._playout.depth > 0:
+            self._output_underflow_flags += 1
 
     # ---- engine thread ----------------------------------------------------------------
 
@@ -443,11 +518,17 @@ class AudioEngine:
             self._safely(self._open_output, "output")
             while not self._stopping:
                 capturing = self._in_stream is not None and self._delivery_generation is None
-                self._wake.wait(_METER_PERIOD_S if capturing else _IDLE_WAIT_S)
+                wait = _METER_PERIOD_S if capturing else _IDLE_WAIT_S
+                if self._pumping:
+                    starts_in = self._playout.starts_in_s()
+                    wait = _OUTPUT_BLOCK_MS / 1000 if starts_in is None else starts_in
+                self._wake.wait(wait)
                 self._wake.clear()
                 while self._commands:
                     self._safely(*self._commands.popleft())
                 self._safely(self._feed_playout, "output")
+                if self._pumping:
+                    self._out_stream.kick()
                 self._drain_capture()
                 self._report_playback_start()
                 now = time.monotonic()
@@ -487,6 +568,12 @@ class AudioEngine:
         device = chosen.device
         if chosen.note:
             self._report_info(chosen.note, "output")
+        if self.settings.server_output and _is_the_server(chosen):
+            try:
+                self._open_server_output(chosen)
+                return
+            except AudioDeviceError as exc:
+                log.info("replies through PortAudio: %s", exc)
         wanted = self.settings.output_device_rate
         rates = [wanted] if wanted else [REPLY_RATE, round(device.default_rate)]
         last_error: Exception | None = None
@@ -508,6 +595,7 @@ class AudioEngine:
                 continue
             if rate != self._out_rate:
                 self._set_output_rate(rate)
+            self._playout.set_device_queue(_OUTPUT_BLOCK_MS)
             self._out_device = device
             self._out_stream = stream
             self._out_latency = _stream_latency(stream, "output")
@@ -515,6 +603,24 @@ class AudioEngine:
             stream.start_stream()
             return
         raise AudioDeviceError(f"cannot open output device {device.name!r}: {last_error}")
+
+    def _open_server_output(self, chosen: StreamDevice) -> None:
+        rate = self.settings.output_device_rate or REPLY_RATE
+        stream = ServerOutput(
+            rate,
+            self._server_fill,
+            sink=chosen.server_device,
+            on_underflow=self._count_output_underflow,
+        )
+        if rate != self._out_rate:
+            self._set_output_rate(rate)
+        # Kept up to the queue ahead, and a block beyond it between two top-ups.
+        self._playout.set_device_queue(stream.queue_s * 1000 + _OUTPUT_BLOCK_MS)
+        self._out_device = chosen.device
+        self._out_stream = stream
+        self._out_latency = stream.latency_s
+        self._last_out_callback = time.monotonic()
+        stream.kick()  # a reply buffered while the output was closed
 
     def _set_output_rate(self, rate: int) -> None:
         self._out_rate = rate
@@ -624,6 +730,11 @@ class AudioEngine:
         for r in self._out_resamplers.values():
             r.flush()
         stream = self._out_stream
+        if isinstance(stream, ServerOutput):
+            stream.flush()
+            self._far_until = time.monotonic()  # what the far end held ahead never plays
+            self._cut_reply_tail()
+            return
         try:
             if stream is not None:
                 try:
@@ -671,6 +782,8 @@ class AudioEngine:
                 self._playout.write(samples, arrived=t_play)
             if self.observer is not None:
                 self.observer.reply_buffered(t_play, time.monotonic(), samples.size)
+            if isinstance(self._out_stream, ServerOutput):
+                self._out_stream.kick()  # it plays as soon as the playout target allows
         if self._out_stream is None and not self._failed:
             self._open_output()
 
@@ -772,7 +885,12 @@ class AudioEngine:
             problems.append(f"input device {self._device_name(self._in_device)} stopped")
             side = "input"  # the worse of the two: it ends a turn being spoken
         if self._out_stream is not None and (
-            now - self._last_out_callback > _STALL_S or not self._out_stream.is_active()
+            # The server asks for nothing while it has no room; it is watched by its state.
+            (
+                not isinstance(self._out_stream, ServerOutput)
+                and now - self._last_out_callback > _STALL_S
+            )
+            or not self._out_stream.is_active()
         ):
             problems.append(f"output device {self._device_name(self._out_device)} stopped")
         if problems:
@@ -818,6 +936,20 @@ def _playout_buffer(rate: int, settings: AudioSettings) -> PlayoutBuffer:
     """Adaptive: from one output block plus the link's measured jitter, up to the
     setting (a ceiling)."""
     return PlayoutBuffer(rate, settings.playout_buffer_ms, period_ms=_OUTPUT_BLOCK_MS)
+
+
+def _is_the_server(chosen: StreamDevice) -> bool:
+    """The output goes to the sound server: one of its sinks, or PortAudio's device that
+    is the server (where no server runs, opening it straight fails and PortAudio is used)."""
+    return chosen.server_device is not None or chosen.device.name in _SERVER_DEVICE_NAMES
+
+
+def _captured_at(time_info: Any, now: float, behind_s: float) -> float:
+    """When an input block's first sample was captured, on the monotonic clock: its ADC
+    time against PortAudio's current time where it gives both (a sound-server output,
+    timed on the monotonic clock, is paired with it), else `behind_s` before now."""
+    adc, current = _time_of(time_info, "input_buffer_adc_time"), _time_of(time_info, "current_time")
+    return now - (current - adc) if adc > 0 and current > 0 else now - behind_s
 
 
 def _time_of(time_info: Any, key: str) -> float:

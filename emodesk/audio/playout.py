@@ -1,7 +1,8 @@
 """The playout (jitter) buffer between reply audio arriving and the output device.
 
 The engine thread writes device-rate PCM16 as it arrives (in bursts, with network
-jitter); the PortAudio output callback reads exactly what the device asks for.
+jitter); the output reads a block at a time: PortAudio's callback what the device asks
+for, or the engine for the sound server's queue (`server_output`).
 
 The buffer is adaptive, as WebRTC's NetEq is: how long the first sample of a reply waits
 before playback starts (the target) follows the measured jitter of the link instead of
@@ -61,8 +62,10 @@ _TRIM_HURRY_S = 0.1  # an excess above this is cut at every block
 
 class PlayoutBuffer:
     """`ceiling_ms`: the most the target may grow to. `period_ms`: the device's callback
-    period (its block). `initial_jitter_ms`: the jitter assumed before any was measured
-    (fading with a half-life of `prior_decay_s` of reply audio). `adaptive=False` holds
+    period (its block). `queue_ms`: how far ahead of real time the device is meant to
+    take audio (a sound server kept some blocks ahead); only a lead beyond it is a burst
+    to wait for (default: one period). `initial_jitter_ms`: the jitter assumed before any
+    was measured (fading with a half-life of `prior_decay_s` of reply audio). `adaptive=False` holds
     the target at the ceiling (the fixed buffer this one replaced)."""
 
     def __init__(
@@ -71,6 +74,7 @@ class PlayoutBuffer:
         ceiling_ms: float = 60.0,
         *,
         period_ms: float = 10.0,
+        queue_ms: float | None = None,
         initial_jitter_ms: float = 10.0,
         decay_s: float = 20.0,
         prior_decay_s: float = 1.0,
@@ -88,11 +92,12 @@ class PlayoutBuffer:
         self.adaptive = adaptive
         self._ceiling_s = ceiling_ms / 1000
         self._period_s = period_ms / 1000
+        self._queue_s = max(self._period_s, (queue_ms or 0.0) / 1000)
         self._decay_s = decay_s
         self._prior_decay_s = prior_decay_s
         self._prior_s = initial_jitter_ms / 1000  # the jitter assumed, fading fast
         self._jitter_s = 0.0  # peak lateness measured, decaying
-        self._lead_s = self._period_s  # peak device lead, decaying
+        self._lead_s = self._queue_s  # peak device lead, decaying
         self._played = 0  # samples handed to the device since playback (re)started
         self._boost_s = 0.0  # added by underruns, decaying
         self._fade = max(1, round(rate * fade_ms / 1000))
@@ -146,10 +151,29 @@ class PlayoutBuffer:
         """How far ahead of real time the device has taken audio, at peak (decaying)."""
         return self._lead_s * 1000
 
+    def starts_in_s(self) -> float | None:
+        """How long until a read would start playback (0: now); None while playing or
+        with nothing buffered. An output that is not read at a steady pace (the sound
+        server's queue, topped up by the engine) reads again then."""
+        with self._lock:
+            if self._playing or self._depth == 0 or self._first_wait is None:
+                return None
+            target = self._target_s()
+            if self._depth < self._period_s * self.rate:  # a part block waits longer
+                target = min(target + self._period_s, self._ceiling_s)
+            return max(0.0, self._first_wait + target - time.monotonic())
+
+    def set_device_queue(self, queue_ms: float) -> None:
+        """How far ahead the device now keeps audio (a reopened output may keep more or
+        less); its measured lead starts again from there."""
+        with self._lock:
+            self._queue_s = max(self._period_s, queue_ms / 1000)
+            self._lead_s = self._queue_s
+
     def _target_s(self) -> float:
         if not self.adaptive:
             return self._ceiling_s
-        burst = self._lead_s - self._period_s  # taken ahead beyond the block itself
+        burst = max(0.0, self._lead_s - self._queue_s)  # ahead beyond what the device keeps
         wanted = burst + max(self._jitter_s, self._prior_s) + self._boost_s
         return min(self._ceiling_s, wanted)
 
@@ -202,7 +226,7 @@ class PlayoutBuffer:
         self._prior_s *= 0.5 ** (audio_s / self._prior_decay_s)
         self._jitter_s *= factor
         self._boost_s *= factor
-        self._lead_s = max(self._period_s, self._lead_s * factor)
+        self._lead_s = max(self._queue_s, self._lead_s * factor)
 
     def read(self, n: int) -> bytes:
         """Exactly n samples as PCM16 bytes for the device: audio, or silence."""

@@ -51,6 +51,11 @@ class AudioSettings:
     # Output device rate; None uses the reply rate when the device takes it, else the
     # device's default rate.
     output_device_rate: int | None = None
+    # Replies go straight to the sound server (libpulse) when the output is the server's
+    # (PulseAudio, or PipeWire's PulseAudio side): nothing is queued while idle, so a
+    # reply's first sample sounds after the sink's few ms instead of behind PortAudio's
+    # 30 ms of queued silence. False, or no server: PortAudio.
+    server_output: bool = True
     # A device that fails is reopened this many times before the engine gives up.
     recovery_attempts: int = 3
 

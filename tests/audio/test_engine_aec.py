@@ -1,17 +1,19 @@
 """The engine's own echo cancellation path with a delayed echo, on the real audio stack.
 
 `tests/audio/test_processing.py` feeds `EchoCanceller` a reference aligned sample for
-sample with the echo. Here the engine does what it does in use: its output callback
-records every block it hands the device as the far end (both streams at 16 kHz here, so
-it is not resampled), and its engine thread pairs each captured frame with the
-reference that sounded 10 ms after it was captured, by PortAudio's DAC and ADC times
-(`emodesk.audio.alignment`). Real PortAudio streams on the private PulseAudio null sinks
-carry the audio and set the timing.
+sample with the echo. Here the engine does what it does in use: its output records every
+block it hands the device as the far end (both streams at 16 kHz here, so it is not
+resampled), and its engine thread pairs each captured frame with the reference that
+sounded 10 ms after it was captured (`emodesk.audio.alignment`): by PortAudio's DAC and
+ADC times, or, with the reply going straight to the sound server (`server_output`), by
+when the server says a block sounds and the ADC time on the monotonic clock. Real
+streams on the private PulseAudio null sinks carry the audio and set the timing.
 
-The room is the one thing simulated: a wrapper at the device boundary (the engine's two
-PortAudio callbacks) adds to each captured block the echo of what the speaker sounded
-`delay_ms` earlier, on PortAudio's own clock (a block sounds at its DAC time and is
-captured at its ADC time), through a decaying 50 ms impulse response at -6 dB. The
+The room is the one thing simulated: a wrapper at the device boundary (the engine's
+output callback or server fill, and its input callback) adds to each captured block the
+echo of what the speaker sounded `delay_ms` earlier, on the monotonic clock (a block
+sounds at its DAC time, or when the server says, and is captured at its ADC time),
+through a decaying 50 ms impulse response at -6 dB. The
 microphone sink itself is silent, so everything captured is echo, and the engine's
 frames hold only what it failed to cancel. A stream that pauses or catches up in a burst
 on a loaded machine moves the echo as it would in a real room.
@@ -64,11 +66,14 @@ def _room(taps: int = 800, seed: int = 7) -> np.ndarray:
 
 class DelayedEcho:
     """The room between the engine's speaker and its microphone, at the callbacks, on
-    PortAudio's own clock: a sample the output callback hands over sounds at its DAC
-    time (`output_buffer_dac_time` plus its place in the block), and the captured block
-    holds, at each sample's ADC time, what sounded `delay_ms` earlier through the room.
-    So a stream that pauses or catches up in a burst moves the echo as it would in a
-    real room, and where nothing was playing the echo is silence."""
+    the monotonic clock: a sample handed to PortAudio sounds at its DAC time
+    (`output_buffer_dac_time` plus its place in the block), one handed to the sound
+    server when it says (`sounds_at`), and the captured block holds, at each sample's
+    ADC time, what sounded `delay_ms` earlier through the room. PortAudio's times are
+    moved to the monotonic clock by the least offset seen between the two (the one a
+    callback's wait for the GIL did not add to). So a stream that pauses or catches up
+    in a burst moves the echo as it would in a real room, and where nothing was playing
+    the echo is silence."""
 
     SPAN_S = 120  # the speaker's timeline kept, from the first output callback
 
@@ -77,31 +82,36 @@ class DelayedEcho:
         self.ir = _room()
         self.out_rate = output_rate
         self.speaker = np.zeros(output_rate * self.SPAN_S)  # what sounded, by PortAudio time
-        self.t0: float | None = None  # PortAudio time of `speaker[0]`
+        self.t0: float | None = None  # monotonic time of `speaker[0]`
+        self.offset = math.inf  # monotonic time less PortAudio's, the least seen
         self.lock = threading.Lock()
         self.injected: list[tuple[float, np.ndarray]] = []  # (time, echo added)
         self.adc_behind_callback: list[float] = []
         output: Callable[..., Any] = engine._output_callback
+        server_fill: Callable[..., Any] = engine._server_fill
         capture: Callable[..., Any] = engine._input_callback
 
         def output_callback(in_data: bytes | None, frames: int, t: Any, status: int) -> Any:
             data, flag = output(in_data, frames, t, status)
-            with self.lock:
-                if self.t0 is None:
-                    self.t0 = t["output_buffer_dac_time"]
-                at = round((t["output_buffer_dac_time"] - self.t0) * self.out_rate)
-                block = np.frombuffer(data, np.int16)
-                if at >= 0 and at + block.size <= self.speaker.size:
-                    self.speaker[at : at + block.size] = block
+            self.sounded_at(
+                np.frombuffer(data, np.int16), self.monotonic(t, "output_buffer_dac_time")
+            )
             return data, flag
+
+        def fill(frames: int, sounds_at: float, queued_s: float) -> Any:
+            block = server_fill(frames, sounds_at, queued_s)
+            if block is not None and block.size:
+                self.sounded_at(block, sounds_at)
+            return block
 
         def input_callback(in_data: bytes | None, frames: int, t: Any, status: int) -> Any:
             near = np.frombuffer(in_data or bytes(2 * frames), np.int16).astype(float)
             echo = np.zeros(frames)
+            adc = self.monotonic(t, "input_buffer_adc_time")
             with self.lock:
                 self.adc_behind_callback.append(t["current_time"] - t["input_buffer_adc_time"])
                 if self.t0 is not None:
-                    end = round((t["input_buffer_adc_time"] - self.delay_s - self.t0) * RATE)
+                    end = round((adc - self.delay_s - self.t0) * RATE)
                     end += frames
                     start = end - frames - self.ir.size + 1
                     source = self.sounded(start, end)
@@ -111,8 +121,22 @@ class DelayedEcho:
             mixed = np.clip(near + echo, -32768, 32767).astype(np.int16)
             return capture(mixed.tobytes(), frames, t, status)
 
-        # Bound before the streams open: PortAudio takes the engine's attributes then.
-        self._bind(engine, output_callback, input_callback)
+        # Bound before the streams open: PortAudio and the server take them then.
+        self._bind(engine, output_callback, fill, input_callback)
+
+    def monotonic(self, t: Any, key: str) -> float:
+        """PortAudio's time `t[key]` on the monotonic clock."""
+        with self.lock:
+            self.offset = min(self.offset, time.monotonic() - t["current_time"])
+            return float(t[key]) + self.offset
+
+    def sounded_at(self, block: np.ndarray, at_s: float) -> None:
+        with self.lock:
+            if self.t0 is None:
+                self.t0 = at_s
+            at = round((at_s - self.t0) * self.out_rate)
+            if at >= 0 and at + block.size <= self.speaker.size:
+                self.speaker[at : at + block.size] = block
 
     def sounded(self, start: int, end: int) -> np.ndarray | None:
         """What sounded over 16 kHz samples [start, end) of the timeline, None where
@@ -131,25 +155,49 @@ class DelayedEcho:
         return np.asarray(wide[start - first : end - first])
 
     @staticmethod
-    def _bind(engine: AudioEngine, output: Callable[..., Any], capture: Callable[..., Any]) -> None:
+    def _bind(
+        engine: AudioEngine,
+        output: Callable[..., Any],
+        fill: Callable[..., Any],
+        capture: Callable[..., Any],
+    ) -> None:
         engine._output_callback = output  # type: ignore[method-assign]
+        engine._server_fill = fill  # type: ignore[method-assign]
         engine._input_callback = capture  # type: ignore[method-assign]
 
 
+# (delay_ms, out_rate, server_output): the sound server's own stream, and PortAudio's.
+CASES = [
+    (0, RATE, True),
+    (20, RATE, True),
+    (80, RATE, True),
+    (250, RATE, True),
+    (0, 24000, True),
+    (80, 24000, True),
+    (0, RATE, False),
+    (80, 24000, False),
+]
+
+
 @pytest.mark.parametrize(
-    ("delay_ms", "out_rate"),
-    [(0, RATE), (20, RATE), (80, RATE), (250, RATE), (0, 24000), (80, 24000)],
+    ("delay_ms", "out_rate", "server_output"),
+    CASES,
+    ids=[f"{d}ms-{r}-{'server' if s else 'portaudio'}" for d, r, s in CASES],
 )
 async def test_the_engine_cancels_a_delayed_echo_through_its_own_alignment(
-    pulse: PulseStack, speech_wav: Path, delay_ms: int, out_rate: int
+    pulse: PulseStack, speech_wav: Path, delay_ms: int, out_rate: int, server_output: bool
 ) -> None:
     """At 24 kHz out (the reply's own rate, where a device takes it) the reference is
-    resampled to 16 kHz before it is paired."""
+    resampled to 16 kHz before it is paired. Through PortAudio too (`server_output`
+    off, or no sound server)."""
     loop = asyncio.get_running_loop()
     engine = AudioEngine(
         loop,
         AudioSettings(
-            echo_mode="full_duplex_aec", output_device_rate=out_rate, input_device_rate=RATE
+            echo_mode="full_duplex_aec",
+            output_device_rate=out_rate,
+            input_device_rate=RATE,
+            server_output=server_output,
         ),
     )
     room = DelayedEcho(engine, delay_ms, out_rate)
@@ -164,6 +212,7 @@ async def test_the_engine_cancels_a_delayed_echo_through_its_own_alignment(
         reply = np.tile(speech, 4)  # about 8 s: AEC3 converges within the first half
         engine.play(reply.tobytes(), rate)
         await wait_until(lambda: bool(started), 10, "the reply never started")
+        assert engine.server_output == server_output
         await wait_until(lambda: not engine.reply_active, 30, "the reply never finished")
         engine.stop_capture()
     finally:

@@ -23,10 +23,12 @@ pytestmark = [pytest.mark.audio_stack, pytest.mark.timeout(60)]
 
 
 async def output_running(engine: AudioEngine, pulse: PulseStack) -> None:
-    """Start the engine and wait until the speaker's sink renders its stream: a recorder
-    on the sink's monitor started from then on gets everything played."""
+    """Start the engine and wait until the speaker's sink renders its stream, a few ms
+    ahead: a recorder on the sink's monitor started from then on gets everything played,
+    each sample in its place."""
     engine.start()
     await asyncio.to_thread(pulse.wait_until_sink_running, "spk")
+    await asyncio.to_thread(pulse.wait_until_sink_latency_below, 0.1, "spk")
 
 
 @pytest.mark.parametrize("device_rate", [None, 48000], ids=["16k-device", "48k-resampled"])
