@@ -21,6 +21,7 @@ own buffer, so a reply there starts no later than here.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import os
 import shutil
@@ -276,6 +277,14 @@ class PulseStack:
             elif current == sink and line.startswith("Latency:"):
                 return int(line.split()[1]) / 1e6  # "Latency: 1234 usec, configured ..."
         return None
+
+    async def engine_output_running(self, engine: Any, sink: str = "spk") -> None:
+        """Start `engine` and wait until `sink` renders its stream, a few ms ahead: a
+        recorder on the sink's monitor started from then on gets everything played, each
+        sample in its place."""
+        engine.start()
+        await asyncio.to_thread(self.wait_until_sink_running, sink)
+        await asyncio.to_thread(self.wait_until_sink_latency_below, 0.1, sink)
 
     @staticmethod
     def stop_recording(proc: subprocess.Popen[bytes]) -> np.ndarray[Any, np.dtype[np.int16]]:

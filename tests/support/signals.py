@@ -24,6 +24,19 @@ def best_match(haystack: np.ndarray, needle: np.ndarray) -> tuple[float, int]:
     return float(corr[lag] / energy) if energy else 0.0, lag
 
 
+def assert_heard_whole_and_in_order(recorded: np.ndarray, segments: list[np.ndarray]) -> None:
+    """`recorded` holds the segments one after the other, each where it belongs: none
+    reordered, dropped or apart from the next (equal lengths)."""
+    reply = np.concatenate(segments)
+    score, lag = best_match(recorded, reply)
+    assert score > 0.95, f"speaker output differs from the reply (ncc {score:.2f})"
+    lags = [best_match(recorded, seg)[1] for seg in segments]
+    step = segments[0].size
+    assert lags == [lag + k * step for k in range(len(segments))], (
+        "segments out of order or with gaps"
+    )
+
+
 def band_limited_noise(n: int, seed: int) -> np.ndarray:
     """Noise below 8 kHz: the server's resamplers pass it unchanged (unlike near Nyquist)."""
     spectrum = np.fft.rfft(np.random.default_rng(seed).standard_normal(n))
