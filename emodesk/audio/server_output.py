@@ -170,7 +170,6 @@ class ServerOutput:
         self._on_underflow_hook = on_underflow
         self._block = rate * BLOCK_MS // 1000
         self._lib = _libpulse()
-        self.last_callback = time.monotonic()
         # When what is queued will have been played, by our own count (the server tells
         # only now and then); what is written after it is late and restarts the stream.
         self._queued_until = 0.0
@@ -359,7 +358,6 @@ class ServerOutput:
 
     def _on_write(self, _stream: Any, nbytes: int, _userdata: Any) -> None:
         try:
-            self.last_callback = time.monotonic()
             self._write_locked(nbytes)
         except Exception:  # an exception must not unwind into libpulse
             log.exception("reply output failed")

@@ -239,6 +239,43 @@ def test_a_device_taking_audio_ahead_of_real_time_raises_the_target() -> None:
     assert buf.target_ms == pytest.approx(30, abs=2)  # the lead beyond its own block
 
 
+def test_a_device_queue_kept_ahead_by_design_does_not_raise_the_target() -> None:
+    """A sound server's queue, kept 40 ms ahead, takes audio ahead of real time on
+    purpose: only a lead beyond it would be a burst to wait for."""
+    buf = PlayoutBuffer(RATE, 60, period_ms=10, initial_jitter_ms=0)
+    buf.set_device_queue(50)
+    assert buf.device_lead_ms == 50
+    buf.write(ramp(2400))
+    out = np.empty(240, dtype=np.int16)
+    for _ in range(5):  # 50 ms at once, as a kick into an empty queue takes it
+        buf.read_into(out)
+    assert buf.device_lead_ms == pytest.approx(50, abs=2)
+    assert buf.target_ms == pytest.approx(0, abs=1)
+
+
+def test_starts_in_says_when_a_read_would_start_playback() -> None:
+    """For an output read only when it has room (the sound server's queue), not at a
+    steady pace: the engine reads again at that moment instead of a block later."""
+    buf = PlayoutBuffer(RATE, 60, adaptive=False)
+    assert buf.starts_in_s() is None  # nothing buffered
+    buf.write(ramp(960))
+    waits = buf.starts_in_s()
+    assert waits is not None and 0.05 < waits <= 0.06
+    out = np.empty(240, dtype=np.int16)
+    assert buf.read_into(out) == 0
+    time.sleep(waits)
+    assert buf.starts_in_s() == 0.0
+    assert buf.read_into(out) == 240, "the read at that moment starts playback"
+    assert buf.starts_in_s() is None  # playing
+
+
+def test_a_part_block_starts_a_period_later() -> None:
+    buf = PlayoutBuffer(RATE, 60, period_ms=10, initial_jitter_ms=20)
+    buf.write(ramp(100))  # under a block: waits the target and a period more
+    waits = buf.starts_in_s()
+    assert waits is not None and 0.025 < waits <= 0.03
+
+
 # ---- shrinking the delay actually buffered ------------------------------------------
 
 
