@@ -463,7 +463,6 @@ class AudioEngine:
     def _server_fill(self, frames: int, sounds_at: float, queued_s: float) -> Int16Array | None:
         """The next block for the sound server's queue, or None: nothing to write now."""
         now = time.monotonic()
-        self._last_out_callback = now
         playout = self._playout
         aec = self._echo is not None and self._in_stream is not None
         if playout.depth == 0 and not playout.playing:
@@ -527,7 +526,7 @@ class AudioEngine:
                 while self._commands:
                     self._safely(*self._commands.popleft())
                 self._safely(self._feed_playout, "output")
-                if self._pumping:
+                if self._pumping:  # new reply audio plays as soon as the target allows
                     self._out_stream.kick()
                 self._drain_capture()
                 self._report_playback_start()
@@ -619,7 +618,6 @@ class AudioEngine:
         self._out_device = chosen.device
         self._out_stream = stream
         self._out_latency = stream.latency_s
-        self._last_out_callback = time.monotonic()
         stream.kick()  # a reply buffered while the output was closed
 
     def _set_output_rate(self, rate: int) -> None:
@@ -782,8 +780,6 @@ class AudioEngine:
                 self._playout.write(samples, arrived=t_play)
             if self.observer is not None:
                 self.observer.reply_buffered(t_play, time.monotonic(), samples.size)
-            if isinstance(self._out_stream, ServerOutput):
-                self._out_stream.kick()  # it plays as soon as the playout target allows
         if self._out_stream is None and not self._failed:
             self._open_output()
 
